@@ -1,0 +1,19 @@
+"""The `pulse` command: one entry point for the local stack and, later, the pipeline."""
+
+from __future__ import annotations
+
+import typer
+
+from cli import config, stack
+
+app = typer.Typer(
+    name="pulse",
+    help="Pulse: real-time user-interaction analytics.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
+)
+app.add_typer(stack.app, name="stack")
+app.add_typer(config.app, name="config")
+
+if __name__ == "__main__":
+    app()

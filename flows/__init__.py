@@ -1,0 +1,1 @@
+"""Prefect flows: one file per pipeline, orchestration only (logic lives in tasks/)."""

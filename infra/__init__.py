@@ -1,0 +1,1 @@
+"""Local services without Docker: Kafka from Maven jars, MongoDB/FerretDB, Prefect server."""

@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: read-only views of the aggregates in MongoDB."""

@@ -1,0 +1,1 @@
+"""Pulse building blocks: settings, schema, generator, aggregation, alerts, Kafka/MongoDB I/O."""

@@ -1,0 +1,1 @@
+"""Pulse test suite: unit/ for pure logic, integration/ against the real local stack."""

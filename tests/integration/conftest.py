@@ -1,0 +1,53 @@
+"""Session fixtures for tests against the real local stack (Kafka, MongoDB/FerretDB, Prefect).
+
+The stack is reused if it is already up (`make up`); otherwise it is started here and the
+services started here are stopped at the end of the session.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from pymongo.database import Database
+
+from infra import stack
+from tasks.kafka import delete_topic, ensure_topic
+from tasks.mongo import Document, mongo_client
+from tasks.settings import Settings, load_settings
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def live_stack(settings: Settings) -> Iterator[Settings]:
+    """The running stack; started (and later stopped) here if it was not up."""
+    already_up = {row.name for row in stack.status(settings) if row.state != "stopped"}
+    stack.up(settings, say=print)
+    yield settings
+    for service in stack.services(settings):
+        if service.name not in already_up:
+            service.pidfile.stop()
+
+
+@pytest.fixture
+def kafka_topic(live_stack: Settings) -> Iterator[str]:
+    """A fresh three-partition topic, deleted afterwards."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    ensure_topic(live_stack.kafka, name, partitions=3)
+    yield name
+    delete_topic(live_stack.kafka, name)
+
+
+@pytest.fixture
+def mongo_db(live_stack: Settings) -> Iterator[Database[Document]]:
+    """A fresh database, dropped afterwards."""
+    client = mongo_client(live_stack.mongo)
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield client[name]
+    client.drop_database(name)
+    client.close()

@@ -1,0 +1,66 @@
+"""Produce and consume through the real local broker with confluent-kafka."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from tasks.kafka import admin_client, consumer, ensure_topic, producer
+from tasks.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_topic_is_created_with_the_requested_partitions(
+    live_stack: Settings, kafka_topic: str
+) -> None:
+    metadata = admin_client(live_stack.kafka).list_topics(kafka_topic, timeout=10)
+    assert len(metadata.topics[kafka_topic].partitions) == 3
+    # A second call is harmless and reports that it created nothing.
+    assert ensure_topic(live_stack.kafka, kafka_topic, partitions=3) is False
+
+
+def test_every_produced_message_is_consumed_once_with_its_key(
+    live_stack: Settings, kafka_topic: str
+) -> None:
+    sent = {f"user-{n % 17}".encode(): 0 for n in range(1_000)}
+    delivered: list[int] = []
+    out = producer(live_stack.kafka)
+    for n in range(1_000):
+        key = f"user-{n % 17}".encode()
+        sent[key] += 1
+        out.produce(
+            kafka_topic,
+            key=key,
+            value=f"event-{n}".encode(),
+            on_delivery=lambda err, msg: delivered.append(0 if err else 1),
+        )
+    assert out.flush(30) == 0
+    assert sum(delivered) == 1_000
+
+    reader = consumer(live_stack.kafka, group=f"{kafka_topic}-reader")
+    reader.subscribe([kafka_topic])
+    values: list[bytes] = []
+    keys: Counter[bytes] = Counter()
+    partitions_by_key: dict[bytes, set[int]] = {}
+    try:
+        for _ in range(60):
+            for message in reader.consume(num_messages=500, timeout=1.0):
+                assert message.error() is None
+                got_key, value = message.key(), message.value()
+                assert isinstance(got_key, bytes) and isinstance(value, bytes)
+                keys[got_key] += 1
+                values.append(value)
+                partitions_by_key.setdefault(got_key, set()).add(message.partition() or 0)
+            if len(values) >= 1_000:
+                break
+    finally:
+        reader.close()
+
+    assert len(values) == 1_000
+    assert len(set(values)) == 1_000
+    assert dict(keys) == sent
+    # The key decides the partition: one user's events stay in order on one partition.
+    assert all(len(parts) == 1 for parts in partitions_by_key.values())
+    assert len({p for parts in partitions_by_key.values() for p in parts}) > 1

@@ -1,0 +1,80 @@
+"""docker-compose.yml cannot run here (no Docker engine), so check its shape against the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tasks.settings import all_env_names
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    services = compose["services"]
+    assert isinstance(services, dict)
+    return services
+
+
+def test_the_whole_pipeline_is_there(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    assert set(services) == {"kafka", "mongo", "prefect", "pipeline", "dashboard"}
+    assert services["kafka"]["image"].startswith("apache/kafka:4.")
+    assert services["mongo"]["image"] == "mongo:8"
+    assert services["prefect"]["image"].startswith("prefecthq/prefect:3")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+
+
+def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    for name, service in _services(compose).items():
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+
+
+def test_only_dashboard_and_prefect_ui_are_published_on_loopback(compose: dict[str, Any]) -> None:
+    published = {
+        name: service["ports"] for name, service in _services(compose).items() if "ports" in service
+    }
+    assert published == {
+        "prefect": ["127.0.0.1:4200:4200"],
+        "dashboard": ["127.0.0.1:8501:8501"],
+    }
+
+
+def test_stateful_services_use_named_volumes(compose: dict[str, Any]) -> None:
+    declared = set(compose["volumes"])
+    services = _services(compose)
+    for name in ("kafka", "mongo", "prefect"):
+        volumes = services[name]["volumes"]
+        named = {volume.split(":")[0] for volume in volumes}
+        assert named and named <= declared, f"{name} must keep its data in a named volume"
+
+
+def test_pulse_variables_are_settings_the_code_reads(compose: dict[str, Any]) -> None:
+    known = all_env_names()
+    for name, service in _services(compose).items():
+        env = service.get("environment", {})
+        pulse_vars = {key for key in env if key.startswith("PULSE_")}
+        assert pulse_vars <= known, f"{name} sets unknown {pulse_vars - known}"
+    for name in ("pipeline", "dashboard"):
+        env = _services(compose)[name]["environment"]
+        assert env["PULSE_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert env["PULSE_MONGO_URI"] == "mongodb://mongo:27017"
+        assert env["PULSE_PREFECT_API_URL"] == "http://prefect:4200/api"
+
+
+def test_app_services_wait_for_healthy_dependencies(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    for name, needs in {"pipeline": {"kafka", "mongo", "prefect"}, "dashboard": {"mongo"}}.items():
+        depends = services[name]["depends_on"]
+        assert set(depends) == needs
+        assert all(rule["condition"] == "service_healthy" for rule in depends.values())

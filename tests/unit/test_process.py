@@ -1,0 +1,78 @@
+"""Pid files: start detached, stop the whole process group, never signal a stranger."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from infra.process import PidFile, log_tail, port_open
+from infra.service import Endpoint
+
+# A parent that starts a child in its own group, like `prefect server start` does.
+PARENT_WITH_CHILD = (
+    "import subprocess, sys, time;"
+    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+    "print('ready', flush=True); time.sleep(60)"
+)
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except FileNotFoundError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
+
+
+def test_start_records_and_stop_kills_the_whole_group(tmp_path: Path) -> None:
+    pidfile = PidFile(tmp_path / "pids" / "svc.pid")
+    log = tmp_path / "logs" / "svc.log"
+    record = pidfile.start([sys.executable, "-c", PARENT_WITH_CHILD], log_path=log)
+    assert pidfile.read() == record
+    for _ in range(100):
+        if len(_group_members(record.pid)) == 2 and "ready" in log_tail(log):
+            break
+        time.sleep(0.05)
+    assert len(_group_members(record.pid)) == 2
+
+    assert pidfile.stop(timeout=5) is True
+    assert _group_members(record.pid) == []
+    assert not pidfile.path.exists()
+    assert pidfile.stop() is False  # nothing left to stop
+
+
+def test_a_reused_pid_is_not_mistaken_for_our_process(tmp_path: Path) -> None:
+    pidfile = PidFile(tmp_path / "svc.pid")
+    # Our own pid with a different start time: an unrelated process that took the pid.
+    pidfile.path.write_bytes(orjson.dumps({"pid": os.getpid(), "start_ticks": 1, "command": ["x"]}))
+    assert pidfile.read() is None
+    assert pidfile.stop() is False  # and it must not signal that process (this test would die)
+
+
+def test_port_open_sees_a_listener(tmp_path: Path) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert port_open("127.0.0.1", port)
+    assert not port_open("127.0.0.1", port)
+
+
+def test_endpoints_parse_addresses_and_uris() -> None:
+    assert Endpoint.parse("127.0.0.1:9092", 9092) == Endpoint("127.0.0.1", 9092)
+    assert Endpoint.parse("mongodb://user:pw@db.example:27018/x", 27017) == Endpoint(
+        "db.example", 27018
+    )
+    assert Endpoint.parse("http://localhost:4200/api", 80).is_local
+    assert not Endpoint.parse("kafka:9092", 9092).is_local

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pymongo import MongoClient
 
 from infra.process import port_open
 from tasks.kafka import admin_client
+from tasks.mongo import mongo_client
 from tasks.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration
@@ -74,7 +74,7 @@ def test_up_twice_then_down_leaves_nothing(tmp_path: Path, live_stack: Settings)
         mongo={"uri": f"mongodb://127.0.0.1:{mongo}"},
     )
     assert admin_client(isolated.kafka).list_topics(timeout=10).brokers
-    with MongoClient(f"mongodb://127.0.0.1:{mongo}", serverSelectionTimeoutMS=5_000) as client:
+    with mongo_client(isolated.mongo) as client:
         assert client.admin.command("ping")["ok"] == 1
     ui = httpx.get(f"http://127.0.0.1:{prefect}/", timeout=10, follow_redirects=True)
     assert ui.status_code == 200 and "<html" in ui.text.lower()

@@ -8,6 +8,7 @@ that names the variable (see :func:`load_settings`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal, Self, cast
 
@@ -23,6 +24,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "PULSE_"
+# Interaction type names: safe as MongoDB keys and in JSON without escaping. The event schema
+# (tasks/events.py) re-exports this rule; it lives here so settings load without Polars.
+TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 DEFAULT_INTERACTION_TYPES = ("view", "click", "add_to_cart", "purchase")
 
 
@@ -134,8 +138,11 @@ class GeneratorSettings(_Section):
         if len(set(value)) != len(value):
             raise ValueError("interaction types must be unique")
         for name in value:
-            if not name or "." in name or name.startswith("$"):
-                raise ValueError(f"invalid interaction type {name!r}")
+            if not re.fullmatch(TYPE_PATTERN, name):
+                raise ValueError(
+                    f"invalid interaction type {name!r}: use lower-case letters, digits and _, "
+                    "starting with a letter, at most 32 characters"
+                )
         return value
 
 

@@ -48,6 +48,10 @@ format: install ## apply ruff fixes and formatting
 	@$(RUN) ruff check --fix .
 	@$(RUN) ruff format .
 
+.PHONY: bench
+bench: install ## benchmarks against the running stack (`make up` first; needs kcat)
+	@$(RUN) python -m bench.producer
+
 .PHONY: clean
 clean: down ## stop the stack and delete its state (.state/); keeps the download cache
 	rm -rf .state

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli import config, stack
+from cli.generate import generate
 
 app = typer.Typer(
     name="pulse",
@@ -14,6 +15,7 @@ app = typer.Typer(
 )
 app.add_typer(stack.app, name="stack")
 app.add_typer(config.app, name="config")
+app.command()(generate)
 
 if __name__ == "__main__":
     app()

@@ -55,7 +55,7 @@ def delete_topic(kafka: KafkaSettings, topic: str, timeout: float = 30.0) -> Non
     admin.delete_topics([topic], operation_timeout=timeout)[topic].result(timeout)
 
 
-def producer(kafka: KafkaSettings, **overrides: str | int | float | bool) -> Producer:
+def producer(kafka: KafkaSettings, **overrides: object) -> Producer:
     """An idempotent producer: no duplicates or reordering on retries, acks from all replicas."""
     config: dict[str, object] = {
         **kafka.client_config(),

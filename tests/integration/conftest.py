@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from pymongo.database import Database
 
 from infra import stack
@@ -32,6 +33,14 @@ def live_stack(settings: Settings) -> Iterator[Settings]:
     for service in stack.services(settings):
         if service.name not in already_up:
             service.pidfile.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_api(live_stack: Settings) -> Iterator[str]:
+    """Flows in this session report to the stack's Prefect server."""
+    url = live_stack.prefect.api_url
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield url
 
 
 @pytest.fixture

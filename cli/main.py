@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli import config, stack
+from cli.consume import consume
 from cli.generate import generate
 
 app = typer.Typer(
@@ -16,6 +17,7 @@ app = typer.Typer(
 app.add_typer(stack.app, name="stack")
 app.add_typer(config.app, name="config")
 app.command()(generate)
+app.command()(consume)
 
 if __name__ == "__main__":
     app()

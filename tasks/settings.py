@@ -57,6 +57,8 @@ class KafkaSettings(_Section):
     """SASL password (secret: never logged)."""
     ssl_ca_location: Path | None = None
     """CA bundle to verify the brokers' certificates (SSL and SASL_SSL)."""
+    dlq_topic: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$")
+    """Optional topic that also receives every dead-lettered record (raw bytes, reason header)."""
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> Self:
@@ -147,7 +149,7 @@ class GeneratorSettings(_Section):
 
 
 class ConsumerSettings(_Section):
-    """Micro-batch sizing of the aggregating consumer."""
+    """Micro-batch sizing and validation rules of the aggregating consumer."""
 
     max_batch_events: int = Field(50_000, ge=1)
     """Upper bound of events in one micro-batch."""
@@ -155,6 +157,12 @@ class ConsumerSettings(_Section):
     """Longest wait to fill a micro-batch before processing what arrived."""
     time_budget_seconds: float = Field(50.0, gt=0)
     """How long one consumer flow run drains before it ends."""
+    max_record_bytes: int = Field(65_536, ge=64)
+    """Records larger than this are dead-lettered unread."""
+    max_event_age_seconds: int = Field(7 * 24 * 3600, ge=1)
+    """An event older than this before its Kafka timestamp is absurd and dead-lettered."""
+    max_event_lead_seconds: int = Field(3600, ge=0)
+    """An event newer than this after its Kafka timestamp is absurd and dead-lettered."""
 
 
 class StackSettings(_Section):
@@ -168,8 +176,6 @@ class StackSettings(_Section):
     """KRaft controller listener of the local broker."""
     kafka_heap: str = Field("768m", pattern=r"^\d+[mMgG]$")
     """JVM heap of the local broker."""
-    prefect_port: int = Field(4200, ge=1, le=65_535)
-    """Port of the local Prefect server (UI and API)."""
     dashboard_port: int = Field(8501, ge=1, le=65_535)
     """Port of the Streamlit dashboard."""
     start_timeout_seconds: float = Field(120.0, gt=0)

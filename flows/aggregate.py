@@ -1,0 +1,101 @@
+"""Flow `aggregate-interactions`: drain micro-batches from Kafka into MongoDB aggregates."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from prefect import Task, flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
+from pydantic import Field
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
+
+from tasks.batch import MicroBatch
+from tasks.consumer import AggregatingConsumer, BatchReport
+from tasks.drain import drain, summary_markdown
+from tasks.settings import load_settings
+
+TRANSIENT = (ConnectionFailure, ExecutionTimeout)
+"""Database unreachable or slow: worth retrying. A refused write is not."""
+
+
+def _transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry only when the database was unreachable or timed out."""
+    return isinstance(state.result(raise_on_failure=False), TRANSIENT)
+
+
+@task(
+    retries=3,
+    retry_delay_seconds=[1, 5, 15],
+    retry_condition_fn=_transient,
+    cache_policy=NO_CACHE,
+)
+def apply_batch(
+    consumer: AggregatingConsumer, batch: MicroBatch, consume_seconds: float
+) -> BatchReport:
+    """Validate, aggregate and upsert one micro-batch; safe to retry (guarded upserts)."""
+    report = consumer.process(batch, consume_seconds)
+    get_run_logger().info(
+        "batch %s: %d records, %d valid, %d dead-lettered, %d documents written",
+        report.batch_id,
+        report.records,
+        report.valid,
+        report.dead_lettered,
+        report.docs_written,
+    )
+    return report
+
+
+@flow(name="aggregate-interactions")
+def aggregate_interactions(
+    time_budget_seconds: Annotated[float, Field(gt=0)] | None = None,
+    max_batch_events: Annotated[int, Field(ge=1)] | None = None,
+    max_batch_wait_seconds: Annotated[float, Field(gt=0)] | None = None,
+    stop_when_caught_up: bool = True,
+    topic: str | None = None,
+) -> dict[str, Any]:
+    """Drain the topic until caught up or the time budget is spent; unset values from settings."""
+    logger = get_run_logger()
+    settings = load_settings()
+    budget = time_budget_seconds or settings.consumer.time_budget_seconds
+    with AggregatingConsumer(settings, topic=topic) as consumer:
+
+        def run_task(batch: MicroBatch, consume_seconds: float) -> BatchReport:
+            name = batch.batch_id.split("/", 1)[1]  # the offset ranges identify the batch
+            return apply_batch.with_options(task_run_name=name)(consumer, batch, consume_seconds)
+
+        summary = drain(
+            consumer,
+            run_task,
+            time_budget=budget,
+            max_batch_events=max_batch_events,
+            max_batch_wait=max_batch_wait_seconds,
+            stop_when_caught_up=stop_when_caught_up,
+        )
+        for replayed in summary.replayed:
+            logger.warning("replayed unfinished batch %s before reading on", replayed)
+    create_markdown_artifact(
+        markdown=summary_markdown(summary, consumer.topic),
+        key="consumer-run",
+        description=f"Consumer run on {consumer.topic}",
+    )
+    logger.info(
+        "%d batches, %d records (%d dead-lettered) in %.1f s; lag at end %s",
+        summary.batches,
+        summary.records,
+        summary.dead_lettered,
+        summary.seconds,
+        summary.lag,
+    )
+    return {
+        "batches": summary.batches,
+        "records": summary.records,
+        "valid": summary.valid,
+        "dead_lettered": summary.dead_lettered,
+        "docs_written": summary.docs_written,
+        "replayed": summary.replayed,
+        "caught_up": summary.caught_up,
+        "lag": {str(p): n for p, n in summary.lag.items()},
+        "seconds": summary.seconds,
+    }

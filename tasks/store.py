@@ -1,0 +1,217 @@
+"""MongoDB writes of the pipeline: aggregates, batch ledger, offsets, dead letters.
+
+Only operations MongoDB and FerretDB 1.24 both support (see docs/consumer.md): `update` with
+upsert, `$inc/$min/$max/$setOnInsert`, finds on `_id`, single-field indexes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
+from pymongo.errors import OperationFailure
+
+from tasks.batch import OffsetRange
+from tasks.mongo import Document
+from tasks.updates import DEAD_LETTERS, Statement
+
+log = logging.getLogger(__name__)
+
+LEDGER = "ledger"
+OFFSETS = "offsets"
+DUPLICATE_KEY = 11000
+_CHUNK = 1_000  # statements per update command: well under MongoDB's 48 MB message limit
+
+INDEXES: dict[str, list[list[tuple[str, int]]]] = {
+    "users": [[("total", DESCENDING)]],
+    "items": [[("total", DESCENDING)]],
+    "item_minutes": [[("minute", DESCENDING), ("total", DESCENDING)], [("item_id", ASCENDING)]],
+    "minutes": [[("minute", DESCENDING)]],
+    LEDGER: [[("status", ASCENDING)], [("started_at", DESCENDING)]],
+    DEAD_LETTERS: [[("received_at", DESCENDING)], [("reason", ASCENDING)]],
+}
+
+
+class WriteFailedError(RuntimeError):
+    """The database refused a write for a reason other than 'already applied'."""
+
+
+@dataclass
+class ApplyResult:
+    """What one collection's statements did."""
+
+    statements: int = 0
+    upserted: int = 0
+    modified: int = 0
+    already_applied: int = 0
+    """Documents that already held this batch (a replay); their statements changed nothing."""
+    upserted_ids: list[Any] = field(default_factory=list)
+
+
+def ensure_indexes(db: Database[Document]) -> None:
+    """Create the indexes the readers rely on (idempotent)."""
+    for collection, indexes in INDEXES.items():
+        for keys in indexes:
+            db[collection].create_index(keys)
+
+
+def apply(db: Database[Document], collection: str, statements: Sequence[Statement]) -> ApplyResult:
+    """Run guarded upserts; a duplicate-key error means 'this document already has the batch'.
+
+    MongoDB reports such errors per statement and runs the rest; FerretDB 1.24 stops the whole
+    command at the first one. Both are handled the same way: the chunk is re-run statement by
+    statement, which is safe because every statement is guarded.
+    """
+    result = ApplyResult(statements=len(statements))
+    for start in range(0, len(statements), _CHUNK):
+        chunk = list(statements[start : start + _CHUNK])
+        reply = db.command("update", collection, updates=chunk, ordered=False)
+        errors = reply.get("writeErrors", [])
+        if not errors:
+            _count(result, reply)
+            continue
+        _raise_unless_duplicates(collection, errors)
+        for statement in chunk:
+            _apply_one(db, collection, statement, result)
+    return result
+
+
+def _apply_one(
+    db: Database[Document], collection: str, statement: Statement, result: ApplyResult
+) -> None:
+    reply = db.command("update", collection, updates=[statement], ordered=True)
+    errors = reply.get("writeErrors", [])
+    if errors:
+        _raise_unless_duplicates(collection, errors)
+        result.already_applied += 1
+    else:
+        _count(result, reply)
+
+
+def _count(result: ApplyResult, reply: dict[str, Any]) -> None:
+    upserted = reply.get("upserted", [])
+    result.upserted += len(upserted)
+    result.upserted_ids += [entry["_id"] for entry in upserted]
+    result.modified += int(reply.get("nModified", 0))
+
+
+def _raise_unless_duplicates(collection: str, errors: list[dict[str, Any]]) -> None:
+    other = [error for error in errors if error.get("code") != DUPLICATE_KEY]
+    if other:
+        first = other[0]
+        raise WriteFailedError(
+            f"{collection}: write refused (code {first.get('code')}): {first.get('errmsg')}"
+        )
+
+
+def count_created(
+    db: Database[Document], collection: str, ids: Iterable[Any], batch_id: str
+) -> int:
+    """Documents among `ids` that this batch created (used when a replay hides upsert counts)."""
+    id_list = list(ids)
+    return sum(
+        db[collection].count_documents(
+            {"_id": {"$in": id_list[start : start + 10_000]}, "first_batch": batch_id}
+        )
+        for start in range(0, len(id_list), 10_000)
+    )
+
+
+# --- offsets ---------------------------------------------------------------------------
+
+
+def stored_offsets(db: Database[Document], topic: str) -> dict[int, int]:
+    """Next offset to read per partition, as recorded with the applied results."""
+    return {
+        int(doc["partition"]): int(doc["next_offset"])
+        for doc in db[OFFSETS].find({"topic": topic}, {"partition": 1, "next_offset": 1})
+    }
+
+
+def advance_offsets(db: Database[Document], topic: str, ranges: Iterable[OffsetRange]) -> None:
+    """Record that everything up to each range's end is applied (`$max`: never moves back)."""
+    statements = [
+        {
+            "q": {"_id": f"{topic}:{r.partition}"},
+            "u": {
+                "$max": {"next_offset": r.last + 1},
+                "$setOnInsert": {"topic": topic, "partition": r.partition},
+            },
+            "upsert": True,
+        }
+        for r in ranges
+    ]
+    reply = db.command("update", OFFSETS, updates=statements, ordered=False)
+    _raise_unless_duplicates(OFFSETS, reply.get("writeErrors", []))
+
+
+# --- ledger ----------------------------------------------------------------------------
+
+
+def ledger_begin(
+    db: Database[Document], batch_id: str, topic: str, ranges: Sequence[OffsetRange], records: int
+) -> int:
+    """Record the batch (status 'writing') before any aggregate is touched; returns the attempt."""
+    now = datetime.now(UTC)
+    doc = db[LEDGER].find_one_and_update(
+        {"_id": batch_id},
+        {
+            "$setOnInsert": {
+                "topic": topic,
+                "ranges": [
+                    {"partition": r.partition, "first": r.first, "last": r.last} for r in ranges
+                ],
+                "partitions": [r.partition for r in ranges],
+                "records": records,
+                "started_at": now,
+            },
+            "$set": {"status": "writing", "updated_at": now},
+            "$inc": {"attempts": 1},
+        },
+        upsert=True,
+        return_document=True,
+    )
+    return int(doc["attempts"]) if doc else 1
+
+
+def ledger_finish(db: Database[Document], batch_id: str, stats: dict[str, Any]) -> None:
+    """Mark the batch applied, with its counts and durations."""
+    now = datetime.now(UTC)
+    db[LEDGER].update_one(
+        {"_id": batch_id},
+        {
+            "$set": {
+                **stats,
+                "status": "applied",
+                "error": None,
+                "finished_at": now,
+                "updated_at": now,
+            }
+        },
+    )
+
+
+def ledger_fail(db: Database[Document], batch_id: str, error: str) -> None:
+    """Record why the batch failed (best effort: the database may be the thing that failed)."""
+    try:
+        db[LEDGER].update_one(
+            {"_id": batch_id},
+            {"$set": {"status": "failed", "error": error[:2_000], "updated_at": datetime.now(UTC)}},
+        )
+    except OperationFailure:
+        log.exception("could not record the failure of batch %s", batch_id)
+
+
+def unfinished_batches(
+    db: Database[Document], topic: str, partitions: Iterable[int]
+) -> list[dict[str, Any]]:
+    """Ledger entries not applied yet ('writing' or 'failed') that touch any of `partitions`."""
+    wanted = set(partitions)
+    entries = db[LEDGER].find({"topic": topic, "status": {"$in": ["writing", "failed"]}})
+    pending = [entry for entry in entries if wanted & set(entry["partitions"])]
+    return sorted(pending, key=lambda entry: min(r["first"] for r in entry["ranges"]))

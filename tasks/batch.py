@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Self
 
@@ -46,11 +47,11 @@ class MicroBatch:
     def from_columns(
         cls,
         topic: str,
-        partitions: list[int],
-        offsets: list[int],
-        timestamps: list[int],
-        keys: list[bytes | None],
-        values: list[bytes | None],
+        partitions: Sequence[int],
+        offsets: Sequence[int],
+        timestamps: Sequence[int],
+        keys: Sequence[bytes | None],
+        values: Sequence[bytes | None],
     ) -> Self:
         frame = pl.DataFrame(
             {

@@ -80,6 +80,7 @@ def consumer(
         **kafka.client_config(),
         "logger": log,
         "group.id": group or kafka.consumer_group,
+        "session.timeout.ms": kafka.session_timeout_ms,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",

@@ -47,6 +47,8 @@ class KafkaSettings(_Section):
     """Replication factor when Pulse creates the topic (1 for the local single broker)."""
     consumer_group: str = Field("pulse-aggregator", min_length=1)
     """Consumer group id; keep it stable so committed offsets survive restarts."""
+    session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000)
+    """How soon the group gives a crashed consumer's partitions to the others."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     """librdkafka security.protocol."""
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None

@@ -60,3 +60,19 @@ def mongo_db(live_stack: Settings) -> Iterator[Database[Document]]:
     yield client[name]
     client.drop_database(name)
     client.close()
+
+
+@pytest.fixture
+def pipeline(live_stack: Settings) -> Iterator[Settings]:
+    """Settings for an isolated pipeline: own 6-partition topic, database and consumer group."""
+    tag = uuid.uuid4().hex[:10]
+    isolated = load_settings(
+        kafka={"topic": f"it-{tag}", "consumer_group": f"it-{tag}", "partitions": 6},
+        mongo={"database": f"it_{tag}"},
+    )
+    ensure_topic(isolated.kafka)
+    yield isolated
+    delete_topic(isolated.kafka, isolated.kafka.topic)
+    client = mongo_client(isolated.mongo)
+    client.drop_database(isolated.mongo.database)
+    client.close()

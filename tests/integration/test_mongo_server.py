@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
 from pymongo import ASCENDING, UpdateOne
 from pymongo.database import Database
 
-from tasks.mongo import Document
+from tasks.mongo import Document, mongo_client
+from tasks.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -56,3 +58,44 @@ def test_unique_index_and_indexed_sort(mongo_db: Database[Document]) -> None:
     bottom = list(mongo_db.items.find().sort("total", 1).limit(1))
     assert [doc["total"] for doc in top] == [10, 9]
     assert bottom[0]["total"] == 0
+
+
+def test_concurrent_increments_of_one_document_are_all_kept(
+    live_stack: Settings, mongo_db: Database[Document]
+) -> None:
+    # Several consumers update shared documents (items, minutes) at once; FerretDB needs
+    # Pulse's patch for this (docs/ferretdb.md), MongoDB guarantees it.
+    def bump() -> None:
+        with mongo_client(live_stack.mongo) as client:
+            collection = client[mongo_db.name].counters
+            for _ in range(150):
+                collection.update_one({"_id": "shared"}, {"$inc": {"n": 1}}, upsert=True)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for future in [pool.submit(bump) for _ in range(4)]:
+            future.result()
+    assert mongo_db.counters.find_one({"_id": "shared"}) == {"_id": "shared", "n": 600}
+
+
+def test_one_update_command_can_touch_thousands_of_existing_documents(
+    mongo_db: Database[Document],
+) -> None:
+    mongo_db.users.insert_many([{"_id": f"u{n}", "total": 0} for n in range(3_000)])
+    updates = [{"q": {"_id": f"u{n}"}, "u": {"$inc": {"total": 1}}} for n in range(3_000)]
+    reply = mongo_db.command("update", "users", updates=updates, ordered=False)
+    assert reply["nModified"] == 3_000
+
+
+def test_a_guarded_upsert_on_a_document_that_has_the_batch_is_a_duplicate_key(
+    mongo_db: Database[Document],
+) -> None:
+    guarded = {
+        "q": {"_id": "i1", "wm.p0": {"$not": {"$gte": 10}}},
+        "u": {"$inc": {"total": 5}, "$max": {"wm.p0": 10}},
+        "upsert": True,
+    }
+    first = mongo_db.command("update", "items", updates=[guarded])
+    assert len(first["upserted"]) == 1
+    again = mongo_db.command("update", "items", updates=[guarded])
+    assert [error["code"] for error in again["writeErrors"]] == [11000]
+    assert mongo_db.items.find_one({"_id": "i1"}) == {"_id": "i1", "total": 5, "wm": {"p0": 10}}

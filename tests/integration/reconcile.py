@@ -1,0 +1,90 @@
+"""Helpers that produce known events and compare MongoDB with what was sent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pymongo.database import Database
+
+from tasks import hll
+from tasks.generator import GeneratorConfig
+from tasks.generator_run import GeneratorRun, RunSummary
+from tasks.mongo import Document
+from tasks.pacing import RatePlan
+from tasks.settings import Settings, env_name
+
+
+def produce(
+    settings: Settings,
+    truth_path: Path,
+    *,
+    events: int,
+    users: int = 400,
+    items: int = 80,
+    malformed: float = 0.01,
+    late: float = 0.05,
+    seed: int = 5,
+) -> tuple[RunSummary, dict[str, Any]]:
+    """Send `events` records (some malformed and late) and return the ground truth."""
+    plan = RatePlan(batch_size=10_000, interval_seconds=0, events=events)
+    config = GeneratorConfig(
+        users=users, items=items, malformed_fraction=malformed, late_fraction=late
+    )
+    with GeneratorRun(settings.kafka, plan, config, seed=seed, ground_truth_path=truth_path) as run:
+        for slot in run.slots():
+            run.send(slot)
+        summary = run.finish()
+    assert summary.undelivered == summary.failed == 0
+    return summary, orjson.loads(truth_path.read_bytes())
+
+
+def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:
+    """Every figure in MongoDB equals the ground truth, exactly."""
+    totals = db.totals.find_one({"_id": "global"})
+    assert totals is not None
+    assert totals["events"] == truth["events"]
+    assert totals["dead_lettered"] == truth["malformed"]
+    assert totals["types"] == truth["by_type"]
+    assert totals["users"] == len(truth["by_user"])
+    assert totals["items"] == len(truth["by_item"])
+
+    users = {doc["_id"]: doc["total"] for doc in db.users.find({}, {"total": 1})}
+    assert users == truth["by_user"]
+    items = {doc["_id"]: doc["total"] for doc in db.items.find({}, {"total": 1})}
+    assert items == truth["by_item"]
+    minutes = {doc["_id"]: doc["types"] for doc in db.minutes.find({}, {"types": 1})}
+    assert minutes == truth["by_minute"]
+    item_minute_total = sum(doc["total"] for doc in db.item_minutes.find({}, {"total": 1}))
+    assert item_minute_total == truth["events"]
+    for doc in db.minutes.find():
+        assert hll.estimate(doc["users_hll"]) <= len(truth["by_user"]) * 1.1
+
+    assert db.dead_letters.count_documents({}) == truth["malformed"]
+    unfinished = db.ledger.count_documents({"status": {"$ne": "applied"}})
+    assert unfinished == 0
+
+
+def snapshot(db: Database[Document]) -> dict[str, list[Document]]:
+    """All aggregate documents, minus fields that record when they were written."""
+    collections = ("users", "items", "minutes", "item_minutes", "totals", "dead_letters", "offsets")
+    return {
+        name: sorted(
+            ({k: v for k, v in doc.items() if k != "applied_at"} for doc in db[name].find()),
+            key=lambda doc: str(doc["_id"]),
+        )
+        for name in collections
+    }
+
+
+def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment that points a `pulse` child process at the same isolated pipeline."""
+    values = {
+        ("kafka", "topic"): settings.kafka.topic,
+        ("kafka", "consumer_group"): settings.kafka.consumer_group,
+        ("mongo", "database"): settings.mongo.database,
+    }
+    env = {**os.environ, **{env_name(key): value for key, value in values.items()}}
+    return env | extra

@@ -1,0 +1,199 @@
+"""The consumer on the real broker and database: exact totals through bad data, replays, crashes."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
+
+from flows.aggregate import aggregate_interactions
+from tasks import store
+from tasks.consumer import AggregatingConsumer
+from tasks.mongo import database, mongo_client
+from tasks.settings import Settings
+from tests.integration.reconcile import assert_matches_truth, produce, snapshot, subprocess_env
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _drain(settings: Settings, max_batch_events: int = 6_000) -> AggregatingConsumer:
+    with AggregatingConsumer(settings) as consumer:
+        while True:
+            batch = consumer.poll_batch(max_batch_events, 2.0)
+            if batch is not None:
+                consumer.process(batch)
+            elif consumer.assigned and not any(consumer.lag().values()):
+                return consumer
+
+
+def test_flow_drains_and_every_figure_equals_ground_truth(
+    pipeline: Settings, prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, truth = produce(pipeline, tmp_path / "truth.json", events=30_000)
+    assert truth["malformed"] > 0 and truth["late"] > 0
+    for name, value in subprocess_env(pipeline).items():
+        if name.startswith("PULSE_"):
+            monkeypatch.setenv(name, value)
+
+    result = aggregate_interactions(time_budget_seconds=300, max_batch_events=8_000)
+
+    assert result["records"] == truth["events"] + truth["malformed"]
+    assert result["dead_lettered"] == truth["malformed"]
+    assert result["caught_up"] is True
+    assert set(result["lag"].values()) == {0}
+    with mongo_client(pipeline.mongo) as client:
+        db = database(client, pipeline.mongo)
+        assert_matches_truth(db, truth)
+        reasons = [doc["reason"] for doc in db.dead_letters.find({}, {"reason": 1})]
+        assert all(reasons) and any("not valid JSON" in reason for reason in reasons)
+        sample = db.dead_letters.find_one()
+        assert sample is not None and isinstance(sample["raw"], bytes)
+        ledger = list(db.ledger.find({}))
+        assert ledger and all(entry["status"] == "applied" for entry in ledger)
+        assert all({"validate", "aggregate", "write"} <= set(e["seconds"]) for e in ledger)
+        offsets = store.stored_offsets(db, pipeline.kafka.topic)
+        assert sum(offsets.values()) == truth["events"] + truth["malformed"]
+    with get_client(sync_client=True) as prefect:
+        artifacts = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["consumer-run"])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    assert pipeline.kafka.topic in str(artifacts[0].data)
+
+
+def test_replaying_applied_offset_ranges_changes_nothing(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    _, truth = produce(pipeline, tmp_path / "truth.json", events=12_000)
+    _drain(pipeline)
+    with mongo_client(pipeline.mongo) as client:
+        db = database(client, pipeline.mongo)
+        before = snapshot(db)
+        entries = list(db.ledger.find({}))
+        with AggregatingConsumer(pipeline) as consumer:
+            for entry in entries:
+                report = consumer.replay(entry)
+                assert report.docs_written == 0
+                assert report.already_applied > 0
+        assert snapshot(db) == before
+        assert_matches_truth(db, truth)
+
+
+class SimulatedCrashError(RuntimeError):
+    """Stands for the process dying at a given point of a batch's write."""
+
+
+def test_a_crash_at_any_step_of_a_write_leaves_totals_exact(
+    pipeline: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, truth = produce(pipeline, tmp_path / "truth.json", events=24_000)
+    # The writes of one batch, in order: dead letters, users, items, item x minute, minutes,
+    # totals (six store.apply calls), offsets, then the ledger's 'applied'. A restarted
+    # consumer first replays the unfinished batch (those calls count too), then reads on; the
+    # later crash points therefore land in fresh batches.
+    crash_points = [
+        ("apply", 1),
+        ("apply", 2),
+        ("apply", 3),
+        ("apply", 4),
+        ("apply", 5),
+        ("apply", 6),
+        ("advance_offsets", 1),
+        ("apply", 9),
+        ("apply", 12),
+        ("advance_offsets", 2),
+        ("ledger_finish", 2),
+    ]
+    originals = {
+        name: getattr(store, name) for name in ("apply", "advance_offsets", "ledger_finish")
+    }
+    for target, after_calls in crash_points:
+        calls = {"n": 0}
+
+        def crashing(
+            *args: object,
+            _target: str = target,
+            _after: int = after_calls,
+            _calls: dict[str, int] = calls,
+            **kwargs: object,
+        ) -> object:
+            result = originals[_target](*args, **kwargs)
+            _calls["n"] += 1
+            if _calls["n"] == _after:
+                raise SimulatedCrashError(f"after {_target} call {_after}")
+            return result
+
+        monkeypatch.setattr(store, target, crashing)
+        with pytest.raises(SimulatedCrashError), AggregatingConsumer(pipeline) as consumer:
+            while True:
+                batch = consumer.poll_batch(3_000, 2.0)
+                if batch is not None:
+                    consumer.process(batch)
+        monkeypatch.setattr(store, target, originals[target])
+
+    _drain(pipeline)
+    with mongo_client(pipeline.mongo) as client:
+        db = database(client, pipeline.mongo)
+        assert_matches_truth(db, truth)
+        assert db.ledger.count_documents({"attempts": {"$gte": 2}}) >= 2  # replays happened
+
+
+def _consume_process(settings: Settings, **env: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "consume", "--time-budget", "300"],
+        cwd=REPO,
+        env=subprocess_env(settings, PULSE_CONSUMER_MAX_BATCH_EVENTS="3000", **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_sigkill_at_random_moments_then_restart_leaves_totals_exact(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    _, truth = produce(pipeline, tmp_path / "truth.json", events=36_000)
+    rng = random.Random(20261127)
+    kills = 0
+    for _ in range(3):
+        process = _consume_process(pipeline, PULSE_KAFKA_SESSION_TIMEOUT_MS="6000")
+        # Start-up and taking over a killed member's partitions take up to the 6 s session
+        # timeout; after that the process is writing batches back to back.
+        time.sleep(rng.uniform(8.0, 12.0))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+    assert kills == 3
+
+    final = _consume_process(pipeline, PULSE_KAFKA_SESSION_TIMEOUT_MS="6000")
+    output, _ = final.communicate(timeout=300)
+    assert final.returncode == 0, output.decode()
+    with mongo_client(pipeline.mongo) as client:
+        assert_matches_truth(database(client, pipeline.mongo), truth)
+
+
+def test_two_consumers_in_one_group_give_the_same_totals_as_one(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    _, truth = produce(pipeline, tmp_path / "truth.json", events=30_000)
+    first, second = _consume_process(pipeline), _consume_process(pipeline)
+    outputs = [process.communicate(timeout=300)[0].decode() for process in (first, second)]
+    assert first.returncode == second.returncode == 0, outputs
+    # Both members took part: each applied batches from its own partitions.
+    assert all("records," in output for output in outputs), outputs
+    with mongo_client(pipeline.mongo) as client:
+        db = database(client, pipeline.mongo)
+        assert_matches_truth(db, truth)
+        partitions_by_batch = [set(entry["partitions"]) for entry in db.ledger.find({})]
+        assert len(set().union(*partitions_by_batch)) == 6

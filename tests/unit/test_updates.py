@@ -1,0 +1,110 @@
+"""Update statements: every aggregate upsert carries the batch's watermark guard."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+
+from tasks.aggregate import Aggregates, aggregate
+from tasks.batch import OffsetRange
+from tasks.updates import (
+    Guard,
+    dead_letter_statements,
+    entity_updates,
+    item_minute_updates,
+    minute_updates,
+    totals_update,
+)
+from tasks.validation import DEAD_SCHEMA
+
+TYPES = ("view", "click")
+T0 = 1_795_737_600_000
+GUARD = Guard((OffsetRange(3, 100, 180), OffsetRange(1, 40, 90)))
+
+
+def _aggregates() -> Aggregates:
+    events = pl.DataFrame(
+        {
+            "event_id": ["e1", "e2", "e3"],
+            "user_id": ["u1", "u1", "u2"],
+            "item_id": ["i1", "i2", "i1"],
+            "interaction_type": ["view", "view", "click"],
+            "timestamp": [T0, T0 + 61_000, T0 + 1_000],
+        }
+    )
+    return aggregate(events, TYPES)
+
+
+def test_guard_checks_the_lowest_partition_and_marks_all() -> None:
+    assert GUARD.filter == {"wm.p1": {"$not": {"$gte": 90}}}
+    assert GUARD.marks == {"wm.p3": 180, "wm.p1": 90}
+
+
+def test_user_statements_are_guarded_upserts_with_counts_and_times() -> None:
+    aggregates = _aggregates()
+    statements = entity_updates(aggregates.users, "user_id", GUARD, "batch-1", TYPES)
+    assert [s["q"]["_id"] for s in statements] == ["u1", "u2"]
+    first = statements[0]
+    assert first["upsert"] is True
+    assert first["q"]["wm.p1"] == {"$not": {"$gte": 90}}
+    assert first["u"]["$inc"] == {"total": 2, "types.view": 2}  # zero counts are left out
+    assert first["u"]["$min"] == {"first_seen": datetime.fromtimestamp(T0 / 1000, UTC)}
+    assert first["u"]["$max"]["wm.p3"] == 180
+    assert first["u"]["$setOnInsert"] == {"first_batch": "batch-1"}
+
+
+def test_minute_statements_carry_sketches_and_item_minutes_their_keys() -> None:
+    aggregates = _aggregates()
+    minutes = minute_updates(aggregates, GUARD, TYPES)
+    assert [s["q"]["_id"] for s in minutes] == ["2026-11-27T00:00Z", "2026-11-27T00:01Z"]
+    assert any(key.startswith("users_hll.r") for key in minutes[0]["u"]["$max"])
+    item_minutes = item_minute_updates(aggregates, GUARD, TYPES)
+    assert [s["q"]["_id"] for s in item_minutes] == [
+        "i1|2026-11-27T00:00Z",
+        "i2|2026-11-27T00:01Z",
+    ]
+    assert item_minutes[0]["u"]["$inc"] == {"total": 2, "types.view": 1, "types.click": 1}
+
+
+def test_totals_statement_adds_new_users_and_dead_letters() -> None:
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    statement = totals_update(
+        _aggregates(),
+        GUARD,
+        TYPES,
+        dead_lettered=4,
+        new_users=2,
+        new_items=1,
+        applied_at=now,
+    )
+    assert statement["q"]["_id"] == "global"
+    assert statement["u"]["$inc"] == {
+        "events": 3,
+        "types.view": 2,
+        "types.click": 1,
+        "dead_lettered": 4,
+        "users": 2,
+        "items": 1,
+    }
+    assert statement["u"]["$max"]["last_event"] == datetime.fromtimestamp((T0 + 61_000) / 1000, UTC)
+
+
+def test_dead_letters_are_keyed_by_topic_partition_offset() -> None:
+    dead = pl.DataFrame(
+        {
+            "partition": [2],
+            "offset": [77],
+            "kafka_ts": [T0],
+            "key": [b"u1"],
+            "value": [b"{oops"],
+            "reason": ["not valid JSON"],
+            "field": [""],
+        },
+        schema=DEAD_SCHEMA,
+    )
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    (statement,) = dead_letter_statements(dead, "interactions", "b1", now)
+    assert statement["q"] == {"_id": "interactions:2:77"}
+    doc = statement["u"]["$setOnInsert"]
+    assert doc["raw"] == b"{oops" and doc["reason"] == "not valid JSON" and doc["field"] is None

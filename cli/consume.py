@@ -8,9 +8,10 @@ import typer
 from rich.console import Console
 
 from tasks.batch import MicroBatch
-from tasks.consumer import AggregatingConsumer, BatchReport
+from tasks.consumer import AggregatingConsumer
 from tasks.drain import drain
 from tasks.settings import load_settings
+from tasks.writer import BatchReport
 
 console = Console()
 

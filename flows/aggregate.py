@@ -12,9 +12,10 @@ from pydantic import Field
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from tasks.batch import MicroBatch
-from tasks.consumer import AggregatingConsumer, BatchReport
+from tasks.consumer import AggregatingConsumer
 from tasks.drain import drain, summary_markdown
 from tasks.settings import load_settings
+from tasks.writer import BatchReport
 
 TRANSIENT = (ConnectionFailure, ExecutionTimeout)
 """Database unreachable or slow: worth retrying. A refused write is not."""

@@ -14,69 +14,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
+import polars as pl
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from tasks import store
-from tasks.aggregate import aggregate
 from tasks.batch import MicroBatch, OffsetRange, batch_id
 from tasks.kafka import consumer as make_consumer
 from tasks.kafka import ensure_topic
 from tasks.kafka import producer as make_producer
 from tasks.mongo import database, mongo_client
 from tasks.settings import Settings
-from tasks.updates import (
-    ITEM_MINUTES,
-    ITEMS,
-    MINUTES,
-    TOTALS,
-    USERS,
-    Guard,
-    dead_letter_statements,
-    entity_updates,
-    item_minute_updates,
-    minute_updates,
-    totals_update,
-)
-from tasks.validation import ValidationRules, validate
+from tasks.updates import Guard
+from tasks.validation import ValidationRules
+from tasks.writer import BatchReport, BatchWriter
 
 log = logging.getLogger(__name__)
 
 _CONSUME_CHUNK = 10_000  # messages per consume() call; NOTES: ~30x faster than poll() each
-
-
-@dataclass(frozen=True)
-class BatchReport:
-    """What applying one micro-batch did; also stored in its ledger entry."""
-
-    batch_id: str
-    ranges: list[OffsetRange]
-    records: int
-    valid: int
-    dead_lettered: int
-    docs_written: int
-    already_applied: int
-    new_users: int
-    new_items: int
-    replay: bool
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def ledger_stats(self) -> dict[str, Any]:
-        return {
-            "valid": self.valid,
-            "dead_lettered": self.dead_lettered,
-            "docs_written": self.docs_written,
-            "already_applied": self.already_applied,
-            "new_users": self.new_users,
-            "new_items": self.new_items,
-            "seconds": self.seconds,
-        }
 
 
 class AggregatingConsumer:
@@ -102,6 +59,7 @@ class AggregatingConsumer:
         )
         self._mongo = mongo_client(settings.mongo, app_name="pulse-consumer")
         self.db = database(self._mongo, settings.mongo)
+        self.writer = BatchWriter(self.db, self.topic, self.rules, self._send_to_dlq_topic)
         self._consumer: Consumer | None = None
         self._dlq: Producer | None = None
         self.replays: list[BatchReport] = []
@@ -212,111 +170,33 @@ class AggregatingConsumer:
 
     def _apply(self, batch: MicroBatch, *, replay: bool, consume_seconds: float) -> BatchReport:
         ranges = batch.ranges()
-        bid = batch_id(self.topic, ranges)
-        store.ledger_begin(self.db, bid, self.topic, ranges, batch.size)
-        try:
-            report = self._write(batch, bid, ranges, replay, consume_seconds)
-        except Exception as exc:
-            store.ledger_fail(self.db, bid, f"{type(exc).__name__}: {exc}")
-            raise
-        store.ledger_finish(self.db, bid, report.ledger_stats())
-        return report
-
-    def _write(
-        self,
-        batch: MicroBatch,
-        bid: str,
-        ranges: list[OffsetRange],
-        replay: bool,
-        consume_seconds: float,
-    ) -> BatchReport:
-        with _timer() as validating:
-            verdict = validate(batch.records, self.rules)
-        with _timer() as aggregating:
-            aggregates = aggregate(verdict.events, self.types)
-        with _timer() as writing:
-            now = datetime.now(UTC)
-            guard = Guard(tuple(ranges))
-            self._dead_letter(verdict.dead, bid, now)
-            results = {
-                USERS: store.apply(
-                    self.db,
-                    USERS,
-                    entity_updates(aggregates.users, "user_id", guard, bid, self.types),
-                ),
-                ITEMS: store.apply(
-                    self.db,
-                    ITEMS,
-                    entity_updates(aggregates.items, "item_id", guard, bid, self.types),
-                ),
-                ITEM_MINUTES: store.apply(
-                    self.db, ITEM_MINUTES, item_minute_updates(aggregates, guard, self.types)
-                ),
-                MINUTES: store.apply(
-                    self.db, MINUTES, minute_updates(aggregates, guard, self.types)
-                ),
-            }
-            new_users = self._created(
-                USERS, aggregates.users["user_id"].to_list(), results[USERS], bid
-            )
-            new_items = self._created(
-                ITEMS, aggregates.items["item_id"].to_list(), results[ITEMS], bid
-            )
-            totals = totals_update(
-                aggregates,
-                guard,
-                self.types,
-                dead_lettered=verdict.dead.height,
-                new_users=new_users,
-                new_items=new_items,
-                applied_at=now,
-            )
-            results[TOTALS] = store.apply(self.db, TOTALS, [totals])
-            store.advance_offsets(self.db, self.topic, ranges)
-        return BatchReport(
-            batch_id=bid,
+        return self.writer.apply(
+            batch,
+            batch_id=batch_id(self.topic, ranges),
+            guard=Guard(tuple(ranges)),
             ranges=ranges,
-            records=batch.size,
-            valid=verdict.events.height,
-            dead_lettered=verdict.dead.height,
-            docs_written=sum(r.upserted + r.modified for r in results.values()),
-            already_applied=sum(r.already_applied for r in results.values()),
-            new_users=new_users,
-            new_items=new_items,
             replay=replay,
-            seconds={
-                "consume": round(consume_seconds, 4),
-                "validate": round(validating.seconds, 4),
-                "aggregate": round(aggregating.seconds, 4),
-                "write": round(writing.seconds, 4),
-            },
+            consume_seconds=consume_seconds,
         )
 
-    def _created(self, collection: str, ids: list[str], result: store.ApplyResult, bid: str) -> int:
-        """Documents this batch created; upsert counts are exact unless part was applied before."""
-        if result.already_applied == 0:
-            return result.upserted
-        return store.count_created(self.db, collection, ids, bid)
-
-    def _dead_letter(self, dead: Any, bid: str, now: datetime) -> None:
-        if dead.height == 0:
-            return
-        store.apply(self.db, "dead_letters", dead_letter_statements(dead, self.topic, bid, now))
+    def _send_to_dlq_topic(self, dead: pl.DataFrame) -> None:
+        """Also publish dead letters to PULSE_KAFKA_DLQ_TOPIC (raw value, reason header)."""
         dlq_topic = self.settings.kafka.dlq_topic
-        if dlq_topic:
-            if self._dlq is None:
-                self._dlq = make_producer(self.settings.kafka)
-            for row in dead.iter_rows(named=True):
-                self._dlq.produce(
-                    dlq_topic,
-                    row["value"],
-                    row["key"],
-                    headers={
-                        "pulse.reason": row["reason"].encode(),
-                        "pulse.source": f"{self.topic}:{row['partition']}:{row['offset']}".encode(),
-                    },
-                )
-            self._dlq.flush(30)
+        if not dlq_topic:
+            return
+        if self._dlq is None:
+            self._dlq = make_producer(self.settings.kafka)
+        for row in dead.iter_rows(named=True):
+            self._dlq.produce(
+                dlq_topic,
+                row["value"],
+                row["key"],
+                headers={
+                    "pulse.reason": row["reason"].encode(),
+                    "pulse.source": f"{self.topic}:{row['partition']}:{row['offset']}".encode(),
+                },
+            )
+        self._dlq.flush(30)
 
     def _commit(self, ranges: list[OffsetRange]) -> None:
         """Tell Kafka too (lag tools read it); MongoDB's offsets stay the source of truth."""
@@ -377,18 +257,3 @@ def _to_batch(topic: str, messages: list[Message]) -> MicroBatch:
         keys.append(key if isinstance(key, bytes) or key is None else str(key).encode())
         values.append(value if isinstance(value, bytes) or value is None else str(value).encode())
     return MicroBatch.from_columns(topic, partitions, offsets, stamps, keys, values)
-
-
-@dataclass
-class _Elapsed:
-    seconds: float = 0.0
-
-
-@contextmanager
-def _timer() -> Iterator[_Elapsed]:
-    elapsed = _Elapsed()
-    started = time.perf_counter()
-    try:
-        yield elapsed
-    finally:
-        elapsed.seconds = time.perf_counter() - started

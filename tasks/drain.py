@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tasks.batch import MicroBatch
-from tasks.consumer import AggregatingConsumer, BatchReport
+from tasks.consumer import AggregatingConsumer
+from tasks.writer import BatchReport
 
 ApplyBatch = Callable[[MicroBatch, float], BatchReport]
 """Applies one batch (given the seconds spent consuming it); the flow wraps it in a task."""

@@ -167,6 +167,18 @@ class ConsumerSettings(_Section):
     """An event newer than this after its Kafka timestamp is absurd and dead-lettered."""
 
 
+class AlertSettings(_Section):
+    """Where alerts and pipeline failures are sent."""
+
+    channels: tuple[SecretStr, ...] = ()
+    """Apprise URLs (JSON list), e.g. ["slack://T/B/C", "json://hooks.example/pulse"]; empty
+    means alerts are only stored and logged. URLs carry credentials: never logged."""
+    rules_file: Path = Path("alerts.yaml")
+    """YAML file of alert rules, loaded at start."""
+    channel_timeout_seconds: float = Field(5.0, gt=0)
+    """Longest wait for one channel; a slow or failing channel never blocks the pipeline."""
+
+
 class StackSettings(_Section):
     """The local services `make up` starts without Docker."""
 
@@ -208,6 +220,7 @@ class Settings(BaseSettings):
     prefect: PrefectSettings = PrefectSettings()
     generator: GeneratorSettings = GeneratorSettings()
     consumer: ConsumerSettings = ConsumerSettings()
+    alerts: AlertSettings = AlertSettings()
     stack: StackSettings = StackSettings()
 
 
@@ -258,7 +271,8 @@ def env_example() -> str:
         defaults = model()
         for field, field_info in model.model_fields.items():
             value = getattr(defaults, field)
-            out.append(f"# {field_info.description}")
+            description = " ".join((field_info.description or "").split())
+            out.append(f"# {description}")
             out.append(f"# {env_name((section, field))}={_env_value(value)}")
     return "\n".join(out) + "\n"
 
@@ -269,7 +283,7 @@ def _env_value(value: object) -> str:
     if isinstance(value, SecretStr):
         return value.get_secret_value()
     if isinstance(value, tuple):
-        return "[" + ",".join(f'"{item}"' for item in value) + "]"
+        return "[" + ",".join(f'"{_env_value(item)}"' for item in value) + "]"
     if isinstance(value, Path) and value.is_relative_to(Path.home()):
         return "~/" + str(value.relative_to(Path.home()))
     return str(value)

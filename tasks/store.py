@@ -154,7 +154,12 @@ def advance_offsets(db: Database[Document], topic: str, ranges: Iterable[OffsetR
 
 
 def ledger_begin(
-    db: Database[Document], batch_id: str, topic: str, ranges: Sequence[OffsetRange], records: int
+    db: Database[Document],
+    batch_id: str,
+    topic: str,
+    ranges: Sequence[OffsetRange],
+    records: int,
+    extra: dict[str, Any] | None = None,
 ) -> int:
     """Record the batch (status 'writing') before any aggregate is touched; returns the attempt."""
     now = datetime.now(UTC)
@@ -169,6 +174,7 @@ def ledger_begin(
                 "partitions": [r.partition for r in ranges],
                 "records": records,
                 "started_at": now,
+                **(extra or {}),
             },
             "$set": {"status": "writing", "updated_at": now},
             "$inc": {"attempts": 1},

@@ -1,0 +1,207 @@
+"""Apply one validated, aggregated batch to MongoDB under a watermark guard, with its ledger entry.
+
+Shared by the Kafka consumer (batches identified by offset ranges) and the dead-letter replay
+(batches identified by a replay sequence number); see docs/consumer.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+from pymongo.database import Database
+
+from tasks import store
+from tasks.aggregate import aggregate
+from tasks.batch import MicroBatch, OffsetRange
+from tasks.mongo import Document
+from tasks.updates import (
+    DEAD_LETTERS,
+    ITEM_MINUTES,
+    ITEMS,
+    MINUTES,
+    TOTALS,
+    USERS,
+    Guard,
+    dead_letter_statements,
+    entity_updates,
+    item_minute_updates,
+    minute_updates,
+    totals_update,
+)
+from tasks.validation import ValidationRules, Verdict, validate
+
+DeadLetterSink = Callable[[pl.DataFrame], None]
+"""Also receives each batch's dead letters (e.g. the optional DLQ topic)."""
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What applying one micro-batch did; also stored in its ledger entry."""
+
+    batch_id: str
+    ranges: list[OffsetRange]
+    records: int
+    valid: int
+    dead_lettered: int
+    docs_written: int
+    already_applied: int
+    new_users: int
+    new_items: int
+    replay: bool
+    seconds: dict[str, float] = field(default_factory=dict)
+    verdict: Verdict | None = field(default=None, repr=False, compare=False)
+
+    def ledger_stats(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid,
+            "dead_lettered": self.dead_lettered,
+            "docs_written": self.docs_written,
+            "already_applied": self.already_applied,
+            "new_users": self.new_users,
+            "new_items": self.new_items,
+            "seconds": self.seconds,
+        }
+
+
+class BatchWriter:
+    """Validates, aggregates and writes batches of one topic into one database."""
+
+    def __init__(
+        self,
+        db: Database[Document],
+        topic: str,
+        rules: ValidationRules,
+        dead_letter_sink: DeadLetterSink | None = None,
+    ) -> None:
+        self.db = db
+        self.topic = topic
+        self.rules = rules
+        self.types = rules.interaction_types
+        self.dead_letter_sink = dead_letter_sink
+
+    def apply(
+        self,
+        batch: MicroBatch,
+        *,
+        batch_id: str,
+        guard: Guard,
+        ranges: list[OffsetRange],
+        record_offsets: bool = True,
+        store_dead_letters: bool = True,
+        replay: bool = False,
+        consume_seconds: float = 0.0,
+        ledger_extra: dict[str, Any] | None = None,
+    ) -> BatchReport:
+        """Write the batch: ledger 'writing', aggregates, offsets, ledger 'applied'."""
+        store.ledger_begin(self.db, batch_id, self.topic, ranges, batch.size, ledger_extra)
+        try:
+            report = self._write(
+                batch, batch_id, guard, ranges, record_offsets, store_dead_letters, replay
+            )
+        except Exception as exc:
+            store.ledger_fail(self.db, batch_id, f"{type(exc).__name__}: {exc}")
+            raise
+        report.seconds["consume"] = round(consume_seconds, 4)
+        store.ledger_finish(self.db, batch_id, report.ledger_stats())
+        return report
+
+    def _write(
+        self,
+        batch: MicroBatch,
+        bid: str,
+        guard: Guard,
+        ranges: list[OffsetRange],
+        record_offsets: bool,
+        store_dead_letters: bool,
+        replay: bool,
+    ) -> BatchReport:
+        with _timer() as validating:
+            verdict = validate(batch.records, self.rules)
+        with _timer() as aggregating:
+            aggregates = aggregate(verdict.events, self.types)
+        with _timer() as writing:
+            now = datetime.now(UTC)
+            if store_dead_letters and verdict.dead.height:
+                statements = dead_letter_statements(verdict.dead, self.topic, bid, now)
+                store.apply(self.db, DEAD_LETTERS, statements)
+                if self.dead_letter_sink is not None:
+                    self.dead_letter_sink(verdict.dead)
+            users = entity_updates(aggregates.users, "user_id", guard, bid, self.types)
+            items = entity_updates(aggregates.items, "item_id", guard, bid, self.types)
+            results = {
+                USERS: store.apply(self.db, USERS, users),
+                ITEMS: store.apply(self.db, ITEMS, items),
+                ITEM_MINUTES: store.apply(
+                    self.db, ITEM_MINUTES, item_minute_updates(aggregates, guard, self.types)
+                ),
+                MINUTES: store.apply(
+                    self.db, MINUTES, minute_updates(aggregates, guard, self.types)
+                ),
+            }
+            new_users = self._created(USERS, aggregates.users, "user_id", results[USERS], bid)
+            new_items = self._created(ITEMS, aggregates.items, "item_id", results[ITEMS], bid)
+            dead_delta = verdict.dead.height if store_dead_letters else -verdict.events.height
+            totals = totals_update(
+                aggregates,
+                guard,
+                self.types,
+                dead_lettered=dead_delta,
+                new_users=new_users,
+                new_items=new_items,
+                applied_at=now,
+            )
+            results[TOTALS] = store.apply(self.db, TOTALS, [totals])
+            if record_offsets:
+                store.advance_offsets(self.db, self.topic, ranges)
+        return BatchReport(
+            batch_id=bid,
+            ranges=ranges,
+            records=batch.size,
+            valid=verdict.events.height,
+            dead_lettered=verdict.dead.height,
+            docs_written=sum(r.upserted + r.modified for r in results.values()),
+            already_applied=sum(r.already_applied for r in results.values()),
+            new_users=new_users,
+            new_items=new_items,
+            replay=replay,
+            seconds={
+                "validate": round(validating.seconds, 4),
+                "aggregate": round(aggregating.seconds, 4),
+                "write": round(writing.seconds, 4),
+            },
+            verdict=verdict,
+        )
+
+    def _created(
+        self,
+        collection: str,
+        frame: pl.DataFrame,
+        key: str,
+        result: store.ApplyResult,
+        bid: str,
+    ) -> int:
+        """Documents this batch created; upsert counts are exact unless part was applied before."""
+        if result.already_applied == 0:
+            return result.upserted
+        return store.count_created(self.db, collection, frame[key].to_list(), bid)
+
+
+@dataclass
+class _Elapsed:
+    seconds: float = 0.0
+
+
+@contextmanager
+def _timer() -> Iterator[_Elapsed]:
+    elapsed = _Elapsed()
+    started = time.perf_counter()
+    try:
+        yield elapsed
+    finally:
+        elapsed.seconds = time.perf_counter() - started

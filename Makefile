@@ -19,7 +19,8 @@ install: ## install Python dependencies exactly as locked (uv.lock)
 	@$(UV) sync --frozen --quiet
 
 .PHONY: run
-run: install up ## set up and run Pulse: start the local stack and show where everything is
+run: install ## set up and run Pulse: stack, scheduled generator and consumer, dashboard (Ctrl-C stops)
+	@$(PULSE) run
 
 .PHONY: up
 up: install ## start Kafka, MongoDB (or FerretDB) and Prefect locally; idempotent

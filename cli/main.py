@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from cli import config, stack
+from cli import config, stack, trigger
 from cli.consume import consume
 from cli.generate import generate
+from cli.run import run
 
 app = typer.Typer(
     name="pulse",
@@ -16,6 +17,8 @@ app = typer.Typer(
 )
 app.add_typer(stack.app, name="stack")
 app.add_typer(config.app, name="config")
+app.add_typer(trigger.app, name="trigger")
+app.command()(run)
 app.command()(generate)
 app.command()(consume)
 

@@ -4,32 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from prefect import Task, flow, get_run_logger, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State, TaskRun
 from pydantic import Field
-from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
+from flows.policies import RETRY_DELAYS, notify_failure, transient_failure
 from tasks.batch import MicroBatch
 from tasks.consumer import AggregatingConsumer
 from tasks.drain import drain, summary_markdown
 from tasks.settings import load_settings
 from tasks.writer import BatchReport
 
-TRANSIENT = (ConnectionFailure, ExecutionTimeout)
-"""Database unreachable or slow: worth retrying. A refused write is not."""
-
-
-def _transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry only when the database was unreachable or timed out."""
-    return isinstance(state.result(raise_on_failure=False), TRANSIENT)
-
 
 @task(
-    retries=3,
-    retry_delay_seconds=[1, 5, 15],
-    retry_condition_fn=_transient,
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=transient_failure,
     cache_policy=NO_CACHE,
 )
 def apply_batch(
@@ -48,13 +39,14 @@ def apply_batch(
     return report
 
 
-@flow(name="aggregate-interactions")
+@flow(name="aggregate-interactions", on_failure=[notify_failure], on_crashed=[notify_failure])
 def aggregate_interactions(
     time_budget_seconds: Annotated[float, Field(gt=0)] | None = None,
     max_batch_events: Annotated[int, Field(ge=1)] | None = None,
     max_batch_wait_seconds: Annotated[float, Field(gt=0)] | None = None,
     stop_when_caught_up: bool = True,
     topic: str | None = None,
+    retry_delays: list[float] | None = None,
 ) -> dict[str, Any]:
     """Drain the topic until caught up or the time budget is spent; unset values from settings."""
     logger = get_run_logger()
@@ -64,7 +56,11 @@ def aggregate_interactions(
 
         def run_task(batch: MicroBatch, consume_seconds: float) -> BatchReport:
             name = batch.batch_id.split("/", 1)[1]  # the offset ranges identify the batch
-            return apply_batch.with_options(task_run_name=name)(consumer, batch, consume_seconds)
+            delays = RETRY_DELAYS if retry_delays is None else retry_delays
+            options = apply_batch.with_options(
+                task_run_name=name, retries=len(delays), retry_delay_seconds=delays
+            )
+            return options(consumer, batch, consume_seconds)
 
         summary = drain(
             consumer,

@@ -10,7 +10,7 @@ from typing import Literal
 from infra.kafka_broker import KafkaBroker
 from infra.mongo_server import MongoServer
 from infra.prefect_server import PrefectServer
-from infra.process import log_tail
+from infra.process import PidFile, log_tail
 from infra.service import LocalService, Say
 from tasks.settings import Settings
 
@@ -39,6 +39,15 @@ def services(settings: Settings) -> list[LocalService]:
         MongoServer(settings.mongo, settings.stack),
         PrefectServer(settings.prefect, settings.stack),
     ]
+
+
+APPS = ("serve", "dashboard")
+"""Pipeline processes `pulse run` starts on top of the services."""
+
+
+def app_pidfile(settings: Settings, name: str) -> PidFile:
+    """Pid file of one of the pipeline's own processes (see APPS)."""
+    return PidFile(settings.stack.state_dir / "pids" / f"{name}.pid")
 
 
 def status_of(service: LocalService) -> ServiceStatus:
@@ -75,7 +84,11 @@ def up(settings: Settings, say: Say) -> list[ServiceStatus]:
 
 
 def down(settings: Settings, say: Say) -> None:
-    """Stop exactly the processes `up` started, by pid; leave anything else alone."""
+    """Stop exactly the processes `up` (and `pulse run`) started, by pid; leave the rest alone."""
+    for name in APPS:
+        record = app_pidfile(settings, name).read()
+        if app_pidfile(settings, name).stop():
+            say(f"stopped {name} (pid {record.pid if record else '?'})")
     for service in reversed(services(settings)):
         record = service.pidfile.read()
         if service.pidfile.stop():

@@ -45,8 +45,10 @@ class AggregatingConsumer:
         *,
         topic: str | None = None,
         group: str | None = None,
+        join_group: bool = True,
     ) -> None:
         self.settings = settings
+        self.join_group = join_group
         self.topic = topic or settings.kafka.topic
         self.group = group or settings.kafka.consumer_group
         self.types = settings.generator.interaction_types
@@ -69,6 +71,8 @@ class AggregatingConsumer:
 
     def __enter__(self) -> Self:
         store.ensure_indexes(self.db)
+        if not self.join_group:
+            return self  # replays only: they read exact ranges with a reader of their own
         ensure_topic(self.settings.kafka, self.topic)
         self._consumer = make_consumer(self.settings.kafka, self.group)
         self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)

@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 
 LEDGER = "ledger"
 OFFSETS = "offsets"
+COUNTERS = "counters"
 DUPLICATE_KEY = 11000
+DLQ_REPLAY = "dlq-replay"
+"""Ledger kind of a dead-letter replay (its batches are not Kafka offset ranges)."""
 _CHUNK = 1_000  # statements per update command: well under MongoDB's 48 MB message limit
 
 INDEXES: dict[str, list[list[tuple[str, int]]]] = {
@@ -214,10 +217,20 @@ def ledger_fail(db: Database[Document], batch_id: str, error: str) -> None:
 
 
 def unfinished_batches(
-    db: Database[Document], topic: str, partitions: Iterable[int]
+    db: Database[Document], topic: str, partitions: Iterable[int] | None = None
 ) -> list[dict[str, Any]]:
-    """Ledger entries not applied yet ('writing' or 'failed') that touch any of `partitions`."""
-    wanted = set(partitions)
-    entries = db[LEDGER].find({"topic": topic, "status": {"$in": ["writing", "failed"]}})
-    pending = [entry for entry in entries if wanted & set(entry["partitions"])]
+    """Kafka batches not applied yet ('writing' or 'failed') touching `partitions` (or any)."""
+    entries = db[LEDGER].find(
+        {"topic": topic, "status": {"$in": ["writing", "failed"]}, "kind": {"$ne": DLQ_REPLAY}}
+    )
+    wanted = None if partitions is None else set(partitions)
+    pending = [entry for entry in entries if wanted is None or wanted & set(entry["partitions"])]
     return sorted(pending, key=lambda entry: min(r["first"] for r in entry["ranges"]))
+
+
+def next_sequence(db: Database[Document], name: str) -> int:
+    """A counter that only grows (atomic `$inc`)."""
+    doc = db[COUNTERS].find_one_and_update(
+        {"_id": name}, {"$inc": {"value": 1}}, upsert=True, return_document=True
+    )
+    return int(doc["value"]) if doc else 1

@@ -1,0 +1,109 @@
+"""`pulse run` (`make run`): the whole pipeline on this machine, until Ctrl-C.
+
+Starts the local stack, serves the Prefect deployments (generator and consumer on schedules),
+starts the dashboard, prints where everything is, and on Ctrl-C stops what it started.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra import stack
+from infra.prerequisites import MissingPrerequisiteError
+from infra.process import PidFile, log_tail
+from infra.stack import ServiceStatus, StackError
+from tasks.settings import Settings, load_settings
+
+console = Console()
+REPO = Path(__file__).resolve().parents[1]
+DASHBOARD = REPO / "streamlit_app" / "app.py"
+
+
+def _say(message: str) -> None:
+    console.print(f"[dim]·[/dim] {message}")
+
+
+def _apps(settings: Settings) -> dict[str, list[str]]:
+    """The pipeline's own processes: the deployment runner and, once it exists, the dashboard."""
+    apps = {"serve": [sys.executable, "-m", "deployments.serve"]}
+    if DASHBOARD.exists():
+        apps["dashboard"] = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(DASHBOARD),
+            "--server.address=127.0.0.1",
+            f"--server.port={settings.stack.dashboard_port}",
+            "--server.headless=true",
+            "--browser.gatherUsageStats=false",
+            "--server.fileWatcherType=none",
+        ]
+    return apps
+
+
+def run() -> None:
+    """Start everything, show the URLs, and keep running until Ctrl-C."""
+    settings = load_settings()
+    was_up = {row.name for row in stack.status(settings) if row.state != "stopped"}
+    try:
+        rows = stack.up(settings, _say)
+    except (StackError, MissingPrerequisiteError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    children = _start_apps(settings)
+    _show_where(settings, rows, "dashboard" in children)
+    try:
+        _watch(settings, children)
+    except KeyboardInterrupt:
+        console.print("stopping…")
+    finally:
+        for name, pidfile in children.items():
+            if pidfile.stop(timeout=30):  # SIGTERM: the runner cancels its flow runs cleanly
+                _say(f"stopped {name}")
+        for service in stack.services(settings):
+            if service.name not in was_up and service.pidfile.stop():
+                _say(f"stopped {service.name}")
+
+
+def _start_apps(settings: Settings) -> dict[str, PidFile]:
+    children = {}
+    for name, command in _apps(settings).items():
+        pidfile = stack.app_pidfile(settings, name)
+        pidfile.stop()  # a leftover of a run that was killed
+        log = settings.stack.state_dir / "logs" / f"{name}.log"
+        pidfile.start(command, log_path=log, cwd=REPO)
+        children[name] = pidfile
+    return children
+
+
+def _show_where(settings: Settings, rows: list[ServiceStatus], dashboard: bool) -> None:
+    table = Table("what", "where")
+    prefect = next(row for row in rows if row.name == "prefect")
+    table.add_row("Prefect UI: runs, schedules, manual triggers", f"{prefect.url}/deployments")
+    if dashboard:
+        table.add_row("Dashboard", f"http://127.0.0.1:{settings.stack.dashboard_port}")
+    for row in rows:
+        if row.name != "prefect":
+            table.add_row(row.name, row.url)
+    table.add_row("logs", str(settings.stack.state_dir / "logs"))
+    console.print(table)
+    console.print("Pulse is running: generator every 30 s, consumer every 60 s. Ctrl-C stops it.")
+
+
+def _watch(settings: Settings, children: dict[str, PidFile]) -> None:
+    """Wait; if a child dies, show why and stop."""
+    while True:
+        time.sleep(1)
+        for name, pidfile in children.items():
+            if pidfile.read() is None:
+                log = settings.stack.state_dir / "logs" / f"{name}.log"
+                console.print(f"[red]{name} stopped[/red]; last lines of {log}:")
+                console.print(log_tail(log))
+                raise typer.Exit(1)

@@ -1,0 +1,177 @@
+"""Serve Pulse's deployments from this process: `python -m deployments.serve` (or `make run`).
+
+- generate-interactions/stream   a 24 s stream of bursts every 30 s
+- generate-interactions/manual   no schedule, no limit: `pulse trigger generate --events 100000`
+- aggregate-interactions/drain   drains for the consumer's time budget (<= 50 s) every 60 s
+- retry-failed-batches/manual    no schedule: run it from the UI or `pulse trigger retry`
+- replay-dead-letters/manual     no schedule: `pulse trigger replay-dead-letters --reason ...`
+
+Schedules and parameters can be edited in the Prefect UI; the values below are the defaults.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from prefect import serve
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import (
+    ConcurrencyLimitConfig,
+    ConcurrencyLimitStrategy,
+    StateType,
+)
+from prefect.deployments.runner import RunnerDeployment
+from prefect.exceptions import ObjectNotFound
+from prefect.logging import get_logger
+from prefect.states import Crashed
+
+from deployments.prefect_api import prefect_api
+from flows.aggregate import aggregate_interactions
+from flows.generate import generate_interactions
+from flows.replay import replay_dead_letters
+from flows.retry import retry_failed_batches
+from tasks.settings import Settings, load_settings
+
+GENERATOR_EVERY = timedelta(seconds=30)
+CONSUMER_EVERY = timedelta(seconds=60)
+RUNNER_POLL_SECONDS = 2.0  # how soon a due run starts; Prefect's default is 10 s
+
+
+def _one_at_a_time() -> ConcurrencyLimitConfig:
+    # A run due while the previous one still runs is cancelled, not queued: after an outage
+    # the late runs do not pile up and then run back to back.
+    return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+
+
+def _built(deployment: object) -> RunnerDeployment:
+    # to_deployment() is typed sync-or-async; called outside an event loop it is sync.
+    if not isinstance(deployment, RunnerDeployment):
+        raise TypeError("to_deployment() must be called outside an event loop")
+    return deployment
+
+
+def deployments(settings: Settings, paused: bool = False) -> list[RunnerDeployment]:
+    """The deployments, with parameters defaulting to the settings."""
+    generator = settings.generator
+    consumer = settings.consumer
+    budget = min(consumer.time_budget_seconds, CONSUMER_EVERY.total_seconds() - 10)
+    return [
+        _built(
+            generate_interactions.to_deployment(
+                name="stream",
+                interval=GENERATOR_EVERY,
+                paused=paused,
+                concurrency_limit=_one_at_a_time(),
+                parameters={
+                    "batch_size": generator.batch_size,
+                    "interval_seconds": generator.interval_seconds,
+                    "speed_multiplier": generator.speed_multiplier,
+                    # Leaves room for the ~5 s a flow run takes to start, so runs do not collide.
+                    "duration_seconds": GENERATOR_EVERY.total_seconds() - 6,
+                    "users": generator.users,
+                    "items": generator.items,
+                },
+                tags=["pulse", "generator"],
+                description="Simulated user interactions, produced to Kafka in paced bursts.",
+            )
+        ),
+        _built(
+            generate_interactions.to_deployment(
+                name="manual",
+                parameters={"batch_size": generator.batch_size, "users": generator.users},
+                tags=["pulse", "generator"],
+                description="Ad-hoc bursts; runs alongside the scheduled stream.",
+            )
+        ),
+        _built(
+            aggregate_interactions.to_deployment(
+                name="drain",
+                interval=CONSUMER_EVERY,
+                paused=paused,
+                concurrency_limit=_one_at_a_time(),
+                parameters={
+                    "time_budget_seconds": budget,
+                    "max_batch_events": consumer.max_batch_events,
+                    "max_batch_wait_seconds": consumer.max_batch_wait_seconds,
+                    "stop_when_caught_up": False,
+                },
+                tags=["pulse", "consumer"],
+                description="Micro-batches from Kafka aggregated into MongoDB, exactly once.",
+            )
+        ),
+        _built(
+            retry_failed_batches.to_deployment(
+                name="manual",
+                concurrency_limit=_one_at_a_time(),
+                tags=["pulse", "recovery"],
+                description="Re-apply failed or interrupted micro-batches over their offsets.",
+            )
+        ),
+        _built(
+            replay_dead_letters.to_deployment(
+                name="manual",
+                concurrency_limit=_one_at_a_time(),
+                tags=["pulse", "recovery"],
+                description="Re-ingest selected (fixed) dead letters exactly once.",
+            )
+        ),
+    ]
+
+
+def release_stale_runs(names: list[str]) -> int:
+    """Mark runs of these deployments still 'Running' or 'Pending' as crashed.
+
+    This process is the only runner of its deployments; a run it did not start was left
+    behind by a runner that died (killed, machine restarted) and would hold the deployment's
+    concurrency slot for up to 5 minutes, until its lease expired.
+    """
+    running = FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING])
+    released = 0
+    with get_client(sync_client=True) as client:
+        for name in names:
+            try:
+                deployment = client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                continue
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=running)),
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+            )
+            for run in runs:
+                client.set_flow_run_state(run.id, Crashed(message="its runner process is gone"))
+                released += 1
+    return released
+
+
+def main(
+    paused: Annotated[
+        bool, typer.Option(help="Register the schedules paused (resume them in the Prefect UI).")
+    ] = False,
+) -> None:
+    """Serve the deployments until SIGTERM or Ctrl-C."""
+    settings = load_settings()
+    with prefect_api(settings):
+        served = deployments(settings, paused=paused)
+        stale = release_stale_runs([f"{d.flow_name}/{d.name}" for d in served])
+        if stale:
+            get_logger("pulse.serve").warning(
+                "marked %d runs of a previous runner as crashed", stale
+            )
+        serve(
+            *served,
+            pause_on_shutdown=False,  # schedules keep their state for the next start
+            query_seconds=RUNNER_POLL_SECONDS,
+        )
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,42 @@
+"""Flow `replay-dead-letters`: re-ingest selected (fixed) dead letters exactly once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger
+from pydantic import Field
+
+from flows.policies import notify_failure
+from tasks import dead_letter_replay
+from tasks.consumer import AggregatingConsumer
+from tasks.settings import load_settings
+
+
+@flow(name="replay-dead-letters", on_failure=[notify_failure], on_crashed=[notify_failure])
+def replay_dead_letters(
+    reason_contains: str | None = None,
+    field: str | None = None,
+    ids: list[str] | None = None,
+    limit: Annotated[int, Field(ge=1, le=100_000)] = 1_000,
+    topic: str | None = None,
+) -> dict[str, Any]:
+    """Validate the selected dead letters again; apply those now valid, keep the rest dead."""
+    logger = get_run_logger()
+    settings = load_settings()
+    with AggregatingConsumer(settings, topic=topic, join_group=False) as consumer:
+        report = dead_letter_replay.replay(
+            consumer.writer, reason_contains=reason_contains, field_name=field, ids=ids, limit=limit
+        )
+    logger.info(
+        "%d dead letters selected: %d revived, %d still invalid",
+        report.selected,
+        report.revived,
+        report.still_dead,
+    )
+    return {
+        "selected": report.selected,
+        "revived": report.revived,
+        "still_dead": report.still_dead,
+        "batches": report.batches,
+    }

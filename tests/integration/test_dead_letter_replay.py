@@ -1,0 +1,91 @@
+"""Dead letters fixed and replayed are counted exactly once, even if the replay is interrupted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flows.replay import replay_dead_letters
+from tasks import dead_letter_replay, store
+from tasks.consumer import AggregatingConsumer
+from tasks.mongo import database, mongo_client
+from tasks.settings import Settings, load_settings
+from tests.integration.reconcile import produce, snapshot, subprocess_env
+
+pytestmark = pytest.mark.integration
+
+TYPES_WITH_TELEPORT = ["view", "click", "add_to_cart", "purchase", "teleport"]
+
+
+def _drain(settings: Settings) -> None:
+    with AggregatingConsumer(settings) as consumer:
+        while True:
+            batch = consumer.poll_batch(10_000, 2.0)
+            if batch is not None:
+                consumer.process(batch)
+            elif consumer.assigned and not any(consumer.lag().values()):
+                return
+
+
+def _teleports(settings: Settings) -> int:
+    with mongo_client(settings.mongo) as client:
+        db = database(client, settings.mongo)
+        return db.dead_letters.count_documents({"field": "interaction_type", "status": "dead"})
+
+
+def test_fixed_dead_letters_are_revived_exactly_once(
+    pipeline: Settings, prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, truth = produce(pipeline, tmp_path / "truth.json", events=20_000, malformed=0.05)
+    _drain(pipeline)
+    teleports = _teleports(pipeline)
+    assert teleports > 0  # the generator's "unknown_type" records use the type 'teleport'
+
+    # The fix: 'teleport' becomes a known interaction type.
+    for name, value in subprocess_env(pipeline).items():
+        if name.startswith("PULSE_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv(
+        "PULSE_GENERATOR_INTERACTION_TYPES", str(TYPES_WITH_TELEPORT).replace("'", '"')
+    )
+    fixed = load_settings(
+        **{"kafka": pipeline.kafka.model_dump(), "mongo": pipeline.mongo.model_dump()}
+    )
+    assert "teleport" in fixed.generator.interaction_types
+
+    # An interrupted replay: the process dies after the users were written.
+    real_apply = store.apply
+    calls = {"n": 0}
+
+    def dies_after_users(*args: object, **kwargs: object) -> object:
+        result = real_apply(*args, **kwargs)  # type: ignore[arg-type]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("killed")
+        return result
+
+    monkeypatch.setattr(store, "apply", dies_after_users)
+    with pytest.raises(RuntimeError), AggregatingConsumer(fixed, join_group=False) as consumer:
+        dead_letter_replay.replay(consumer.writer, field_name="interaction_type")
+    monkeypatch.setattr(store, "apply", real_apply)
+
+    result = replay_dead_letters(field="interaction_type")
+    assert result["revived"] == teleports  # the interrupted replay was finished, not repeated
+    assert result["selected"] == 0  # nothing else was still dead for that field
+
+    with mongo_client(pipeline.mongo) as client:
+        db = database(client, pipeline.mongo)
+        totals = db.totals.find_one({"_id": "global"})
+        assert totals is not None
+        assert totals["types"]["teleport"] == teleports
+        assert totals["events"] == truth["events"] + teleports
+        assert totals["dead_lettered"] == truth["malformed"] - teleports
+        revived = db.dead_letters.count_documents({"status": "replayed"})
+        assert revived == teleports
+        before = snapshot(db)
+
+    again = replay_dead_letters(field="interaction_type")
+    assert again["revived"] == 0 and again["selected"] == 0
+    with mongo_client(pipeline.mongo) as client:
+        assert snapshot(database(client, pipeline.mongo)) == before

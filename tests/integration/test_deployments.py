@@ -1,0 +1,278 @@
+"""Prefect deployments on the real Prefect server: served, triggered, on a work pool, and
+a database outage in the middle of a consumer run."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
+from pymongo.errors import PyMongoError
+
+from flows.aggregate import aggregate_interactions
+from flows.retry import retry_failed_batches
+from infra.mongo_server import MongoServer
+from tasks import store
+from tasks.mongo import database, mongo_client
+from tasks.settings import Settings, load_settings
+from tests.integration.reconcile import assert_matches_truth, produce, subprocess_env
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(name: str, parameters: dict[str, Any], timeout: float = 180) -> FlowRun:
+    run = run_deployment(name, parameters=parameters, timeout=timeout, as_subflow=False)
+    assert isinstance(run, FlowRun)
+    return run
+
+
+def _wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def served(
+    pipeline: Settings, prefect_api: str, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m deployments.serve --paused` pointed at the isolated pipeline.
+
+    Paused, so that only the runs this test triggers touch its topic.
+    """
+    env = subprocess_env(pipeline, PULSE_CONSUMER_TIME_BUDGET_SECONDS="20")
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deployments.serve", "--paused"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    wanted = {
+        "generate-interactions/stream",
+        "generate-interactions/manual",
+        "aggregate-interactions/drain",
+        "retry-failed-batches/manual",
+        "replay-dead-letters/manual",
+    }
+    started = time.time()
+
+    def registered() -> bool:
+        # Registered (or re-registered) by this serve process, not left from an earlier one.
+        with get_client(sync_client=True) as client:
+            for name in wanted:
+                try:
+                    deployment = client.read_deployment_by_name(name)
+                except ObjectNotFound:
+                    return False
+                if deployment.updated is None or deployment.updated.timestamp() < started:
+                    return False
+        return True
+
+    _wait_for(registered, 60, "the served deployments")
+
+    def slots_free() -> bool:
+        # Runs of an earlier serve process are cancelled when it stops; their deployment
+        # concurrency slots are released moments later.
+        with get_client(sync_client=True) as client:
+            ids = {f"deployment:{client.read_deployment_by_name(name).id}" for name in wanted}
+            limits = client.read_global_concurrency_limits(limit=200)
+        return all(limit.active_slots == 0 for limit in limits if limit.name in ids)
+
+    _wait_for(slots_free, 120, "free deployment concurrency slots")
+    yield process
+    process.send_signal(signal.SIGTERM)  # the runner cancels its runs and exits
+    process.wait(timeout=60)
+    log.close()
+
+
+def test_served_deployments_run_when_triggered_and_data_lands(
+    served: subprocess.Popen[bytes], pipeline: Settings, tmp_path: Path
+) -> None:
+    truth_path = tmp_path / "truth.json"
+    run = _run(
+        "generate-interactions/manual",
+        {
+            "events": 6_000,
+            "batch_size": 2_000,
+            "interval_seconds": 0.2,
+            "seed": 3,
+            "malformed_fraction": 0.01,
+            "ground_truth_path": str(truth_path),
+        },
+    )
+    assert run.state is not None and run.state.is_completed(), run.state
+    truth = orjson.loads(truth_path.read_bytes())
+
+    with mongo_client(pipeline.mongo) as client:
+        db = database(client, pipeline.mongo)
+
+        def drained() -> bool:
+            totals = db.totals.find_one({"_id": "global"}) or {}
+            return bool(totals.get("events") == truth["events"])
+
+        drain = _run(
+            "aggregate-interactions/drain",
+            {"time_budget_seconds": 60, "stop_when_caught_up": True},
+        )
+        assert drain.state is not None and drain.state.is_completed(), drain.state
+        assert drained()
+        assert_matches_truth(db, truth)
+
+    retry = _run("retry-failed-batches/manual", {})
+    assert retry.state is not None and retry.state.is_completed(), retry.state
+
+    with get_client(sync_client=True) as prefect:
+        for name in ("generate-interactions/stream", "aggregate-interactions/drain"):
+            deployment = prefect.read_deployment_by_name(name)
+            assert deployment.schedules, f"{name} has a schedule"
+            limit = deployment.global_concurrency_limit
+            assert limit is not None and limit.limit == 1, f"{name} never overlaps itself"
+            assert deployment.concurrency_options is not None
+            assert deployment.concurrency_options.collision_strategy == "CANCEL_NEW"
+
+
+def test_prefect_yaml_deploys_to_a_work_pool_and_a_worker_runs_it(
+    pipeline: Settings, prefect_api: str, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    pool = f"pulse-test-{suffix}"
+    text = (REPO / "deployments" / "prefect.yaml").read_text()
+    text = text.replace("name: pulse-process", f"name: {pool}")
+    text = re.sub(r"^  - name: (\S+)$", rf"  - name: \1-{suffix}", text, flags=re.MULTILINE)
+    project = tmp_path / "prefect.yaml"
+    project.write_text(text)
+    env = subprocess_env(pipeline, PREFECT_API_URL=prefect_api)
+    prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
+    subprocess.run(
+        [*prefect, "work-pool", "create", pool, "--type", "process"], env=env, check=True, cwd=REPO
+    )
+    deploy = subprocess.run(
+        [*prefect, "deploy", "--prefect-file", str(project), "--all"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+    worker = subprocess.Popen(
+        [*prefect, "worker", "start", "--pool", pool],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        run = _run(f"generate-interactions/manual-{suffix}", {"events": 1_000, "batch_size": 500})
+        assert run.state is not None and run.state.is_completed(), run.state
+        assert run.work_pool_name == pool
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=60)
+        with get_client(sync_client=True) as client:
+            for deployment in client.read_deployments():
+                if deployment.name.endswith(suffix):
+                    client.delete_deployment(deployment.id)
+            client.delete_work_pool(pool)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_database_outage_fails_the_run_visibly_and_a_retry_reconciles(
+    pipeline: Settings,
+    prefect_api: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A MongoDB server of its own, so stopping it does not disturb the other tests.
+    uri = f"mongodb://127.0.0.1:{_free_port()}"
+    settings = load_settings(
+        kafka=pipeline.kafka.model_dump(),
+        mongo={"uri": uri, "database": "outage", "timeout_ms": 1_000},
+        stack={"state_dir": tmp_path / "state", "cache_dir": pipeline.stack.cache_dir.resolve()},
+    )
+    server = MongoServer(settings.mongo, settings.stack)
+
+    def start() -> None:
+        launch = server.prepare(say=lambda _: None)
+        server.pidfile.start(launch.command, log_path=server.log_path)
+        _wait_for(server.answers, 60, "the database to start")
+
+    start()
+    for name, value in subprocess_env(pipeline).items():
+        if name.startswith("PULSE_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PULSE_MONGO_URI", uri)
+    monkeypatch.setenv("PULSE_MONGO_DATABASE", "outage")
+    monkeypatch.setenv("PULSE_MONGO_TIMEOUT_MS", "1000")
+    _, truth = produce(settings, tmp_path / "truth.json", events=30_000)
+
+    def stop_after_first_batch() -> None:
+        with mongo_client(settings.mongo) as client:
+            db = database(client, settings.mongo)
+            _wait_for(lambda: db.ledger.count_documents({"status": "applied"}) >= 1, 120, "a batch")
+        server.pidfile.stop()
+
+    outage = threading.Thread(target=stop_after_first_batch)
+    outage.start()
+    with pytest.raises(PyMongoError):  # the run fails, naming the database it cannot reach
+        aggregate_interactions(
+            time_budget_seconds=120, max_batch_events=3_000, retry_delays=[0.5, 0.5]
+        )
+    outage.join()
+
+    start()
+    with mongo_client(settings.mongo) as client:
+        db = database(client, settings.mongo)
+        applied = list(db.ledger.find({"status": "applied"}))
+        unfinished = list(db.ledger.find({"status": {"$ne": "applied"}}))
+        # The outage hits between two batches (nothing of the next one written, not even its
+        # ledger entry) or inside one (an unfinished entry): both are handled below.
+        assert applied, "a batch was applied before the outage"
+        stored = store.stored_offsets(db, pipeline.kafka.topic)
+        last_applied: dict[int, int] = {}
+        for entry in applied:
+            for r in entry["ranges"]:
+                last_applied[r["partition"]] = max(
+                    last_applied.get(r["partition"], 0), r["last"] + 1
+                )
+        assert stored == last_applied  # offsets did not advance past what was applied
+
+    retried = retry_failed_batches()
+    assert retried["replayed"] == [
+        entry["_id"]
+        for entry in sorted(unfinished, key=lambda e: min(r["first"] for r in e["ranges"]))
+    ]
+    aggregate_interactions(time_budget_seconds=120, max_batch_events=3_000)
+    with mongo_client(settings.mongo) as client:
+        assert_matches_truth(database(client, settings.mongo), truth)
+    server.pidfile.stop()

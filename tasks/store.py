@@ -125,6 +125,33 @@ def count_created(
     )
 
 
+def totals_before(
+    db: Database[Document],
+    collection: str,
+    ids: list[Any],
+    added: dict[Any, int],
+    guard_key: str,
+    last: int,
+) -> dict[Any, int]:
+    """Each document's `total` before the batch: as stored, minus the batch's own count where
+    the document already holds the batch (a replay; `guard_key` is its watermark field)."""
+    before: dict[Any, int] = {}
+    for start in range(0, len(ids), 500):  # FerretDB checks $in linearly: keep the lists short
+        chunk = ids[start : start + 500]
+        for doc in db[collection].find({"_id": {"$in": chunk}}, {"total": 1, guard_key: 1}):
+            total = int(doc.get("total", 0))
+            holds = _watermark(doc, guard_key) >= last
+            before[doc["_id"]] = total - added[doc["_id"]] if holds else total
+    return before
+
+
+def _watermark(doc: Document, dotted: str) -> int:
+    value: Any = doc
+    for part in dotted.split("."):
+        value = value.get(part, {}) if isinstance(value, dict) else {}
+    return int(value) if isinstance(value, int) else -1
+
+
 # --- offsets ---------------------------------------------------------------------------
 
 

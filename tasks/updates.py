@@ -41,8 +41,14 @@ class Guard:
 
     @property
     def filter(self) -> dict[str, Any]:
+        field, last = self.key
+        return {field: {"$not": {"$gte": last}}}
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """The watermark field checked, and the offset a document holding the batch has in it."""
         first = min(self.ranges, key=lambda r: r.partition)
-        return {f"wm.p{first.partition}": {"$not": {"$gte": first.last}}}
+        return f"wm.p{first.partition}", first.last
 
     @property
     def marks(self) -> dict[str, int]:
@@ -129,14 +135,15 @@ def totals_update(
     new_users: int,
     new_items: int,
     applied_at: datetime,
+    user_bins: dict[str, int] | None = None,
 ) -> Statement:
-    """The global document: totals, distinct users and items, newest event time."""
+    """The global document: totals, distinct users and items, user histogram, newest event."""
     row = aggregates.totals.row(0, named=True)
-    increments = _counts(row, types, total="events") | {
-        "dead_lettered": dead_lettered,
-        "users": new_users,
-        "items": new_items,
-    }
+    increments = (
+        _counts(row, types, total="events")
+        | {"dead_lettered": dead_lettered, "users": new_users, "items": new_items}
+        | (user_bins or {})
+    )
     maxima: dict[str, Any] = {**guard.marks, "applied_at": applied_at}
     minima: dict[str, Any] = {}
     if row["events"]:
@@ -146,6 +153,28 @@ def totals_update(
     if minima:
         update["$min"] = minima
     return _statement(TOTALS_ID, guard, update)
+
+
+def activity_bin(total: int) -> str:
+    """Histogram bin of a user's interaction count: b<k> holds totals in [2^k, 2^(k+1))."""
+    return f"b{total.bit_length() - 1}"
+
+
+def user_bin_changes(before: dict[str, int], users: pl.DataFrame) -> dict[str, int]:
+    """`$inc` of the users-by-activity histogram when `users` get this batch's counts.
+
+    `before` holds each user's total before this batch (absent: a new user). Users only move
+    up, and only across powers of two, so most batches change few bins.
+    """
+    changes: dict[str, int] = {}
+    for user_id, added in users.select("user_id", "total").iter_rows():
+        old = before.get(user_id, 0)
+        if old:
+            old_bin = activity_bin(old)
+            changes[old_bin] = changes.get(old_bin, 0) - 1
+        new_bin = activity_bin(old + added)
+        changes[new_bin] = changes.get(new_bin, 0) + 1
+    return {f"user_bins.{name}": delta for name, delta in changes.items() if delta}
 
 
 def dead_letter_statements(

@@ -33,6 +33,7 @@ from tasks.updates import (
     item_minute_updates,
     minute_updates,
     totals_update,
+    user_bin_changes,
 )
 from tasks.validation import ValidationRules, Verdict, validate
 
@@ -132,6 +133,9 @@ class BatchWriter:
                 store.apply(self.db, DEAD_LETTERS, statements)
                 if self.dead_letter_sink is not None:
                     self.dead_letter_sink(verdict.dead)
+            user_ids = aggregates.users["user_id"].to_list()
+            added = dict(aggregates.users.select("user_id", "total").iter_rows())
+            before = store.totals_before(self.db, USERS, user_ids, added, *guard.key)
             users = entity_updates(aggregates.users, "user_id", guard, bid, self.types)
             items = entity_updates(aggregates.items, "item_id", guard, bid, self.types)
             results = {
@@ -155,6 +159,7 @@ class BatchWriter:
                 new_users=new_users,
                 new_items=new_items,
                 applied_at=now,
+                user_bins=user_bin_changes(before, aggregates.users),
             )
             results[TOTALS] = store.apply(self.db, TOTALS, [totals])
             if record_offsets:

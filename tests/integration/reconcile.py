@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from tasks.generator_run import GeneratorRun, RunSummary
 from tasks.mongo import Document
 from tasks.pacing import RatePlan
 from tasks.settings import Settings, env_name
+from tasks.updates import activity_bin
 
 
 def produce(
@@ -53,6 +55,8 @@ def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:
 
     users = {doc["_id"]: doc["total"] for doc in db.users.find({}, {"total": 1})}
     assert users == truth["by_user"]
+    histogram = Counter(activity_bin(total) for total in truth["by_user"].values())
+    assert {k: v for k, v in totals.get("user_bins", {}).items() if v} == dict(histogram)
     items = {doc["_id"]: doc["total"] for doc in db.items.find({}, {"total": 1})}
     assert items == truth["by_item"]
     minutes = {doc["_id"]: doc["types"] for doc in db.minutes.find({}, {"types": 1})}

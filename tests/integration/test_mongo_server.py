@@ -99,3 +99,13 @@ def test_a_guarded_upsert_on_a_document_that_has_the_batch_is_a_duplicate_key(
     again = mongo_db.command("update", "items", updates=[guarded])
     assert [error["code"] for error in again["writeErrors"]] == [11000]
     assert mongo_db.items.find_one({"_id": "i1"}) == {"_id": "i1", "total": 5, "wm": {"p0": 10}}
+
+
+def test_in_on_id_with_other_conditions_returns_exactly_the_matches(
+    mongo_db: Database[Document],
+) -> None:
+    # Pushed down to SQLite by Pulse's FerretDB patch; the full filter must still apply.
+    mongo_db.users.insert_many([{"_id": f"u{n}", "total": n} for n in range(200)])
+    wanted = [f"u{n}" for n in range(0, 200, 3)] + ["nobody"]
+    found = mongo_db.users.find({"_id": {"$in": wanted}, "total": {"$gte": 100}}, {"_id": 1})
+    assert sorted(doc["_id"] for doc in found) == sorted(f"u{n}" for n in range(102, 200, 3))

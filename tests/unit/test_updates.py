@@ -10,11 +10,13 @@ from tasks.aggregate import Aggregates, aggregate
 from tasks.batch import OffsetRange
 from tasks.updates import (
     Guard,
+    activity_bin,
     dead_letter_statements,
     entity_updates,
     item_minute_updates,
     minute_updates,
     totals_update,
+    user_bin_changes,
 )
 from tasks.validation import DEAD_SCHEMA
 
@@ -108,3 +110,26 @@ def test_dead_letters_are_keyed_by_topic_partition_offset() -> None:
     assert statement["q"] == {"_id": "interactions:2:77"}
     doc = statement["u"]["$setOnInsert"]
     assert doc["raw"] == b"{oops" and doc["reason"] == "not valid JSON" and doc["field"] is None
+
+
+def test_activity_bins_are_powers_of_two() -> None:
+    assert [activity_bin(n) for n in (1, 2, 3, 4, 7, 8, 1_000)] == [
+        "b0",
+        "b1",
+        "b1",
+        "b2",
+        "b2",
+        "b3",
+        "b9",
+    ]
+
+
+def test_user_bin_changes_move_users_across_bins() -> None:
+    users = pl.DataFrame({"user_id": ["new", "stays", "moves"], "total": [3, 1, 2]})
+    before = {"stays": 4, "moves": 7}
+    # new: - -> b1 (3); stays: 4 -> 5 (b2 -> b2); moves: 7 -> 9 (b2 -> b3)
+    assert user_bin_changes(before, users) == {
+        "user_bins.b1": 1,
+        "user_bins.b2": -1,
+        "user_bins.b3": 1,
+    }

@@ -44,6 +44,7 @@ def _apps(settings: Settings) -> dict[str, list[str]]:
             "--server.headless=true",
             "--browser.gatherUsageStats=false",
             "--server.fileWatcherType=none",
+            "--client.toolbarMode=viewer",
         ]
     return apps
 

@@ -1,0 +1,26 @@
+"""Pulse dashboard: `streamlit run streamlit_app/app.py` (started by `make run`).
+
+Pages only lay out; data comes from streamlit_app/queries.py, figures from charts.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+VIEWS = Path(__file__).parent / "views"
+
+st.set_page_config(page_title="Pulse", page_icon=":material/monitoring:", layout="wide")
+page = st.navigation(
+    [
+        st.Page(
+            VIEWS / "overview.py", title="Overview", icon=":material/monitoring:", default=True
+        ),
+        st.Page(VIEWS / "items.py", title="Items", icon=":material/inventory_2:"),
+        st.Page(VIEWS / "users.py", title="Users", icon=":material/group:"),
+        st.Page(VIEWS / "alerts.py", title="Alerts", icon=":material/notifications:"),
+        st.Page(VIEWS / "health.py", title="Pipeline health", icon=":material/health_and_safety:"),
+    ]
+)
+page.run()

@@ -1,0 +1,139 @@
+"""Plotly figures for the dashboard (pure: frames in, figures out)."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import polars as pl
+
+TYPE_COLOURS = {
+    "view": "#4C78A8",
+    "click": "#F58518",
+    "add_to_cart": "#54A24B",
+    "purchase": "#E45756",
+}
+_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend": {"orientation": "h"}}
+
+
+def _types(frame: pl.DataFrame, types: list[str]) -> list[str]:
+    return [kind for kind in types if f"types.{kind}" in frame.columns]
+
+
+def per_minute_by_type(frame: pl.DataFrame, types: list[str]) -> go.Figure:
+    """Stacked bars: interactions per minute, one colour per type."""
+    figure = go.Figure()
+    for kind in _types(frame, types):
+        figure.add_bar(
+            x=frame["minute"].to_list(),
+            y=frame[f"types.{kind}"].to_list(),
+            name=kind,
+            marker_color=TYPE_COLOURS.get(kind),
+        )
+    figure.update_layout(
+        barmode="stack",
+        title="Interactions per minute (event time, UTC)",
+        xaxis_title="minute",
+        yaxis_title="interactions",
+        **_LAYOUT,
+    )
+    return figure
+
+
+def active_per_minute(frame: pl.DataFrame) -> go.Figure:
+    """Lines: estimated distinct users and items active per minute."""
+    figure = go.Figure()
+    for column, label in (("active_users", "active users"), ("active_items", "active items")):
+        if column in frame.columns:
+            figure.add_scatter(
+                x=frame["minute"].to_list(),
+                y=frame[column].to_list(),
+                name=label,
+                mode="lines+markers",
+            )
+    figure.update_layout(
+        title="Active users and items per minute (HyperLogLog, ±3%)",
+        xaxis_title="minute",
+        yaxis_title="distinct",
+        **_LAYOUT,
+    )
+    return figure
+
+
+def ranked_bars(frame: pl.DataFrame, key: str, types: list[str], title: str) -> go.Figure:
+    """Horizontal stacked bars of the ranked entities, per type, largest on top."""
+    figure = go.Figure()
+    labels = frame[key].to_list()
+    for kind in _types(frame, types):
+        figure.add_bar(
+            y=labels,
+            x=frame[f"types.{kind}"].to_list(),
+            name=kind,
+            orientation="h",
+            marker_color=TYPE_COLOURS.get(kind),
+        )
+    figure.update_layout(
+        barmode="stack",
+        title=title,
+        xaxis_title="interactions",
+        yaxis={"autorange": "reversed", "title": key.replace("_", " ")},
+        height=max(300, 26 * len(labels) + 120),
+        **_LAYOUT,
+    )
+    return figure
+
+
+def timeline(frame: pl.DataFrame, title: str) -> go.Figure:
+    """A single series over minutes."""
+    figure = go.Figure()
+    figure.add_scatter(
+        x=frame["minute"].to_list(), y=frame["total"].to_list(), mode="lines+markers"
+    )
+    figure.update_layout(title=title, xaxis_title="minute", yaxis_title="interactions", **_LAYOUT)
+    return figure
+
+
+def activity_histogram(frame: pl.DataFrame) -> go.Figure:
+    """Users by number of interactions, in power-of-two bins."""
+    labels = [
+        str(start) if start == end else f"{start}-{end}"
+        for start, end in zip(frame["from"].to_list(), frame["to"].to_list(), strict=True)
+    ]
+    figure = go.Figure(go.Bar(x=labels, y=frame["users"].to_list(), marker_color="#4C78A8"))
+    figure.update_layout(
+        title="Users by number of interactions",
+        xaxis_title="interactions per user",
+        yaxis_title="users",
+        **_LAYOUT,
+    )
+    return figure
+
+
+def lag_bars(frame: pl.DataFrame) -> go.Figure:
+    """Records waiting per partition."""
+    figure = go.Figure(
+        go.Bar(x=[f"p{p}" for p in frame["partition"].to_list()], y=frame["lag"].to_list())
+    )
+    figure.update_layout(
+        title="Consumer lag per partition",
+        xaxis_title="partition",
+        yaxis_title="records",
+        **_LAYOUT,
+    )
+    return figure
+
+
+def batch_durations(frame: pl.DataFrame) -> go.Figure:
+    """Each micro-batch's write time, coloured by status."""
+    figure = go.Figure()
+    for status in frame["status"].unique().sort().to_list():
+        part = frame.filter(pl.col("status") == status)
+        figure.add_scatter(
+            x=part["started_at"].to_list(),
+            y=part["write_seconds"].to_list(),
+            mode="markers",
+            name=status,
+            text=part["batch"].to_list(),
+        )
+    figure.update_layout(
+        title="Micro-batches: write time", xaxis_title="started", yaxis_title="seconds", **_LAYOUT
+    )
+    return figure

@@ -1,0 +1,53 @@
+"""The dashboard's MongoDB connection and query cache (Streamlit caching at the boundary)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import streamlit as st
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from tasks.mongo import Document
+from tasks.settings import Settings, load_settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+CACHE_SECONDS = 1.0  # shared across sessions and fragments; shorter than any refresh interval
+
+
+@st.cache_resource(show_spinner=False)
+def _client(uri: str) -> MongoClient[Document]:
+    # Short timeouts: an outage shows as a banner within seconds, not a hung page.
+    return MongoClient(
+        uri,
+        appname="pulse-dashboard",
+        serverSelectionTimeoutMS=2_000,
+        connectTimeoutMS=2_000,
+        socketTimeoutMS=10_000,
+        tz_aware=True,
+    )
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def database() -> Database[Document]:
+    current = settings()
+    return _client(current.mongo.uri.get_secret_value())[current.mongo.database]
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False, max_entries=500)
+def _cached(
+    name: str, database_name: str, args: tuple[Any, ...], _query: Callable[..., Any]
+) -> Any:
+    return _query(database(), *args)
+
+
+def fetch(query: Callable[..., R], *args: Any) -> R:
+    """`query(database, *args)`, cached briefly; `args` must be hashable."""
+    name = f"{query.__module__}.{query.__qualname__}"
+    result: R = _cached(name, settings().mongo.database, args, query)
+    return result

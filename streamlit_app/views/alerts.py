@@ -1,0 +1,30 @@
+"""Alerts: active and recent threshold alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import streamlit as st
+
+from streamlit_app import queries
+from streamlit_app.connection import fetch
+from streamlit_app.controls import live, sidebar
+
+st.title("Alerts")
+view = sidebar()
+
+
+def render(now: datetime) -> None:
+    recent = fetch(queries.alerts, view.since(now))
+    if recent.height == 0:
+        st.info("No alerts in this time range.", icon=":material/check_circle:")
+        return
+    active = recent.filter(recent["state"] == "firing")
+    st.metric("Firing now", active.height)
+    if active.height:
+        st.dataframe(active, hide_index=True, key="firing")
+    st.subheader("Recent")
+    st.dataframe(recent, hide_index=True, key="recent_alerts")
+
+
+live(view, render)

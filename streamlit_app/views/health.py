@@ -1,0 +1,53 @@
+"""Pipeline health: consumer lag, micro-batches, failures, dead letters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+import streamlit as st
+from confluent_kafka import KafkaException
+
+from streamlit_app import charts, queries
+from streamlit_app.connection import fetch, settings
+from streamlit_app.controls import live, sidebar
+
+st.title("Pipeline health")
+view = sidebar()
+
+
+def render(now: datetime) -> None:
+    current = settings()
+    try:
+        lag = fetch(queries.partition_lag, current.kafka, current.kafka.topic)
+    except KafkaException as exc:
+        st.warning(f"Kafka is unreachable: {exc.args[0].str()}")
+        lag = None
+    batches = fetch(queries.ledger, 200)
+    columns = st.columns(4)
+    columns[0].metric("Lag (records)", f"{lag['lag'].sum():,}" if lag is not None else "n/a")
+    recent = batches.filter(pl.col("started_at") >= view.since(now)) if batches.height else batches
+    columns[1].metric("Batches in range", f"{recent.height:,}")
+    unfinished = batches.filter(pl.col("status") != "applied") if batches.height else batches
+    columns[2].metric("Unfinished or failed", f"{unfinished.height:,}")
+    reasons = fetch(queries.dead_letter_reasons)
+    columns[3].metric("Dead letters", f"{reasons['count'].sum() if reasons.height else 0:,}")
+
+    if lag is not None and lag.height:
+        st.plotly_chart(charts.lag_bars(lag), key="lag")
+    if recent.height:
+        st.plotly_chart(charts.batch_durations(recent), key="durations")
+    if unfinished.height:
+        st.subheader("Failed or unfinished batches")
+        st.caption("`pulse trigger retry` re-applies them over their exact offsets.")
+        st.dataframe(unfinished.select("batch", "status", "attempts", "error"), key="failed")
+    if reasons.height:
+        st.subheader("Dead letters")
+        left, right = st.columns([1, 3])
+        left.dataframe(reasons, hide_index=True, key="reasons")
+        right.dataframe(fetch(queries.dead_letter_samples, 20), hide_index=True, key="samples")
+    if batches.height == 0:
+        st.info("No micro-batches yet.", icon=":material/hourglass_empty:")
+
+
+live(view, render)

@@ -1,0 +1,55 @@
+"""Items: most and least interacted items, per type, and one item's trend."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import streamlit as st
+
+from streamlit_app import charts, queries
+from streamlit_app.connection import fetch
+from streamlit_app.controls import live, sidebar
+
+st.title("Items")
+view = sidebar()
+n = st.slider("How many", 5, 50, 10, key="items_n")
+lookup = st.text_input("Look up an item", placeholder="e.g. i42", key="item_lookup").strip()
+
+
+def render(now: datetime) -> None:
+    top = fetch(queries.ranked, "items", "item_id", n)
+    if top.height == 0:
+        st.info("No items yet: nothing has been aggregated.", icon=":material/hourglass_empty:")
+        return
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(
+            charts.ranked_bars(top, "item_id", view.types, f"Top {n} items (max interactions)"),
+            key="top_items",
+        )
+    with right:
+        bottom = fetch(queries.ranked, "items", "item_id", n, True)
+        st.plotly_chart(
+            charts.ranked_bars(
+                bottom, "item_id", view.types, f"Bottom {n} items (min interactions)"
+            ),
+            key="bottom_items",
+        )
+    st.dataframe(top, hide_index=True, key="top_items_table")
+    if lookup:
+        item = fetch(queries.entity, "items", "item_id", lookup)
+        if item is None:
+            st.warning(f"No item {lookup!r}.")
+            return
+        st.subheader(f"Item {lookup}")
+        columns = st.columns(3)
+        columns[0].metric("Interactions", f"{item['total']:,}")
+        columns[1].metric("First seen", f"{item['first_seen']:%Y-%m-%d %H:%M:%S}")
+        columns[2].metric("Last seen", f"{item['last_seen']:%Y-%m-%d %H:%M:%S}")
+        trend = fetch(queries.item_minutes, lookup, view.since(now), now)
+        st.plotly_chart(
+            charts.timeline(trend, f"{lookup}: interactions per minute"), key="item_trend"
+        )
+
+
+live(view, render)

@@ -1,0 +1,45 @@
+"""Users: how activity is spread, the most active users, one user."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import streamlit as st
+
+from streamlit_app import charts, queries
+from streamlit_app.connection import fetch
+from streamlit_app.controls import live, sidebar
+
+st.title("Users")
+view = sidebar()
+n = st.slider("How many", 5, 50, 10, key="users_n")
+lookup = st.text_input("Look up a user", placeholder="e.g. u17", key="user_lookup").strip()
+
+
+def render(now: datetime) -> None:
+    figures = fetch(queries.totals)
+    if figures is None or figures.users == 0:
+        st.info("No users yet: nothing has been aggregated.", icon=":material/hourglass_empty:")
+        return
+    columns = st.columns(2)
+    columns[0].metric("Distinct users", f"{figures.users:,}")
+    columns[1].metric("Avg interactions / user", f"{figures.average_per_user:,.2f}")
+    st.plotly_chart(charts.activity_histogram(queries.user_histogram(figures)), key="histogram")
+    top = fetch(queries.ranked, "users", "user_id", n)
+    st.plotly_chart(
+        charts.ranked_bars(top, "user_id", view.types, f"Top {n} users"), key="top_users"
+    )
+    if lookup:
+        user = fetch(queries.entity, "users", "user_id", lookup)
+        if user is None:
+            st.warning(f"No user {lookup!r}.")
+            return
+        st.subheader(f"User {lookup}")
+        cards = st.columns(3)
+        cards[0].metric("Interactions", f"{user['total']:,}")
+        cards[1].metric("First seen", f"{user['first_seen']:%Y-%m-%d %H:%M:%S}")
+        cards[2].metric("Last seen", f"{user['last_seen']:%Y-%m-%d %H:%M:%S}")
+        st.json({key: value for key, value in user.items() if key.startswith("types.")})
+
+
+live(view, render)

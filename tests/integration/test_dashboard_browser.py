@@ -1,0 +1,142 @@
+"""The dashboard in a real browser (Debian chromium driven by Playwright) on the live stack:
+the KPIs equal what MongoDB holds, charts are drawn, and new data shows up by itself."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from tasks.consumer import AggregatingConsumer
+from tasks.mongo import database, mongo_client
+from tasks.settings import Settings
+from tests.integration.reconcile import produce, subprocess_env
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags chromium keeps dialling Google, which this
+# machine's closed network refuses (see NOTES.md).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+def _drain(settings: Settings) -> None:
+    with AggregatingConsumer(settings) as consumer:
+        while True:
+            batch = consumer.poll_batch(10_000, 2.0)
+            if batch is not None:
+                consumer.process(batch)
+            elif consumer.assigned and not any(consumer.lag().values()):
+                return
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def dashboard(pipeline: Settings, tmp_path: Path) -> Iterator[str]:
+    """The Streamlit app serving the isolated pipeline's database."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(REPO / "streamlit_app" / "app.py"),
+            "--server.address=127.0.0.1",
+            f"--server.port={port}",
+            "--server.headless=true",
+            "--browser.gatherUsageStats=false",
+            "--server.fileWatcherType=none",
+            "--client.toolbarMode=viewer",
+        ],
+        cwd=REPO,
+        env=subprocess_env(pipeline),
+        stdout=(tmp_path / "streamlit.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def _metrics(page: Page) -> dict[str, str]:
+    values = {}
+    for metric in page.query_selector_all("[data-testid='stMetric']"):
+        label = metric.query_selector("[data-testid='stMetricLabel']")
+        value = metric.query_selector("[data-testid='stMetricValue']")
+        if label and value:
+            values[label.inner_text().strip()] = value.inner_text().strip()
+    return values
+
+
+def _wait_for_metric(page: Page, label: str, expected: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        seen = _metrics(page).get(label)
+        if seen == expected:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{label} shows {seen!r}, expected {expected!r}")
+
+
+def test_browser_sees_live_kpis_charts_and_refreshes(
+    request: pytest.FixtureRequest, pipeline: Settings, dashboard: str, tmp_path: Path
+) -> None:
+    if not shutil.which(CHROMIUM):
+        if request.config.getoption("--require-browser"):
+            pytest.fail("chromium is required (apt-get install -y chromium)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it")
+    produce(pipeline, tmp_path / "first.json", events=6_000, users=200, items=40, seed=1)
+    _drain(pipeline)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(dashboard)
+        page.wait_for_selector(
+            "[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=60_000
+        )
+        page.wait_for_selector("[data-testid='stMetricValue']", timeout=60_000)
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+
+        with mongo_client(pipeline.mongo) as client:
+            db = database(client, pipeline.mongo)
+            totals = db.totals.find_one({"_id": "global"})
+            assert totals is not None
+            _wait_for_metric(page, "Total interactions", f"{totals['events']:,}", 20)
+            metrics = _metrics(page)
+            assert metrics["Distinct users"] == f"{totals['users']:,}"
+            assert metrics["Dead-lettered"] == f"{totals['dead_lettered']:,}"
+            assert len(page.query_selector_all(".js-plotly-plot")) == 2
+            page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+
+            # New events arrive; the page (auto-refresh every 2 s) shows them without a reload.
+            produce(pipeline, tmp_path / "second.json", events=3_000, users=200, items=40, seed=2)
+            _drain(pipeline)
+            newer = db.totals.find_one({"_id": "global"})
+            assert newer is not None and newer["events"] > totals["events"]
+            _wait_for_metric(page, "Total interactions", f"{newer['events']:,}", 30)
+        browser.close()
+    assert (tmp_path / "overview.png").stat().st_size > 10_000

@@ -1,0 +1,147 @@
+"""Each dashboard page rendered with Streamlit's AppTest on seeded data, an empty database and
+an unreachable one. The numbers shown must be the numbers MongoDB holds."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tasks.consumer import AggregatingConsumer
+from tasks.mongo import database, mongo_client
+from tasks.settings import Settings
+from tests.integration.reconcile import produce, subprocess_env
+
+pytestmark = pytest.mark.integration
+
+APP = str(Path(__file__).resolve().parents[2] / "streamlit_app" / "app.py")
+PAGES = [
+    "views/overview.py",
+    "views/items.py",
+    "views/users.py",
+    "views/alerts.py",
+    "views/health.py",
+]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> Iterator[None]:
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def seeded(pipeline: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The isolated pipeline with 8,000 events aggregated, and the app pointed at it."""
+    produce(pipeline, tmp_path / "truth.json", events=8_000, users=300, items=60)
+    with AggregatingConsumer(pipeline) as consumer:
+        while True:
+            batch = consumer.poll_batch(10_000, 2.0)
+            if batch is not None:
+                consumer.process(batch)
+            elif consumer.assigned and not any(consumer.lag().values()):
+                break
+    for name, value in subprocess_env(pipeline).items():
+        if name.startswith("PULSE_"):
+            monkeypatch.setenv(name, value)
+    return pipeline
+
+
+def _page(path: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    if path != PAGES[0]:
+        at.switch_page(path)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {metric.label: metric.value for metric in at.metric}
+
+
+def test_overview_shows_what_mongodb_holds(seeded: Settings) -> None:
+    at = _page("views/overview.py")
+    with mongo_client(seeded.mongo) as client:
+        totals = database(client, seeded.mongo).totals.find_one({"_id": "global"})
+    assert totals is not None
+    metrics = _metrics(at)
+    assert metrics["Total interactions"] == f"{totals['events']:,}"
+    assert metrics["Distinct users"] == f"{totals['users']:,}"
+    assert metrics["Avg interactions / user"] == f"{totals['events'] / totals['users']:,.2f}"
+    assert metrics["Dead-lettered"] == f"{totals['dead_lettered']:,}"
+    assert metrics["Freshness"].endswith(" s")
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2
+
+
+def test_items_page_ranks_items_by_interactions(seeded: Settings) -> None:
+    at = _page("views/items.py")
+    with mongo_client(seeded.mongo) as client:
+        items = database(client, seeded.mongo).items
+        top = [doc["_id"] for doc in items.find().sort("total", -1).limit(10)]
+    table = at.dataframe[0].value
+    assert list(table["item_id"]) == top
+    assert len(at.get("plotly_chart")) == 2
+
+    at.text_input(key="item_lookup").input(top[0]).run()
+    assert not at.exception
+    assert _metrics(at)["Interactions"] == f"{int(table['total'][0]):,}"
+
+
+def test_users_page_histogram_counts_every_user(seeded: Settings) -> None:
+    at = _page("views/users.py")
+    with mongo_client(seeded.mongo) as client:
+        db = database(client, seeded.mongo)
+        users = db.users.count_documents({})
+        busiest = db.users.find().sort("total", -1).limit(1)[0]
+    assert _metrics(at)["Distinct users"] == f"{users:,}"
+    histogram = at.get("plotly_chart")[0]
+    bars = json.loads(histogram.proto.spec)["data"][0]["y"]
+    assert sum(bars) == users
+    at.text_input(key="user_lookup").input(busiest["_id"]).run()
+    assert _metrics(at)["Interactions"] == f"{busiest['total']:,}"
+
+
+def test_health_page_shows_batches_and_dead_letters(seeded: Settings) -> None:
+    at = _page("views/health.py")
+    metrics = _metrics(at)
+    assert metrics["Lag (records)"] == "0"
+    assert int(metrics["Batches in range"]) >= 1
+    assert metrics["Unfinished or failed"] == "0"
+    with mongo_client(seeded.mongo) as client:
+        dead = database(client, seeded.mongo).dead_letters.count_documents({})
+    assert metrics["Dead letters"] == f"{dead:,}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_has_an_empty_state(
+    page: str, pipeline: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in subprocess_env(pipeline).items():
+        if name.startswith("PULSE_"):
+            monkeypatch.setenv(name, value)
+    at = _page(page)
+    assert at.info, "an empty database shows a friendly message, not a blank page"
+    assert not at.error
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_an_unreachable_database_shows_a_banner_not_a_traceback(
+    page: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once the socket is closed
+    monkeypatch.setenv("PULSE_MONGO_URI", f"mongodb://127.0.0.1:{port}")
+    at = _page(page)
+    assert any("unreachable" in error.value for error in at.error)

@@ -6,9 +6,11 @@ starts the dashboard, prints where everything is, and on Ctrl-C stops what it st
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 import typer
 from rich.console import Console
@@ -60,6 +62,11 @@ def run() -> None:
         raise typer.Exit(1) from None
     children = _start_apps(settings)
     _show_where(settings, rows, "dashboard" in children)
+    # Ctrl-C, `kill` and a closed terminal all stop everything started here. (A shell starts
+    # background jobs with SIGINT ignored; restoring it makes `kill -INT` work there too.)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     try:
         _watch(settings, children)
     except KeyboardInterrupt:
@@ -71,6 +78,10 @@ def run() -> None:
         for service in stack.services(settings):
             if service.name not in was_up and service.pidfile.stop():
                 _say(f"stopped {service.name}")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _start_apps(settings: Settings) -> dict[str, PidFile]:

@@ -30,7 +30,6 @@ def main(url: str = "http://127.0.0.1:8501", out: Path = Path(__file__).parent /
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         for name, path in PAGES.items():
             page.goto(f"{url}/{path}")
-            page.wait_for_selector("[data-testid='stMetricValue']", timeout=60_000)
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
             page.wait_for_timeout(1_500)  # let the charts finish their transition
             page.screenshot(path=str(out / f"{name}.png"), full_page=True)

@@ -119,14 +119,15 @@ class PrefectSettings(_Section):
 class GeneratorSettings(_Section):
     """Defaults of the interaction generator (flow parameters override them)."""
 
-    users: int = Field(10_000, ge=1)
+    users: int = Field(5_000, ge=1)
     """Distinct simulated users."""
-    items: int = Field(1_000, ge=1)
+    items: int = Field(500, ge=1)
     """Distinct simulated items."""
     interaction_types: tuple[str, ...] = DEFAULT_INTERACTION_TYPES
     """Interaction types the generator draws from and the consumer accepts (JSON list)."""
-    batch_size: int = Field(1_000, ge=1)
-    """Events per burst."""
+    batch_size: int = Field(500, ge=1)
+    """Events per burst (the default 500 per second suits the local FerretDB; see
+    docs/performance.md for what MongoDB takes)."""
     interval_seconds: float = Field(1.0, ge=0)
     """Seconds between bursts."""
     speed_multiplier: float = Field(1.0, gt=0)
@@ -155,7 +156,7 @@ class ConsumerSettings(_Section):
 
     max_batch_events: int = Field(50_000, ge=1)
     """Upper bound of events in one micro-batch."""
-    max_batch_wait_seconds: float = Field(1.0, gt=0)
+    max_batch_wait_seconds: float = Field(2.0, gt=0)
     """Longest wait to fill a micro-batch before processing what arrived."""
     time_budget_seconds: float = Field(50.0, gt=0)
     """How long one consumer flow run drains before it ends."""

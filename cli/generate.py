@@ -28,6 +28,11 @@ def generate(
     items: Annotated[int | None, typer.Option(help="Distinct items.")] = None,
     late_fraction: Annotated[float, typer.Option(help="Share of late events.")] = 0.0,
     malformed_fraction: Annotated[float, typer.Option(help="Share of malformed records.")] = 0.0,
+    hot_item: Annotated[
+        str | None, typer.Option(help="An item that gets a burst of traffic.")
+    ] = None,
+    hot_share: Annotated[float, typer.Option(help="Share of hot bursts going to it.")] = 0.0,
+    hot_every: Annotated[int, typer.Option(help="Every how many bursts it is hot.")] = 1,
     topic: Annotated[str | None, typer.Option(help="Topic (default PULSE_KAFKA_TOPIC).")] = None,
     ground_truth: Annotated[
         Path | None, typer.Option(help="Write what was sent (JSON) to this file.")
@@ -49,6 +54,9 @@ def generate(
             items=items,
             late_fraction=late_fraction,
             malformed_fraction=malformed_fraction,
+            hot_item=hot_item,
+            hot_share=hot_share,
+            hot_every=hot_every,
         )
     except ValidationError as exc:
         for error in exc.errors():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import config, stack, trigger
+from cli import alerts, config, stack, trigger
 from cli.consume import consume
 from cli.generate import generate
 from cli.run import run
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.add_typer(stack.app, name="stack")
 app.add_typer(config.app, name="config")
 app.add_typer(trigger.app, name="trigger")
+app.add_typer(alerts.app, name="alerts")
 app.command()(run)
 app.command()(generate)
 app.command()(consume)

@@ -36,6 +36,9 @@ def generate_interactions(
     items: Annotated[int, Field(ge=1)] | None = None,
     late_fraction: Fraction = 0.0,
     malformed_fraction: Fraction = 0.0,
+    hot_item: str | None = None,
+    hot_share: Annotated[float, Field(ge=0, lt=1)] = 0.0,
+    hot_every: Annotated[int, Field(ge=1)] = 1,
     topic: str | None = None,
     ground_truth_path: str | None = None,
 ) -> dict[str, Any]:
@@ -59,6 +62,9 @@ def generate_interactions(
         items=items,
         late_fraction=late_fraction,
         malformed_fraction=malformed_fraction,
+        hot_item=hot_item,
+        hot_share=hot_share,
+        hot_every=hot_every,
     )
     run = GeneratorRun(
         settings.kafka,

@@ -33,6 +33,8 @@ class Aggregates:
     """minute_id -> HyperLogLog registers of its (users, items)."""
     totals: pl.DataFrame
     """One row: events, first_seen, last_seen, type counts."""
+    user_minutes: pl.DataFrame
+    """partition, minute_id, user_id, count: a user's interactions per minute (for alerts)."""
 
 
 def type_column(kind: str) -> str:
@@ -61,7 +63,9 @@ def aggregate(events: pl.DataFrame, types: tuple[str, ...]) -> Aggregates:
         (pl.col("timestamp") // MINUTE_MS * MINUTE_MS).cast(TIME).alias("minute"),
     )
     timed = timed.with_columns(pl.col("minute").dt.strftime(MINUTE_FORMAT).alias("minute_id"))
-    users, items, minutes, item_minutes, totals = pl.collect_all(
+    if "partition" not in events.columns:  # frames built by hand, e.g. in tests
+        timed = timed.with_columns(pl.lit(0, pl.Int32).alias("partition"))
+    users, items, minutes, item_minutes, totals, user_minutes = pl.collect_all(
         [
             timed.group_by("user_id").agg(*_counts(types), *_seen()).sort("user_id"),
             timed.group_by("item_id").agg(*_counts(types), *_seen()).sort("item_id"),
@@ -80,6 +84,9 @@ def aggregate(events: pl.DataFrame, types: tuple[str, ...]) -> Aggregates:
                 ],
                 *_seen(),
             ),
+            timed.group_by("partition", "minute_id", "user_id")
+            .agg(pl.len().cast(pl.Int64).alias("count"))
+            .sort("partition", "minute_id", "user_id"),
         ]
     )
     return Aggregates(
@@ -89,6 +96,7 @@ def aggregate(events: pl.DataFrame, types: tuple[str, ...]) -> Aggregates:
         item_minutes=item_minutes,
         minute_sketches=_sketches(events),
         totals=totals,
+        user_minutes=user_minutes,
     )
 
 

@@ -5,7 +5,8 @@
   cannot fire it twice.
 - After firing, the same rule and key stay quiet for `cooldown_minutes` of event time.
 - A firing alert resolves when a later window has closed (its end plus a grace period for
-  late events has passed) with a value under `threshold * resolve_below`.
+  late events has passed) with a value under `threshold * resolve_below`, or when a later
+  window of the same rule and key fires (superseded).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class Decision:
     key: str
     window_start: datetime
     value: float
+    reason: str = ""
+    """Why an alert resolves: its metric fell back, or a later window fired (superseded)."""
 
     @property
     def alert_id(self) -> str:
@@ -92,6 +95,10 @@ def fires(
                 continue  # this window (or a later one) already fired
             if seen.window_start < state.last_fired + timedelta(minutes=rule.cooldown_minutes):
                 continue
+        if state.firing is not None:
+            decisions.append(
+                Decision("resolve", rule, seen.key, state.firing, seen.value, "superseded")
+            )
         decisions.append(Decision("fire", rule, seen.key, seen.window_start, seen.value))
         current[(rule.id, seen.key)] = RuleState(
             last_fired=seen.window_start, firing=seen.window_start
@@ -119,7 +126,7 @@ def resolutions(
             continue  # no later window has closed yet
         value = latest_closed.get((rule_id, key), 0.0)
         if value < rule.threshold * rule.resolve_below:
-            decisions.append(Decision("resolve", rule, key, state.firing, value))
+            decisions.append(Decision("resolve", rule, key, state.firing, value, "fell back"))
     return decisions
 
 

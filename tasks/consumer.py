@@ -21,6 +21,7 @@ import polars as pl
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from tasks import store
+from tasks.alerting import Alerting
 from tasks.batch import MicroBatch, OffsetRange, batch_id
 from tasks.kafka import consumer as make_consumer
 from tasks.kafka import ensure_topic
@@ -61,7 +62,11 @@ class AggregatingConsumer:
         )
         self._mongo = mongo_client(settings.mongo, app_name="pulse-consumer")
         self.db = database(self._mongo, settings.mongo)
-        self.writer = BatchWriter(self.db, self.topic, self.rules, self._send_to_dlq_topic)
+        # Invalid alert rules stop the consumer here, with the rule and field named.
+        self.alerting = Alerting(self.db, settings.alerts)
+        self.writer = BatchWriter(
+            self.db, self.topic, self.rules, self._send_to_dlq_topic, self.alerting
+        )
         self._consumer: Consumer | None = None
         self._dlq: Producer | None = None
         self.replays: list[BatchReport] = []
@@ -89,6 +94,7 @@ class AggregatingConsumer:
             self._consumer = None
         if self._dlq is not None:
             self._dlq.flush(30)
+        self.alerting.close()
         self._mongo.close()
 
     @property

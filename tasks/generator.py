@@ -16,7 +16,7 @@ import numpy.typing as npt
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tasks.events import SCHEMA_VERSION, encode
+from tasks.events import ID_PATTERN, SCHEMA_VERSION, encode
 from tasks.settings import DEFAULT_INTERACTION_TYPES
 
 DEFAULT_MIX = {"view": 0.70, "click": 0.20, "add_to_cart": 0.07, "purchase": 0.03}
@@ -71,6 +71,12 @@ class GeneratorConfig(BaseModel):
     """Largest lag of a late event, in simulated seconds."""
     malformed_fraction: float = Field(0.0, ge=0, le=1)
     """Share of records replaced by a malformed payload (never counted as events)."""
+    hot_item: str | None = Field(None, pattern=ID_PATTERN)
+    """An item that suddenly draws a share of the traffic (to exercise alerts)."""
+    hot_share: float = Field(0.0, ge=0, lt=1)
+    """Share of a hot burst's events that go to `hot_item`."""
+    hot_every: int = Field(1, ge=1)
+    """Every how many bursts the hot item is hot (1: always)."""
 
     @model_validator(mode="after")
     def _mix_matches_types(self) -> Self:
@@ -138,8 +144,24 @@ class InteractionGenerator:
         self._user_ids = _id_pool("u", config.users)
         self._item_ids = _id_pool("i", config.items)
 
-    def burst(self, first_seq: int, count: int, start_ms: int, span_ms: int) -> Burst:
-        """`count` events with sequence numbers from `first_seq`, timed in [start, start+span)."""
+    def _items(
+        self, rng: np.random.Generator, ranks: npt.NDArray[np.int64], count: int, hot: bool
+    ) -> pl.Series:
+        ids = _ids(self._item_ids, "i", ranks)
+        if not (hot and self.config.hot_item and self.config.hot_share):
+            return ids
+        chosen = pl.Series(rng.random(count) < self.config.hot_share)
+        return pl.select(
+            pl.when(chosen).then(pl.lit(self.config.hot_item)).otherwise(ids)
+        ).to_series()
+
+    def burst(
+        self, first_seq: int, count: int, start_ms: int, span_ms: int, hot: bool = False
+    ) -> Burst:
+        """`count` events with sequence numbers from `first_seq`, timed in [start, start+span).
+
+        In a `hot` burst a `hot_share` of the events go to the configured hot item.
+        """
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(first_seq,)))
         users = np.searchsorted(self._user_cdf, rng.random(count), side="right")
         items = np.searchsorted(self._item_cdf, rng.random(count), side="right")
@@ -154,7 +176,7 @@ class InteractionGenerator:
             {
                 "event_id": _event_ids(self.run_id, first_seq, count),
                 "user_id": _ids(self._user_ids, "u", users),
-                "item_id": _ids(self._item_ids, "i", items),
+                "item_id": self._items(rng, items, count, hot),
                 "interaction_type": self._types.gather(types),
                 "timestamp": timestamps,
                 "schema_version": pl.repeat(SCHEMA_VERSION, count, dtype=pl.Int64, eager=True),

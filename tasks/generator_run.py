@@ -40,6 +40,9 @@ def plan_and_config(
     items: int | None = None,
     late_fraction: float = 0.0,
     malformed_fraction: float = 0.0,
+    hot_item: str | None = None,
+    hot_share: float = 0.0,
+    hot_every: int = 1,
 ) -> tuple[RatePlan, GeneratorConfig]:
     """Rate plan and generator config from given values, falling back to the settings.
 
@@ -59,6 +62,9 @@ def plan_and_config(
         interaction_types=defaults.interaction_types,
         late_fraction=late_fraction,
         malformed_fraction=malformed_fraction,
+        hot_item=hot_item,
+        hot_share=hot_share,
+        hot_every=hot_every,
     )
     return plan, config
 
@@ -215,6 +221,7 @@ class GeneratorRun:
             count=count,
             start_ms=self.origin_ms + int(start_s * speed * 1000),
             span_ms=int(span_s * speed * 1000),
+            hot=index % self.generator.config.hot_every == 0,
         )
         return burst, tally(burst.events) if self.truth is not None else None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import apprise
@@ -25,7 +25,7 @@ class Delivery:
     """The outcome for one channel, safe to store and log (no credentials)."""
 
     channel: str
-    """The channel's scheme and host only, e.g. 'slack://' or 'json://hooks.example'."""
+    """The channel's name with its scheme and host only, e.g. 'ops (slack://)'."""
     ok: bool
     error: str | None = None
 
@@ -44,7 +44,7 @@ def redact(url: str) -> str:
 
 
 def send(
-    channels: Sequence[SecretStr],
+    channels: Mapping[str, SecretStr],
     title: str,
     body: str,
     level: str = "warning",
@@ -52,9 +52,9 @@ def send(
 ) -> list[Delivery]:
     """Deliver to each channel separately, so one failure is recorded and the rest still go out."""
     deliveries = []
-    for secret in channels:
+    for label, secret in channels.items():
         url = secret.get_secret_value()
-        name = redact(url)
+        name = f"{label} ({redact(url)})"
         notifier = apprise.Apprise()
         if not notifier.add(url):
             deliveries.append(Delivery(name, ok=False, error="not a valid Apprise URL"))

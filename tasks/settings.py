@@ -171,9 +171,10 @@ class ConsumerSettings(_Section):
 class AlertSettings(_Section):
     """Where alerts and pipeline failures are sent."""
 
-    channels: tuple[SecretStr, ...] = ()
-    """Apprise URLs (JSON list), e.g. ["slack://T/B/C", "json://hooks.example/pulse"]; empty
-    means alerts are only stored and logged. URLs carry credentials: never logged."""
+    channels: dict[str, SecretStr] = Field(default_factory=dict)
+    """Named Apprise URLs (JSON object), e.g. {"ops": "slack://T/B/C", "hook":
+    "json://hooks.example/pulse"}; rules pick them by name. Empty: alerts are only stored and
+    logged. URLs carry credentials: never logged."""
     rules_file: Path = Path("alerts.yaml")
     """YAML file of alert rules, loaded at start."""
     channel_timeout_seconds: float = Field(5.0, gt=0)
@@ -285,6 +286,8 @@ def _env_value(value: object) -> str:
         return value.get_secret_value()
     if isinstance(value, tuple):
         return "[" + ",".join(f'"{_env_value(item)}"' for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f'"{k}":"{_env_value(v)}"' for k, v in value.items()) + "}"
     if isinstance(value, Path) and value.is_relative_to(Path.home()):
         return "~/" + str(value.relative_to(Path.home()))
     return str(value)

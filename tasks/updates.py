@@ -155,6 +155,29 @@ def totals_update(
     return _statement(TOTALS_ID, guard, update)
 
 
+USER_MINUTES = "user_minutes"
+
+
+def user_minute_updates(aggregates: Aggregates, guard: Guard) -> list[Statement]:
+    """Per minute and partition, each user's count (`counts.<user>`): what a per-user alert
+    rule reads. A user's events all come from one partition, so no two consumers ever
+    write the same document."""
+    statements = []
+    frame = aggregates.user_minutes
+    for (partition, minute_id), group in frame.group_by(
+        "partition", "minute_id", maintain_order=True
+    ):
+        counts = {f"counts.{user}": n for user, n in group.select("user_id", "count").iter_rows()}
+        statements.append(
+            _statement(
+                f"{minute_id}|p{partition}",
+                guard,
+                {"$inc": counts, "$max": guard.marks, "$setOnInsert": {"minute_id": minute_id}},
+            )
+        )
+    return statements
+
+
 def activity_bin(total: int) -> str:
     """Histogram bin of a user's interaction count: b<k> holds totals in [2^k, 2^(k+1))."""
     return f"b{total.bit_length() - 1}"

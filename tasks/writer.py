@@ -18,6 +18,7 @@ from pymongo.database import Database
 
 from tasks import store
 from tasks.aggregate import aggregate
+from tasks.alerting import Alerting
 from tasks.batch import MicroBatch, OffsetRange
 from tasks.mongo import Document
 from tasks.updates import (
@@ -26,6 +27,7 @@ from tasks.updates import (
     ITEMS,
     MINUTES,
     TOTALS,
+    USER_MINUTES,
     USERS,
     Guard,
     dead_letter_statements,
@@ -34,6 +36,7 @@ from tasks.updates import (
     minute_updates,
     totals_update,
     user_bin_changes,
+    user_minute_updates,
 )
 from tasks.validation import ValidationRules, Verdict, validate
 
@@ -79,7 +82,9 @@ class BatchWriter:
         topic: str,
         rules: ValidationRules,
         dead_letter_sink: DeadLetterSink | None = None,
+        alerting: Alerting | None = None,
     ) -> None:
+        self.alerting = alerting
         self.db = db
         self.topic = topic
         self.rules = rules
@@ -162,6 +167,13 @@ class BatchWriter:
                 user_bins=user_bin_changes(before, aggregates.users),
             )
             results[TOTALS] = store.apply(self.db, TOTALS, [totals])
+        with _timer() as alerting:
+            if self.alerting is not None:
+                if self.alerting.needs_user_minutes:
+                    statements = user_minute_updates(aggregates, guard)
+                    results[USER_MINUTES] = store.apply(self.db, USER_MINUTES, statements)
+                self.alerting.after_batch(aggregates, now)
+        with _timer() as recording:
             if record_offsets:
                 store.advance_offsets(self.db, self.topic, ranges)
         return BatchReport(
@@ -178,7 +190,8 @@ class BatchWriter:
             seconds={
                 "validate": round(validating.seconds, 4),
                 "aggregate": round(aggregating.seconds, 4),
-                "write": round(writing.seconds, 4),
+                "write": round(writing.seconds + recording.seconds, 4),
+                "alerts": round(alerting.seconds, 4),
             },
             verdict=verdict,
         )

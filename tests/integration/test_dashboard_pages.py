@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -121,6 +122,41 @@ def test_health_page_shows_batches_and_dead_letters(seeded: Settings) -> None:
     with mongo_client(seeded.mongo) as client:
         dead = database(client, seeded.mongo).dead_letters.count_documents({})
     assert metrics["Dead letters"] == f"{dead:,}"
+
+
+def test_alerts_page_lists_firing_and_recent_alerts(seeded: Settings) -> None:
+    now = datetime.now(UTC)
+    with mongo_client(seeded.mongo) as client:
+        database(client, seeded.mongo).alerts.insert_many(
+            [
+                {
+                    "_id": "a1",
+                    "rule_id": "hot-item",
+                    "key": "i1",
+                    "state": "firing",
+                    "value": 900.0,
+                    "threshold": 500.0,
+                    "severity": "warning",
+                    "window_start": now,
+                    "fired_at": now,
+                },
+                {
+                    "_id": "a2",
+                    "rule_id": "hot-item",
+                    "key": "i2",
+                    "state": "resolved",
+                    "value": 700.0,
+                    "threshold": 500.0,
+                    "severity": "warning",
+                    "window_start": now,
+                    "fired_at": now,
+                },
+            ]
+        )
+    at = _page("views/alerts.py")
+    assert _metrics(at)["Firing now"] == "1"
+    recent = at.dataframe[-1].value
+    assert sorted(recent["key"]) == ["i1", "i2"]
 
 
 @pytest.mark.parametrize("page", PAGES)

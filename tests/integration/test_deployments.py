@@ -19,7 +19,14 @@ from typing import Any
 import orjson
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from pymongo.errors import PyMongoError
@@ -93,6 +100,18 @@ def served(
         return True
 
     _wait_for(registered, 60, "the served deployments")
+    with get_client(sync_client=True) as client:
+        # Runs scheduled while these deployments were served unpaused (by `make run`) would
+        # start here and hold the concurrency slot the test's manual runs need.
+        ids = [client.read_deployment_by_name(name).id for name in wanted]
+        scheduled = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=ids)),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+            ),
+        )
+        for run in scheduled:
+            client.delete_flow_run(run.id)
 
     def slots_free() -> bool:
         # Runs of an earlier serve process are cancelled when it stops; their deployment
@@ -208,6 +227,7 @@ def _free_port() -> int:
 
 
 def test_a_database_outage_fails_the_run_visibly_and_a_retry_reconciles(
+    request: pytest.FixtureRequest,
     pipeline: Settings,
     prefect_api: str,
     tmp_path: Path,
@@ -228,6 +248,7 @@ def test_a_database_outage_fails_the_run_visibly_and_a_retry_reconciles(
         _wait_for(server.answers, 60, "the database to start")
 
     start()
+    request.addfinalizer(server.pidfile.stop)  # whatever happens below
     for name, value in subprocess_env(pipeline).items():
         if name.startswith("PULSE_"):
             monkeypatch.setenv(name, value)
@@ -275,4 +296,3 @@ def test_a_database_outage_fails_the_run_visibly_and_a_retry_reconciles(
     aggregate_interactions(time_budget_seconds=120, max_batch_events=3_000)
     with mongo_client(settings.mongo) as client:
         assert_matches_truth(database(client, settings.mongo), truth)
-    server.pidfile.stop()

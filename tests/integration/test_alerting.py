@@ -1,0 +1,143 @@
+"""Alerts end to end: a hot item crosses a threshold in some windows; exactly one alert per
+crossing window is stored and delivered to a real HTTP webhook, a channel that is down does not
+stop the consumer, and replays add nothing."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tasks.alerts import alert_id
+from tasks.consumer import AggregatingConsumer
+from tasks.generator import GeneratorConfig
+from tasks.generator_run import GeneratorRun
+from tasks.mongo import database, mongo_client
+from tasks.pacing import RatePlan
+from tasks.settings import Settings, load_settings
+
+pytestmark = pytest.mark.integration
+
+RULES = """
+rules:
+  - id: hot-item-test
+    metric: item_interactions
+    window_minutes: 1
+    threshold: 500
+    cooldown_minutes: 0
+    severity: critical
+    channels: [hook, down]
+"""
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]]
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        type(self).received.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:  # keep the test output quiet
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A real HTTP receiver on a free port; yields (apprise url, received payloads)."""
+    received: list[dict[str, Any]] = []
+    handler = type("Hook", (_Hook,), {"received": received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"json://127.0.0.1:{server.server_address[1]}/alerts", received
+    server.shutdown()
+
+
+def _drain(settings: Settings) -> AggregatingConsumer:
+    with AggregatingConsumer(settings) as consumer:
+        while True:
+            batch = consumer.poll_batch(20_000, 2.0)
+            if batch is not None:
+                consumer.process(batch)
+            elif consumer.assigned and not any(consumer.lag().values()):
+                return consumer
+
+
+def test_one_alert_per_crossing_window_delivered_once_despite_a_dead_channel(
+    pipeline: Settings, webhook: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    url, received = webhook
+    rules_file = tmp_path / "alerts.yaml"
+    rules_file.write_text(RULES)
+    settings = load_settings(
+        kafka=pipeline.kafka.model_dump(),
+        mongo=pipeline.mongo.model_dump(),
+        alerts={
+            "rules_file": rules_file,
+            # A channel nobody listens on: its failure is recorded, nothing else happens.
+            "channels": {"hook": url, "down": "json://127.0.0.1:9/alerts"},
+            "channel_timeout_seconds": 2,
+        },
+    )
+    # Eight bursts, each exactly one simulated minute (0.2 s x speed 300); every other burst
+    # sends half its events to item 'hot1': windows 0, 2, 4 and 6 cross the threshold.
+    origin = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
+    plan = RatePlan(batch_size=2_000, interval_seconds=0.2, speed_multiplier=300, bursts=8)
+    config = GeneratorConfig(users=500, items=100, hot_item="hot1", hot_share=0.5, hot_every=2)
+    with GeneratorRun(settings.kafka, plan, config, seed=9, now=origin) as run:
+        for slot in run.slots():
+            run.send(slot)
+        run.finish()
+
+    _drain(settings)
+
+    crossing = [origin + timedelta(minutes=m) for m in (0, 2, 4, 6)]
+    expected = {alert_id("hot-item-test", "hot1", start) for start in crossing}
+    with mongo_client(settings.mongo) as client:
+        db = database(client, settings.mongo)
+        alerts = {doc["_id"]: doc for doc in db.alerts.find()}
+        assert set(alerts) == expected
+        for alert in alerts.values():
+            assert alert["value"] >= 500
+            assert alert["delivery"] == "failed"  # one of its two channels is down...
+            outcome = {d["channel"].split(" ")[0]: d["ok"] for d in alert["deliveries"]}
+            assert outcome == {"hook": True, "down": False}  # ...and the other got it
+        # A later window replaces the firing one; the newest is still firing.
+        states = {doc["window_start"]: doc["state"] for doc in alerts.values()}
+        assert [states[start] for start in crossing] == ["resolved"] * 3 + ["firing"]
+    assert sorted(payload["title"] for payload in received) == sorted(
+        f"[critical] hot-item-test: hot1 at {alerts[i]['value']:g}" for i in expected
+    )
+
+    # Re-processing every batch fires nothing new and sends nothing again.
+    with mongo_client(settings.mongo) as client:
+        entries = list(database(client, settings.mongo).ledger.find())
+    with AggregatingConsumer(settings, join_group=False) as consumer:
+        for entry in entries:
+            consumer.replay(entry)
+    with mongo_client(settings.mongo) as client:
+        assert database(client, settings.mongo).alerts.count_documents({}) == 4
+    assert len(received) == 4
+
+    # New, ordinary traffic after the hot minutes lets the last alert resolve: its window is
+    # long closed and the item fell back to nothing.
+    plan = RatePlan(batch_size=500, interval_seconds=0, bursts=1)
+    with GeneratorRun(settings.kafka, plan, GeneratorConfig(users=500, items=100), seed=10) as run:
+        for slot in run.slots():
+            run.send(slot)
+        run.finish()
+    _drain(settings)
+    with mongo_client(settings.mongo) as client:
+        last = database(client, settings.mongo).alerts.find_one(
+            {"_id": alert_id("hot-item-test", "hot1", crossing[-1])}
+        )
+    assert last is not None and last["state"] == "resolved"
+    assert last["resolved_because"] == "fell back"

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cli.signals import stop_on_signals
 from tasks.batch import MicroBatch
 from tasks.consumer import AggregatingConsumer
 from tasks.drain import drain
@@ -30,6 +31,7 @@ def consume(
     """Aggregate micro-batches from Kafka into MongoDB until caught up (or the budget ends)."""
     settings = load_settings()
     budget = time_budget or settings.consumer.time_budget_seconds
+    stop = stop_on_signals()
     with AggregatingConsumer(settings, topic=topic) as consumer:
         console.print(
             f"consuming [bold]{consumer.topic}[/bold] as group [bold]{consumer.group}[/bold] "
@@ -51,10 +53,11 @@ def consume(
             time_budget=budget,
             max_batch_events=max_batch_events,
             stop_when_caught_up=not follow,
+            stop=stop,
         )
     for replayed in summary.replayed:
         console.print(f"[yellow]replayed unfinished batch {replayed}[/yellow]")
-    state = "caught up" if summary.caught_up else "budget spent"
+    state = "stopped" if stop.is_set() else "caught up" if summary.caught_up else "budget spent"
     console.print(
         f"[green]{state}[/green]: {summary.batches:,} batches, {summary.records:,} records "
         f"({summary.events_per_second:,.0f}/s), lag {summary.lag}"

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
+from rich.console import Console
 
 from cli import alerts, config, stack, trigger
 from cli.consume import consume
 from cli.generate import generate
 from cli.run import run
+from infra.prerequisites import MissingPrerequisiteError
+from tasks.alert_rules import RuleError
+from tasks.preflight import ServiceUnavailableError
+from tasks.settings import SettingsError
 
 app = typer.Typer(
     name="pulse",
@@ -23,5 +30,18 @@ app.command()(run)
 app.command()(generate)
 app.command()(consume)
 
+# Mistakes a user can fix: one line naming what to change, no traceback.
+FIXABLE = (SettingsError, ServiceUnavailableError, RuleError, MissingPrerequisiteError)
+
+
+def main() -> None:
+    """The `pulse` entry point."""
+    try:
+        app()
+    except FIXABLE as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -27,6 +27,7 @@ from tasks.kafka import consumer as make_consumer
 from tasks.kafka import ensure_topic
 from tasks.kafka import producer as make_producer
 from tasks.mongo import database, mongo_client
+from tasks.preflight import check_kafka, check_mongo
 from tasks.settings import Settings
 from tasks.updates import Guard
 from tasks.validation import ValidationRules
@@ -60,6 +61,7 @@ class AggregatingConsumer:
             max_age_ms=limits.max_event_age_seconds * 1000,
             max_lead_ms=limits.max_event_lead_seconds * 1000,
         )
+        check_mongo(settings.mongo)  # before the alert rules are read from it
         self._mongo = mongo_client(settings.mongo, app_name="pulse-consumer")
         self.db = database(self._mongo, settings.mongo)
         # Invalid alert rules stop the consumer here, with the rule and field named.
@@ -75,6 +77,8 @@ class AggregatingConsumer:
     # --- lifecycle ---------------------------------------------------------------------
 
     def __enter__(self) -> Self:
+        if self.join_group:
+            check_kafka(self.settings.kafka)
         store.ensure_indexes(self.db)
         if not self.join_group:
             return self  # replays only: they read exact ranges with a reader of their own

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,11 +51,15 @@ def drain(
     max_batch_events: int | None = None,
     max_batch_wait: float | None = None,
     stop_when_caught_up: bool = True,
+    stop: threading.Event | None = None,
 ) -> DrainSummary:
-    """Poll and apply batches until the budget is spent or (optionally) nothing is left."""
+    """Poll and apply batches until the budget is spent, `stop` is set or nothing is left.
+
+    `stop` is checked between batches only, so a batch is never abandoned half-written.
+    """
     summary = DrainSummary()
     started = time.monotonic()
-    while time.monotonic() - started < time_budget:
+    while time.monotonic() - started < time_budget and not (stop and stop.is_set()):
         polled = time.monotonic()
         batch = consumer.poll_batch(max_batch_events, max_batch_wait)
         consume_seconds = time.monotonic() - polled

@@ -20,6 +20,7 @@ from tasks.generator import Burst, GeneratorConfig, InteractionGenerator
 from tasks.ground_truth import GroundTruth, Tally, tally
 from tasks.kafka import ensure_topic
 from tasks.pacing import Pacer, RatePlan, Slot
+from tasks.preflight import check_kafka
 from tasks.producer import InteractionProducer
 from tasks.settings import GeneratorSettings, KafkaSettings
 
@@ -157,6 +158,7 @@ class GeneratorRun:
         self._pending: tuple[tuple[int, int, int], Future[tuple[Burst, Tally | None]]] | None = None
 
     def __enter__(self) -> Self:
+        check_kafka(self.kafka)
         ensure_topic(self.kafka, self.topic)
         return self
 

@@ -156,7 +156,10 @@ class KafkaBroker(LocalService):
             return
         say("formatting Kafka storage (first run only)")
         # Shaped like `kafka-storage.sh random-uuid`: 16 random bytes, URL-safe base64, unpadded.
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # Like Kafka's Uuid.randomUuid, never start with '-': the tool would read it as a flag.
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
             [
                 java,

@@ -67,6 +67,9 @@ def producer(kafka: KafkaSettings, **overrides: object) -> Producer:
         "compression.type": "lz4",
         "queue.buffering.max.messages": 1_000_000,
         "queue.buffering.max.kbytes": 1_048_576,
+        # Once in ~5 broker restarts under load, the producer held records for minutes while the
+        # broker was back (a stale leader waiting for the 5 min metadata refresh): bound it.
+        "topic.metadata.refresh.interval.ms": 10_000,
         **overrides,
     }
     return Producer(config)

@@ -67,8 +67,8 @@ def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:
         assert hll.estimate(doc["users_hll"]) <= len(truth["by_user"]) * 1.1
 
     assert db.dead_letters.count_documents({}) == truth["malformed"]
-    unfinished = db.ledger.count_documents({"status": {"$ne": "applied"}})
-    assert unfinished == 0
+    unfinished = list(db.ledger.find({"status": {"$ne": "applied"}}))
+    assert unfinished == [], f"ledger entries left unfinished: {unfinished}"
 
 
 def snapshot(db: Database[Document]) -> dict[str, list[Document]]:

@@ -1,0 +1,285 @@
+"""Faults and bad input against the real stack: the catalogue of bad records through Kafka, a
+broker restart under load, a consumer killed during a rebalance, and bad configuration."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+
+from infra.kafka_broker import KafkaBroker
+from infra.process import log_tail
+from tasks.consumer import AggregatingConsumer
+from tasks.generator import GeneratorConfig
+from tasks.generator_run import GeneratorRun
+from tasks.kafka import ensure_topic
+from tasks.mongo import database, mongo_client
+from tasks.pacing import RatePlan
+from tasks.settings import Settings, load_settings
+from tests.integration.reconcile import assert_matches_truth, produce, subprocess_env
+from tests.unit.test_validation import BAD_RECORDS
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+ONE_MB = 1_000_000
+
+
+def _drain(settings: Settings, batch: int = 100_000) -> None:
+    with AggregatingConsumer(settings) as consumer:
+        while True:
+            found = consumer.poll_batch(batch, 3.0)
+            if found is not None:
+                consumer.process(found)
+            elif consumer.assigned and not any(consumer.lag().values()):
+                return
+
+
+def test_every_kind_of_bad_input_is_dead_lettered_and_good_counts_stay_exact(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    _, truth = produce(pipeline, tmp_path / "truth.json", events=10_000, malformed=0.0, late=0.0)
+    now_ms = int(time.time() * 1000)
+    original = {
+        "event_id": "dup-1",
+        "user_id": "u-dup",
+        "item_id": "i-dup",
+        "interaction_type": "view",
+        "timestamp": now_ms,
+        "schema_version": 1,
+    }
+    # The catalogue uses timestamps around a fixed day: move them to now, keeping the bad ones.
+    fixed_day = 1_795_737_600_000
+    bad: list[tuple[str, bytes | None]] = [
+        (
+            kind,
+            value.replace(str(fixed_day - 5_000).encode(), str(now_ms).encode())
+            if value
+            else value,
+        )
+        for kind, value, _, _ in BAD_RECORDS
+        if kind not in {"negative timestamp", "far-future timestamp"}
+    ]
+    bad += [
+        ("negative timestamp", orjson.dumps(original | {"event_id": "neg", "timestamp": -5})),
+        (
+            "far-future timestamp",
+            orjson.dumps(original | {"event_id": "fut", "timestamp": now_ms + 10 * 86_400_000}),
+        ),
+        ("1 MB message", b'{"event_id":"big","pad":"' + b"x" * (ONE_MB - 30) + b'"}'),
+    ]
+    producer = Producer(
+        {"bootstrap.servers": pipeline.kafka.bootstrap_servers, "message.max.bytes": 2 * ONE_MB}
+    )
+    # A duplicated event_id: the same event twice in a row, on one partition (same key).
+    for copy in (orjson.dumps(original), orjson.dumps(original)):
+        producer.produce(pipeline.kafka.topic, copy, b"u-dup")
+    for kind, record in bad:
+        producer.produce(pipeline.kafka.topic, record, kind.encode())
+    assert producer.flush(30) == 0
+
+    _drain(pipeline)
+
+    with mongo_client(pipeline.mongo) as client:
+        db = database(client, pipeline.mongo)
+        by_kind = {bytes(doc["key"]).decode(): doc for doc in db.dead_letters.find()}
+        assert len(by_kind) == len(bad) + 1  # + the duplicate
+        for kind, record in bad:
+            assert kind in by_kind, kind
+            assert bytes(by_kind[kind].get("raw") or b"") == (record or b""), kind
+            assert by_kind[kind]["reason"], kind
+        assert "over the 65536-byte limit" in by_kind["1 MB message"]["reason"]
+        assert by_kind["unknown type"]["field"] == "interaction_type"
+        assert by_kind["far-future timestamp"]["field"] == "timestamp"
+        duplicates = [
+            doc for doc in db.dead_letters.find({"reason": {"$regex": "duplicate event_id"}})
+        ]
+        assert len(duplicates) == 1 and duplicates[0]["field"] == "event_id"
+        totals = db.totals.find_one({"_id": "global"})
+        assert totals is not None
+        assert totals["events"] == truth["events"] + 1  # the first copy of the duplicate counts
+        assert totals["dead_lettered"] == len(bad) + 1
+        users = {doc["_id"]: doc["total"] for doc in db.users.find({}, {"total": 1})}
+        assert users == truth["by_user"] | {"u-dup": 1}
+
+
+def _isolated_broker(pipeline: Settings, tmp_path: Path) -> tuple[KafkaBroker, Settings]:
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    settings = load_settings(
+        kafka=pipeline.kafka.model_dump() | {"bootstrap_servers": f"127.0.0.1:{ports[0]}"},
+        mongo=pipeline.mongo.model_dump(),
+        stack={
+            "state_dir": tmp_path / "state",
+            "cache_dir": pipeline.stack.cache_dir.resolve(),
+            "kafka_controller_port": ports[1],
+        },
+    )
+    return KafkaBroker(settings.kafka, settings.stack), settings
+
+
+def _start(broker: KafkaBroker) -> None:
+    launch = broker.prepare(say=lambda _: None)
+    broker.pidfile.start(launch.command, log_path=broker.log_path)
+    deadline = time.monotonic() + 90
+    while not broker.answers():
+        assert time.monotonic() < deadline, "the broker did not start"
+        time.sleep(0.5)
+
+
+def _wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while text not in log.read_text(errors="replace"):
+        assert process.poll() is None, f"exited early:\n{log_tail(log, 20)}"
+        assert time.monotonic() < deadline, f"no {text!r} in 60 s:\n{log_tail(log, 20)}"
+        time.sleep(0.2)
+
+
+def test_a_broker_restart_under_load_loses_and_doubles_nothing(
+    request: pytest.FixtureRequest, pipeline: Settings, tmp_path: Path
+) -> None:
+    broker, settings = _isolated_broker(pipeline, tmp_path)
+    _start(broker)
+    request.addfinalizer(broker.pidfile.stop)
+    ensure_topic(settings.kafka)
+    env = subprocess_env(settings, PULSE_KAFKA_BOOTSTRAP_SERVERS=settings.kafka.bootstrap_servers)
+    consumer_log = tmp_path / "consumer.log"
+    consumer = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "consume", "--follow", "--time-budget", "240"],
+        cwd=REPO,
+        env=env,
+        stdout=consumer_log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    request.addfinalizer(consumer.kill)
+    _wait_for_line(consumer_log, "consuming ", consumer)  # past its start-up checks
+
+    failures: list[BaseException] = []
+
+    def restart_midway() -> None:
+        try:
+            time.sleep(6)
+            broker.pidfile.stop(timeout=60)  # the broker goes away while events are produced...
+            time.sleep(5)
+            _start(broker)  # ...and comes back on the same data
+        except BaseException as exc:  # surfaced in the test thread below
+            failures.append(exc)
+
+    restarter = threading.Thread(target=restart_midway)
+    restarter.start()
+    truth_path = tmp_path / "truth.json"
+    plan = RatePlan(batch_size=200, interval_seconds=0.1, duration_seconds=18)
+    with GeneratorRun(
+        settings.kafka,
+        plan,
+        GeneratorConfig(users=300, items=60),
+        seed=12,
+        ground_truth_path=truth_path,
+    ) as run:
+        for slot in run.slots():
+            run.send(slot)
+        summary = run.finish(flush_timeout=120)
+    restarter.join()
+    assert not failures, f"{failures[0]!r}\n{log_tail(broker.log_path, 40)}"
+    assert summary.failed == summary.undelivered == 0  # the producer waited for the broker
+    truth = orjson.loads(truth_path.read_bytes())
+
+    with mongo_client(settings.mongo) as client:
+        db = database(client, settings.mongo)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            totals = db.totals.find_one({"_id": "global"}) or {}
+            if totals.get("events", 0) >= truth["events"]:
+                break
+            time.sleep(1)
+        consumer.send_signal(signal.SIGTERM)
+        consumer.wait(timeout=60)
+        try:
+            assert_matches_truth(db, truth)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nconsumer log:\n{log_tail(consumer_log, 60)}") from exc
+
+
+def test_a_consumer_killed_during_a_rebalance_loses_and_doubles_nothing(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    _, truth = produce(pipeline, tmp_path / "truth.json", events=40_000)
+    env = subprocess_env(
+        pipeline, PULSE_KAFKA_SESSION_TIMEOUT_MS="6000", PULSE_CONSUMER_MAX_BATCH_EVENTS="4000"
+    )
+    command = [sys.executable, "-m", "cli.main", "consume", "--time-budget", "300"]
+    first = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    time.sleep(8)  # the first member owns every partition and is writing batches
+    second = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    time.sleep(1.5)  # the group is rebalancing: the first member is asked to give partitions up
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    output, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, output.decode()[-2000:]
+    with mongo_client(pipeline.mongo) as client:
+        assert_matches_truth(database(client, pipeline.mongo), truth)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "environment", "names"),
+    [
+        (
+            ["consume", "--time-budget", "5"],
+            {"PULSE_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+            "PULSE_KAFKA_BOOTSTRAP_SERVERS",
+        ),
+        (
+            ["consume", "--time-budget", "5"],
+            {"PULSE_MONGO_URI": "mongodb://127.0.0.1:1", "PULSE_MONGO_TIMEOUT_MS": "1000"},
+            "PULSE_MONGO_URI",
+        ),
+        (["generate", "--events", "10", "--interval", "-1"], {}, "interval_seconds"),
+        (["generate", "--events", "10", "--batch-size", "0"], {}, "batch_size"),
+        (["generate", "--events", "10"], {"PULSE_KAFKA_PARTITIONS": "0"}, "PULSE_KAFKA_PARTITIONS"),
+        (
+            ["consume", "--time-budget", "5"],
+            {"PULSE_ALERTS_RULES_FILE": "__BAD_RULES__"},
+            "rule 'oops'",
+        ),
+    ],
+)
+def test_bad_configuration_gives_one_clear_line(
+    pipeline: Settings,
+    tmp_path: Path,
+    arguments: list[str],
+    environment: dict[str, str],
+    names: str,
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - id: oops\n    metric: item_views\n    threshold: 5\n")
+    env = subprocess_env(pipeline) | {
+        key: value.replace("__BAD_RULES__", str(rules)) for key, value in environment.items()
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", *arguments],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert names in output
+    assert "Traceback" not in output

@@ -181,6 +181,16 @@ class AlertSettings(_Section):
     """Longest wait for one channel; a slow or failing channel never blocks the pipeline."""
 
 
+class DashboardSettings(_Section):
+    """The Streamlit dashboard."""
+
+    require_login: bool = False
+    """Ask visitors to log in with OpenID Connect (st.login) first; configure the provider in
+    .streamlit/secrets.toml as docs/security.md shows."""
+    refresh_seconds: int = Field(2, ge=1, le=300)
+    """Default auto-refresh interval of the pages."""
+
+
 class StackSettings(_Section):
     """The local services `make up` starts without Docker."""
 
@@ -223,6 +233,7 @@ class Settings(BaseSettings):
     generator: GeneratorSettings = GeneratorSettings()
     consumer: ConsumerSettings = ConsumerSettings()
     alerts: AlertSettings = AlertSettings()
+    dashboard: DashboardSettings = DashboardSettings()
     stack: StackSettings = StackSettings()
 
 

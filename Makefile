@@ -50,8 +50,12 @@ format: install ## apply ruff fixes and formatting
 	@$(RUN) ruff format .
 
 .PHONY: bench
-bench: install ## benchmarks against the running stack (`make up` first; needs kcat)
-	@$(RUN) python -m bench.producer
+bench: install ## all benchmarks against the running stack (`make up` first; needs kcat)
+	@$(RUN) python -m bench.run
+
+.PHONY: bench-smoke
+bench-smoke: install ## the benchmarks with tiny sizes, in seconds (checks they run)
+	@$(RUN) python -m bench.run --smoke
 
 .PHONY: clean
 clean: down ## stop the stack and delete its state (.state/); keeps the download cache

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -73,9 +74,9 @@ def _pulse_produce_only(
 
 
 def main(
-    events: int = typer.Option(1_000_000, help="Messages per measurement."),
-    repeat: int = typer.Option(3, help="Measurements per contender (median reported)."),
-) -> None:
+    events: Annotated[int, typer.Option(help="Messages per measurement.")] = 1_000_000,
+    repeat: Annotated[int, typer.Option(help="Measurements per contender (median reported).")] = 3,
+) -> dict[str, Any]:
     """Measure and print producer throughput ratios; write bench/results/producer.json."""
     if shutil.which("kcat") is None:
         console.print("[red]kcat is missing (the baseline): apt-get install -y kcat[/red]")
@@ -107,6 +108,7 @@ def main(
         for name, seconds in times.items()
     ]
     report("producer", rows, {"events": events, "repeat": repeat, "config": SHARED_CONFIG})
+    return {"rows": rows}
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import pytest
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--require-browser",
+        "--require-tools",
         action="store_true",
-        help="fail (rather than skip) the browser test when chromium is missing; CI sets it",
+        help="fail (rather than skip) tests whose tools (chromium, kcat) are missing; CI sets it",
     )

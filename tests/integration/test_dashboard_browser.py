@@ -105,7 +105,7 @@ def test_browser_sees_live_kpis_charts_and_refreshes(
     request: pytest.FixtureRequest, pipeline: Settings, dashboard: str, tmp_path: Path
 ) -> None:
     if not shutil.which(CHROMIUM):
-        if request.config.getoption("--require-browser"):
+        if request.config.getoption("--require-tools"):
             pytest.fail("chromium is required (apt-get install -y chromium)")
         pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it")
     produce(pipeline, tmp_path / "first.json", events=6_000, users=200, items=40, seed=1)

@@ -1,0 +1,230 @@
+"""Consumer throughput, end to end (a pre-filled topic -> totals in MongoDB), three ways:
+
+- consume-only: confluent-kafka reading the topic and doing nothing (this machine's ceiling)
+- naive: kafka-python, one `update_one` per message (how many tutorials do it)
+- Pulse: the AggregatingConsumer (validate, aggregate, guarded upserts, ledger)
+
+All three read the same topic in the same run. Also reported: documents written per event,
+CPU seconds per million events (consumer process, and the database server when it runs
+here), and where Pulse's time goes, from its ledger.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from confluent_kafka import Consumer
+from kafka import KafkaConsumer  # type: ignore[import-untyped]
+
+from bench.common import console, fresh_topic, report
+from infra.stack import services
+from tasks.consumer import AggregatingConsumer
+from tasks.generator import GeneratorConfig
+from tasks.generator_run import GeneratorRun
+from tasks.mongo import database, mongo_client
+from tasks.pacing import RatePlan
+from tasks.settings import Settings, load_settings
+
+
+@dataclass
+class Run:
+    """One contender's measurement."""
+
+    name: str
+    events: int
+    seconds: float
+    cpu_seconds: float
+    db_cpu_seconds: float | None = None
+    docs_written: int | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+def _db_server_cpu(settings: Settings) -> float | None:
+    """CPU seconds used so far by the local MongoDB/FerretDB process (None if not ours)."""
+    record = services(settings)[1].pidfile.read()
+    if record is None:
+        return None
+    fields = Path(f"/proc/{record.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(name: str, settings: Settings, events: int, action: Any) -> Run:
+    db_before = _db_server_cpu(settings)
+    cpu_before, started = time.process_time(), time.perf_counter()
+    docs = action()
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu_before
+    db_after = _db_server_cpu(settings)
+    db_cpu = db_after - db_before if db_before is not None and db_after is not None else None
+    return Run(name, events, seconds, cpu, db_cpu, docs)
+
+
+def prefill(settings: Settings, topic: str, events: int, users: int, items: int) -> None:
+    plan = RatePlan(batch_size=20_000, interval_seconds=0, events=events)
+    config = GeneratorConfig(users=users, items=items)
+    with GeneratorRun(settings.kafka, plan, config, seed=8, topic=topic) as run:
+        for slot in run.slots():
+            run.send(slot)
+        summary = run.finish()
+    if summary.delivered != events:
+        raise RuntimeError(f"prefill delivered {summary.delivered} of {events}")
+
+
+def consume_only(settings: Settings, topic: str, events: int) -> None:
+    reader = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 52_428_800,
+            "max.partition.fetch.bytes": 10_485_760,
+        }
+    )
+    reader.subscribe([topic])
+    seen = 0
+    try:
+        while seen < events:
+            seen += sum(1 for m in reader.consume(10_000, 1.0) if m.error() is None)
+    finally:
+        reader.close()
+
+
+def naive(settings: Settings, topic: str, events: int, db_name: str) -> int:
+    """The common way: one message at a time, one database round trip per message."""
+    reader = KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        group_id=f"bench-naive-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=True,
+    )
+    with mongo_client(settings.mongo) as client:
+        items = client[db_name].items
+        seen = 0
+        for message in reader:
+            event = orjson.loads(message.value)
+            items.update_one(
+                {"_id": event["item_id"]},
+                {"$inc": {"total": 1, f"types.{event['interaction_type']}": 1}},
+                upsert=True,
+            )
+            seen += 1
+            if seen >= events:
+                break
+    reader.close()
+    return seen
+
+
+def pulse(settings: Settings, topic: str, db_name: str, events: int, batch: int) -> int:
+    configured = load_settings(
+        kafka=settings.kafka.model_dump() | {"topic": topic, "consumer_group": f"bench-{db_name}"},
+        mongo=settings.mongo.model_dump() | {"database": db_name},
+        consumer=settings.consumer.model_dump() | {"max_batch_events": batch},
+        alerts={"rules_file": Path("/nonexistent")},  # alerting is measured elsewhere
+    )
+    applied = 0
+    with AggregatingConsumer(configured) as consumer:
+        while applied < events:
+            polled = time.monotonic()
+            found = consumer.poll_batch(batch, 2.0)
+            if found is not None:
+                applied += consumer.process(found, time.monotonic() - polled).records
+    with mongo_client(configured.mongo) as client:
+        ledger = list(database(client, configured.mongo).ledger.find())
+    return sum(int(entry.get("docs_written", 0)) for entry in ledger)
+
+
+def stages(settings: Settings, db_name: str) -> dict[str, float]:
+    with mongo_client(settings.mongo) as client:
+        totals: dict[str, float] = {}
+        for entry in client[db_name].ledger.find():
+            for stage, seconds in entry.get("seconds", {}).items():
+                totals[stage] = totals.get(stage, 0.0) + float(seconds)
+    return totals
+
+
+def main(
+    events: Annotated[
+        int, typer.Option(help="Events in the topic (Pulse and consume-only).")
+    ] = 300_000,
+    naive_events: Annotated[
+        int, typer.Option(help="Events the naive consumer processes.")
+    ] = 10_000,
+    users: Annotated[int, typer.Option(help="Distinct users.")] = 10_000,
+    items: Annotated[int, typer.Option(help="Distinct items.")] = 1_000,
+    batch: Annotated[int, typer.Option(help="Pulse's micro-batch size.")] = 50_000,
+) -> dict[str, Any]:
+    """Measure and print; write bench/results/consumer.json."""
+    settings = load_settings()
+    db_name = f"bench_{uuid.uuid4().hex[:8]}"
+    naive_db = f"{db_name}_naive"
+    with fresh_topic(settings, "consumer") as topic:
+        console.print(f"prefilling {topic} with {events:,} events")
+        prefill(settings, topic, events, users, items)
+        runs = [
+            _measure(
+                "consume-only (confluent-kafka)",
+                settings,
+                events,
+                lambda: consume_only(settings, topic, events),
+            ),
+            _measure(
+                f"naive (kafka-python, update_one per message; {naive_events:,} events)",
+                settings,
+                naive_events,
+                lambda: naive(settings, topic, naive_events, naive_db),
+            ),
+            _measure(
+                "pulse", settings, events, lambda: pulse(settings, topic, db_name, events, batch)
+            ),
+        ]
+    time_by_stage = stages(settings, db_name)
+    with mongo_client(settings.mongo) as client:
+        client.drop_database(db_name)
+        client.drop_database(naive_db)
+    ceiling, naive_rate, pulse_run = runs[0].rate, runs[1].rate, runs[2]
+    rows = [
+        {
+            "contender": run.name,
+            "events/s": run.rate,
+            "vs naive": run.rate / naive_rate,
+            "vs consume-only": run.rate / ceiling,
+            "consumer CPU s / 1M": run.cpu_seconds / run.events * 1e6,
+            "database CPU s / 1M": (run.db_cpu_seconds or 0.0) / run.events * 1e6,
+        }
+        for run in runs
+    ]
+    total = sum(time_by_stage.values()) or 1.0
+    share = {stage: seconds / total for stage, seconds in time_by_stage.items()}
+    extra: dict[str, Any] = {
+        "events": events,
+        "users": users,
+        "items": items,
+        "batch": batch,
+        "docs_per_event": (pulse_run.docs_written or 0) / events,
+        "stage_seconds": time_by_stage,
+        "stage_share": share,
+        "pulse_without_writes_events_per_s": events
+        / max(total - time_by_stage.get("write", 0.0), 1e-9),
+    }
+    report("consumer", rows, extra)
+    console.print(
+        f"documents written per event: {extra['docs_per_event']:.3f}; time by stage: "
+        + ", ".join(f"{k} {v:.0%}" for k, v in share.items())
+    )
+    return {"rows": rows, **extra}
+
+
+if __name__ == "__main__":
+    typer.run(main)

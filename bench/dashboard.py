@@ -1,0 +1,198 @@
+"""Dashboard queries at scale: each page's queries, uncached, against a database holding
+`--users` users and `--items` items (by default 1M and 100k, as the goal states).
+
+The database is seeded once with documents shaped exactly like the consumer's (the seeding is
+kept between runs: it takes minutes on FerretDB) and every page's queries are timed as the
+page runs them, median of `--repeat` runs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from pymongo.database import Database
+
+from bench.common import console, report
+from streamlit_app import queries
+from tasks import hll
+from tasks.aggregate import MINUTE_FORMAT
+from tasks.generator import zipf_cdf
+from tasks.mongo import Document, mongo_client
+from tasks.settings import load_settings
+from tasks.store import ensure_indexes
+from tasks.updates import activity_bin
+
+TYPES = ("view", "click", "add_to_cart", "purchase")
+GOAL_MS = 200.0
+
+
+def _totals(count: int, rng: np.random.Generator, mean: float) -> np.ndarray:
+    weights = np.diff(np.concatenate([[0.0], zipf_cdf(count, 0.9)]))
+    return np.maximum(1, rng.poisson(weights * count * mean)).astype(np.int64)
+
+
+def seed(db: Database[Document], users: int, items: int, now: datetime) -> None:
+    """Documents shaped like the consumer's; skipped when this seed is already in place."""
+    marker = db.bench_seed.find_one({"_id": "seed"})
+    if marker and marker.get("users") == users and marker.get("items") == items:
+        return
+    for name in (
+        "users",
+        "items",
+        "minutes",
+        "item_minutes",
+        "totals",
+        "ledger",
+        "dead_letters",
+        "bench_seed",
+    ):
+        db.drop_collection(name)
+    ensure_indexes(db)
+    rng = np.random.default_rng(5)
+    seen = now - timedelta(hours=2)
+    for collection, prefix, count in (("users", "u", users), ("items", "i", items)):
+        totals = _totals(count, rng, 20.0)
+        for start in range(0, count, 20_000):
+            db[collection].insert_many(
+                {
+                    "_id": f"{prefix}{n + 1}",
+                    "total": int(total),
+                    "types": {"view": int(total)},
+                    "first_seen": seen,
+                    "last_seen": now,
+                    "first_batch": "seed",
+                    "wm": {"p0": 1},
+                }
+                for n, total in enumerate(totals[start : start + 20_000], start=start)
+            )
+            console.print(f"  seeded {min(start + 20_000, count):,}/{count:,} {collection}")
+        if collection == "users":
+            bins: dict[str, int] = {}
+            for total in totals.tolist():
+                key = f"user_bins.{activity_bin(total)}"
+                bins[key] = bins.get(key, 0) + 1
+    sketch = {f"r{n}": 5 for n in range(hll.REGISTERS)}
+    minutes = [now.replace(second=0, microsecond=0) - timedelta(minutes=m) for m in range(60)]
+    db.minutes.insert_many(
+        {
+            "_id": minute.strftime(MINUTE_FORMAT),
+            "minute": minute,
+            "total": 20_000,
+            "types": dict.fromkeys(TYPES, 5_000),
+            "users_hll": sketch,
+            "items_hll": sketch,
+        }
+        for minute in minutes
+    )
+    db.item_minutes.insert_many(
+        {
+            "_id": f"i1|{minute.strftime(MINUTE_FORMAT)}",
+            "item_id": "i1",
+            "minute": minute,
+            "total": 300,
+        }
+        for minute in minutes
+    )
+    db.totals.insert_one(
+        {"_id": "global", "events": users * 20, "users": users, "items": items, "last_event": now}
+        | {"user_bins": {k.split(".")[1]: v for k, v in bins.items()}}
+    )
+    db.ledger.insert_many(
+        {
+            "_id": f"b{n}",
+            "status": "applied",
+            "started_at": now - timedelta(seconds=n),
+            "records": 5_000,
+            "seconds": {"write": 1.0},
+        }
+        for n in range(500)
+    )
+    db.dead_letters.insert_many(
+        {
+            "_id": f"t:0:{n}",
+            "status": "dead",
+            "field": "timestamp",
+            "reason": "bad",
+            "raw": b"{",
+            "received_at": now,
+        }
+        for n in range(1_000)
+    )
+    db.bench_seed.insert_one({"_id": "seed", "users": users, "items": items})
+
+
+def pages(db: Database[Document], now: datetime) -> dict[str, list[Callable[[], Any]]]:
+    """Each page's queries, as the page calls them (without the dashboard's cache)."""
+    since = now - timedelta(hours=1)
+    return {
+        "overview": [
+            lambda: queries.totals(db),
+            lambda: queries.last_full_minute(db, now),
+            lambda: queries.minutes(db, since, now),
+        ],
+        "items": [
+            lambda: queries.ranked(db, "items", "item_id", 10),
+            lambda: queries.ranked(db, "items", "item_id", 10, True),
+            lambda: queries.entity(db, "items", "item_id", "i1"),
+            lambda: queries.item_minutes(db, "i1", since, now),
+        ],
+        "users": [
+            lambda: queries.user_histogram(queries.totals(db) or queries.Totals()),
+            lambda: queries.ranked(db, "users", "user_id", 10),
+            lambda: queries.entity(db, "users", "user_id", "u1"),
+        ],
+        "alerts": [lambda: queries.alerts(db, since)],
+        "health": [
+            lambda: queries.ledger(db, 200),
+            lambda: queries.dead_letter_reasons(db),
+            lambda: queries.dead_letter_samples(db, 20),
+        ],
+    }
+
+
+def _timed(action: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    action()
+    return (time.perf_counter() - started) * 1000
+
+
+def main(
+    users: Annotated[int, typer.Option(help="Users in the database.")] = 1_000_000,
+    items: Annotated[int, typer.Option(help="Items in the database.")] = 100_000,
+    repeat: Annotated[int, typer.Option(help="Timings per page (median reported).")] = 5,
+    database: Annotated[
+        str, typer.Option(help="Database seeded and read.")
+    ] = "pulse_bench_dashboard",
+) -> dict[str, Any]:
+    """Seed (once), then time every page's queries; write bench/results/dashboard.json."""
+    settings = load_settings()
+    now = datetime.now(UTC)
+    with mongo_client(settings.mongo) as client:
+        db = client[database]
+        console.print(f"seeding {database} with {users:,} users and {items:,} items (once)")
+        seed(db, users, items, now)
+        rows = []
+        for page, calls in pages(db, now).items():
+            per_query = [[_timed(call) for _ in range(repeat)] for call in calls]
+            medians = [statistics.median(times) for times in per_query]
+            rows.append(
+                {
+                    "page": page,
+                    "queries": len(calls),
+                    "total ms (median)": sum(medians),
+                    "slowest query ms": max(medians),
+                    "within 200 ms": "yes" if sum(medians) <= GOAL_MS else "no",
+                }
+            )
+    report("dashboard", rows, {"users": users, "items": items, "repeat": repeat})
+    return {"rows": rows}
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,45 @@
+"""The benchmark suite still runs: `python -m bench.run --smoke` (tiny sizes, no speed checked)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tasks.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_benchmark_suite_runs_and_writes_its_summary(
+    request: pytest.FixtureRequest, live_stack: Settings
+) -> None:
+    if not shutil.which("kcat"):
+        if request.config.getoption("--require-tools"):
+            pytest.fail("kcat is required (apt-get install -y kcat)")
+        pytest.skip("kcat is not installed (apt-get install -y kcat); CI installs it")
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = orjson.loads((REPO / "bench" / "results" / "summary-smoke.json").read_bytes())
+    assert {"producer", "consumer", "freshness", "dashboard", "profile"} <= set(summary)
+    assert {row["contender"] for row in summary["consumer"]["rows"]} >= {"pulse"}
+    assert [row["page"] for row in summary["dashboard"]["rows"]] == [
+        "overview",
+        "items",
+        "users",
+        "alerts",
+        "health",
+    ]

@@ -8,6 +8,7 @@ page runs them, median of `--repeat` runs.
 
 from __future__ import annotations
 
+import heapq
 import statistics
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
+from pymongo import UpdateOne
 from pymongo.database import Database
 
 from bench.common import console, report
@@ -23,6 +25,7 @@ from streamlit_app import queries
 from tasks import hll
 from tasks.aggregate import MINUTE_FORMAT
 from tasks.generator import zipf_cdf
+from tasks.leaders import LEADERS, TOP_K, low_updates
 from tasks.mongo import Document, mongo_client
 from tasks.settings import load_settings
 from tasks.store import ensure_indexes
@@ -37,28 +40,31 @@ def _totals(count: int, rng: np.random.Generator, mean: float) -> np.ndarray:
     return np.maximum(1, rng.poisson(weights * count * mean)).astype(np.int64)
 
 
+def _seeded_totals(users: int, items: int) -> dict[str, np.ndarray]:
+    """Every seeded user's and item's total (the same draws on every run)."""
+    rng = np.random.default_rng(5)
+    return {"users": _totals(users, rng, 20.0), "items": _totals(items, rng, 20.0)}
+
+
 def seed(db: Database[Document], users: int, items: int, now: datetime) -> None:
-    """Documents shaped like the consumer's; skipped when this seed is already in place."""
+    """Documents shaped like the consumer's. Users and items are kept between runs (seeding
+    them takes minutes on FerretDB); the small collections are rewritten every run."""
+    totals = _seeded_totals(users, items)
     marker = db.bench_seed.find_one({"_id": "seed"})
-    if marker and marker.get("users") == users and marker.get("items") == items:
-        return
-    for name in (
-        "users",
-        "items",
-        "minutes",
-        "item_minutes",
-        "totals",
-        "ledger",
-        "dead_letters",
-        "bench_seed",
-    ):
+    if not (marker and marker.get("users") == users and marker.get("items") == items):
+        _seed_entities(db, totals, now)
+        db.bench_seed.replace_one({"_id": "seed"}, {"users": users, "items": items}, upsert=True)
+    _seed_small(db, totals, now)
+
+
+def _seed_entities(db: Database[Document], totals: dict[str, np.ndarray], now: datetime) -> None:
+    for name in ("users", "items", "bench_seed"):
         db.drop_collection(name)
     ensure_indexes(db)
-    rng = np.random.default_rng(5)
     seen = now - timedelta(hours=2)
-    for collection, prefix, count in (("users", "u", users), ("items", "i", items)):
-        totals = _totals(count, rng, 20.0)
-        for start in range(0, count, 20_000):
+    for collection, prefix in (("users", "u"), ("items", "i")):
+        counts = totals[collection]
+        for start in range(0, len(counts), 20_000):
             db[collection].insert_many(
                 {
                     "_id": f"{prefix}{n + 1}",
@@ -69,14 +75,21 @@ def seed(db: Database[Document], users: int, items: int, now: datetime) -> None:
                     "first_batch": "seed",
                     "wm": {"p0": 1},
                 }
-                for n, total in enumerate(totals[start : start + 20_000], start=start)
+                for n, total in enumerate(counts[start : start + 20_000], start=start)
             )
-            console.print(f"  seeded {min(start + 20_000, count):,}/{count:,} {collection}")
-        if collection == "users":
-            bins: dict[str, int] = {}
-            for total in totals.tolist():
-                key = f"user_bins.{activity_bin(total)}"
-                bins[key] = bins.get(key, 0) + 1
+            console.print(
+                f"  seeded {min(start + 20_000, len(counts)):,}/{len(counts):,} {collection}"
+            )
+
+
+def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: datetime) -> None:
+    for name in ("minutes", "item_minutes", "totals", "ledger", "dead_letters", LEADERS):
+        db.drop_collection(name)
+    ensure_indexes(db)
+    users, items = len(totals["users"]), len(totals["items"])
+    bins: dict[str, int] = {}
+    for total in totals["users"].tolist():
+        bins[activity_bin(total)] = bins.get(activity_bin(total), 0) + 1
     sketch = {f"r{n}": 5 for n in range(hll.REGISTERS)}
     minutes = [now.replace(second=0, microsecond=0) - timedelta(minutes=m) for m in range(60)]
     db.minutes.insert_many(
@@ -85,8 +98,8 @@ def seed(db: Database[Document], users: int, items: int, now: datetime) -> None:
             "minute": minute,
             "total": 20_000,
             "types": dict.fromkeys(TYPES, 5_000),
-            "users_hll": sketch,
-            "items_hll": sketch,
+            "active_users": round(hll.estimate(sketch)),
+            "active_items": round(hll.estimate(sketch)),
         }
         for minute in minutes
     )
@@ -101,7 +114,7 @@ def seed(db: Database[Document], users: int, items: int, now: datetime) -> None:
     )
     db.totals.insert_one(
         {"_id": "global", "events": users * 20, "users": users, "items": items, "last_event": now}
-        | {"user_bins": {k.split(".")[1]: v for k, v in bins.items()}}
+        | {"user_bins": bins}
     )
     db.ledger.insert_many(
         {
@@ -124,7 +137,18 @@ def seed(db: Database[Document], users: int, items: int, now: datetime) -> None:
         }
         for n in range(1_000)
     )
-    db.bench_seed.insert_one({"_id": "seed", "users": users, "items": items})
+    for collection, prefix in (("users", "u"), ("items", "i")):
+        by_id = {f"{prefix}{n + 1}": int(t) for n, t in enumerate(totals[collection].tolist())}
+        top = heapq.nlargest(2 * TOP_K, by_id, key=by_id.__getitem__)
+        board: dict[str, Any] = {"top": {key: by_id[key] for key in top}}
+        db[LEADERS].replace_one({"_id": collection}, board, upsert=True)
+        if collection == "items":
+            db[LEADERS].bulk_write(
+                [
+                    UpdateOne(s["q"], s["u"], upsert=True)
+                    for s in low_updates("items", by_id, added=by_id)
+                ]
+            )
 
 
 def pages(db: Database[Document], now: datetime) -> dict[str, list[Callable[[], Any]]]:

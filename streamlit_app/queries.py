@@ -16,9 +16,9 @@ from confluent_kafka import TopicPartition
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
-from tasks import hll
 from tasks.aggregate import MINUTE_FORMAT
 from tasks.kafka import consumer as make_consumer
+from tasks.leaders import LEADERS, LOW_CAP, candidates, low_doc_ids
 from tasks.mongo import Document
 from tasks.settings import KafkaSettings
 
@@ -79,15 +79,13 @@ def minutes(
 ) -> pl.DataFrame:
     """Per-minute counts (wide: types.<type>) and estimated active users and items."""
     projection: dict[str, int] = {"wm": 0}
-    if not sketches:
-        projection |= {"users_hll": 0, "items_hll": 0}
     rows = []
     for doc in _by_ids(db, "minutes", minute_ids(since, until), projection):
         row: dict[str, Any] = {"minute": doc["minute"], "total": int(doc.get("total", 0))}
         row |= {f"types.{k}": int(v) for k, v in doc.get("types", {}).items()}
         if sketches:
-            row["active_users"] = round(hll.estimate(doc.get("users_hll", {})))
-            row["active_items"] = round(hll.estimate(doc.get("items_hll", {})))
+            row["active_users"] = int(doc.get("active_users", 0))
+            row["active_items"] = int(doc.get("active_items", 0))
         rows.append(row)
     if not rows:
         return pl.DataFrame(schema={"minute": TIME, "total": pl.Int64})
@@ -123,10 +121,42 @@ def _frame(rows: list[dict[str, Any]], key: str) -> pl.DataFrame:
 def ranked(
     db: Database[Document], collection: str, key: str, n: int, lowest: bool = False
 ) -> pl.DataFrame:
-    """The `n` documents with the most (or fewest) interactions: an indexed sort on `total`."""
-    order = ASCENDING if lowest else DESCENDING
-    cursor = db[collection].find({}, {"wm": 0, "first_batch": 0}).sort("total", order).limit(n)
-    return _frame([_flatten(doc, key) for doc in cursor], key)
+    """The `n` documents with the most (or fewest) interactions.
+
+    Candidates come from the consumer's leader boards (tasks/leaders.py) and are ranked by
+    their documents' real totals. An indexed sort is the fallback when the boards cannot
+    answer (none yet, or fewer low-count items than asked for); FerretDB runs it as a scan.
+    """
+    docs = _fewest(db, collection, n) if lowest else _most(db, collection, n)
+    if docs is None:
+        order = ASCENDING if lowest else DESCENDING
+        docs = list(db[collection].find({}, _ENTITY).sort("total", order).limit(n))
+    return _frame([_flatten(doc, key) for doc in docs], key)
+
+
+_ENTITY = {"wm": 0, "first_batch": 0}
+
+
+def _most(db: Database[Document], collection: str, n: int) -> list[Document] | None:
+    board = db[LEADERS].find_one({"_id": collection}, {"top": 1}) or {}
+    top: dict[str, int] = board.get("top", {})
+    docs = _by_ids(db, collection, candidates(top, n, lowest=False), _ENTITY)
+    if len(docs) < n:
+        return None
+    return sorted(docs, key=lambda doc: (-doc.get("total", 0), doc["_id"]))[:n]
+
+
+def _fewest(db: Database[Document], collection: str, n: int) -> list[Document] | None:
+    """Walk the low-total lists upwards; every list of a smaller total is read in full."""
+    found: list[Document] = []
+    for total in range(1, LOW_CAP + 1):
+        for doc_id in low_doc_ids(collection, total):
+            listed = (db[LEADERS].find_one({"_id": doc_id}) or {}).get("ids", {})
+            docs = _by_ids(db, collection, list(listed), _ENTITY)
+            found += [doc for doc in docs if doc.get("total") == total]  # skip moved-on ones
+            if len(found) >= n:
+                return sorted(found, key=lambda doc: (doc.get("total", 0), doc["_id"]))[:n]
+    return None
 
 
 def entity(

@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
+from tasks import hll, leaders
 from tasks.batch import OffsetRange
+from tasks.leaders import LEADERS
 from tasks.mongo import Document
-from tasks.updates import DEAD_LETTERS, Statement
+from tasks.updates import DEAD_LETTERS, MINUTE_SKETCHES, MINUTES, Statement
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,54 @@ def totals_before(
             holds = _watermark(doc, guard_key) >= last
             before[doc["_id"]] = total - added[doc["_id"]] if holds else total
     return before
+
+
+def current_totals(db: Database[Document], collection: str, ids: list[Any]) -> dict[Any, int]:
+    """Each document's `total` as stored now."""
+    totals: dict[Any, int] = {}
+    for start in range(0, len(ids), 500):  # FerretDB checks $in linearly: keep the lists short
+        chunk = ids[start : start + 500]
+        for doc in db[collection].find({"_id": {"$in": chunk}}, {"total": 1}):
+            totals[doc["_id"]] = int(doc.get("total", 0))
+    return totals
+
+
+def refresh_minute_estimates(db: Database[Document], minute_ids: list[str]) -> int:
+    """Store each touched minute's active users and items, estimated from its merged
+    sketches, so readers skip the 2 x 1,024 registers (`$max`: estimates only grow)."""
+    written = 0
+    sketches = db[MINUTE_SKETCHES].find({"_id": {"$in": minute_ids}}, {"wm": 0})
+    for doc in sketches:
+        estimates = {
+            "active_users": round(hll.estimate(doc.get("users_hll", {}))),
+            "active_items": round(hll.estimate(doc.get("items_hll", {}))),
+        }
+        result = db[MINUTES].update_one({"_id": doc["_id"]}, {"$max": estimates})
+        written += result.modified_count
+    return written
+
+
+def update_leaders(
+    db: Database[Document],
+    collection: str,
+    totals: dict[Any, int],
+    added: dict[Any, int] | None = None,
+) -> int:
+    """Offer a batch's touched documents (`totals`: id → total now) to the leader boards;
+    with `added` (the batch's counts) also keep the low-total lists. Returns docs changed."""
+    board = db[LEADERS].find_one({"_id": collection}, {"top": 1}) or {}
+    top: dict[str, int] = board.get("top", {})
+    statements = [
+        leaders.leader_update(collection, totals, top),
+        leaders.top_prune(collection, top, added=min(len(totals), leaders.TOP_K)),
+    ]
+    if added is not None:
+        statements += leaders.low_updates(collection, totals, added)
+    requests = [UpdateOne(s["q"], s["u"], upsert=bool(s.get("upsert"))) for s in statements if s]
+    if not requests:
+        return 0
+    result = db[LEADERS].bulk_write(requests, ordered=True)
+    return result.modified_count + result.upserted_count
 
 
 def _watermark(doc: Document, dotted: str) -> int:

@@ -25,6 +25,7 @@ from tasks.updates import (
     DEAD_LETTERS,
     ITEM_MINUTES,
     ITEMS,
+    MINUTE_SKETCHES,
     MINUTES,
     TOTALS,
     USER_MINUTES,
@@ -33,6 +34,7 @@ from tasks.updates import (
     dead_letter_statements,
     entity_updates,
     item_minute_updates,
+    minute_sketch_updates,
     minute_updates,
     totals_update,
     user_bin_changes,
@@ -152,6 +154,9 @@ class BatchWriter:
                 MINUTES: store.apply(
                     self.db, MINUTES, minute_updates(aggregates, guard, self.types)
                 ),
+                MINUTE_SKETCHES: store.apply(
+                    self.db, MINUTE_SKETCHES, minute_sketch_updates(aggregates, guard)
+                ),
             }
             new_users = self._created(USERS, aggregates.users, "user_id", results[USERS], bid)
             new_items = self._created(ITEMS, aggregates.items, "item_id", results[ITEMS], bid)
@@ -167,6 +172,15 @@ class BatchWriter:
                 user_bins=user_bin_changes(before, aggregates.users),
             )
             results[TOTALS] = store.apply(self.db, TOTALS, [totals])
+            user_totals = {user: before.get(user, 0) + count for user, count in added.items()}
+            item_ids = aggregates.items["item_id"].to_list()
+            # Items get events from every partition, so only a read after the write is exact.
+            item_totals = store.current_totals(self.db, ITEMS, item_ids)
+            item_added = dict(aggregates.items.select("item_id", "total").iter_rows())
+            leader_updates = store.update_leaders(self.db, USERS, user_totals)
+            leader_updates += store.update_leaders(self.db, ITEMS, item_totals, item_added)
+            minute_ids = aggregates.minutes["minute_id"].to_list()
+            leader_updates += store.refresh_minute_estimates(self.db, minute_ids)
         with _timer() as alerting:
             if self.alerting is not None:
                 if self.alerting.needs_user_minutes:
@@ -182,7 +196,7 @@ class BatchWriter:
             records=batch.size,
             valid=verdict.events.height,
             dead_lettered=verdict.dead.height,
-            docs_written=sum(r.upserted + r.modified for r in results.values()),
+            docs_written=sum(r.upserted + r.modified for r in results.values()) + leader_updates,
             already_applied=sum(r.already_applied for r in results.values()),
             new_users=new_users,
             new_items=new_items,

@@ -10,9 +10,11 @@ from typing import Any
 import orjson
 from pymongo.database import Database
 
+from streamlit_app import queries
 from tasks import hll
 from tasks.generator import GeneratorConfig
 from tasks.generator_run import GeneratorRun, RunSummary
+from tasks.leaders import LEADERS, LOW_CAP, low_doc_id
 from tasks.mongo import Document
 from tasks.pacing import RatePlan
 from tasks.settings import Settings, env_name
@@ -63,17 +65,51 @@ def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:
     assert minutes == truth["by_minute"]
     item_minute_total = sum(doc["total"] for doc in db.item_minutes.find({}, {"total": 1}))
     assert item_minute_total == truth["events"]
+    sketches = {doc["_id"]: doc for doc in db.minute_sketches.find()}
+    assert set(sketches) == set(truth["by_minute"])
     for doc in db.minutes.find():
-        assert hll.estimate(doc["users_hll"]) <= len(truth["by_user"]) * 1.1
+        sketch = sketches[doc["_id"]]
+        assert hll.estimate(sketch["users_hll"]) <= len(truth["by_user"]) * 1.1
+        # What the dashboard reads: the estimates of the fully merged sketches.
+        assert doc["active_users"] == round(hll.estimate(sketch["users_hll"]))
+        assert doc["active_items"] == round(hll.estimate(sketch["items_hll"]))
+
+    assert_leaders_match(db, truth)
 
     assert db.dead_letters.count_documents({}) == truth["malformed"]
     unfinished = list(db.ledger.find({"status": {"$ne": "applied"}}))
     assert unfinished == [], f"ledger entries left unfinished: {unfinished}"
 
 
+def assert_leaders_match(db: Database[Document], truth: dict[str, Any]) -> None:
+    """The dashboard's most and least active lists, read through the leader boards, hold the
+    true extremes; every low item is on the board."""
+    by_item, by_user = truth["by_item"], truth["by_user"]
+    for collection, key, counts in (("items", "item_id", by_item), ("users", "user_id", by_user)):
+        n = min(10, len(counts))
+        top = queries.ranked(db, collection, key, n)
+        assert top["total"].to_list() == sorted(counts.values(), reverse=True)[:n]
+        assert all(counts[name] == total for name, total in top.select(key, "total").iter_rows())
+    bottom = queries.ranked(db, "items", "item_id", min(10, len(by_item)), lowest=True)
+    assert bottom["total"].to_list() == sorted(by_item.values())[: bottom.height]
+    for item, total in by_item.items():
+        if total <= LOW_CAP:
+            listed = db[LEADERS].find_one({"_id": low_doc_id("items", total, item)}) or {}
+            assert listed.get("ids", {}).get(item) == total, item
+
+
 def snapshot(db: Database[Document]) -> dict[str, list[Document]]:
     """All aggregate documents, minus fields that record when they were written."""
-    collections = ("users", "items", "minutes", "item_minutes", "totals", "dead_letters", "offsets")
+    collections = (
+        "users",
+        "items",
+        "minutes",
+        "item_minutes",
+        "totals",
+        "dead_letters",
+        "offsets",
+        "leaders",
+    )
     return {
         name: sorted(
             ({k: v for k, v in doc.items() if k != "applied_at"} for doc in db[name].find()),

@@ -14,6 +14,7 @@ from tasks.updates import (
     dead_letter_statements,
     entity_updates,
     item_minute_updates,
+    minute_sketch_updates,
     minute_updates,
     totals_update,
     user_bin_changes,
@@ -60,7 +61,11 @@ def test_minute_statements_carry_sketches_and_item_minutes_their_keys() -> None:
     aggregates = _aggregates()
     minutes = minute_updates(aggregates, GUARD, TYPES)
     assert [s["q"]["_id"] for s in minutes] == ["2026-11-27T00:00Z", "2026-11-27T00:01Z"]
-    assert any(key.startswith("users_hll.r") for key in minutes[0]["u"]["$max"])
+    assert not any(key.startswith("users_hll.") for key in minutes[0]["u"]["$max"])
+    sketches = minute_sketch_updates(aggregates, GUARD)
+    assert [s["q"]["_id"] for s in sketches] == ["2026-11-27T00:00Z", "2026-11-27T00:01Z"]
+    assert any(key.startswith("users_hll.r") for key in sketches[0]["u"]["$max"])
+    assert sketches[0]["u"]["$max"]["wm.p3"] == minutes[0]["u"]["$max"]["wm.p3"]
     item_minutes = item_minute_updates(aggregates, GUARD, TYPES)
     assert [s["q"]["_id"] for s in item_minutes] == [
         "i1|2026-11-27T00:00Z",

@@ -8,24 +8,23 @@ page runs them, median of `--repeat` runs.
 
 from __future__ import annotations
 
-import heapq
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import numpy as np
 import typer
-from pymongo import UpdateOne
 from pymongo.database import Database
 
 from bench.common import console, report
 from streamlit_app import queries
-from tasks import hll
+from tasks import hll, store
 from tasks.aggregate import MINUTE_FORMAT
 from tasks.generator import zipf_cdf
-from tasks.leaders import LEADERS, TOP_K, low_updates
+from tasks.leaders import LEADERS
 from tasks.mongo import Document, mongo_client
 from tasks.settings import load_settings
 from tasks.store import ensure_indexes
@@ -87,9 +86,7 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
         db.drop_collection(name)
     ensure_indexes(db)
     users, items = len(totals["users"]), len(totals["items"])
-    bins: dict[str, int] = {}
-    for total in totals["users"].tolist():
-        bins[activity_bin(total)] = bins.get(activity_bin(total), 0) + 1
+    bins = Counter(activity_bin(total) for total in totals["users"].tolist())
     sketch = {f"r{n}": 5 for n in range(hll.REGISTERS)}
     minutes = [now.replace(second=0, microsecond=0) - timedelta(minutes=m) for m in range(60)]
     db.minutes.insert_many(
@@ -114,7 +111,7 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
     )
     db.totals.insert_one(
         {"_id": "global", "events": users * 20, "users": users, "items": items, "last_event": now}
-        | {"user_bins": bins}
+        | {"user_bins": dict(bins)}
     )
     db.ledger.insert_many(
         {
@@ -137,18 +134,10 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
         }
         for n in range(1_000)
     )
+    # The boards the consumer would keep had every seeded document come in one batch.
     for collection, prefix in (("users", "u"), ("items", "i")):
         by_id = {f"{prefix}{n + 1}": int(t) for n, t in enumerate(totals[collection].tolist())}
-        top = heapq.nlargest(2 * TOP_K, by_id, key=by_id.__getitem__)
-        board: dict[str, Any] = {"top": {key: by_id[key] for key in top}}
-        db[LEADERS].replace_one({"_id": collection}, board, upsert=True)
-        if collection == "items":
-            db[LEADERS].bulk_write(
-                [
-                    UpdateOne(s["q"], s["u"], upsert=True)
-                    for s in low_updates("items", by_id, added=by_id)
-                ]
-            )
+        store.update_leaders(db, collection, by_id, by_id if collection == "items" else None)
 
 
 def pages(db: Database[Document], now: datetime) -> dict[str, list[Callable[[], Any]]]:

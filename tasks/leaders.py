@@ -55,14 +55,18 @@ def leader_update(collection: str, totals: dict[str, int], top: dict[str, int]) 
     return {"q": {"_id": collection}, "u": {"$max": raised}, "upsert": True}
 
 
-def low_doc_id(collection: str, total: int, key: str) -> str:
-    """The document listing `key` while its total is `total` (<= LOW_CAP)."""
-    return f"{collection}|low|{total}|{zlib.crc32(key.encode()) % LOW_BUCKETS}"
+def _low_id(collection: str, total: int, bucket: int) -> str:
+    return f"{collection}|low|{total}|{bucket}"
 
 
 def low_doc_ids(collection: str, total: int) -> list[str]:
-    """Every document listing the items whose total is `total`."""
-    return [f"{collection}|low|{total}|{bucket}" for bucket in range(LOW_BUCKETS)]
+    """Every document listing the items whose total is `total`, one per bucket."""
+    return [_low_id(collection, total, bucket) for bucket in range(LOW_BUCKETS)]
+
+
+def low_doc_id(collection: str, total: int, key: str) -> str:
+    """The document listing `key` while its total is `total` (<= LOW_CAP)."""
+    return _low_id(collection, total, zlib.crc32(key.encode()) % LOW_BUCKETS)
 
 
 def low_updates(collection: str, totals: dict[str, int], added: dict[str, int]) -> list[Statement]:

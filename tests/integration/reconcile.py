@@ -12,6 +12,8 @@ from pymongo.database import Database
 
 from streamlit_app import queries
 from tasks import hll
+from tasks.consumer import AggregatingConsumer
+from tasks.drain import DrainSummary, drain
 from tasks.generator import GeneratorConfig
 from tasks.generator_run import GeneratorRun, RunSummary
 from tasks.leaders import LEADERS, LOW_CAP, low_doc_id
@@ -43,6 +45,26 @@ def produce(
         summary = run.finish()
     assert summary.undelivered == summary.failed == 0
     return summary, orjson.loads(truth_path.read_bytes())
+
+
+def drain_until_caught_up(
+    settings: Settings,
+    *,
+    max_batch_events: int = 10_000,
+    max_batch_wait: float = 2.0,
+    budget_seconds: float = 300.0,
+) -> DrainSummary:
+    """Aggregate everything in the topic with one consumer, as `pulse consume` does."""
+    with AggregatingConsumer(settings) as consumer:
+        summary = drain(
+            consumer,
+            consumer.process,
+            time_budget=budget_seconds,
+            max_batch_events=max_batch_events,
+            max_batch_wait=max_batch_wait,
+        )
+    assert summary.caught_up, f"not caught up in {budget_seconds:.0f} s: lag {summary.lag}"
+    return summary
 
 
 def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:

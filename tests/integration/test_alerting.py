@@ -17,6 +17,7 @@ from tasks.generator_run import GeneratorRun
 from tasks.mongo import database, mongo_client
 from tasks.pacing import RatePlan
 from tasks.settings import Settings, load_settings
+from tests.integration.reconcile import drain_until_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -30,16 +31,6 @@ rules:
     severity: critical
     channels: [hook, down]
 """
-
-
-def _drain(settings: Settings) -> AggregatingConsumer:
-    with AggregatingConsumer(settings) as consumer:
-        while True:
-            batch = consumer.poll_batch(20_000, 2.0)
-            if batch is not None:
-                consumer.process(batch)
-            elif consumer.assigned and not any(consumer.lag().values()):
-                return consumer
 
 
 def test_one_alert_per_crossing_window_delivered_once_despite_a_dead_channel(
@@ -68,7 +59,7 @@ def test_one_alert_per_crossing_window_delivered_once_despite_a_dead_channel(
             run.send(slot)
         run.finish()
 
-    _drain(settings)
+    drain_until_caught_up(settings, max_batch_events=20_000)
 
     crossing = [origin + timedelta(minutes=m) for m in (0, 2, 4, 6)]
     expected = {alert_id("hot-item-test", "hot1", start) for start in crossing}
@@ -105,7 +96,7 @@ def test_one_alert_per_crossing_window_delivered_once_despite_a_dead_channel(
         for slot in run.slots():
             run.send(slot)
         run.finish()
-    _drain(settings)
+    drain_until_caught_up(settings, max_batch_events=20_000)
     with mongo_client(settings.mongo) as client:
         last = database(client, settings.mongo).alerts.find_one(
             {"_id": alert_id("hot-item-test", "hot1", crossing[-1])}

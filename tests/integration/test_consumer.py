@@ -19,21 +19,17 @@ from tasks import store
 from tasks.consumer import AggregatingConsumer
 from tasks.mongo import database, mongo_client
 from tasks.settings import Settings
-from tests.integration.reconcile import assert_matches_truth, produce, snapshot, subprocess_env
+from tests.integration.reconcile import (
+    assert_matches_truth,
+    drain_until_caught_up,
+    produce,
+    snapshot,
+    subprocess_env,
+)
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _drain(settings: Settings, max_batch_events: int = 6_000) -> AggregatingConsumer:
-    with AggregatingConsumer(settings) as consumer:
-        while True:
-            batch = consumer.poll_batch(max_batch_events, 2.0)
-            if batch is not None:
-                consumer.process(batch)
-            elif consumer.assigned and not any(consumer.lag().values()):
-                return consumer
 
 
 def test_flow_drains_and_every_figure_equals_ground_truth(
@@ -76,7 +72,7 @@ def test_replaying_applied_offset_ranges_changes_nothing(
     pipeline: Settings, tmp_path: Path
 ) -> None:
     _, truth = produce(pipeline, tmp_path / "truth.json", events=12_000)
-    _drain(pipeline)
+    drain_until_caught_up(pipeline, max_batch_events=6_000)
     with mongo_client(pipeline.mongo) as client:
         db = database(client, pipeline.mongo)
         before = snapshot(db)
@@ -142,7 +138,7 @@ def test_a_crash_at_any_step_of_a_write_leaves_totals_exact(
                     consumer.process(batch)
         monkeypatch.setattr(store, target, originals[target])
 
-    _drain(pipeline)
+    drain_until_caught_up(pipeline, max_batch_events=6_000)
     with mongo_client(pipeline.mongo) as client:
         db = database(client, pipeline.mongo)
         assert_matches_truth(db, truth)

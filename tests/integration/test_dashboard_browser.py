@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from tasks.consumer import AggregatingConsumer
 from tasks.mongo import database, mongo_client
 from tasks.settings import Settings
-from tests.integration.reconcile import produce, subprocess_env
+from tests.integration.reconcile import drain_until_caught_up, produce, subprocess_env
 
 pytestmark = pytest.mark.integration
 
@@ -34,16 +33,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-quic",
 ]
-
-
-def _drain(settings: Settings) -> None:
-    with AggregatingConsumer(settings) as consumer:
-        while True:
-            batch = consumer.poll_batch(10_000, 2.0)
-            if batch is not None:
-                consumer.process(batch)
-            elif consumer.assigned and not any(consumer.lag().values()):
-                return
 
 
 def _free_port() -> int:
@@ -109,7 +98,7 @@ def test_browser_sees_live_kpis_charts_and_refreshes(
             pytest.fail("chromium is required (apt-get install -y chromium)")
         pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it")
     produce(pipeline, tmp_path / "first.json", events=6_000, users=200, items=40, seed=1)
-    _drain(pipeline)
+    drain_until_caught_up(pipeline)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -134,7 +123,7 @@ def test_browser_sees_live_kpis_charts_and_refreshes(
 
             # New events arrive; the page (auto-refresh every 2 s) shows them without a reload.
             produce(pipeline, tmp_path / "second.json", events=3_000, users=200, items=40, seed=2)
-            _drain(pipeline)
+            drain_until_caught_up(pipeline)
             newer = db.totals.find_one({"_id": "global"})
             assert newer is not None and newer["events"] > totals["events"]
             _wait_for_metric(page, "Total interactions", f"{newer['events']:,}", 30)

@@ -13,10 +13,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tasks.consumer import AggregatingConsumer
 from tasks.mongo import database, mongo_client
 from tasks.settings import Settings
-from tests.integration.reconcile import produce, subprocess_env
+from tests.integration.reconcile import drain_until_caught_up, produce, subprocess_env
 
 pytestmark = pytest.mark.integration
 
@@ -43,13 +42,7 @@ def _fresh_caches() -> Iterator[None]:
 def seeded(pipeline: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The isolated pipeline with 8,000 events aggregated, and the app pointed at it."""
     produce(pipeline, tmp_path / "truth.json", events=8_000, users=300, items=60)
-    with AggregatingConsumer(pipeline) as consumer:
-        while True:
-            batch = consumer.poll_batch(10_000, 2.0)
-            if batch is not None:
-                consumer.process(batch)
-            elif consumer.assigned and not any(consumer.lag().values()):
-                break
+    drain_until_caught_up(pipeline)
     for name, value in subprocess_env(pipeline).items():
         if name.startswith("PULSE_"):
             monkeypatch.setenv(name, value)

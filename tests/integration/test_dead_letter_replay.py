@@ -11,21 +11,11 @@ from tasks import dead_letter_replay, store
 from tasks.consumer import AggregatingConsumer
 from tasks.mongo import database, mongo_client
 from tasks.settings import Settings, load_settings
-from tests.integration.reconcile import produce, snapshot, subprocess_env
+from tests.integration.reconcile import drain_until_caught_up, produce, snapshot, subprocess_env
 
 pytestmark = pytest.mark.integration
 
 TYPES_WITH_TELEPORT = ["view", "click", "add_to_cart", "purchase", "teleport"]
-
-
-def _drain(settings: Settings) -> None:
-    with AggregatingConsumer(settings) as consumer:
-        while True:
-            batch = consumer.poll_batch(10_000, 2.0)
-            if batch is not None:
-                consumer.process(batch)
-            elif consumer.assigned and not any(consumer.lag().values()):
-                return
 
 
 def _teleports(settings: Settings) -> int:
@@ -38,7 +28,7 @@ def test_fixed_dead_letters_are_revived_exactly_once(
     pipeline: Settings, prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, truth = produce(pipeline, tmp_path / "truth.json", events=20_000, malformed=0.05)
-    _drain(pipeline)
+    drain_until_caught_up(pipeline)
     teleports = _teleports(pipeline)
     assert teleports > 0  # the generator's "unknown_type" records use the type 'teleport'
 

@@ -17,30 +17,24 @@ from confluent_kafka import Producer
 
 from infra.kafka_broker import KafkaBroker
 from infra.process import log_tail
-from tasks.consumer import AggregatingConsumer
 from tasks.generator import GeneratorConfig
 from tasks.generator_run import GeneratorRun
 from tasks.kafka import ensure_topic
 from tasks.mongo import database, mongo_client
 from tasks.pacing import RatePlan
 from tasks.settings import Settings, load_settings
-from tests.integration.reconcile import assert_matches_truth, produce, subprocess_env
+from tests.integration.reconcile import (
+    assert_matches_truth,
+    drain_until_caught_up,
+    produce,
+    subprocess_env,
+)
 from tests.unit.test_validation import BAD_RECORDS
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 ONE_MB = 1_000_000
-
-
-def _drain(settings: Settings, batch: int = 100_000) -> None:
-    with AggregatingConsumer(settings) as consumer:
-        while True:
-            found = consumer.poll_batch(batch, 3.0)
-            if found is not None:
-                consumer.process(found)
-            elif consumer.assigned and not any(consumer.lag().values()):
-                return
 
 
 def test_every_kind_of_bad_input_is_dead_lettered_and_good_counts_stay_exact(
@@ -86,7 +80,7 @@ def test_every_kind_of_bad_input_is_dead_lettered_and_good_counts_stay_exact(
         producer.produce(pipeline.kafka.topic, record, kind.encode())
     assert producer.flush(30) == 0
 
-    _drain(pipeline)
+    drain_until_caught_up(pipeline, max_batch_events=100_000, max_batch_wait=3.0)
 
     with mongo_client(pipeline.mongo) as client:
         db = database(client, pipeline.mongo)

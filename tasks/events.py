@@ -1,19 +1,26 @@
 """The interaction event: the single source of truth for its fields and wire format.
 
-Wire format (schema_version 1): one compact JSON object per Kafka message, UTF-8, with the
-message key set to ``user_id``::
+Wire format: one JSON object per Kafka message, UTF-8. The key is free (Pulse's generator uses
+``user_id``, so one user's events stay in order on one partition). Required fields::
 
-    {"event_id":"7f3a9c01d2e4-42","user_id":"u17","item_id":"i3","interaction_type":"click",
-     "timestamp":1795795200123,"schema_version":1}
+    {"user_id":"u17","item_id":"i3","interaction_type":"click","timestamp":1795795200123}
 
-- ``event_id``: unique per event (used to recognise replays), ``[A-Za-z0-9_:-]{1,64}``.
-- ``user_id``, ``item_id``: opaque ids, same character set and length limit.
+- ``user_id``, ``item_id``: opaque ids, ``[A-Za-z0-9_:-]{1,64}``; an integer is accepted and
+  read as its decimal string (``17`` and ``"17"`` are the same user).
 - ``interaction_type``: one of the configured types (default view, click, add_to_cart, purchase).
-- ``timestamp``: event time as integer milliseconds since the Unix epoch, UTC.
-- ``schema_version``: 1.
+- ``timestamp``: event time as epoch milliseconds or epoch seconds (a JSON number or a string of
+  digits; magnitude below 1e11 means seconds, see tasks/wire.py), or an ISO-8601 / RFC 3339
+  time with a UTC offset (``2026-11-28T10:00:00.123Z``, ``...+02:00``). A time without a zone
+  is rejected, naming the field. Stored as integer milliseconds, UTC.
+
+Optional: ``event_id`` (same id rules; a repeat within one micro-batch is dead-lettered) and
+``schema_version`` (1). Exactly-once counting rests on Kafka offsets, not on ``event_id``.
+Any other field is ignored, never a reason to reject the event; each batch's ledger entry
+counts the records that carried each one (``ignored_fields``).
 
 Ids and type names are restricted to safe character sets, so they can be MongoDB keys and log
-lines as they are, and need no JSON escaping.
+lines as they are, and need no JSON escaping. Pulse's own generator sends the full form below
+(``encode``), with ``event_id`` and ``schema_version``.
 """
 
 from __future__ import annotations

@@ -2,25 +2,24 @@
 
 Pure and deterministic: the verdict depends only on the record (value and Kafka timestamp) and
 the rules, never on the clock, so a replayed batch is judged exactly as the first time.
-Structure and types are checked per record right after parsing (orjson); the value checks
-(id syntax, type names, timestamp bounds, duplicates) run vectorised in Polars.
+Structure and types are read per record right after parsing (orjson; tasks/wire.py accepts
+the shapes real producers send); the value checks (id syntax, type names, timestamp bounds,
+duplicates) run vectorised in Polars. Fields the event does not have are ignored and counted.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import polars as pl
 
 from tasks.events import FIELDS, ID_PATTERN, SCHEMA, SCHEMA_VERSION
-
-_STRING_FIELDS = ("event_id", "user_id", "item_id", "interaction_type")
-_FIELD_SET = frozenset(FIELDS)
-_PREVIEW = 40  # characters of a bad value quoted in a reason
+from tasks.wire import KNOWN, PREVIEW, Rejected, read_event
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,8 @@ class Verdict:
     """Valid events: the event schema plus partition and offset."""
     dead: pl.DataFrame
     """Rejected records: partition, offset, kafka_ts, key, value, reason, field."""
+    ignored_fields: dict[str, int] = field(default_factory=dict)
+    """Fields outside the event schema, by name: how many valid records carried each."""
 
 
 DEAD_SCHEMA = pl.Schema(
@@ -62,81 +63,76 @@ EVENT_COLUMNS = (*FIELDS, "partition", "offset")
 def validate(records: pl.DataFrame, rules: ValidationRules) -> Verdict:
     """Valid events and dead letters of a frame of raw records (RECORD_SCHEMA)."""
     values = records.get_column("value").to_list()
-    parsed: dict[str, list[Any]] = {name: [] for name in FIELDS}
+    good: list[dict[str, Any]] = []
     rows: list[int] = []
     problems: list[tuple[int, str, str]] = []
+    extras: dict[int, list[str]] = {}
     for row, value in enumerate(values):
         outcome = _parse(value, rules.max_record_bytes)
-        if isinstance(outcome, tuple):
-            problems.append((row, *outcome))
+        if isinstance(outcome, Rejected):
+            problems.append((row, outcome.reason, outcome.field))
             continue
+        record, event = outcome
         rows.append(row)
-        for name in FIELDS:
-            parsed[name].append(outcome[name])
+        good.append(event)
+        if not KNOWN.issuperset(record):
+            extras[row] = [name for name in record if name not in KNOWN]
 
-    candidates = pl.DataFrame(parsed, schema=SCHEMA).with_columns(
+    columns = {name: [event[name] for event in good] for name in FIELDS}
+    candidates = pl.DataFrame(columns, schema=SCHEMA).with_columns(
         records.select("partition", "offset", "kafka_ts")[rows]
     )
     checked = candidates.with_columns(_value_problems(rules)).with_row_index("row")
     bad = checked.filter(pl.col("reason").is_not_null())
     events = checked.filter(pl.col("reason").is_null()).select(EVENT_COLUMNS)
 
-    dead_rows = [(row, reason, field) for row, reason, field in problems]
+    dead_rows = list(problems)
     dead_rows += [
-        (rows[index], reason, field)
-        for index, reason, field in bad.select("row", "reason", "field").iter_rows()
+        (rows[index], reason, name)
+        for index, reason, name in bad.select("row", "reason", "field").iter_rows()
     ]
-    return Verdict(events, _dead_letters(records, dead_rows))
+    rejected = {row for row, _, _ in dead_rows}
+    ignored = Counter(
+        name for row, names in extras.items() if row not in rejected for name in names
+    )
+    return Verdict(events, _dead_letters(records, dead_rows), dict(sorted(ignored.items())))
 
 
-def _parse(value: bytes | None, max_bytes: int) -> dict[str, Any] | tuple[str, str]:  # noqa: PLR0911 - one exit per rule reads best
-    """The event's fields, or (reason, field) when its structure or types are wrong."""
+def _parse(value: bytes | None, max_bytes: int) -> tuple[dict[str, Any], dict[str, Any]] | Rejected:
+    """The record as sent and its event fields, or why it is no event."""
     if value is None or len(value) == 0:
-        return ("record is empty", "")
+        return Rejected("record is empty")
     if len(value) > max_bytes:
-        return (f"record is {len(value)} bytes, over the {max_bytes}-byte limit", "")
+        return Rejected(f"record is {len(value)} bytes, over the {max_bytes}-byte limit")
     try:
         event = orjson.loads(value)
     except orjson.JSONDecodeError:
         return _why_not_json(value)
     if not isinstance(event, dict):
-        return (f"not a JSON object but a JSON {type(event).__name__}", "")
-    for name in FIELDS:
-        if name not in event:
-            return (f"{name} is missing", name)
-    if len(event) != len(FIELDS):
-        extra = sorted(set(event) - _FIELD_SET)
-        return (f"unexpected field {_quote(extra[0])}", extra[0])
-    for name in _STRING_FIELDS:
-        if not isinstance(event[name], str):
-            return (f"{name} must be a string, got {_type_name(event[name])}", name)
-    for name in ("timestamp", "schema_version"):
-        if type(event[name]) is not int:  # bool is an int subclass: excluded on purpose
-            return (f"{name} must be an integer, got {_type_name(event[name])}", name)
-    if not -(2**63) <= event["timestamp"] < 2**63:
-        return ("timestamp is out of the 64-bit range", "timestamp")
-    return event
+        return Rejected(f"not a JSON object but a JSON {type(event).__name__}")
+    fields = read_event(event)
+    return fields if isinstance(fields, Rejected) else (event, fields)
 
 
-def _why_not_json(value: bytes) -> tuple[str, str]:
+def _why_not_json(value: bytes) -> Rejected:
     """A precise reason for a record orjson refused (slow path: bad records only)."""
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
-        return ("not UTF-8 text", "")
+        return Rejected("not UTF-8 text")
     try:
         event = json.loads(text)  # accepts NaN/Infinity and huge integers, to name the field
     except json.JSONDecodeError as exc:
-        return (f"not valid JSON ({exc.msg} at character {exc.pos})", "")
+        return Rejected(f"not valid JSON ({exc.msg} at character {exc.pos})")
     except ValueError:  # e.g. an integer with more digits than Python will convert
-        return ("not valid JSON (a number is out of range)", "")
+        return Rejected("not valid JSON (a number is out of range)")
     if isinstance(event, dict):
         for name, item in event.items():
             if isinstance(item, float) and not math.isfinite(item):
-                return (f"{name} is not a finite number", str(name))
+                return Rejected(f"{name} is not a finite number", str(name))
             if isinstance(item, int) and not -(2**63) <= item < 2**63:
-                return (f"{name} is out of the 64-bit range", str(name))
-    return ("not valid JSON", "")
+                return Rejected(f"{name} is out of the 64-bit range", str(name))
+    return Rejected("not valid JSON")
 
 
 def _value_problems(rules: ValidationRules) -> list[pl.Expr]:
@@ -147,7 +143,7 @@ def _value_problems(rules: ValidationRules) -> list[pl.Expr]:
     stamp = pl.col("timestamp").cast(pl.String)
     checks: list[tuple[pl.Expr, pl.Expr, str]] = [
         (
-            ~pl.col(name).str.contains(ID_PATTERN),
+            ~pl.col(name).str.contains(ID_PATTERN).fill_null(value=True),  # event_id: optional
             _says(f"{name} ", _preview(pl.col(name)), f" is not an id ({id_rule})"),
             name,
         )
@@ -164,7 +160,7 @@ def _value_problems(rules: ValidationRules) -> list[pl.Expr]:
             "interaction_type",
         ),
         (
-            pl.col("schema_version") != SCHEMA_VERSION,
+            (pl.col("schema_version") != SCHEMA_VERSION).fill_null(value=False),
             _says(
                 "schema_version ",
                 pl.col("schema_version").cast(pl.String),
@@ -183,7 +179,7 @@ def _value_problems(rules: ValidationRules) -> list[pl.Expr]:
             "timestamp",
         ),
         (
-            ~pl.col("event_id").is_first_distinct(),
+            pl.col("event_id").is_not_null() & ~pl.col("event_id").is_first_distinct(),
             _says("duplicate event_id ", pl.col("event_id"), " within the batch"),
             "event_id",
         ),
@@ -204,22 +200,11 @@ def _says(before: str, value: pl.Expr, after: str) -> pl.Expr:
 def _preview(column: pl.Expr) -> pl.Expr:
     """A bad value quoted for a reason, shortened, control characters made visible."""
     shortened = (
-        pl.when(column.str.len_chars() > _PREVIEW)
-        .then(column.str.slice(0, _PREVIEW) + "…")
+        pl.when(column.str.len_chars() > PREVIEW)
+        .then(column.str.slice(0, PREVIEW) + "…")
         .otherwise(column)
     )
     return _says("'", shortened.str.replace_all(r"[\x00-\x1f\x7f]", "?"), "'")
-
-
-def _quote(text: str) -> str:
-    visible = "".join(ch if ch.isprintable() else "?" for ch in text[:_PREVIEW])
-    return f"'{visible}'"
-
-
-def _type_name(value: object) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
-        type(value), "null" if value is None else f"a {type(value).__name__}"
-    )
 
 
 def _dead_letters(records: pl.DataFrame, rows: list[tuple[int, str, str]]) -> pl.DataFrame:

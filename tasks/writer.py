@@ -42,6 +42,8 @@ from tasks.updates import (
 )
 from tasks.validation import ValidationRules, Verdict, validate
 
+_IGNORED_FIELDS_KEPT = 20  # names per ledger entry: a producer sending random keys stays bounded
+
 DeadLetterSink = Callable[[pl.DataFrame], None]
 """Also receives each batch's dead letters (e.g. the optional DLQ topic)."""
 
@@ -61,6 +63,8 @@ class BatchReport:
     new_items: int
     replay: bool
     seconds: dict[str, float] = field(default_factory=dict)
+    ignored_fields: dict[str, int] = field(default_factory=dict)
+    """Fields outside the event schema: how many valid records carried each."""
     verdict: Verdict | None = field(default=None, repr=False, compare=False)
 
     def ledger_stats(self) -> dict[str, Any]:
@@ -72,6 +76,11 @@ class BatchReport:
             "new_users": self.new_users,
             "new_items": self.new_items,
             "seconds": self.seconds,
+            # A list, not a map: producers' field names may hold '.' or '$'.
+            "ignored_fields": [
+                {"field": name, "records": count}
+                for name, count in list(self.ignored_fields.items())[:_IGNORED_FIELDS_KEPT]
+            ],
         }
 
 
@@ -201,6 +210,7 @@ class BatchWriter:
             new_users=new_users,
             new_items=new_items,
             replay=replay,
+            ignored_fields=verdict.ignored_fields,
             seconds={
                 "validate": round(validating.seconds, 4),
                 "aggregate": round(aggregating.seconds, 4),

@@ -24,6 +24,7 @@ import typer
 from bench.common import console, fresh_topic, report
 from tasks.generator import GeneratorConfig
 from tasks.generator_run import GeneratorRun
+from tasks.kafka import admin_client, assigned_partitions
 from tasks.mongo import mongo_client
 from tasks.pacing import RatePlan
 from tasks.settings import Settings, env_name, load_settings
@@ -34,6 +35,19 @@ REPO = Path(__file__).resolve().parents[1]
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _wait_for_partitions(settings: Settings, group: str, topic: str, timeout: float = 60) -> None:
+    """Until the consumer's group holds every partition of the topic."""
+    admin = admin_client(settings.kafka)
+    partitions = len(admin.list_topics(topic).topics[topic].partitions)
+    deadline = time.monotonic() + timeout
+    while (held := assigned_partitions(admin, group)) < partitions:
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"consumer holds {held} of {partitions} partitions after {timeout} s"
+            )
+        time.sleep(0.2)
 
 
 def measure(
@@ -73,7 +87,7 @@ def measure(
                 time.sleep(0.05)
 
     poller = threading.Thread(target=poll, daemon=True)
-    time.sleep(8)  # the consumer joins its group before the clock starts
+    _wait_for_partitions(settings, f"bench-{db_name}", topic)  # before the clock starts
     poller.start()
     produced: list[tuple[float, int]] = []
     interval = 0.1

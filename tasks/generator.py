@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Self
 
 import numpy as np
@@ -27,7 +28,7 @@ MALFORMED_KINDS: dict[str, str] = {
     "not_json": "payload is not JSON",
     "missing_item_id": "item_id is missing",
     "unknown_type": "interaction_type is not a known type",
-    "timestamp_as_text": "timestamp is a string",
+    "timestamp_without_zone": "timestamp is an ISO-8601 time with no UTC offset",
     "empty": "payload is empty",
 }
 
@@ -44,10 +45,11 @@ def _malformed(kind: str, valid: str) -> str:
         start = valid.index('"interaction_type":"') + len('"interaction_type":"')
         end = valid.index('"', start)
         return valid[:start] + "teleport" + valid[end:]
-    if kind == "timestamp_as_text":
+    if kind == "timestamp_without_zone":
         start = valid.index('"timestamp":') + len('"timestamp":')
         end = valid.index(",", start)
-        return f'{valid[:start]}"{valid[start:end]}"{valid[end:]}'
+        moment = datetime.fromtimestamp(int(valid[start:end]) / 1000, tz=UTC)
+        return f'{valid[:start]}"{moment:%Y-%m-%dT%H:%M:%S}"{valid[end:]}'
     return ""
 
 

@@ -18,6 +18,19 @@ def admin_client(kafka: KafkaSettings) -> AdminClient:
     return AdminClient(dict(kafka.client_config()), logger=log)
 
 
+def assigned_partitions(admin: AdminClient, group: str, timeout: float = 5.0) -> int:
+    """Partitions held by the members of a consumer group right now.
+
+    0 while it rebalances, and when the group coordinator does not answer in time (it may be
+    loading, e.g. just after the broker started): callers poll this until it is what they need.
+    """
+    try:
+        description = admin.describe_consumer_groups([group])[group].result(timeout=timeout)
+    except (KafkaException, TimeoutError):
+        return 0
+    return sum(len(member.assignment.topic_partitions) for member in description.members)
+
+
 def ensure_topic(
     kafka: KafkaSettings,
     topic: str | None = None,

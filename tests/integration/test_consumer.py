@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import operator
 import random
 import signal
 import subprocess
 import sys
-import time
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from prefect.client.schemas.sorting import ArtifactSort
 from flows.aggregate import aggregate_interactions
 from tasks import store
 from tasks.consumer import AggregatingConsumer
+from tasks.drain import DrainSummary, drain
 from tasks.mongo import database, mongo_client
 from tasks.settings import Settings
 from tests.integration.reconcile import (
@@ -26,6 +30,7 @@ from tests.integration.reconcile import (
     snapshot,
     subprocess_env,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -161,15 +166,23 @@ def test_sigkill_at_random_moments_then_restart_leaves_totals_exact(
     _, truth = produce(pipeline, tmp_path / "truth.json", events=36_000)
     rng = random.Random(20261127)
     kills = 0
-    for _ in range(3):
-        process = _consume_process(pipeline, PULSE_KAFKA_SESSION_TIMEOUT_MS="6000")
-        # Start-up and taking over a killed member's partitions take up to the 6 s session
-        # timeout; after that the process is writing batches back to back.
-        time.sleep(rng.uniform(8.0, 12.0))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
-        process.wait()
+    with mongo_client(pipeline.mongo) as client:
+        ledger = database(client, pipeline.mongo).ledger
+        for _ in range(3):
+            # Killed once it has begun a random number of batches: at any step of the next one.
+            goal = ledger.count_documents({}) + rng.randint(1, 3)
+            process = _consume_process(pipeline, PULSE_KAFKA_SESSION_TIMEOUT_MS="6000")
+            wait_until(
+                lambda: ledger.count_documents({}),
+                timeout=120,
+                what=f"the consumer began writing batches (goal {goal} ledger entries)",
+                done=partial(operator.le, goal),  # goal <= begun
+                every=rng.uniform(0.01, 0.3),
+            )
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                kills += 1
+            process.wait()
     assert kills == 3
 
     final = _consume_process(pipeline, PULSE_KAFKA_SESSION_TIMEOUT_MS="6000")
@@ -182,12 +195,39 @@ def test_sigkill_at_random_moments_then_restart_leaves_totals_exact(
 def test_two_consumers_in_one_group_give_the_same_totals_as_one(
     pipeline: Settings, tmp_path: Path
 ) -> None:
-    _, truth = produce(pipeline, tmp_path / "truth.json", events=30_000)
-    first, second = _consume_process(pipeline), _consume_process(pipeline)
-    outputs = [process.communicate(timeout=300)[0].decode() for process in (first, second)]
-    assert first.returncode == second.returncode == 0, outputs
-    # Both members took part: each applied batches from its own partitions.
-    assert all("records," in output for output in outputs), outputs
+    stop = threading.Event()
+    members = [AggregatingConsumer(pipeline), AggregatingConsumer(pipeline)]
+
+    def follow(member: AggregatingConsumer) -> DrainSummary:
+        with member:
+            return drain(
+                member, member.process, time_budget=300, stop_when_caught_up=False, stop=stop
+            )
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        running = [pool.submit(follow, member) for member in members]
+        try:
+            # Both members hold partitions before any event exists, so neither can drain it all.
+            wait_until(
+                lambda: [sorted(member.assigned) for member in members],
+                timeout=120,
+                what="both members assigned, all 6 partitions between them",
+                done=lambda seen: all(seen) and sorted(p for ps in seen for p in ps) == [*range(6)],
+            )
+            _, truth = produce(pipeline, tmp_path / "truth.json", events=30_000)
+            with mongo_client(pipeline.mongo) as client:
+                db = database(client, pipeline.mongo)
+                wait_until(
+                    lambda: (db.totals.find_one({"_id": "global"}) or {}).get("events", 0),
+                    timeout=240,
+                    what=f"{truth['events']} events counted",
+                    done=lambda events: events >= truth["events"],
+                )
+        finally:
+            stop.set()
+        summaries = [future.result() for future in running]
+
+    assert all(summary.batches > 0 for summary in summaries), summaries  # both took part
     with mongo_client(pipeline.mongo) as client:
         db = database(client, pipeline.mongo)
         assert_matches_truth(db, truth)

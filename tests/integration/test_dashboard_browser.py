@@ -7,7 +7,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from playwright.sync_api import Page, sync_playwright
 from tasks.mongo import database, mongo_client
 from tasks.settings import Settings
 from tests.integration.reconcile import drain_until_caught_up, produce, subprocess_env
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -80,14 +80,13 @@ def _metrics(page: Page) -> dict[str, str]:
 
 
 def _wait_for_metric(page: Page, label: str, expected: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    seen = None
-    while time.monotonic() < deadline:
-        seen = _metrics(page).get(label)
-        if seen == expected:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{label} shows {seen!r}, expected {expected!r}")
+    wait_until(
+        lambda: _metrics(page).get(label),
+        timeout=timeout,
+        what=f"{label} shows {expected!r}",
+        done=lambda seen: seen == expected,
+        every=0.5,
+    )
 
 
 def test_browser_sees_live_kpis_charts_and_refreshes(

@@ -38,6 +38,7 @@ from tasks import store
 from tasks.mongo import database, mongo_client
 from tasks.settings import Settings, load_settings
 from tests.integration.reconcile import assert_matches_truth, produce, subprocess_env
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -51,12 +52,7 @@ def _run(name: str, parameters: dict[str, Any], timeout: float = 180) -> FlowRun
 
 
 def _wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_until(condition, timeout=timeout, what=what, every=1.0)
 
 
 @pytest.fixture

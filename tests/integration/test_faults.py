@@ -13,13 +13,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from infra.kafka_broker import KafkaBroker
 from infra.process import log_tail
 from tasks.generator import GeneratorConfig
 from tasks.generator_run import GeneratorRun
-from tasks.kafka import ensure_topic
+from tasks.kafka import admin_client, ensure_topic
 from tasks.mongo import database, mongo_client
 from tasks.pacing import RatePlan
 from tasks.settings import Settings, load_settings
@@ -30,6 +30,7 @@ from tests.integration.reconcile import (
     subprocess_env,
 )
 from tests.unit.test_validation import BAD_RECORDS
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -126,18 +127,15 @@ def _isolated_broker(pipeline: Settings, tmp_path: Path) -> tuple[KafkaBroker, S
 def _start(broker: KafkaBroker) -> None:
     launch = broker.prepare(say=lambda _: None)
     broker.pidfile.start(launch.command, log_path=broker.log_path)
-    deadline = time.monotonic() + 90
-    while not broker.answers():
-        assert time.monotonic() < deadline, "the broker did not start"
-        time.sleep(0.5)
+    wait_until(broker.answers, timeout=90, what="the broker answers", every=0.5)
 
 
 def _wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while text not in log.read_text(errors="replace"):
+    def tail() -> str:
         assert process.poll() is None, f"exited early:\n{log_tail(log, 20)}"
-        assert time.monotonic() < deadline, f"no {text!r} in 60 s:\n{log_tail(log, 20)}"
-        time.sleep(0.2)
+        return log.read_text(errors="replace")
+
+    wait_until(tail, timeout=60, what=f"{text!r} in {log.name}", done=lambda out: text in out)
 
 
 def test_a_broker_restart_under_load_loses_and_doubles_nothing(
@@ -160,13 +158,22 @@ def test_a_broker_restart_under_load_loses_and_doubles_nothing(
     _wait_for_line(consumer_log, "consuming ", consumer)  # past its start-up checks
 
     failures: list[BaseException] = []
+    bursts = [0]  # bursts queued so far, counted by the producing loop below
 
     def restart_midway() -> None:
         try:
-            time.sleep(6)
-            broker.pidfile.stop(timeout=60)  # the broker goes away while events are produced...
-            time.sleep(5)
-            _start(broker)  # ...and comes back on the same data
+            # Once a quarter of the run is through, the broker goes away while events are
+            # produced, stays away for 40 bursts (4 s of load), and comes back on the same data.
+            wait_until(lambda: bursts[0], timeout=60, what="bursts sent", done=lambda n: n >= 45)
+            broker.pidfile.stop(timeout=60)
+            stopped_at = bursts[0]
+            wait_until(
+                lambda: bursts[0] - stopped_at,
+                timeout=60,
+                what="bursts while down",
+                done=lambda n: n >= 40,
+            )
+            _start(broker)
         except BaseException as exc:  # surfaced in the test thread below
             failures.append(exc)
 
@@ -183,6 +190,7 @@ def test_a_broker_restart_under_load_loses_and_doubles_nothing(
     ) as run:
         for slot in run.slots():
             run.send(slot)
+            bursts[0] += 1
         summary = run.finish(flush_timeout=120)
     restarter.join()
     assert not failures, f"{failures[0]!r}\n{log_tail(broker.log_path, 40)}"
@@ -191,12 +199,12 @@ def test_a_broker_restart_under_load_loses_and_doubles_nothing(
 
     with mongo_client(settings.mongo) as client:
         db = database(client, settings.mongo)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            totals = db.totals.find_one({"_id": "global"}) or {}
-            if totals.get("events", 0) >= truth["events"]:
-                break
-            time.sleep(1)
+        wait_until(
+            lambda: (db.totals.find_one({"_id": "global"}) or {}).get("events", 0),
+            timeout=120,
+            what=f"{truth['events']} events counted",
+            done=lambda events: events >= truth["events"],
+        )
         consumer.send_signal(signal.SIGTERM)
         consumer.wait(timeout=60)
         try:
@@ -216,11 +224,29 @@ def test_a_consumer_killed_during_a_rebalance_loses_and_doubles_nothing(
     first = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    time.sleep(8)  # the first member owns every partition and is writing batches
+    with mongo_client(pipeline.mongo) as client:
+        ledger = database(client, pipeline.mongo).ledger
+        wait_until(  # the first member owns every partition and is writing batches
+            lambda: ledger.count_documents({"status": "applied"}),
+            timeout=120,
+            what="batches applied by the first member",
+            done=lambda applied: applied >= 2,
+        )
     second = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    time.sleep(1.5)  # the group is rebalancing: the first member is asked to give partitions up
+    # The second member has joined: the group is rebalancing, the first is asked to give up
+    # partitions (it is killed now, whatever step of its batch it is in).
+    admin = admin_client(pipeline.kafka)
+    group = pipeline.kafka.consumer_group
+
+    def members() -> int:
+        try:
+            return len(admin.describe_consumer_groups([group])[group].result(timeout=5).members)
+        except (KafkaException, TimeoutError):  # the coordinator is busy: ask again
+            return 0
+
+    wait_until(members, timeout=60, what=f"two members in group {group}", done=lambda n: n >= 2)
     first.send_signal(signal.SIGKILL)
     first.wait()
     output, _ = second.communicate(timeout=300)

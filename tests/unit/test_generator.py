@@ -10,8 +10,11 @@ import pytest
 from polars.testing import assert_frame_equal
 from pydantic import ValidationError
 
+from tasks.batch import MicroBatch
 from tasks.events import FIELDS
 from tasks.generator import MALFORMED_KINDS, GeneratorConfig, InteractionGenerator
+from tasks.settings import DEFAULT_INTERACTION_TYPES
+from tasks.validation import ValidationRules, validate
 
 START_MS = 1_795_737_600_000  # 2026-11-27T00:00:00Z
 
@@ -92,6 +95,13 @@ def test_malformed_fraction_is_honoured_and_every_kind_is_really_broken() -> Non
     assert len(broken) == 1_000
     kinds = Counter(_kind_of(payload) for payload in broken)
     assert set(kinds) == set(MALFORMED_KINDS)
+    # and the consumer's validation rejects every one of them
+    n = len(burst.payloads)
+    records = MicroBatch.from_columns(
+        "t", [0] * n, list(range(n)), [START_MS + 60_000] * n, [b"k"] * n, burst.payloads
+    ).records
+    verdict = validate(records, ValidationRules(interaction_types=DEFAULT_INTERACTION_TYPES))
+    assert verdict.dead.height == 1_000 and verdict.events.height == 19_000
 
 
 def _is_valid_event(payload: bytes, valid_ids: set[str]) -> bool:
@@ -113,8 +123,8 @@ def _kind_of(payload: bytes) -> str:
         return "missing_item_id"
     if event["interaction_type"] == "teleport":
         return "unknown_type"
-    assert isinstance(event["timestamp"], str)
-    return "timestamp_as_text"
+    assert isinstance(event["timestamp"], str) and "T" in event["timestamp"]  # no offset
+    return "timestamp_without_zone"
 
 
 def test_late_fraction_is_honoured() -> None:

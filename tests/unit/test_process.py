@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import time
 from pathlib import Path
 
 import orjson
 
 from infra.process import PidFile, log_tail, port_open
 from infra.service import Endpoint
+from tests.waiting import wait_until
 
 # A parent that starts a child in its own group, like `prefect server start` does.
 PARENT_WITH_CHILD = (
@@ -40,11 +40,13 @@ def test_start_records_and_stop_kills_the_whole_group(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "svc.log"
     record = pidfile.start([sys.executable, "-c", PARENT_WITH_CHILD], log_path=log)
     assert pidfile.read() == record
-    for _ in range(100):
-        if len(_group_members(record.pid)) == 2 and "ready" in log_tail(log):
-            break
-        time.sleep(0.05)
-    assert len(_group_members(record.pid)) == 2
+    wait_until(
+        lambda: (len(_group_members(record.pid)), "ready" in log_tail(log)),
+        timeout=10,
+        what="parent and child running",
+        done=lambda seen: seen == (2, True),
+        every=0.05,
+    )
 
     assert pidfile.stop(timeout=5) is True
     assert _group_members(record.pid) == []

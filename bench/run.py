@@ -14,14 +14,14 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from bench import consumer, dashboard, freshness, producer, profile
+from bench import consumer, dashboard, deployed, freshness, producer, profile
 from bench.common import RESULTS, console, machine
 
 
 def main(
     smoke: Annotated[bool, typer.Option(help="Tiny sizes: checks the suite runs.")] = False,
 ) -> None:
-    """Run producer, consumer, freshness, dashboard and profile benchmarks."""
+    """Run producer, consumer, freshness, dashboard, profile and deployed benchmarks."""
     if shutil.which("kcat") is None:
         console.print("[red]kcat is missing (the producer baseline): apt-get install -y kcat[/red]")
         raise typer.Exit(2)
@@ -50,6 +50,7 @@ def main(
             users=1_000_000, items=100_000, repeat=5, database="pulse_bench_dashboard"
         )
         results["profile"] = profile.main(events=200_000, batch=50_000)
+        results["deployed"] = deployed.main(minutes=10, every=5.0)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / ("summary-smoke.json" if smoke else "summary.json")
     path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2, default=str))

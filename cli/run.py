@@ -106,7 +106,10 @@ def _show_where(settings: Settings, rows: list[ServiceStatus], dashboard: bool) 
             table.add_row(row.name, row.url)
     table.add_row("logs", str(settings.stack.state_dir / "logs"))
     console.print(table)
-    console.print("Pulse is running: generator every 30 s, consumer every 60 s. Ctrl-C stops it.")
+    console.print(
+        "Pulse is running: the generator streams and the consumer drains without a gap, in "
+        "runs of 60 s and 120 s; the first figures appear within a minute. Ctrl-C stops it."
+    )
 
 
 def _watch(settings: Settings, children: dict[str, PidFile]) -> None:

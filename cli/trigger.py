@@ -68,8 +68,9 @@ def aggregate(
     until_caught_up: Annotated[bool, typer.Option(help="Stop once nothing is left.")] = True,
     wait: Wait = False,
 ) -> None:
-    """Run aggregate-interactions/drain now."""
+    """Run aggregate-interactions/drain now (an extra member of the group, outside the windows)."""
     parameters = _given(time_budget_seconds=time_budget, stop_when_caught_up=until_caught_up)
+    parameters["window_seconds"] = None  # drain now, not in a window of the schedule
     _trigger("aggregate-interactions/drain", parameters, wait)
 
 

@@ -1,17 +1,21 @@
 """Serve Pulse's deployments from this process: `python -m deployments.serve` (or `make run`).
 
-- generate-interactions/stream   a 24 s stream of bursts every 30 s
+- generate-interactions/stream   streams without a gap: each run owns one 60 s window
 - generate-interactions/manual   no schedule, no limit: `pulse trigger generate --events 100000`
-- aggregate-interactions/drain   drains for the consumer's time budget (<= 50 s) every 60 s
+- aggregate-interactions/drain   drains without a gap: each run owns one 120 s window, then
+                                 hands its partitions to the next run (one consumer group)
 - retry-failed-batches/manual    no schedule: run it from the UI or `pulse trigger retry`
 - replay-dead-letters/manual     no schedule: `pulse trigger replay-dead-letters --reason ...`
 
-Schedules and parameters can be edited in the Prefect UI; the values below are the defaults.
+Scheduled runs size themselves from their scheduled start (tasks/windows.py): a run starts
+early, waits for its window and ends when the next run's window begins, so no run is
+cancelled for overlapping the next. Schedules and parameters can be edited in the Prefect UI;
+the values below are the defaults. Pausing a schedule lets the current run finish its window.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -32,6 +36,7 @@ from prefect.client.schemas.objects import (
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_logger
+from prefect.schedules import Interval, Schedule
 from prefect.states import Crashed
 
 from deployments.prefect_api import prefect_api
@@ -41,8 +46,9 @@ from flows.replay import replay_dead_letters
 from flows.retry import retry_failed_batches
 from tasks.settings import Settings, load_settings
 
-GENERATOR_EVERY = timedelta(seconds=30)
-CONSUMER_EVERY = timedelta(seconds=60)
+GENERATOR_EVERY = timedelta(seconds=60)
+CONSUMER_EVERY = timedelta(seconds=120)
+FIRST_RUN_IN = timedelta(seconds=5)
 RUNNER_POLL_SECONDS = 2.0  # how soon a due run starts; Prefect's default is 10 s
 
 
@@ -50,6 +56,18 @@ def _one_at_a_time() -> ConcurrencyLimitConfig:
     # A run due while the previous one still runs is cancelled, not queued: after an outage
     # the late runs do not pile up and then run back to back.
     return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+
+
+def _every(interval: timedelta) -> Schedule:
+    # Anchored just ahead of now: the first run is due in seconds, not one interval later, so
+    # figures appear within half a minute of `make run`.
+    return Interval(interval, anchor_date=datetime.now(UTC) + FIRST_RUN_IN)
+
+
+def _windowed() -> ConcurrencyLimitConfig:
+    # The run in its window and its successor waiting for the next one (tasks/windows.py);
+    # a third is never due in steady state, only after an outage, and is cancelled.
+    return ConcurrencyLimitConfig(limit=2, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
 
 
 def _built(deployment: object) -> RunnerDeployment:
@@ -63,22 +81,24 @@ def deployments(settings: Settings, paused: bool = False) -> list[RunnerDeployme
     """The deployments, with parameters defaulting to the settings."""
     generator = settings.generator
     consumer = settings.consumer
-    budget = min(consumer.time_budget_seconds, CONSUMER_EVERY.total_seconds() - 10)
     return [
         _built(
             generate_interactions.to_deployment(
                 name="stream",
-                interval=GENERATOR_EVERY,
+                schedules=[_every(GENERATOR_EVERY)],
                 paused=paused,
-                concurrency_limit=_one_at_a_time(),
+                concurrency_limit=_windowed(),
                 parameters={
                     "batch_size": generator.batch_size,
                     "interval_seconds": generator.interval_seconds,
                     "speed_multiplier": generator.speed_multiplier,
-                    # Leaves room for the ~5 s a flow run takes to start, so runs do not collide.
-                    "duration_seconds": GENERATOR_EVERY.total_seconds() - 6,
+                    "window_seconds": GENERATOR_EVERY.total_seconds(),
                     "users": generator.users,
                     "items": generator.items,
+                    "malformed_fraction": generator.malformed_fraction,
+                    "hot_item": generator.hot_item,
+                    "hot_share": generator.hot_share,
+                    "hot_cycle_minutes": generator.hot_cycle_minutes,
                 },
                 tags=["pulse", "generator"],
                 description="Simulated user interactions, produced to Kafka in paced bursts.",
@@ -95,14 +115,13 @@ def deployments(settings: Settings, paused: bool = False) -> list[RunnerDeployme
         _built(
             aggregate_interactions.to_deployment(
                 name="drain",
-                interval=CONSUMER_EVERY,
+                schedules=[_every(CONSUMER_EVERY)],
                 paused=paused,
-                concurrency_limit=_one_at_a_time(),
+                concurrency_limit=_windowed(),
                 parameters={
-                    "time_budget_seconds": budget,
+                    "window_seconds": CONSUMER_EVERY.total_seconds(),
                     "max_batch_events": consumer.max_batch_events,
                     "max_batch_wait_seconds": consumer.max_batch_wait_seconds,
-                    "stop_when_caught_up": False,
                 },
                 tags=["pulse", "consumer"],
                 description="Micro-batches from Kafka aggregated into MongoDB, exactly once.",
@@ -128,13 +147,15 @@ def deployments(settings: Settings, paused: bool = False) -> list[RunnerDeployme
 
 
 def release_stale_runs(names: list[str]) -> int:
-    """Mark runs of these deployments still 'Running' or 'Pending' as crashed.
+    """Mark runs of these deployments still 'Running' or 'Pending' as crashed, and drop the
+    runs their previous schedule had queued.
 
     This process is the only runner of its deployments; a run it did not start was left
     behind by a runner that died (killed, machine restarted) and would hold the deployment's
     concurrency slot for up to 5 minutes, until its lease expired.
     """
     running = FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING])
+    scheduled = FlowRunFilterStateType(any_=[StateType.SCHEDULED])
     released = 0
     with get_client(sync_client=True) as client:
         for name in names:
@@ -142,13 +163,22 @@ def release_stale_runs(names: list[str]) -> int:
                 deployment = client.read_deployment_by_name(name)
             except ObjectNotFound:
                 continue
+            only_this = DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
             runs = client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=running)),
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+                deployment_filter=only_this,
             )
             for run in runs:
                 client.set_flow_run_state(run.id, Crashed(message="its runner process is gone"))
                 released += 1
+            # Runs due on the previous runner's schedule: this runner anchors a new one, and
+            # both would stream at once (tasks/windows.py relies on one schedule).
+            for run in client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=scheduled)),
+                deployment_filter=only_this,
+            ):
+                if run.auto_scheduled:
+                    client.delete_flow_run(run.id)
     return released
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
@@ -9,7 +11,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
-from flows.policies import RETRY_DELAYS, notify_failure, transient_failure
+from flows.policies import (
+    HANDOVER_SECONDS,
+    RETRY_DELAYS,
+    notify_failure,
+    this_runs_window,
+    transient_failure,
+)
 from tasks.batch import MicroBatch
 from tasks.consumer import AggregatingConsumer
 from tasks.drain import drain, summary_markdown
@@ -47,12 +55,26 @@ def aggregate_interactions(
     stop_when_caught_up: bool = True,
     topic: str | None = None,
     retry_delays: list[float] | None = None,
+    window_seconds: Annotated[float, Field(gt=0)] | None = None,
+    handover_seconds: Annotated[float, Field(ge=0)] = HANDOVER_SECONDS,
 ) -> dict[str, Any]:
-    """Drain the topic until caught up or the time budget is spent; unset values from settings."""
+    """Drain the topic until caught up or the time budget is spent; unset values from settings.
+
+    With `window_seconds` (the schedule's interval) the run joins the consumer group when its
+    window of the schedule starts and leaves when it ends, handing its partitions to its
+    successor, so some consumer is always draining (tasks/windows.py).
+    """
     logger = get_run_logger()
     settings = load_settings()
     budget = time_budget_seconds or settings.consumer.time_budget_seconds
-    with AggregatingConsumer(settings, topic=topic) as consumer:
+    consumer = AggregatingConsumer(settings, topic=topic)
+    if window_seconds is not None:
+        window = this_runs_window(window_seconds, handover_seconds)
+        time.sleep(window.wait_before(datetime.now(UTC)))
+        budget = window.remaining(datetime.now(UTC))
+        stop_when_caught_up = False
+        logger.info("draining in window %s-%s", window.start.time(), window.end.time())
+    with consumer:
 
         def run_task(batch: MicroBatch, consume_seconds: float) -> BatchReport:
             name = batch.batch_id.split("/", 1)[1]  # the offset ranges identify the batch

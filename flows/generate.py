@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
+from flows.policies import HANDOVER_SECONDS, this_runs_window
 from tasks.generator_run import BurstReport, GeneratorRun, plan_and_config, summary_markdown
 from tasks.pacing import Slot
 from tasks.settings import load_settings
@@ -39,16 +42,30 @@ def generate_interactions(
     hot_item: str | None = None,
     hot_share: Annotated[float, Field(ge=0, lt=1)] = 0.0,
     hot_every: Annotated[int, Field(ge=1)] = 1,
+    hot_cycle_minutes: Annotated[int, Field(ge=0)] = 0,
     topic: str | None = None,
     ground_truth_path: str | None = None,
+    window_seconds: Annotated[float, Field(gt=0)] | None = None,
+    handover_seconds: Annotated[float, Field(ge=0)] = HANDOVER_SECONDS,
 ) -> dict[str, Any]:
     """Produce simulated interactions at a set rate; unset values come from PULSE_GENERATOR_*.
 
-    Give one total: `events`, `bursts` or `duration_seconds` (default: 10 bursts).
+    Give one total: `events`, `bursts` or `duration_seconds` (default: 10 bursts). With
+    `window_seconds` (the schedule's interval) the run streams for exactly its window of the
+    schedule instead, so consecutive runs stream without a gap (tasks/windows.py).
     """
     logger = get_run_logger()
     settings = load_settings()
     defaults = settings.generator
+    if window_seconds is not None:
+        window = this_runs_window(window_seconds, handover_seconds)
+        time.sleep(window.wait_before(datetime.now(UTC)))
+        duration_seconds = window.remaining(datetime.now(UTC))
+        if duration_seconds <= 0:
+            logger.warning("window %s-%s is over: nothing to send", window.start, window.end)
+            return {"events": 0, "window_missed": True}
+        logger.info("streaming in window %s-%s", window.start.time(), window.end.time())
+        events = bursts = None
     no_total = events is None and bursts is None and duration_seconds is None
     plan, config = plan_and_config(
         defaults,
@@ -65,6 +82,7 @@ def generate_interactions(
         hot_item=hot_item,
         hot_share=hot_share,
         hot_every=hot_every,
+        hot_cycle_minutes=hot_cycle_minutes,
     )
     run = GeneratorRun(
         settings.kafka,

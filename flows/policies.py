@@ -1,21 +1,36 @@
-"""What the flows share: which failures are worth a retry, and who hears about a failed run."""
+"""What the flows share: which failures are worth a retry, who hears about a failed run, and
+which window of wall-clock time a scheduled run owns."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import Flow, Task
 from prefect.client.schemas.objects import FlowRun, State, TaskRun
 from prefect.logging import get_logger
+from prefect.runtime import flow_run as current_run
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from tasks.notify import send
 from tasks.settings import load_settings
+from tasks.windows import Window, window_of
 
 TRANSIENT = (ConnectionFailure, ExecutionTimeout)
 """Database unreachable or slow: worth retrying. A refused write is not."""
 
 RETRY_DELAYS = [1.0, 5.0, 15.0]
+HANDOVER_SECONDS = 15.0
+"""How late after its scheduled time a run may start without leaving a gap (tasks/windows.py).
+Flow-run start-up here takes 3-10 s, most of it importing Prefect in a new process."""
+
+
+def this_runs_window(every_seconds: float, handover_seconds: float) -> Window:
+    """The window of the current flow run, from its scheduled (expected) start time."""
+    scheduled = current_run.scheduled_start_time
+    return window_of(
+        datetime.fromtimestamp(scheduled.timestamp(), UTC), every_seconds, handover_seconds
+    )
 
 
 def transient_failure(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:

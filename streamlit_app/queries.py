@@ -7,12 +7,13 @@ Nothing here writes.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
@@ -44,8 +45,8 @@ class Totals:
     def average_per_user(self) -> float:
         return self.events / self.users if self.users else 0.0
 
-    def freshness(self, now: datetime) -> timedelta | None:
-        """How far the newest aggregated event lies behind `now`."""
+    def since_last_event(self, now: datetime) -> timedelta | None:
+        """How long ago the newest counted event happened (grows while nobody produces)."""
         return now - self.last_event if self.last_event else None
 
 
@@ -250,8 +251,30 @@ def dead_letter_samples(db: Database[Document], n: int = 20) -> pl.DataFrame:
     return pl.from_dicts(rows)
 
 
-def partition_lag(db: Database[Document], kafka: KafkaSettings, topic: str) -> pl.DataFrame:
-    """Records not yet aggregated per partition: Kafka's end offset minus the stored offset."""
+@dataclass(frozen=True)
+class PipelineLag:
+    """How far the counted figures trail what Kafka holds."""
+
+    partitions: pl.DataFrame
+    """partition, end_offset, lag (records), lag_seconds (age of its oldest uncounted record)."""
+
+    @property
+    def records(self) -> int:
+        return int(self.partitions["lag"].sum()) if self.partitions.height else 0
+
+    @property
+    def seconds(self) -> float:
+        """Age of the oldest record not counted yet; 0 when everything is counted."""
+        if not self.partitions.height:
+            return 0.0
+        return float(self.partitions.select(pl.col("lag_seconds").max()).item() or 0.0)
+
+
+def pipeline_lag(
+    db: Database[Document], kafka: KafkaSettings, topic: str, now: datetime | None = None
+) -> PipelineLag:
+    """Records not yet aggregated per partition (Kafka's end offset minus the stored offset)
+    and, where there are some, how long ago the oldest of them reached Kafka."""
     stored = {
         int(doc["partition"]): int(doc["next_offset"])
         for doc in db.offsets.find({"topic": topic}, {"partition": 1, "next_offset": 1})
@@ -260,16 +283,52 @@ def partition_lag(db: Database[Document], kafka: KafkaSettings, topic: str) -> p
     try:
         metadata = reader.list_topics(topic, timeout=3)
         partitions = sorted(metadata.topics[topic].partitions) if topic in metadata.topics else []
-        rows = []
+        rows: dict[int, dict[str, Any]] = {}
         for partition in partitions:
             low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=3)
             done = max(stored.get(partition, low), low)
-            rows.append({"partition": partition, "end_offset": high, "lag": max(0, high - done)})
+            rows[partition] = {
+                "partition": partition,
+                "end_offset": high,
+                "lag": max(0, high - done),
+                "next": done,
+                "lag_seconds": 0.0,
+            }
+        oldest = _oldest_uncounted(reader, topic, [r for r in rows.values() if r["lag"]])
     finally:
         reader.close()
-    return pl.DataFrame(
-        rows, schema={"partition": pl.Int64, "end_offset": pl.Int64, "lag": pl.Int64}
+    now_ms = (now or datetime.now(UTC)).timestamp() * 1000
+    for partition, stamp_ms in oldest.items():
+        rows[partition]["lag_seconds"] = max(0.0, (now_ms - stamp_ms) / 1000)
+    frame = pl.DataFrame(
+        list(rows.values()),
+        schema={
+            "partition": pl.Int64,
+            "end_offset": pl.Int64,
+            "lag": pl.Int64,
+            "next": pl.Int64,
+            "lag_seconds": pl.Float64,
+        },
     )
+    return PipelineLag(frame.drop("next"))
+
+
+def _oldest_uncounted(
+    reader: Consumer, topic: str, lagging: list[dict[str, Any]], timeout: float = 3.0
+) -> dict[int, int]:
+    """Kafka timestamp (ms) of the first uncounted record of each lagging partition."""
+    if not lagging:
+        return {}
+    reader.assign([TopicPartition(topic, row["partition"], row["next"]) for row in lagging])
+    wanted = {row["partition"] for row in lagging}
+    found: dict[int, int] = {}
+    deadline = time.monotonic() + timeout
+    while wanted - set(found) and time.monotonic() < deadline:
+        for message in reader.consume(num_messages=len(wanted), timeout=0.5):
+            partition = message.partition()
+            if message.error() is None and partition is not None and partition not in found:
+                found[partition] = message.timestamp()[1]
+    return found
 
 
 def _by_ids(

@@ -79,6 +79,15 @@ class GeneratorConfig(BaseModel):
     """Share of a hot burst's events that go to `hot_item`."""
     hot_every: int = Field(1, ge=1)
     """Every how many bursts the hot item is hot (1: always)."""
+    hot_cycle_minutes: int = Field(0, ge=0, le=1_440)
+    """If > 0, the hot item is hot during one event-time minute in every this many instead
+    (whatever the bursts or runs): a steady stream then fires and resolves alerts."""
+
+    def is_hot(self, index: int, start_ms: int) -> bool:
+        """Whether burst `index`, starting at event time `start_ms`, is hot."""
+        if self.hot_cycle_minutes:
+            return start_ms // 60_000 % self.hot_cycle_minutes == 0
+        return index % self.hot_every == 0
 
     @model_validator(mode="after")
     def _mix_matches_types(self) -> Self:

@@ -44,6 +44,7 @@ def plan_and_config(
     hot_item: str | None = None,
     hot_share: float = 0.0,
     hot_every: int = 1,
+    hot_cycle_minutes: int = 0,
 ) -> tuple[RatePlan, GeneratorConfig]:
     """Rate plan and generator config from given values, falling back to the settings.
 
@@ -66,6 +67,7 @@ def plan_and_config(
         hot_item=hot_item,
         hot_share=hot_share,
         hot_every=hot_every,
+        hot_cycle_minutes=hot_cycle_minutes,
     )
     return plan, config
 
@@ -218,12 +220,13 @@ class GeneratorRun:
             start_s, span_s = self.plan.due(index), self.plan.interval_seconds
         else:  # back-to-back bursts: simulated time follows the wall clock
             start_s, span_s = self.pacer.elapsed(), self._last_burst_seconds
+        start_ms = self.origin_ms + int(start_s * speed * 1000)
         burst = self.generator.burst(
             first_seq=first_seq,
             count=count,
-            start_ms=self.origin_ms + int(start_s * speed * 1000),
+            start_ms=start_ms,
             span_ms=int(span_s * speed * 1000),
-            hot=index % self.generator.config.hot_every == 0,
+            hot=self.generator.config.is_hot(index, start_ms),
         )
         return burst, tally(burst.events) if self.truth is not None else None
 

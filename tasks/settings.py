@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tasks.events import ID_PATTERN
+
 ENV_PREFIX = "PULSE_"
 # Interaction type names: safe as MongoDB keys and in JSON without escaping. The event schema
 # (tasks/events.py) re-exports this rule; it lives here so settings load without Polars.
@@ -134,6 +136,15 @@ class GeneratorSettings(_Section):
     """How much faster simulated event time runs than wall time."""
     seed: int | None = None
     """Seed for reproducible runs; empty means a fresh random seed per run."""
+    malformed_fraction: float = Field(0.002, ge=0, le=1)
+    """Share of malformed records the scheduled stream sends (0.2%: the dead-letter view and
+    replay have something to show); 0 turns them off."""
+    hot_item: str = Field("i42", pattern=ID_PATTERN)
+    """An item the scheduled stream makes hot now and then, so alerts fire and resolve."""
+    hot_share: float = Field(0.3, ge=0, lt=1)
+    """Share of the events that go to the hot item while it is hot; 0 turns it off."""
+    hot_cycle_minutes: int = Field(5, ge=1, le=1_440)
+    """The hot item is hot during one minute in every this many."""
 
     @field_validator("interaction_types")
     @classmethod

@@ -6,26 +6,20 @@ from datetime import datetime
 
 import polars as pl
 import streamlit as st
-from confluent_kafka import KafkaException
 
 from streamlit_app import charts, queries
-from streamlit_app.connection import fetch, settings
+from streamlit_app.connection import fetch
 from streamlit_app.controls import live, sidebar
+from streamlit_app.lag import lag_metric
 
 st.title("Pipeline health")
 view = sidebar()
 
 
 def render(now: datetime) -> None:
-    current = settings()
-    try:
-        lag = fetch(queries.partition_lag, current.kafka, current.kafka.topic)
-    except KafkaException as exc:
-        st.warning(f"Kafka is unreachable: {exc.args[0].str()}")
-        lag = None
     batches = fetch(queries.ledger, 200)
     columns = st.columns(4)
-    columns[0].metric("Lag (records)", f"{lag['lag'].sum():,}" if lag is not None else "n/a")
+    lag = lag_metric(columns[0], warn=True)
     recent = batches.filter(pl.col("started_at") >= view.since(now)) if batches.height else batches
     columns[1].metric("Batches in range", f"{recent.height:,}")
     unfinished = batches.filter(pl.col("status") != "applied") if batches.height else batches
@@ -33,8 +27,8 @@ def render(now: datetime) -> None:
     reasons = fetch(queries.dead_letter_reasons)
     columns[3].metric("Dead letters", f"{reasons['count'].sum() if reasons.height else 0:,}")
 
-    if lag is not None and lag.height:
-        st.plotly_chart(charts.lag_bars(lag), key="lag")
+    if lag is not None and lag.partitions.height:
+        st.plotly_chart(charts.lag_bars(lag.partitions), key="lag")
     if recent.height:
         st.plotly_chart(charts.batch_durations(recent), key="durations")
     if unfinished.height:

@@ -9,6 +9,7 @@ import streamlit as st
 from streamlit_app import charts, queries
 from streamlit_app.connection import fetch
 from streamlit_app.controls import live, sidebar
+from streamlit_app.lag import lag_metric
 
 st.title("Pulse: live user interactions")
 view = sidebar()
@@ -23,18 +24,20 @@ def render(now: datetime) -> None:
             icon=":material/hourglass_empty:",
         )
         return
-    freshness = figures.freshness(now)
-    columns = st.columns(6)
+    since = figures.since_last_event(now)
+    columns = st.columns(7)
     columns[0].metric("Total interactions", f"{figures.events:,}")
     columns[1].metric("Distinct users", f"{figures.users:,}")
     columns[2].metric("Avg interactions / user", f"{figures.average_per_user:,.2f}")
     columns[3].metric("Events last minute", f"{fetch(queries.last_full_minute, now):,}")
-    columns[4].metric(
-        "Freshness",
-        f"{freshness.total_seconds():,.1f} s" if freshness else "n/a",
-        help="Now minus the newest aggregated event time.",
+    lag_metric(columns[4])
+    columns[5].metric(
+        "Last event",
+        f"{since.total_seconds():,.0f} s ago" if since else "n/a",
+        help="Event time of the newest counted event. It grows while nobody produces, even "
+        "when the pipeline is fully caught up: see Pipeline lag for that.",
     )
-    columns[5].metric("Dead-lettered", f"{figures.dead_lettered:,}")
+    columns[6].metric("Dead-lettered", f"{figures.dead_lettered:,}")
 
     per_minute = fetch(queries.minutes, view.since(now), now)
     if per_minute.height == 0:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from streamlit_app import queries
 from tasks.mongo import database, mongo_client
 from tasks.settings import Settings
 from tests.integration.reconcile import drain_until_caught_up, produce, subprocess_env
@@ -73,7 +74,8 @@ def test_overview_shows_what_mongodb_holds(seeded: Settings) -> None:
     assert metrics["Distinct users"] == f"{totals['users']:,}"
     assert metrics["Avg interactions / user"] == f"{totals['events'] / totals['users']:,.2f}"
     assert metrics["Dead-lettered"] == f"{totals['dead_lettered']:,}"
-    assert metrics["Freshness"].endswith(" s")
+    assert metrics["Pipeline lag"] == "0.0 s"  # everything in Kafka is counted
+    assert metrics["Last event"].endswith(" s ago")
     charts = at.get("plotly_chart")
     assert len(charts) == 2
 
@@ -109,7 +111,7 @@ def test_users_page_histogram_counts_every_user(seeded: Settings) -> None:
 def test_health_page_shows_batches_and_dead_letters(seeded: Settings) -> None:
     at = _page("views/health.py")
     metrics = _metrics(at)
-    assert metrics["Lag (records)"] == "0"
+    assert metrics["Pipeline lag"] == "0.0 s"
     assert int(metrics["Batches in range"]) >= 1
     assert metrics["Unfinished or failed"] == "0"
     with mongo_client(seeded.mongo) as client:
@@ -174,3 +176,21 @@ def test_an_unreachable_database_shows_a_banner_not_a_traceback(
     monkeypatch.setenv("PULSE_MONGO_URI", f"mongodb://127.0.0.1:{port}")
     at = _page(page)
     assert any("unreachable" in error.value for error in at.error)
+
+
+def test_pipeline_lag_counts_waiting_records_and_the_age_of_the_oldest(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    before = datetime.now(UTC)
+    summary, _ = produce(pipeline, tmp_path / "truth.json", events=2_000, malformed=0.01)
+    after = datetime.now(UTC)
+    later = after + timedelta(seconds=30)
+    with mongo_client(pipeline.mongo) as client:
+        db = database(client, pipeline.mongo)
+        lag = queries.pipeline_lag(db, pipeline.kafka, pipeline.kafka.topic, now=later)
+        assert lag.records == summary.records  # every record waits, good or bad
+        # The oldest waiting record reached Kafka between `before` and `after`.
+        assert 30 <= lag.seconds <= 30 + (after - before).total_seconds() + 1
+        drain_until_caught_up(pipeline)
+        lag = queries.pipeline_lag(db, pipeline.kafka, pipeline.kafka.topic, now=later)
+        assert (lag.records, lag.seconds) == (0, 0.0)

@@ -1,0 +1,36 @@
+"""The pipeline-lag metric, shown on the overview and the health page."""
+
+from __future__ import annotations
+
+import streamlit as st
+from confluent_kafka import KafkaException
+from streamlit.delta_generator import DeltaGenerator
+
+from streamlit_app import queries
+from streamlit_app.connection import fetch, settings
+
+HELP = (
+    "How far the counted figures trail what Kafka holds: the age of the oldest record not "
+    "counted yet (0 s when all are counted), and how many records wait. It stays small while "
+    "the pipeline keeps up, whether or not anyone is producing."
+)
+
+
+def lag_metric(place: DeltaGenerator, warn: bool = False) -> queries.PipelineLag | None:
+    """Show 'Pipeline lag' in `place`; None (and 'n/a') when Kafka does not answer."""
+    current = settings()
+    try:
+        lag = fetch(queries.pipeline_lag, current.kafka, current.kafka.topic)
+    except KafkaException as exc:
+        if warn:
+            st.warning(f"Kafka is unreachable: {exc.args[0].str()}")
+        place.metric("Pipeline lag", "n/a", help=HELP)
+        return None
+    place.metric(
+        "Pipeline lag",
+        f"{lag.seconds:,.1f} s",
+        delta=f"{lag.records:,} records waiting",
+        delta_color="off",
+        help=HELP,
+    )
+    return lag

@@ -46,6 +46,7 @@ from tasks.settings import Settings, env_name, load_settings
 REPO = Path(__file__).resolve().parents[1]
 SCHEDULED = ("generate-interactions/stream", "aggregate-interactions/drain")
 ENDED = {"COMPLETED", "CANCELLED", "FAILED", "CRASHED"}
+CAUGHT_UP_SECONDS = 10.0
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -95,13 +96,16 @@ def measure(settings: Settings, minutes: float, every: float) -> dict[str, Any]:
     topic = settings.kafka.topic
     with mongo_client(settings.mongo) as client:
         db = database(client, settings.mongo)
+        # Warm-up: new events counted, and any backlog (e.g. from a restart) worked off.
         counted = (queries.totals(db) or queries.Totals()).events
-        warmup = time.monotonic() + 240
-        while (queries.totals(db) or queries.Totals()).events <= counted:
+        warmup = time.monotonic() + 300
+        while (queries.totals(db) or queries.Totals()).events <= counted or (
+            queries.pipeline_lag(db, settings.kafka, topic).seconds > CAUGHT_UP_SECONDS
+        ):
             if time.monotonic() > warmup:
-                raise RuntimeError("no event counted within 240 s: is the pipeline served?")
+                raise RuntimeError("not counting and caught up within 300 s: is it served?")
             time.sleep(1)
-        console.print(f"events are being counted; measuring for {minutes:g} min")
+        console.print(f"counting and caught up; measuring for {minutes:g} min")
         started_at = datetime.now(UTC)
         samples: list[tuple[float, float, int, int]] = []
         end = time.monotonic() + minutes * 60
@@ -141,6 +145,10 @@ def measure(settings: Settings, minutes: float, every: float) -> dict[str, Any]:
         "alerts_fired": len(alerts),
         "alerts_resolved": sum(1 for alert in alerts if alert.get("resolved_at")),
         "dead_letters": dead,
+        "samples_lag": [
+            {"t": round(tick - samples[0][0], 1), "seconds": round(lag, 2), "records": records}
+            for tick, lag, records, _ in samples
+        ],
     }
 
 

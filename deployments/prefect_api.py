@@ -10,6 +10,7 @@ from prefect.settings import (
     PREFECT_API_AUTH_STRING,
     PREFECT_API_URL,
     PREFECT_LOGGING_EXTRA_LOGGERS,
+    PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW,
     temporary_settings,
 )
 
@@ -26,6 +27,9 @@ def prefect_api(settings: Settings) -> Iterator[None]:
         PREFECT_API_URL: settings.prefect.api_url,
         # Pulse's own modules log through `tasks.*`: show those lines in the run logs too.
         PREFECT_LOGGING_EXTRA_LOGGERS: "tasks",
+        # ...except lines from background threads (the alert notifier), which have no run to
+        # belong to: they stay in the process log without a warning each time.
+        PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW: "ignore",
     }
     if settings.prefect.api_auth_string:
         updates[PREFECT_API_AUTH_STRING] = settings.prefect.api_auth_string.get_secret_value()

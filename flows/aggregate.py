@@ -68,6 +68,7 @@ def aggregate_interactions(
     settings = load_settings()
     budget = time_budget_seconds or settings.consumer.time_budget_seconds
     consumer = AggregatingConsumer(settings, topic=topic)
+    window = None
     if window_seconds is not None:
         window = this_runs_window(window_seconds, handover_seconds)
         time.sleep(window.wait_before(datetime.now(UTC)))
@@ -117,4 +118,4 @@ def aggregate_interactions(
         "caught_up": summary.caught_up,
         "lag": {str(p): n for p, n in summary.lag.items()},
         "seconds": summary.seconds,
-    }
+    } | ({"window": window.as_dict()} if window else {})

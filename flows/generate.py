@@ -57,13 +57,14 @@ def generate_interactions(
     logger = get_run_logger()
     settings = load_settings()
     defaults = settings.generator
+    window = None
     if window_seconds is not None:
         window = this_runs_window(window_seconds, handover_seconds)
         time.sleep(window.wait_before(datetime.now(UTC)))
         duration_seconds = window.remaining(datetime.now(UTC))
         if duration_seconds <= 0:
             logger.warning("window %s-%s is over: nothing to send", window.start, window.end)
-            return {"events": 0, "window_missed": True}
+            return {"events": 0, "window": window.as_dict()}
         logger.info("streaming in window %s-%s", window.start.time(), window.end.time())
         events = bursts = None
     no_total = events is None and bursts is None and duration_seconds is None
@@ -121,4 +122,4 @@ def generate_interactions(
             f"{summary.failed} records failed and {summary.undelivered} were undelivered: "
             f"{summary.delivery_errors}"
         )
-    return summary.to_dict()
+    return summary.to_dict() | ({"window": window.as_dict()} if window else {})

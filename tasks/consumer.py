@@ -134,19 +134,27 @@ class AggregatingConsumer:
     def poll_batch(
         self, max_events: int | None = None, max_wait: float | None = None
     ) -> MicroBatch | None:
-        """Drain up to `max_events` records, waiting at most `max_wait` seconds for them."""
+        """Drain up to `max_events` records: wait at most `max_wait` seconds for the first, then
+        close the batch once no more arrive for the linger time (a backlog fills it at once)."""
         limit = max_events or self.settings.consumer.max_batch_events
         wait = max_wait if max_wait is not None else self.settings.consumer.max_batch_wait_seconds
+        linger = self.settings.consumer.batch_linger_seconds
         deadline = time.monotonic() + wait
         messages: list[Message] = []
         while len(messages) < limit:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
+            # consume() blocks until it has num_messages or the timeout passes: ask for one
+            # record until the batch has some, then for as many as are already there.
             chunk = self.consumer.consume(
-                num_messages=min(_CONSUME_CHUNK, limit - len(messages)), timeout=remaining
+                num_messages=min(_CONSUME_CHUNK, limit - len(messages)) if messages else 1,
+                timeout=min(remaining, linger) if messages else remaining,
             )
-            messages += [message for message in chunk if _usable(message)]
+            usable = [message for message in chunk if _usable(message)]
+            if messages and not usable:
+                break  # nothing more within the linger time: the batch is complete
+            messages += usable
         if not messages:
             return None
         return _to_batch(self.topic, messages)

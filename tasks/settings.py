@@ -168,7 +168,10 @@ class ConsumerSettings(_Section):
     max_batch_events: int = Field(50_000, ge=1)
     """Upper bound of events in one micro-batch."""
     max_batch_wait_seconds: float = Field(2.0, gt=0)
-    """Longest wait to fill a micro-batch before processing what arrived."""
+    """Longest wait for the first record of a micro-batch (and for the batch as a whole)."""
+    batch_linger_seconds: float = Field(0.2, gt=0)
+    """A micro-batch closes once no more records arrive for this long: a caught-up consumer
+    writes what is there at once (low lag), a backlog fills batches to the maximum."""
     time_budget_seconds: float = Field(50.0, gt=0)
     """How long one consumer flow run drains before it ends."""
     max_record_bytes: int = Field(65_536, ge=64)

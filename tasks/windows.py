@@ -27,6 +27,9 @@ class Window:
         """Seconds to wait until the window starts (0 once it has)."""
         return max(0.0, (self.start - now).total_seconds())
 
+    def as_dict(self) -> dict[str, str]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
+
     def remaining(self, now: datetime) -> float:
         """Seconds of work left from `now` (0 when the window is over)."""
         return max(0.0, (self.end - max(now, self.start)).total_seconds())

@@ -21,6 +21,7 @@ from tasks.mongo import Document
 from tasks.pacing import RatePlan
 from tasks.settings import Settings, env_name
 from tasks.updates import activity_bin
+from tests.waiting import wait_until
 
 
 def produce(
@@ -65,6 +66,16 @@ def drain_until_caught_up(
         )
     assert summary.caught_up, f"not caught up in {budget_seconds:.0f} s: lag {summary.lag}"
     return summary
+
+
+def wait_for_events(db: Database[Document], events: int, timeout: float = 240) -> None:
+    """Until the global document counts `events` (consumers running elsewhere)."""
+    wait_until(
+        lambda: (db.totals.find_one({"_id": "global"}) or {}).get("events", 0),
+        timeout=timeout,
+        what=f"{events} events counted",
+        done=lambda counted: counted >= events,
+    )
 
 
 def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ from tests.integration.reconcile import (
     produce,
     snapshot,
     subprocess_env,
+    wait_for_events,
 )
 from tests.waiting import wait_until
 
@@ -217,12 +218,7 @@ def test_two_consumers_in_one_group_give_the_same_totals_as_one(
             _, truth = produce(pipeline, tmp_path / "truth.json", events=30_000)
             with mongo_client(pipeline.mongo) as client:
                 db = database(client, pipeline.mongo)
-                wait_until(
-                    lambda: (db.totals.find_one({"_id": "global"}) or {}).get("events", 0),
-                    timeout=240,
-                    what=f"{truth['events']} events counted",
-                    done=lambda events: events >= truth["events"],
-                )
+                wait_for_events(db, truth["events"], timeout=240)
         finally:
             stop.set()
         summaries = [future.result() for future in running]

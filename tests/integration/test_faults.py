@@ -28,6 +28,7 @@ from tests.integration.reconcile import (
     drain_until_caught_up,
     produce,
     subprocess_env,
+    wait_for_events,
 )
 from tests.unit.test_validation import BAD_RECORDS
 from tests.waiting import wait_until
@@ -199,12 +200,7 @@ def test_a_broker_restart_under_load_loses_and_doubles_nothing(
 
     with mongo_client(settings.mongo) as client:
         db = database(client, settings.mongo)
-        wait_until(
-            lambda: (db.totals.find_one({"_id": "global"}) or {}).get("events", 0),
-            timeout=120,
-            what=f"{truth['events']} events counted",
-            done=lambda events: events >= truth["events"],
-        )
+        wait_for_events(db, truth["events"], timeout=120)
         consumer.send_signal(signal.SIGTERM)
         consumer.wait(timeout=60)
         try:

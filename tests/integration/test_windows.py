@@ -1,0 +1,83 @@
+"""Windowed runs, as the scheduled deployments make them: each works exactly its window."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from flows.aggregate import aggregate_interactions
+from flows.generate import generate_interactions
+from tasks.mongo import database, mongo_client
+from tasks.settings import Settings
+from tests.integration.reconcile import assert_matches_truth, subprocess_env
+
+pytestmark = pytest.mark.integration
+
+
+def _kafka_times(settings: Settings) -> list[int]:
+    """Kafka timestamps (ms) of every record in the topic."""
+    topic = settings.kafka.topic
+    reader = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": topic})
+    try:
+        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: reader.get_watermark_offsets(TopicPartition(topic, p))[1] for p in partitions}
+        reader.assign([TopicPartition(topic, p, 0) for p in partitions if ends[p]])
+        times: list[int] = []
+        while len(times) < sum(ends.values()):
+            batch = reader.consume(num_messages=10_000, timeout=5)
+            assert batch, f"read {len(times)} of {sum(ends.values())} records"
+            times += [message.timestamp()[1] for message in batch if message.error() is None]
+    finally:
+        reader.close()
+    return times
+
+
+def _ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+def test_a_windowed_generator_streams_its_window_and_a_windowed_consumer_drains_it(
+    pipeline: Settings, prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in subprocess_env(pipeline).items():
+        if name.startswith("PULSE_"):
+            monkeypatch.setenv(name, value)
+    truth_path = tmp_path / "truth.json"
+    topic = pipeline.kafka.topic
+
+    def stream() -> dict[str, Any]:
+        return generate_interactions(
+            batch_size=100,
+            interval_seconds=0.5,
+            window_seconds=6.0,
+            handover_seconds=3.0,
+            topic=topic,
+            ground_truth_path=str(truth_path),
+        )
+
+    def drain() -> dict[str, Any]:
+        return aggregate_interactions(window_seconds=20.0, handover_seconds=3.0, topic=topic)
+
+    # Started together, as the schedule starts them; each waits for its own window.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        produced, drained = pool.submit(stream), pool.submit(drain)
+        sent, counted = produced.result(), drained.result()
+
+    start, end = _ms(sent["window"]["start"]), _ms(sent["window"]["end"])
+    times = _kafka_times(pipeline)
+    assert len(times) == sent["records"] == 1_200  # 12 bursts of 100: 200 events/s for 6 s
+    assert start <= min(times) and max(times) <= end + 1_000  # the last burst is on its way
+
+    assert counted["records"] == sent["records"] and counted["lag"]  # it held partitions
+    assert not any(counted["lag"].values())
+    assert _ms(counted["window"]["end"]) - _ms(counted["window"]["start"]) == 20_000
+    with mongo_client(pipeline.mongo) as client:
+        assert_matches_truth(
+            database(client, pipeline.mongo), orjson.loads(truth_path.read_bytes())
+        )

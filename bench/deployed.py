@@ -46,7 +46,7 @@ from tasks.settings import Settings, env_name, load_settings
 REPO = Path(__file__).resolve().parents[1]
 SCHEDULED = ("generate-interactions/stream", "aggregate-interactions/drain")
 ENDED = {"COMPLETED", "CANCELLED", "FAILED", "CRASHED"}
-CAUGHT_UP_SECONDS = 10.0
+CAUGHT_UP_SECONDS = 3.0
 
 
 def _percentile(values: list[float], share: float) -> float:

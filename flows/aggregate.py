@@ -13,6 +13,7 @@ from pydantic import Field
 
 from flows.policies import (
     HANDOVER_SECONDS,
+    JOIN_AHEAD_SECONDS,
     RETRY_DELAYS,
     notify_failure,
     this_runs_window,
@@ -60,8 +61,8 @@ def aggregate_interactions(
 ) -> dict[str, Any]:
     """Drain the topic until caught up or the time budget is spent; unset values from settings.
 
-    With `window_seconds` (the schedule's interval) the run joins the consumer group when its
-    window of the schedule starts and leaves when it ends, handing its partitions to its
+    With `window_seconds` (the schedule's interval) the run joins the consumer group just before
+    its window of the schedule starts and leaves when it ends, handing its partitions to its
     successor, so some consumer is always draining (tasks/windows.py).
     """
     logger = get_run_logger()
@@ -71,8 +72,10 @@ def aggregate_interactions(
     window = None
     if window_seconds is not None:
         window = this_runs_window(window_seconds, handover_seconds)
-        time.sleep(window.wait_before(datetime.now(UTC)))
-        budget = window.remaining(datetime.now(UTC))
+        # Joining a little early lets the group move partitions over while the previous run
+        # still drains the others (cooperative rebalancing), instead of all at its last batch.
+        time.sleep(max(0.0, window.wait_before(datetime.now(UTC)) - JOIN_AHEAD_SECONDS))
+        budget = max(0.0, (window.end - datetime.now(UTC)).total_seconds())
         stop_when_caught_up = False
         logger.info("draining in window %s-%s", window.start.time(), window.end.time())
     with consumer:

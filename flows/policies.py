@@ -23,6 +23,9 @@ RETRY_DELAYS = [1.0, 5.0, 15.0]
 HANDOVER_SECONDS = 15.0
 """How late after its scheduled time a run may start without leaving a gap (tasks/windows.py).
 Flow-run start-up here takes 3-10 s, most of it importing Prefect in a new process."""
+JOIN_AHEAD_SECONDS = 5.0
+"""Consumer runs join their group this long before their window opens (less than the
+handover, so the run has started by then): one overlap, not a gap, at each handover."""
 
 
 def this_runs_window(every_seconds: float, handover_seconds: float) -> Window:

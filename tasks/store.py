@@ -25,6 +25,10 @@ from tasks.updates import DEAD_LETTERS, MINUTE_SKETCHES, MINUTES, Statement
 log = logging.getLogger(__name__)
 
 LEDGER = "ledger"
+OPEN_BATCHES = "open_batches"
+"""One marker per batch not applied yet (writing or failed), `_id` = batch id: FerretDB filters
+the ledger by scanning it, so finding unfinished batches there costs more with every batch."""
+_UNFINISHED = ("writing", "failed")
 OFFSETS = "offsets"
 COUNTERS = "counters"
 DUPLICATE_KEY = 11000
@@ -59,10 +63,19 @@ class ApplyResult:
 
 
 def ensure_indexes(db: Database[Document]) -> None:
-    """Create the indexes the readers rely on (idempotent)."""
+    """Create the indexes the readers rely on (idempotent), and the open-batch markers of a
+    ledger written before they existed (once)."""
     for collection, indexes in INDEXES.items():
         for keys in indexes:
             db[collection].create_index(keys)
+    if db[COUNTERS].find_one({"_id": OPEN_BATCHES}) is None:
+        for entry in db[LEDGER].find({"status": {"$in": list(_UNFINISHED)}}, {"_id": 1}):
+            _open(db, entry["_id"])
+        db[COUNTERS].update_one({"_id": OPEN_BATCHES}, {"$set": {"value": 1}}, upsert=True)
+
+
+def _open(db: Database[Document], batch_id: str) -> None:
+    db[OPEN_BATCHES].update_one({"_id": batch_id}, {"$set": {"open": True}}, upsert=True)
 
 
 def apply(db: Database[Document], collection: str, statements: Sequence[Statement]) -> ApplyResult:
@@ -243,6 +256,7 @@ def ledger_begin(
 ) -> int:
     """Record the batch (status 'writing') before any aggregate is touched; returns the attempt."""
     now = datetime.now(UTC)
+    _open(db, batch_id)  # first: a marker without its entry is ignored, never the reverse
     doc = db[LEDGER].find_one_and_update(
         {"_id": batch_id},
         {
@@ -280,6 +294,7 @@ def ledger_finish(db: Database[Document], batch_id: str, stats: dict[str, Any]) 
             }
         },
     )
+    db[OPEN_BATCHES].delete_one({"_id": batch_id})  # last: an applied entry's marker is ignored
 
 
 def ledger_fail(db: Database[Document], batch_id: str, error: str) -> None:
@@ -296,12 +311,26 @@ def ledger_fail(db: Database[Document], batch_id: str, error: str) -> None:
 def unfinished_batches(
     db: Database[Document], topic: str, partitions: Iterable[int] | None = None
 ) -> list[dict[str, Any]]:
-    """Kafka batches not applied yet ('writing' or 'failed') touching `partitions` (or any)."""
-    entries = db[LEDGER].find(
-        {"topic": topic, "status": {"$in": ["writing", "failed"]}, "kind": {"$ne": DLQ_REPLAY}}
-    )
+    """Kafka batches not applied yet ('writing' or 'failed') touching `partitions` (or any).
+
+    Reads the few open-batch markers, then their ledger entries by `_id`; markers left by a
+    crash between two steps (entry missing, or already applied) are removed.
+    """
+    ids = [marker["_id"] for marker in db[OPEN_BATCHES].find({}, {"_id": 1})]
+    if not ids:
+        return []  # the usual case: and FerretDB would scan the ledger for an empty $in
+    entries = {entry["_id"]: entry for entry in db[LEDGER].find({"_id": {"$in": ids}})}
+    for stale in [bid for bid in ids if entries.get(bid, {}).get("status") not in _UNFINISHED]:
+        db[OPEN_BATCHES].delete_one({"_id": stale})
     wanted = None if partitions is None else set(partitions)
-    pending = [entry for entry in entries if wanted is None or wanted & set(entry["partitions"])]
+    pending = [
+        entry
+        for entry in entries.values()
+        if entry.get("status") in _UNFINISHED
+        and entry.get("topic") == topic
+        and entry.get("kind") != DLQ_REPLAY
+        and (wanted is None or wanted & set(entry["partitions"]))
+    ]
     return sorted(pending, key=lambda entry: min(r["first"] for r in entry["ranges"]))
 
 

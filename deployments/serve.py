@@ -52,22 +52,19 @@ FIRST_RUN_IN = timedelta(seconds=5)
 RUNNER_POLL_SECONDS = 2.0  # how soon a due run starts; Prefect's default is 10 s
 
 
-def _one_at_a_time() -> ConcurrencyLimitConfig:
-    # A run due while the previous one still runs is cancelled, not queued: after an outage
-    # the late runs do not pile up and then run back to back.
-    return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+def _at_most(runs: int) -> ConcurrencyLimitConfig:
+    # A run due while `runs` runs are live is cancelled, not queued: after an outage the late
+    # runs do not pile up and then run back to back. Scheduled deployments allow 2: a run in
+    # its window and its successor waiting for the next one (tasks/windows.py).
+    return ConcurrencyLimitConfig(
+        limit=runs, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+    )
 
 
 def _every(interval: timedelta) -> Schedule:
     # Anchored just ahead of now: the first run is due in seconds, not one interval later, so
     # figures appear within half a minute of `make run`.
     return Interval(interval, anchor_date=datetime.now(UTC) + FIRST_RUN_IN)
-
-
-def _windowed() -> ConcurrencyLimitConfig:
-    # The run in its window and its successor waiting for the next one (tasks/windows.py);
-    # a third is never due in steady state, only after an outage, and is cancelled.
-    return ConcurrencyLimitConfig(limit=2, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
 
 
 def _built(deployment: object) -> RunnerDeployment:
@@ -87,7 +84,7 @@ def deployments(settings: Settings, paused: bool = False) -> list[RunnerDeployme
                 name="stream",
                 schedules=[_every(GENERATOR_EVERY)],
                 paused=paused,
-                concurrency_limit=_windowed(),
+                concurrency_limit=_at_most(2),
                 parameters={
                     "batch_size": generator.batch_size,
                     "interval_seconds": generator.interval_seconds,
@@ -117,7 +114,7 @@ def deployments(settings: Settings, paused: bool = False) -> list[RunnerDeployme
                 name="drain",
                 schedules=[_every(CONSUMER_EVERY)],
                 paused=paused,
-                concurrency_limit=_windowed(),
+                concurrency_limit=_at_most(2),
                 parameters={
                     "window_seconds": CONSUMER_EVERY.total_seconds(),
                     "max_batch_events": consumer.max_batch_events,
@@ -130,7 +127,7 @@ def deployments(settings: Settings, paused: bool = False) -> list[RunnerDeployme
         _built(
             retry_failed_batches.to_deployment(
                 name="manual",
-                concurrency_limit=_one_at_a_time(),
+                concurrency_limit=_at_most(1),
                 tags=["pulse", "recovery"],
                 description="Re-apply failed or interrupted micro-batches over their offsets.",
             )
@@ -138,7 +135,7 @@ def deployments(settings: Settings, paused: bool = False) -> list[RunnerDeployme
         _built(
             replay_dead_letters.to_deployment(
                 name="manual",
-                concurrency_limit=_one_at_a_time(),
+                concurrency_limit=_at_most(1),
                 tags=["pulse", "recovery"],
                 description="Re-ingest selected (fixed) dead letters exactly once.",
             )

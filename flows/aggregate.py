@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
@@ -16,8 +14,8 @@ from flows.policies import (
     JOIN_AHEAD_SECONDS,
     RETRY_DELAYS,
     notify_failure,
-    this_runs_window,
     transient_failure,
+    wait_for_window,
 )
 from tasks.batch import MicroBatch
 from tasks.consumer import AggregatingConsumer
@@ -71,11 +69,9 @@ def aggregate_interactions(
     consumer = AggregatingConsumer(settings, topic=topic)
     window = None
     if window_seconds is not None:
-        window = this_runs_window(window_seconds, handover_seconds)
         # Joining a little early lets the group move partitions over while the previous run
         # still drains the others (cooperative rebalancing), instead of all at its last batch.
-        time.sleep(max(0.0, window.wait_before(datetime.now(UTC)) - JOIN_AHEAD_SECONDS))
-        budget = max(0.0, (window.end - datetime.now(UTC)).total_seconds())
+        window, budget = wait_for_window(window_seconds, handover_seconds, JOIN_AHEAD_SECONDS)
         stop_when_caught_up = False
         logger.info("draining in window %s-%s", window.start.time(), window.end.time())
     with consumer:

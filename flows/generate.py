@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
-from flows.policies import HANDOVER_SECONDS, this_runs_window
+from flows.policies import HANDOVER_SECONDS, wait_for_window
 from tasks.generator_run import BurstReport, GeneratorRun, plan_and_config, summary_markdown
 from tasks.pacing import Slot
 from tasks.settings import load_settings
@@ -59,9 +57,7 @@ def generate_interactions(
     defaults = settings.generator
     window = None
     if window_seconds is not None:
-        window = this_runs_window(window_seconds, handover_seconds)
-        time.sleep(window.wait_before(datetime.now(UTC)))
-        duration_seconds = window.remaining(datetime.now(UTC))
+        window, duration_seconds = wait_for_window(window_seconds, handover_seconds)
         if duration_seconds <= 0:
             logger.warning("window %s-%s is over: nothing to send", window.start, window.end)
             return {"events": 0, "window": window.as_dict()}

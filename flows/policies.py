@@ -3,6 +3,7 @@ which window of wall-clock time a scheduled run owns."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,12 +29,17 @@ JOIN_AHEAD_SECONDS = 5.0
 handover, so the run has started by then): one overlap, not a gap, at each handover."""
 
 
-def this_runs_window(every_seconds: float, handover_seconds: float) -> Window:
-    """The window of the current flow run, from its scheduled (expected) start time."""
+def wait_for_window(
+    every_seconds: float, handover_seconds: float, ahead_seconds: float = 0.0
+) -> tuple[Window, float]:
+    """The current flow run's window (from its scheduled start), waited for until
+    `ahead_seconds` before it opens; returns it and the seconds left until it closes."""
     scheduled = current_run.scheduled_start_time
-    return window_of(
+    window = window_of(
         datetime.fromtimestamp(scheduled.timestamp(), UTC), every_seconds, handover_seconds
     )
+    time.sleep(max(0.0, window.wait_before(datetime.now(UTC)) - ahead_seconds))
+    return window, max(0.0, (window.end - datetime.now(UTC)).total_seconds())
 
 
 def transient_failure(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:

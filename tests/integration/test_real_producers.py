@@ -14,9 +14,11 @@ import polars as pl
 import pytest
 from confluent_kafka import Producer
 
+from tasks.events import SCHEMA
 from tasks.ground_truth import GroundTruth
 from tasks.mongo import database, mongo_client
 from tasks.settings import Settings
+from tasks.wire import REQUIRED
 from tests.integration.reconcile import assert_matches_truth, drain_until_caught_up
 
 pytestmark = pytest.mark.integration
@@ -131,12 +133,7 @@ def test_a_plain_producer_in_every_shape_is_counted_exactly(pipeline: Settings) 
     truth.add(
         pl.DataFrame(
             valid,
-            schema={
-                "user_id": pl.String,
-                "item_id": pl.String,
-                "interaction_type": pl.String,
-                "timestamp": pl.Int64,
-            },
+            schema={name: SCHEMA[name] for name in REQUIRED},
             orient="row",
         ),
         malformed=len(malformed_rows),

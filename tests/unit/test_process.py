@@ -14,10 +14,10 @@ from infra.service import Endpoint
 from tests.waiting import wait_until
 
 # A parent that starts a child in its own group, like `prefect server start` does.
-PARENT_WITH_CHILD = (
-    "import subprocess, sys, time;"
-    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
-    "print('ready', flush=True); time.sleep(60)"
+PARENT_WITH_CHILD = (  # both live until signalled: the test stops them
+    "import signal, subprocess, sys;"
+    "subprocess.Popen([sys.executable, '-c', 'import signal; signal.pause()']);"
+    "print('ready', flush=True); signal.pause()"
 )
 
 

@@ -16,8 +16,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from tasks.kafka import delete_topic, ensure_topic
-from tasks.settings import Settings
+from pulse.config import Settings
+from pulse.kafka.clients import delete_topic, ensure_topic
 
 RESULTS = Path(__file__).parent / "results"
 console = Console()

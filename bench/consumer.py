@@ -24,13 +24,13 @@ from confluent_kafka import Consumer
 from kafka import KafkaConsumer  # type: ignore[import-untyped]
 
 from bench.common import console, fresh_topic, report
-from infra.stack import services
-from tasks.consumer import AggregatingConsumer
-from tasks.generator import GeneratorConfig
-from tasks.generator_run import GeneratorRun
-from tasks.mongo import database, mongo_client
-from tasks.pacing import RatePlan
-from tasks.settings import Settings, load_settings
+from pulse.config import Settings, load_settings
+from pulse.generate.pacing import RatePlan
+from pulse.generate.run import GeneratorRun
+from pulse.generate.simulate import GeneratorConfig
+from pulse.pipeline.consumer import AggregatingConsumer
+from pulse.stack.services import services
+from pulse.store.client import database, mongo_client
 
 
 @dataclass

@@ -20,15 +20,15 @@ import typer
 from pymongo.database import Database
 
 from bench.common import console, report
-from streamlit_app import queries
-from tasks import hll, store
-from tasks.aggregate import MINUTE_FORMAT
-from tasks.generator import zipf_cdf
-from tasks.leaders import LEADERS
-from tasks.mongo import Document, mongo_client
-from tasks.settings import load_settings
-from tasks.store import ensure_indexes
-from tasks.updates import activity_bin
+from pulse.config import load_settings
+from pulse.generate.simulate import zipf_cdf
+from pulse.ingest import sketches
+from pulse.ingest.aggregate import MINUTE_FORMAT
+from pulse.store import reads, writes
+from pulse.store.client import Document, mongo_client
+from pulse.store.leaders import LEADERS
+from pulse.store.statements import activity_bin
+from pulse.store.writes import ensure_indexes
 
 TYPES = ("view", "click", "add_to_cart", "purchase")
 GOAL_MS = 200.0
@@ -87,7 +87,7 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
     ensure_indexes(db)
     users, items = len(totals["users"]), len(totals["items"])
     bins = Counter(activity_bin(total) for total in totals["users"].tolist())
-    sketch = {f"r{n}": 5 for n in range(hll.REGISTERS)}
+    sketch = {f"r{n}": 5 for n in range(sketches.REGISTERS)}
     minutes = [now.replace(second=0, microsecond=0) - timedelta(minutes=m) for m in range(60)]
     db.minutes.insert_many(
         {
@@ -95,8 +95,8 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
             "minute": minute,
             "total": 20_000,
             "types": dict.fromkeys(TYPES, 5_000),
-            "active_users": round(hll.estimate(sketch)),
-            "active_items": round(hll.estimate(sketch)),
+            "active_users": round(sketches.estimate(sketch)),
+            "active_items": round(sketches.estimate(sketch)),
         }
         for minute in minutes
     )
@@ -137,7 +137,7 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
     # The boards the consumer would keep had every seeded document come in one batch.
     for collection, prefix in (("users", "u"), ("items", "i")):
         by_id = {f"{prefix}{n + 1}": int(t) for n, t in enumerate(totals[collection].tolist())}
-        store.update_leaders(db, collection, by_id, by_id if collection == "items" else None)
+        writes.update_leaders(db, collection, by_id, by_id if collection == "items" else None)
 
 
 def pages(db: Database[Document], now: datetime) -> dict[str, list[Callable[[], Any]]]:
@@ -145,26 +145,26 @@ def pages(db: Database[Document], now: datetime) -> dict[str, list[Callable[[], 
     since = now - timedelta(hours=1)
     return {
         "overview": [
-            lambda: queries.totals(db),
-            lambda: queries.last_full_minute(db, now),
-            lambda: queries.minutes(db, since, now),
+            lambda: reads.totals(db),
+            lambda: reads.last_full_minute(db, now),
+            lambda: reads.minutes(db, since, now),
         ],
         "items": [
-            lambda: queries.ranked(db, "items", "item_id", 10),
-            lambda: queries.ranked(db, "items", "item_id", 10, True),
-            lambda: queries.entity(db, "items", "item_id", "i1"),
-            lambda: queries.item_minutes(db, "i1", since, now),
+            lambda: reads.ranked(db, "items", "item_id", 10),
+            lambda: reads.ranked(db, "items", "item_id", 10, True),
+            lambda: reads.entity(db, "items", "item_id", "i1"),
+            lambda: reads.item_minutes(db, "i1", since, now),
         ],
         "users": [
-            lambda: queries.user_histogram(queries.totals(db) or queries.Totals()),
-            lambda: queries.ranked(db, "users", "user_id", 10),
-            lambda: queries.entity(db, "users", "user_id", "u1"),
+            lambda: reads.user_histogram(reads.totals(db) or reads.Totals()),
+            lambda: reads.ranked(db, "users", "user_id", 10),
+            lambda: reads.entity(db, "users", "user_id", "u1"),
         ],
-        "alerts": [lambda: queries.alerts(db, since)],
+        "alerts": [lambda: reads.alerts(db, since)],
         "health": [
-            lambda: queries.ledger(db, 200),
-            lambda: queries.dead_letter_reasons(db),
-            lambda: queries.dead_letter_samples(db, 20),
+            lambda: reads.ledger(db, 200),
+            lambda: reads.dead_letter_reasons(db),
+            lambda: reads.dead_letter_samples(db, 20),
         ],
     }
 

@@ -5,7 +5,7 @@ deployments itself (`python -m deployments.serve`) on a topic, database and cons
 its own, and stops them at the end. After a warm-up (the first counted event), every
 `--every` seconds it reads:
 
-- the pipeline lag as the dashboard reads it (streamlit_app/queries.py: the age of the oldest
+- the pipeline lag as the dashboard reads it (streamlit_app/reads.py: the age of the oldest
   record not counted yet, and how many wait): its percentiles are the freshness;
 - the topic's end offsets: records produced per interval, against the configured rate.
 
@@ -37,11 +37,11 @@ from prefect.client.schemas.filters import (
 
 from bench.common import console, report
 from deployments.prefect_api import prefect_api
-from infra import stack
-from streamlit_app import queries
-from tasks.kafka import delete_topic, ensure_topic
-from tasks.mongo import database, mongo_client
-from tasks.settings import Settings, env_name, load_settings
+from pulse.config import Settings, env_name, load_settings
+from pulse.kafka.clients import delete_topic, ensure_topic
+from pulse.stack import services
+from pulse.store import reads
+from pulse.store.client import database, mongo_client
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEDULED = ("generate-interactions/stream", "aggregate-interactions/drain")
@@ -97,10 +97,10 @@ def measure(settings: Settings, minutes: float, every: float) -> dict[str, Any]:
     with mongo_client(settings.mongo) as client:
         db = database(client, settings.mongo)
         # Warm-up: new events counted, and any backlog (e.g. from a restart) worked off.
-        counted = (queries.totals(db) or queries.Totals()).events
+        counted = (reads.totals(db) or reads.Totals()).events
         warmup = time.monotonic() + 300
-        while (queries.totals(db) or queries.Totals()).events <= counted or (
-            queries.pipeline_lag(db, settings.kafka, topic).seconds > CAUGHT_UP_SECONDS
+        while (reads.totals(db) or reads.Totals()).events <= counted or (
+            reads.pipeline_lag(db, settings.kafka, topic).seconds > CAUGHT_UP_SECONDS
         ):
             if time.monotonic() > warmup:
                 raise RuntimeError("not counting and caught up within 300 s: is it served?")
@@ -111,7 +111,7 @@ def measure(settings: Settings, minutes: float, every: float) -> dict[str, Any]:
         end = time.monotonic() + minutes * 60
         while time.monotonic() < end:
             tick = time.monotonic()
-            lag = queries.pipeline_lag(db, settings.kafka, topic)
+            lag = reads.pipeline_lag(db, settings.kafka, topic)
             produced = int(lag.partitions["end_offset"].sum())
             samples.append((tick, lag.seconds, lag.records, produced))
             time.sleep(max(0.0, every - (time.monotonic() - tick)))
@@ -158,7 +158,7 @@ def main(
 ) -> dict[str, Any]:
     """Measure the served pipeline; write bench/results/deployed.json."""
     settings = load_settings()
-    serving = stack.app_pidfile(settings, "serve").read() is not None
+    serving = services.app_pidfile(settings, "serve").read() is not None
     serve = None
     if serving:
         console.print("measuring the pipeline `make run` serves")

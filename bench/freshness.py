@@ -22,12 +22,12 @@ from typing import Annotated, Any
 import typer
 
 from bench.common import console, fresh_topic, report
-from tasks.generator import GeneratorConfig
-from tasks.generator_run import GeneratorRun
-from tasks.kafka import admin_client, assigned_partitions
-from tasks.mongo import mongo_client
-from tasks.pacing import RatePlan
-from tasks.settings import Settings, env_name, load_settings
+from pulse.config import Settings, env_name, load_settings
+from pulse.generate.pacing import RatePlan
+from pulse.generate.run import GeneratorRun
+from pulse.generate.simulate import GeneratorConfig
+from pulse.kafka.clients import admin_client, assigned_partitions
+from pulse.store.client import mongo_client
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,7 @@ def measure(
         [
             sys.executable,
             "-m",
-            "cli.main",
+            "pulse.cli.main",
             "consume",
             "--follow",
             "--time-budget",

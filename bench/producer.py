@@ -16,11 +16,11 @@ from typing import Annotated, Any
 import typer
 
 from bench.common import console, fresh_topic, median_rate, report, timed
-from tasks.generator import GeneratorConfig, InteractionGenerator
-from tasks.generator_run import GeneratorRun
-from tasks.pacing import RatePlan
-from tasks.producer import InteractionProducer
-from tasks.settings import Settings, load_settings
+from pulse.config import Settings, load_settings
+from pulse.generate.pacing import RatePlan
+from pulse.generate.run import GeneratorRun
+from pulse.generate.simulate import GeneratorConfig, InteractionGenerator
+from pulse.kafka.producer import InteractionProducer
 
 BATCH = 20_000
 START_MS = 1_795_737_600_000

@@ -12,9 +12,9 @@ from pyinstrument import Profiler
 
 from bench.common import RESULTS, console, fresh_topic
 from bench.consumer import prefill
-from tasks.consumer import AggregatingConsumer
-from tasks.mongo import mongo_client
-from tasks.settings import load_settings
+from pulse.config import load_settings
+from pulse.pipeline.consumer import AggregatingConsumer
+from pulse.store.client import mongo_client
 
 
 def main(

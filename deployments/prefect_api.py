@@ -14,7 +14,7 @@ from prefect.settings import (
     temporary_settings,
 )
 
-from tasks.settings import Settings
+from pulse.config import Settings
 
 
 @contextmanager
@@ -26,7 +26,7 @@ def prefect_api(settings: Settings) -> Iterator[None]:
     updates: dict[Any, Any] = {
         PREFECT_API_URL: settings.prefect.api_url,
         # Pulse's own modules log through `tasks.*`: show those lines in the run logs too.
-        PREFECT_LOGGING_EXTRA_LOGGERS: "tasks",
+        PREFECT_LOGGING_EXTRA_LOGGERS: "pulse",
         # ...except lines from background threads (the alert notifier), which have no run to
         # belong to: they stay in the process log without a warning each time.
         PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW: "ignore",

@@ -7,7 +7,7 @@
 - retry-failed-batches/manual    no schedule: run it from the UI or `pulse trigger retry`
 - replay-dead-letters/manual     no schedule: `pulse trigger replay-dead-letters --reason ...`
 
-Scheduled runs size themselves from their scheduled start (tasks/windows.py): a run starts
+Scheduled runs size themselves from their scheduled start (pulse/pipeline/windows.py): a run starts
 early, waits for its window and ends when the next run's window begins, so no run is
 cancelled for overlapping the next. Schedules and parameters can be edited in the Prefect UI;
 the values below are the defaults. Pausing a schedule lets the current run finish its window.
@@ -44,7 +44,7 @@ from flows.aggregate import aggregate_interactions
 from flows.generate import generate_interactions
 from flows.replay import replay_dead_letters
 from flows.retry import retry_failed_batches
-from tasks.settings import Settings, load_settings
+from pulse.config import Settings, load_settings
 
 GENERATOR_EVERY = timedelta(seconds=60)
 CONSUMER_EVERY = timedelta(seconds=120)
@@ -55,7 +55,7 @@ RUNNER_POLL_SECONDS = 2.0  # how soon a due run starts; Prefect's default is 10 
 def _at_most(runs: int) -> ConcurrencyLimitConfig:
     # A run due while `runs` runs are live is cancelled, not queued: after an outage the late
     # runs do not pile up and then run back to back. Scheduled deployments allow 2: a run in
-    # its window and its successor waiting for the next one (tasks/windows.py).
+    # its window and its successor waiting for the next one (pulse/pipeline/windows.py).
     return ConcurrencyLimitConfig(
         limit=runs, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
     )
@@ -169,7 +169,7 @@ def release_stale_runs(names: list[str]) -> int:
                 client.set_flow_run_state(run.id, Crashed(message="its runner process is gone"))
                 released += 1
             # Runs due on the previous runner's schedule: this runner anchors a new one, and
-            # both would stream at once (tasks/windows.py relies on one schedule).
+            # both would stream at once (pulse/pipeline/windows.py relies on one schedule).
             for run in client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=scheduled)),
                 deployment_filter=only_this,

@@ -17,11 +17,11 @@ from flows.policies import (
     transient_failure,
     wait_for_window,
 )
-from tasks.batch import MicroBatch
-from tasks.consumer import AggregatingConsumer
-from tasks.drain import drain, summary_markdown
-from tasks.settings import load_settings
-from tasks.writer import BatchReport
+from pulse.config import load_settings
+from pulse.ingest.batch import MicroBatch
+from pulse.pipeline.apply import BatchReport
+from pulse.pipeline.consumer import AggregatingConsumer
+from pulse.pipeline.drain import drain, summary_markdown
 
 
 @task(
@@ -61,7 +61,7 @@ def aggregate_interactions(
 
     With `window_seconds` (the schedule's interval) the run joins the consumer group just before
     its window of the schedule starts and leaves when it ends, handing its partitions to its
-    successor, so some consumer is always draining (tasks/windows.py).
+    successor, so some consumer is always draining (pulse/pipeline/windows.py).
     """
     logger = get_run_logger()
     settings = load_settings()

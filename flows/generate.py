@@ -11,9 +11,9 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
 from flows.policies import HANDOVER_SECONDS, wait_for_window
-from tasks.generator_run import BurstReport, GeneratorRun, plan_and_config, summary_markdown
-from tasks.pacing import Slot
-from tasks.settings import load_settings
+from pulse.config import load_settings
+from pulse.generate.pacing import Slot
+from pulse.generate.run import BurstReport, GeneratorRun, plan_and_config, summary_markdown
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
@@ -50,7 +50,7 @@ def generate_interactions(
 
     Give one total: `events`, `bursts` or `duration_seconds` (default: 10 bursts). With
     `window_seconds` (the schedule's interval) the run streams for exactly its window of the
-    schedule instead, so consecutive runs stream without a gap (tasks/windows.py).
+    schedule instead, so consecutive runs stream without a gap (pulse/pipeline/windows.py).
     """
     logger = get_run_logger()
     settings = load_settings()

@@ -13,17 +13,18 @@ from prefect.logging import get_logger
 from prefect.runtime import flow_run as current_run
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
-from tasks.notify import send
-from tasks.settings import load_settings
-from tasks.windows import Window, window_of
+from pulse.alerts.channels import send
+from pulse.config import load_settings
+from pulse.pipeline.windows import Window, window_of
 
 TRANSIENT = (ConnectionFailure, ExecutionTimeout)
 """Database unreachable or slow: worth retrying. A refused write is not."""
 
 RETRY_DELAYS = [1.0, 5.0, 15.0]
 HANDOVER_SECONDS = 15.0
-"""How late after its scheduled time a run may start without leaving a gap (tasks/windows.py).
-Flow-run start-up here takes 3-10 s, most of it importing Prefect in a new process."""
+"""How late after its scheduled time a run may start without leaving a gap
+(pulse/pipeline/windows.py). Flow-run start-up here takes 3-10 s, most of it importing
+Prefect in a new process."""
 JOIN_AHEAD_SECONDS = 5.0
 """Consumer runs join their group this long before their window opens (less than the
 handover, so the run has started by then): one overlap, not a gap, at each handover."""

@@ -8,9 +8,9 @@ from prefect import flow, get_run_logger
 from pydantic import Field
 
 from flows.policies import notify_failure
-from tasks import dead_letter_replay
-from tasks.consumer import AggregatingConsumer
-from tasks.settings import load_settings
+from pulse.config import load_settings
+from pulse.pipeline import dead_letter_replay
+from pulse.pipeline.consumer import AggregatingConsumer
 
 
 @flow(name="replay-dead-letters", on_failure=[notify_failure], on_crashed=[notify_failure])

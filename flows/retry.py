@@ -8,10 +8,10 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.policies import RETRY_DELAYS, notify_failure, transient_failure
-from tasks import store
-from tasks.consumer import AggregatingConsumer
-from tasks.settings import load_settings
-from tasks.writer import BatchReport
+from pulse.config import load_settings
+from pulse.pipeline.apply import BatchReport
+from pulse.pipeline.consumer import AggregatingConsumer
+from pulse.store import writes
 
 
 @task(
@@ -31,7 +31,7 @@ def retry_failed_batches(topic: str | None = None) -> dict[str, Any]:
     logger = get_run_logger()
     settings = load_settings()
     with AggregatingConsumer(settings, topic=topic, join_group=False) as consumer:
-        entries = store.unfinished_batches(consumer.db, consumer.topic)
+        entries = writes.unfinished_batches(consumer.db, consumer.topic)
         logger.info("%d unfinished batches of %s", len(entries), consumer.topic)
         reports = [
             replay_batch.with_options(task_run_name=entry["_id"].split("/", 1)[1])(consumer, entry)

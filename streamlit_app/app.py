@@ -1,6 +1,6 @@
 """Pulse dashboard: `streamlit run streamlit_app/app.py` (started by `make run`).
 
-Pages only lay out; data comes from streamlit_app/queries.py, figures from charts.py.
+Pages only lay out; data comes from pulse/store/reads.py, figures from charts.py.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ import streamlit as st
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from tasks.mongo import Document
-from tasks.settings import Settings, load_settings
+from pulse.config import Settings, load_settings
+from pulse.store.client import Document
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -6,7 +6,7 @@ import streamlit as st
 from confluent_kafka import KafkaException
 from streamlit.delta_generator import DeltaGenerator
 
-from streamlit_app import queries
+from pulse.store import reads
 from streamlit_app.connection import fetch, settings
 
 HELP = (
@@ -16,11 +16,11 @@ HELP = (
 )
 
 
-def lag_metric(place: DeltaGenerator, warn: bool = False) -> queries.PipelineLag | None:
+def lag_metric(place: DeltaGenerator, warn: bool = False) -> reads.PipelineLag | None:
     """Show 'Pipeline lag' in `place`; None (and 'n/a') when Kafka does not answer."""
     current = settings()
     try:
-        lag = fetch(queries.pipeline_lag, current.kafka, current.kafka.topic)
+        lag = fetch(reads.pipeline_lag, current.kafka, current.kafka.topic)
     except KafkaException as exc:
         if warn:
             st.warning(f"Kafka is unreachable: {exc.args[0].str()}")

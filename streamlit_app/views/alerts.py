@@ -6,7 +6,7 @@ from datetime import datetime
 
 import streamlit as st
 
-from streamlit_app import queries
+from pulse.store import reads
 from streamlit_app.connection import fetch
 from streamlit_app.controls import live, sidebar
 
@@ -15,7 +15,7 @@ view = sidebar()
 
 
 def render(now: datetime) -> None:
-    recent = fetch(queries.alerts, view.since(now))
+    recent = fetch(reads.alerts, view.since(now))
     if recent.height == 0:
         st.info("No alerts in this time range.", icon=":material/check_circle:")
         return

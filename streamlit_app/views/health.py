@@ -7,7 +7,8 @@ from datetime import datetime
 import polars as pl
 import streamlit as st
 
-from streamlit_app import charts, queries
+from pulse.store import reads
+from streamlit_app import charts
 from streamlit_app.connection import fetch
 from streamlit_app.controls import live, sidebar
 from streamlit_app.lag import lag_metric
@@ -17,14 +18,14 @@ view = sidebar()
 
 
 def render(now: datetime) -> None:
-    batches = fetch(queries.ledger, 200)
+    batches = fetch(reads.ledger, 200)
     columns = st.columns(4)
     lag = lag_metric(columns[0], warn=True)
     recent = batches.filter(pl.col("started_at") >= view.since(now)) if batches.height else batches
     columns[1].metric("Batches in range", f"{recent.height:,}")
     unfinished = batches.filter(pl.col("status") != "applied") if batches.height else batches
     columns[2].metric("Unfinished or failed", f"{unfinished.height:,}")
-    reasons = fetch(queries.dead_letter_reasons)
+    reasons = fetch(reads.dead_letter_reasons)
     columns[3].metric("Dead letters", f"{reasons['count'].sum() if reasons.height else 0:,}")
 
     if lag is not None and lag.partitions.height:
@@ -39,7 +40,7 @@ def render(now: datetime) -> None:
         st.subheader("Dead letters")
         left, right = st.columns([1, 3])
         left.dataframe(reasons, hide_index=True, key="reasons")
-        right.dataframe(fetch(queries.dead_letter_samples, 20), hide_index=True, key="samples")
+        right.dataframe(fetch(reads.dead_letter_samples, 20), hide_index=True, key="samples")
     if batches.height == 0:
         st.info("No micro-batches yet.", icon=":material/hourglass_empty:")
 

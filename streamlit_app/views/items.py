@@ -6,7 +6,8 @@ from datetime import datetime
 
 import streamlit as st
 
-from streamlit_app import charts, queries
+from pulse.store import reads
+from streamlit_app import charts
 from streamlit_app.connection import fetch
 from streamlit_app.controls import live, sidebar
 
@@ -17,7 +18,7 @@ lookup = st.text_input("Look up an item", placeholder="e.g. i42", key="item_look
 
 
 def render(now: datetime) -> None:
-    top = fetch(queries.ranked, "items", "item_id", n)
+    top = fetch(reads.ranked, "items", "item_id", n)
     if top.height == 0:
         st.info("No items yet: nothing has been aggregated.", icon=":material/hourglass_empty:")
         return
@@ -28,7 +29,7 @@ def render(now: datetime) -> None:
             key="top_items",
         )
     with right:
-        bottom = fetch(queries.ranked, "items", "item_id", n, True)
+        bottom = fetch(reads.ranked, "items", "item_id", n, True)
         st.plotly_chart(
             charts.ranked_bars(
                 bottom, "item_id", view.types, f"Bottom {n} items (min interactions)"
@@ -37,7 +38,7 @@ def render(now: datetime) -> None:
         )
     st.dataframe(top, hide_index=True, key="top_items_table")
     if lookup:
-        item = fetch(queries.entity, "items", "item_id", lookup)
+        item = fetch(reads.entity, "items", "item_id", lookup)
         if item is None:
             st.warning(f"No item {lookup!r}.")
             return
@@ -46,7 +47,7 @@ def render(now: datetime) -> None:
         columns[0].metric("Interactions", f"{item['total']:,}")
         columns[1].metric("First seen", f"{item['first_seen']:%Y-%m-%d %H:%M:%S}")
         columns[2].metric("Last seen", f"{item['last_seen']:%Y-%m-%d %H:%M:%S}")
-        trend = fetch(queries.item_minutes, lookup, view.since(now), now)
+        trend = fetch(reads.item_minutes, lookup, view.since(now), now)
         st.plotly_chart(
             charts.timeline(trend, f"{lookup}: interactions per minute"), key="item_trend"
         )

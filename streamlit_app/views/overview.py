@@ -6,7 +6,8 @@ from datetime import datetime
 
 import streamlit as st
 
-from streamlit_app import charts, queries
+from pulse.store import reads
+from streamlit_app import charts
 from streamlit_app.connection import fetch
 from streamlit_app.controls import live, sidebar
 from streamlit_app.lag import lag_metric
@@ -16,7 +17,7 @@ view = sidebar()
 
 
 def render(now: datetime) -> None:
-    figures = fetch(queries.totals)
+    figures = fetch(reads.totals)
     if figures is None or figures.events == 0:
         st.info(
             "No events aggregated yet. `make run` starts the generator and the consumer; the "
@@ -29,7 +30,7 @@ def render(now: datetime) -> None:
     columns[0].metric("Total interactions", f"{figures.events:,}")
     columns[1].metric("Distinct users", f"{figures.users:,}")
     columns[2].metric("Avg interactions / user", f"{figures.average_per_user:,.2f}")
-    columns[3].metric("Events last minute", f"{fetch(queries.last_full_minute, now):,}")
+    columns[3].metric("Events last minute", f"{fetch(reads.last_full_minute, now):,}")
     lag_metric(columns[4])
     columns[5].metric(
         "Last event",
@@ -39,7 +40,7 @@ def render(now: datetime) -> None:
     )
     columns[6].metric("Dead-lettered", f"{figures.dead_lettered:,}")
 
-    per_minute = fetch(queries.minutes, view.since(now), now)
+    per_minute = fetch(reads.minutes, view.since(now), now)
     if per_minute.height == 0:
         st.info("No events in this time range.")
         return

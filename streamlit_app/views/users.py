@@ -6,7 +6,8 @@ from datetime import datetime
 
 import streamlit as st
 
-from streamlit_app import charts, queries
+from pulse.store import reads
+from streamlit_app import charts
 from streamlit_app.connection import fetch
 from streamlit_app.controls import live, sidebar
 
@@ -17,20 +18,20 @@ lookup = st.text_input("Look up a user", placeholder="e.g. u17", key="user_looku
 
 
 def render(now: datetime) -> None:
-    figures = fetch(queries.totals)
+    figures = fetch(reads.totals)
     if figures is None or figures.users == 0:
         st.info("No users yet: nothing has been aggregated.", icon=":material/hourglass_empty:")
         return
     columns = st.columns(2)
     columns[0].metric("Distinct users", f"{figures.users:,}")
     columns[1].metric("Avg interactions / user", f"{figures.average_per_user:,.2f}")
-    st.plotly_chart(charts.activity_histogram(queries.user_histogram(figures)), key="histogram")
-    top = fetch(queries.ranked, "users", "user_id", n)
+    st.plotly_chart(charts.activity_histogram(reads.user_histogram(figures)), key="histogram")
+    top = fetch(reads.ranked, "users", "user_id", n)
     st.plotly_chart(
         charts.ranked_bars(top, "user_id", view.types, f"Top {n} users"), key="top_users"
     )
     if lookup:
-        user = fetch(queries.entity, "users", "user_id", lookup)
+        user = fetch(reads.entity, "users", "user_id", lookup)
         if user is None:
             st.warning(f"No user {lookup!r}.")
             return

@@ -17,10 +17,10 @@ import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pymongo.database import Database
 
-from infra import stack
-from tasks.kafka import delete_topic, ensure_topic
-from tasks.mongo import Document, mongo_client
-from tasks.settings import Settings, load_settings
+from pulse.config import Settings, load_settings
+from pulse.kafka.clients import delete_topic, ensure_topic
+from pulse.stack import services
+from pulse.store.client import Document, mongo_client
 
 
 @pytest.fixture(scope="session")
@@ -31,10 +31,10 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def live_stack(settings: Settings) -> Iterator[Settings]:
     """The running stack; started (and later stopped) here if it was not up."""
-    already_up = {row.name for row in stack.status(settings) if row.state != "stopped"}
-    stack.up(settings, say=print)
+    already_up = {row.name for row in services.status(settings) if row.state != "stopped"}
+    services.up(settings, say=print)
     yield settings
-    for service in stack.services(settings):
+    for service in services.services(settings):
         if service.name not in already_up:
             service.pidfile.stop()
 

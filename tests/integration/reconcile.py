@@ -10,17 +10,17 @@ from typing import Any
 import orjson
 from pymongo.database import Database
 
-from streamlit_app import queries
-from tasks import hll
-from tasks.consumer import AggregatingConsumer
-from tasks.drain import DrainSummary, drain
-from tasks.generator import GeneratorConfig
-from tasks.generator_run import GeneratorRun, RunSummary
-from tasks.leaders import LEADERS, LOW_CAP, low_doc_id
-from tasks.mongo import Document
-from tasks.pacing import RatePlan
-from tasks.settings import Settings, env_name
-from tasks.updates import activity_bin
+from pulse.config import Settings, env_name
+from pulse.generate.pacing import RatePlan
+from pulse.generate.run import GeneratorRun, RunSummary
+from pulse.generate.simulate import GeneratorConfig
+from pulse.ingest import sketches
+from pulse.pipeline.consumer import AggregatingConsumer
+from pulse.pipeline.drain import DrainSummary, drain
+from pulse.store import reads
+from pulse.store.client import Document
+from pulse.store.leaders import LEADERS, LOW_CAP, low_doc_id
+from pulse.store.statements import activity_bin
 from tests.waiting import wait_until
 
 
@@ -98,14 +98,14 @@ def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:
     assert minutes == truth["by_minute"]
     item_minute_total = sum(doc["total"] for doc in db.item_minutes.find({}, {"total": 1}))
     assert item_minute_total == truth["events"]
-    sketches = {doc["_id"]: doc for doc in db.minute_sketches.find()}
-    assert set(sketches) == set(truth["by_minute"])
+    merged = {doc["_id"]: doc for doc in db.minute_sketches.find()}
+    assert set(merged) == set(truth["by_minute"])
     for doc in db.minutes.find():
-        sketch = sketches[doc["_id"]]
-        assert hll.estimate(sketch["users_hll"]) <= len(truth["by_user"]) * 1.1
+        sketch = merged[doc["_id"]]
+        assert sketches.estimate(sketch["users_hll"]) <= len(truth["by_user"]) * 1.1
         # What the dashboard reads: the estimates of the fully merged sketches.
-        assert doc["active_users"] == round(hll.estimate(sketch["users_hll"]))
-        assert doc["active_items"] == round(hll.estimate(sketch["items_hll"]))
+        assert doc["active_users"] == round(sketches.estimate(sketch["users_hll"]))
+        assert doc["active_items"] == round(sketches.estimate(sketch["items_hll"]))
 
     assert_leaders_match(db, truth)
 
@@ -120,10 +120,10 @@ def assert_leaders_match(db: Database[Document], truth: dict[str, Any]) -> None:
     by_item, by_user = truth["by_item"], truth["by_user"]
     for collection, key, counts in (("items", "item_id", by_item), ("users", "user_id", by_user)):
         n = min(10, len(counts))
-        top = queries.ranked(db, collection, key, n)
+        top = reads.ranked(db, collection, key, n)
         assert top["total"].to_list() == sorted(counts.values(), reverse=True)[:n]
         assert all(counts[name] == total for name, total in top.select(key, "total").iter_rows())
-    bottom = queries.ranked(db, "items", "item_id", min(10, len(by_item)), lowest=True)
+    bottom = reads.ranked(db, "items", "item_id", min(10, len(by_item)), lowest=True)
     assert bottom["total"].to_list() == sorted(by_item.values())[: bottom.height]
     for item, total in by_item.items():
         if total <= LOW_CAP:

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from tasks.alerts import alert_id
-from tasks.consumer import AggregatingConsumer
-from tasks.generator import GeneratorConfig
-from tasks.generator_run import GeneratorRun
-from tasks.mongo import database, mongo_client
-from tasks.pacing import RatePlan
-from tasks.settings import Settings, load_settings
+from pulse.alerts.evaluate import alert_id
+from pulse.config import Settings, load_settings
+from pulse.generate.pacing import RatePlan
+from pulse.generate.run import GeneratorRun
+from pulse.generate.simulate import GeneratorConfig
+from pulse.pipeline.consumer import AggregatingConsumer
+from pulse.store.client import database, mongo_client
 from tests.integration.reconcile import drain_until_caught_up
 
 pytestmark = pytest.mark.integration

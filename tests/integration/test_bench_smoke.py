@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tasks.settings import Settings
+from pulse.config import Settings
 
 pytestmark = pytest.mark.integration
 

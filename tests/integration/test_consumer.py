@@ -18,11 +18,11 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
 
 from flows.aggregate import aggregate_interactions
-from tasks import store
-from tasks.consumer import AggregatingConsumer
-from tasks.drain import DrainSummary, drain
-from tasks.mongo import database, mongo_client
-from tasks.settings import Settings
+from pulse.config import Settings
+from pulse.pipeline.consumer import AggregatingConsumer
+from pulse.pipeline.drain import DrainSummary, drain
+from pulse.store import writes
+from pulse.store.client import database, mongo_client
 from tests.integration.reconcile import (
     assert_matches_truth,
     drain_until_caught_up,
@@ -63,7 +63,7 @@ def test_flow_drains_and_every_figure_equals_ground_truth(
         ledger = list(db.ledger.find({}))
         assert ledger and all(entry["status"] == "applied" for entry in ledger)
         assert all({"validate", "aggregate", "write"} <= set(e["seconds"]) for e in ledger)
-        offsets = store.stored_offsets(db, pipeline.kafka.topic)
+        offsets = writes.stored_offsets(db, pipeline.kafka.topic)
         assert sum(offsets.values()) == truth["events"] + truth["malformed"]
     with get_client(sync_client=True) as prefect:
         artifacts = prefect.read_artifacts(
@@ -101,7 +101,7 @@ def test_a_crash_at_any_step_of_a_write_leaves_totals_exact(
 ) -> None:
     _, truth = produce(pipeline, tmp_path / "truth.json", events=24_000)
     # The writes of one batch, in order: dead letters, users, items, item x minute, minutes,
-    # totals (six store.apply calls), offsets, then the ledger's 'applied'. A restarted
+    # totals (six writes.apply calls), offsets, then the ledger's 'applied'. A restarted
     # consumer first replays the unfinished batch (those calls count too), then reads on; the
     # later crash points therefore land in fresh batches.
     crash_points = [
@@ -118,7 +118,7 @@ def test_a_crash_at_any_step_of_a_write_leaves_totals_exact(
         ("ledger_finish", 2),
     ]
     originals = {
-        name: getattr(store, name) for name in ("apply", "advance_offsets", "ledger_finish")
+        name: getattr(writes, name) for name in ("apply", "advance_offsets", "ledger_finish")
     }
     for target, after_calls in crash_points:
         calls = {"n": 0}
@@ -136,13 +136,13 @@ def test_a_crash_at_any_step_of_a_write_leaves_totals_exact(
                 raise SimulatedCrashError(f"after {_target} call {_after}")
             return result
 
-        monkeypatch.setattr(store, target, crashing)
+        monkeypatch.setattr(writes, target, crashing)
         with pytest.raises(SimulatedCrashError), AggregatingConsumer(pipeline) as consumer:
             while True:
                 batch = consumer.poll_batch(3_000, 2.0)
                 if batch is not None:
                     consumer.process(batch)
-        monkeypatch.setattr(store, target, originals[target])
+        monkeypatch.setattr(writes, target, originals[target])
 
     drain_until_caught_up(pipeline, max_batch_events=6_000)
     with mongo_client(pipeline.mongo) as client:
@@ -153,7 +153,7 @@ def test_a_crash_at_any_step_of_a_write_leaves_totals_exact(
 
 def _consume_process(settings: Settings, **env: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "consume", "--time-budget", "300"],
+        [sys.executable, "-m", "pulse.cli.main", "consume", "--time-budget", "300"],
         cwd=REPO,
         env=subprocess_env(settings, PULSE_CONSUMER_MAX_BATCH_EVENTS="3000", **env),
         stdout=subprocess.PIPE,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from tasks.mongo import database, mongo_client
-from tasks.settings import Settings
+from pulse.config import Settings
+from pulse.store.client import database, mongo_client
 from tests.integration.reconcile import drain_until_caught_up, produce, subprocess_env
 from tests.waiting import wait_until
 

@@ -13,9 +13,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from streamlit_app import queries
-from tasks.mongo import database, mongo_client
-from tasks.settings import Settings
+from pulse.config import Settings
+from pulse.store import reads
+from pulse.store.client import database, mongo_client
 from tests.integration.reconcile import drain_until_caught_up, produce, subprocess_env
 
 pytestmark = pytest.mark.integration
@@ -187,10 +187,10 @@ def test_pipeline_lag_counts_waiting_records_and_the_age_of_the_oldest(
     later = after + timedelta(seconds=30)
     with mongo_client(pipeline.mongo) as client:
         db = database(client, pipeline.mongo)
-        lag = queries.pipeline_lag(db, pipeline.kafka, pipeline.kafka.topic, now=later)
+        lag = reads.pipeline_lag(db, pipeline.kafka, pipeline.kafka.topic, now=later)
         assert lag.records == summary.records  # every record waits, good or bad
         # The oldest waiting record reached Kafka between `before` and `after`.
         assert 30 <= lag.seconds <= 30 + (after - before).total_seconds() + 1
         drain_until_caught_up(pipeline)
-        lag = queries.pipeline_lag(db, pipeline.kafka, pipeline.kafka.topic, now=later)
+        lag = reads.pipeline_lag(db, pipeline.kafka, pipeline.kafka.topic, now=later)
         assert (lag.records, lag.seconds) == (0, 0.0)

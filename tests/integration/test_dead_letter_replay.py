@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from flows.replay import replay_dead_letters
-from tasks import dead_letter_replay, store
-from tasks.consumer import AggregatingConsumer
-from tasks.mongo import database, mongo_client
-from tasks.settings import Settings, load_settings
+from pulse.config import Settings, load_settings
+from pulse.pipeline import dead_letter_replay
+from pulse.pipeline.consumer import AggregatingConsumer
+from pulse.store import writes
+from pulse.store.client import database, mongo_client
 from tests.integration.reconcile import drain_until_caught_up, produce, snapshot, subprocess_env
 
 pytestmark = pytest.mark.integration
@@ -45,7 +46,7 @@ def test_fixed_dead_letters_are_revived_exactly_once(
     assert "teleport" in fixed.generator.interaction_types
 
     # An interrupted replay: the process dies after the users were written.
-    real_apply = store.apply
+    real_apply = writes.apply
     calls = {"n": 0}
 
     def dies_after_users(*args: object, **kwargs: object) -> object:
@@ -55,10 +56,10 @@ def test_fixed_dead_letters_are_revived_exactly_once(
             raise RuntimeError("killed")
         return result
 
-    monkeypatch.setattr(store, "apply", dies_after_users)
+    monkeypatch.setattr(writes, "apply", dies_after_users)
     with pytest.raises(RuntimeError), AggregatingConsumer(fixed, join_group=False) as consumer:
         dead_letter_replay.replay(consumer.writer, field_name="interaction_type")
-    monkeypatch.setattr(store, "apply", real_apply)
+    monkeypatch.setattr(writes, "apply", real_apply)
 
     result = replay_dead_letters(field="interaction_type")
     assert result["revived"] == teleports  # the interrupted replay was finished, not repeated

@@ -33,10 +33,10 @@ from pymongo.errors import PyMongoError
 
 from flows.aggregate import aggregate_interactions
 from flows.retry import retry_failed_batches
-from infra.mongo_server import MongoServer
-from tasks import store
-from tasks.mongo import database, mongo_client
-from tasks.settings import Settings, load_settings
+from pulse.config import Settings, load_settings
+from pulse.stack.mongo_server import MongoServer
+from pulse.store import writes
+from pulse.store.client import database, mongo_client
 from tests.integration.reconcile import assert_matches_truth, produce, subprocess_env
 from tests.waiting import wait_until
 
@@ -165,7 +165,7 @@ def test_served_deployments_run_when_triggered_and_data_lands(
             deployment = prefect.read_deployment_by_name(name)
             assert deployment.schedules, f"{name} has a schedule"
             limit = deployment.global_concurrency_limit
-            # a run in its window and its successor waiting (tasks/windows.py)
+            # a run in its window and its successor waiting (pulse/pipeline/windows.py)
             assert limit is not None and limit.limit == 2, f"{name}: two runs at most"
             assert deployment.concurrency_options is not None
             assert deployment.concurrency_options.collision_strategy == "CANCEL_NEW"
@@ -276,7 +276,7 @@ def test_a_database_outage_fails_the_run_visibly_and_a_retry_reconciles(
         # The outage hits between two batches (nothing of the next one written, not even its
         # ledger entry) or inside one (an unfinished entry): both are handled below.
         assert applied, "a batch was applied before the outage"
-        stored = store.stored_offsets(db, pipeline.kafka.topic)
+        stored = writes.stored_offsets(db, pipeline.kafka.topic)
         last_applied: dict[int, int] = {}
         for entry in applied:
             for r in entry["ranges"]:

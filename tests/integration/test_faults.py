@@ -15,14 +15,14 @@ import orjson
 import pytest
 from confluent_kafka import KafkaException, Producer
 
-from infra.kafka_broker import KafkaBroker
-from infra.process import log_tail
-from tasks.generator import GeneratorConfig
-from tasks.generator_run import GeneratorRun
-from tasks.kafka import admin_client, ensure_topic
-from tasks.mongo import database, mongo_client
-from tasks.pacing import RatePlan
-from tasks.settings import Settings, load_settings
+from pulse.config import Settings, load_settings
+from pulse.generate.pacing import RatePlan
+from pulse.generate.run import GeneratorRun
+from pulse.generate.simulate import GeneratorConfig
+from pulse.kafka.clients import admin_client, ensure_topic
+from pulse.stack.kafka_broker import KafkaBroker
+from pulse.stack.process import log_tail
+from pulse.store.client import database, mongo_client
 from tests.integration.reconcile import (
     assert_matches_truth,
     drain_until_caught_up,
@@ -149,7 +149,7 @@ def test_a_broker_restart_under_load_loses_and_doubles_nothing(
     env = subprocess_env(settings, PULSE_KAFKA_BOOTSTRAP_SERVERS=settings.kafka.bootstrap_servers)
     consumer_log = tmp_path / "consumer.log"
     consumer = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "consume", "--follow", "--time-budget", "240"],
+        [sys.executable, "-m", "pulse.cli.main", "consume", "--follow", "--time-budget", "240"],
         cwd=REPO,
         env=env,
         stdout=consumer_log.open("wb"),
@@ -216,7 +216,7 @@ def test_a_consumer_killed_during_a_rebalance_loses_and_doubles_nothing(
     env = subprocess_env(
         pipeline, PULSE_KAFKA_SESSION_TIMEOUT_MS="6000", PULSE_CONSUMER_MAX_BATCH_EVENTS="4000"
     )
-    command = [sys.executable, "-m", "cli.main", "consume", "--time-budget", "300"]
+    command = [sys.executable, "-m", "pulse.cli.main", "consume", "--time-budget", "300"]
     first = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -287,7 +287,7 @@ def test_bad_configuration_gives_one_clear_line(
         key: value.replace("__BAD_RULES__", str(rules)) for key, value in environment.items()
     }
     result = subprocess.run(
-        [sys.executable, "-m", "cli.main", *arguments],
+        [sys.executable, "-m", "pulse.cli.main", *arguments],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -18,9 +18,9 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
 
 from flows.generate import generate_interactions
-from tasks.events import FIELDS
-from tasks.producer import InteractionProducer
-from tasks.settings import Settings
+from pulse.config import Settings
+from pulse.events import FIELDS
+from pulse.kafka.producer import InteractionProducer
 
 pytestmark = pytest.mark.integration
 

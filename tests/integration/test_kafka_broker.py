@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from tasks.kafka import admin_client, consumer, ensure_topic, producer
-from tasks.settings import Settings
+from pulse.config import Settings
+from pulse.kafka.clients import admin_client, consumer, ensure_topic, producer
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import pytest
 from pymongo import ASCENDING, UpdateOne
 from pymongo.database import Database
 
-from tasks.mongo import Document, mongo_client
-from tasks.settings import Settings
+from pulse.config import Settings
+from pulse.store.client import Document, mongo_client
 
 pytestmark = pytest.mark.integration
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pymongo.database import Database
 
-from tasks import store
-from tasks.batch import OffsetRange
-from tasks.mongo import Document
+from pulse.ingest.batch import OffsetRange
+from pulse.store import writes
+from pulse.store.client import Document
 
 pytestmark = pytest.mark.integration
 
@@ -15,23 +15,23 @@ RANGES = [OffsetRange(0, 0, 9)]
 
 
 def test_markers_follow_the_ledger_and_stale_ones_are_ignored(mongo_db: Database[Document]) -> None:
-    store.ledger_begin(mongo_db, "t/p0:0-9", "t", RANGES, 10)
-    assert [e["_id"] for e in store.unfinished_batches(mongo_db, "t", [0])] == ["t/p0:0-9"]
-    store.ledger_fail(mongo_db, "t/p0:0-9", "boom")
-    assert [e["status"] for e in store.unfinished_batches(mongo_db, "t")] == ["failed"]
-    store.ledger_begin(mongo_db, "t/p0:0-9", "t", RANGES, 10)  # the retry
-    store.ledger_finish(mongo_db, "t/p0:0-9", {})
-    assert store.unfinished_batches(mongo_db, "t") == []
-    assert mongo_db[store.OPEN_BATCHES].count_documents({}) == 0
+    writes.ledger_begin(mongo_db, "t/p0:0-9", "t", RANGES, 10)
+    assert [e["_id"] for e in writes.unfinished_batches(mongo_db, "t", [0])] == ["t/p0:0-9"]
+    writes.ledger_fail(mongo_db, "t/p0:0-9", "boom")
+    assert [e["status"] for e in writes.unfinished_batches(mongo_db, "t")] == ["failed"]
+    writes.ledger_begin(mongo_db, "t/p0:0-9", "t", RANGES, 10)  # the retry
+    writes.ledger_finish(mongo_db, "t/p0:0-9", {})
+    assert writes.unfinished_batches(mongo_db, "t") == []
+    assert mongo_db[writes.OPEN_BATCHES].count_documents({}) == 0
 
     # A crash between marker and entry leaves a marker alone: ignored, then removed.
-    mongo_db[store.OPEN_BATCHES].insert_one({"_id": "t/p0:10-19", "open": True})
-    assert store.unfinished_batches(mongo_db, "t") == []
-    assert mongo_db[store.OPEN_BATCHES].count_documents({}) == 0
+    mongo_db[writes.OPEN_BATCHES].insert_one({"_id": "t/p0:10-19", "open": True})
+    assert writes.unfinished_batches(mongo_db, "t") == []
+    assert mongo_db[writes.OPEN_BATCHES].count_documents({}) == 0
 
 
 def test_a_ledger_from_before_the_markers_is_backfilled_once(mongo_db: Database[Document]) -> None:
-    mongo_db[store.LEDGER].insert_many(
+    mongo_db[writes.LEDGER].insert_many(
         [
             {
                 "_id": "t/p1:0-9",
@@ -49,7 +49,7 @@ def test_a_ledger_from_before_the_markers_is_backfilled_once(mongo_db: Database[
             },
         ]
     )
-    assert store.unfinished_batches(mongo_db, "t") == []  # no marker yet
-    store.ensure_indexes(mongo_db)
-    assert [e["_id"] for e in store.unfinished_batches(mongo_db, "t", [1])] == ["t/p1:0-9"]
-    assert store.unfinished_batches(mongo_db, "t", [2]) == []  # other partitions: not theirs
+    assert writes.unfinished_batches(mongo_db, "t") == []  # no marker yet
+    writes.ensure_indexes(mongo_db)
+    assert [e["_id"] for e in writes.unfinished_batches(mongo_db, "t", [1])] == ["t/p1:0-9"]
+    assert writes.unfinished_batches(mongo_db, "t", [2]) == []  # other partitions: not theirs

@@ -14,11 +14,11 @@ import polars as pl
 import pytest
 from confluent_kafka import Producer
 
-from tasks.events import SCHEMA
-from tasks.ground_truth import GroundTruth
-from tasks.mongo import database, mongo_client
-from tasks.settings import Settings
-from tasks.wire import REQUIRED
+from pulse.config import Settings
+from pulse.events import SCHEMA
+from pulse.ingest.ground_truth import GroundTruth
+from pulse.ingest.wire import REQUIRED
+from pulse.store.client import database, mongo_client
 from tests.integration.reconcile import assert_matches_truth, drain_until_caught_up
 
 pytestmark = pytest.mark.integration

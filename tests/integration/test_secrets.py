@@ -18,8 +18,8 @@ from prefect.client.schemas.sorting import FlowRunSort
 
 from flows.aggregate import aggregate_interactions
 from flows.generate import generate_interactions
-from tasks.mongo import database, mongo_client
-from tasks.settings import Settings, load_settings
+from pulse.config import Settings, load_settings
+from pulse.store.client import database, mongo_client
 from tests.integration.reconcile import subprocess_env
 
 pytestmark = pytest.mark.integration
@@ -120,7 +120,7 @@ def test_secret_values_leak_nowhere(
             "PULSE_MONGO_TIMEOUT_MS": "1000",
         }
         result = subprocess.run(
-            [sys.executable, "-m", "cli.main", *command],
+            [sys.executable, "-m", "pulse.cli.main", *command],
             cwd=REPO,
             env=bad_host,
             capture_output=True,

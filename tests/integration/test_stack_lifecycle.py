@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infra.process import port_open
-from tasks.kafka import admin_client
-from tasks.mongo import mongo_client
-from tasks.settings import Settings, load_settings
+from pulse.config import Settings, load_settings
+from pulse.kafka.clients import admin_client
+from pulse.stack.process import port_open
+from pulse.store.client import mongo_client
 
 pytestmark = pytest.mark.integration
 

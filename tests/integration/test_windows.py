@@ -13,8 +13,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from flows.aggregate import aggregate_interactions
 from flows.generate import generate_interactions
-from tasks.mongo import database, mongo_client
-from tasks.settings import Settings
+from pulse.config import Settings
+from pulse.store.client import database, mongo_client
 from tests.integration.reconcile import assert_matches_truth, subprocess_env
 
 pytestmark = pytest.mark.integration

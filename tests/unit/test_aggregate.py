@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from tasks import hll
-from tasks.aggregate import TIME, aggregate
+from pulse.ingest import sketches
+from pulse.ingest.aggregate import TIME, aggregate
 
 TYPES = ("view", "click")
 T0 = 1_795_737_600_000  # 2026-11-27T00:00:00Z
@@ -127,5 +127,5 @@ def test_two_batches_add_up_to_one() -> None:
 def test_minute_sketches_count_distinct_users_and_items() -> None:
     rows = [(f"u{n % 50}", f"i{n % 7}", "view", T0 + n) for n in range(500)]
     users, items = aggregate(_events(rows), TYPES).minute_sketches["2026-11-27T00:00Z"]
-    assert hll.estimate(users) == pytest.approx(50, rel=0.05)
-    assert hll.estimate(items) == pytest.approx(7, rel=0.05)
+    assert sketches.estimate(users) == pytest.approx(50, rel=0.05)
+    assert sketches.estimate(items) == pytest.approx(7, rel=0.05)

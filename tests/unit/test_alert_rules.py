@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.alert_rules import RuleError, load_rules_file, merge, parse_rules
+from pulse.alerts.rules import RuleError, load_rules_file, merge, parse_rules
 
 REPO = Path(__file__).resolve().parents[2]
 

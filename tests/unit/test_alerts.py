@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tasks.alert_rules import AlertRule
-from tasks.alerts import (
+from pulse.alerts.evaluate import (
     Observation,
     RuleState,
     alert_id,
@@ -16,6 +15,7 @@ from tasks.alerts import (
     resolutions,
     window_start,
 )
+from pulse.alerts.rules import AlertRule
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

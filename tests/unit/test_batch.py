@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.batch import MicroBatch, OffsetRange
+from pulse.ingest.batch import MicroBatch, OffsetRange
 
 
 def _batch(pairs: list[tuple[int, int]]) -> MicroBatch:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tasks.settings import all_env_names
+from pulse.config import all_env_names
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from deployments.serve import deployments
-from tasks.settings import Settings
+from pulse.config import Settings
 
 PREFECT_YAML = Path(__file__).resolve().parents[2] / "deployments" / "prefect.yaml"
 

@@ -6,7 +6,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-from tasks.events import FIELDS, SCHEMA, empty_events, encode
+from pulse.events import FIELDS, SCHEMA, empty_events, encode
 
 
 def test_encode_is_compact_json_in_wire_order() -> None:

@@ -10,11 +10,11 @@ import pytest
 from polars.testing import assert_frame_equal
 from pydantic import ValidationError
 
-from tasks.batch import MicroBatch
-from tasks.events import FIELDS
-from tasks.generator import MALFORMED_KINDS, GeneratorConfig, InteractionGenerator
-from tasks.settings import DEFAULT_INTERACTION_TYPES
-from tasks.validation import ValidationRules, validate
+from pulse.config import DEFAULT_INTERACTION_TYPES
+from pulse.events import FIELDS
+from pulse.generate.simulate import MALFORMED_KINDS, GeneratorConfig, InteractionGenerator
+from pulse.ingest.batch import MicroBatch
+from pulse.ingest.validate import ValidationRules, validate
 
 START_MS = 1_795_737_600_000  # 2026-11-27T00:00:00Z
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import polars as pl
 
-from tasks.ground_truth import GroundTruth
+from pulse.ingest.ground_truth import GroundTruth
 
 MINUTE = 1_795_737_600_000  # 2026-11-27T00:00Z
 

@@ -4,29 +4,29 @@ from __future__ import annotations
 
 import pytest
 
-from tasks import hll
+from pulse.ingest import sketches
 
 
 @pytest.mark.parametrize("count", [0, 1, 10, 500, 20_000, 200_000])
 def test_estimate_is_within_four_standard_errors(count: int) -> None:
-    estimate = hll.estimate(hll.registers(f"user-{n}" for n in range(count)))
-    assert estimate == pytest.approx(count, rel=4 * 1.04 / hll.REGISTERS**0.5, abs=1)
+    estimate = sketches.estimate(sketches.registers(f"user-{n}" for n in range(count)))
+    assert estimate == pytest.approx(count, rel=4 * 1.04 / sketches.REGISTERS**0.5, abs=1)
 
 
 def test_merging_sketches_estimates_the_union() -> None:
-    left = hll.registers(f"u{n}" for n in range(0, 30_000))
-    right = hll.registers(f"u{n}" for n in range(20_000, 50_000))
+    left = sketches.registers(f"u{n}" for n in range(0, 30_000))
+    right = sketches.registers(f"u{n}" for n in range(20_000, 50_000))
     merged = {key: max(left.get(key, 0), right.get(key, 0)) for key in left.keys() | right.keys()}
-    assert hll.estimate(merged) == pytest.approx(50_000, rel=0.13)
+    assert sketches.estimate(merged) == pytest.approx(50_000, rel=0.13)
 
 
 def test_adding_the_same_values_again_changes_nothing() -> None:
-    once = hll.registers(f"u{n}" for n in range(1_000))
-    twice = hll.registers([f"u{n}" for n in range(1_000)] * 2)
+    once = sketches.registers(f"u{n}" for n in range(1_000))
+    twice = sketches.registers([f"u{n}" for n in range(1_000)] * 2)
     assert once == twice
 
 
 def test_hash_is_stable_across_runs() -> None:
     # Sketches stored in MongoDB are merged with new ones: the hash must never change.
-    assert hll.registers(["u1"]) == {586: 2}
-    assert hll.estimate({"r586": 2}) == hll.estimate({586: 2})
+    assert sketches.registers(["u1"]) == {586: 2}
+    assert sketches.estimate({"r586": 2}) == sketches.estimate({586: 2})

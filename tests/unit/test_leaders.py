@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tasks.leaders import (
+from pulse.store.leaders import (
     LOW_CAP,
     TOP_K,
     candidates,

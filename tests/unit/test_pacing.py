@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tasks.pacing import Pacer, RatePlan
+from pulse.generate.pacing import Pacer, RatePlan
 
 
 class FakeClock:

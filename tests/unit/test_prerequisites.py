@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.prerequisites import MissingPrerequisiteError, require_java, require_tool
+from pulse.stack.prerequisites import MissingPrerequisiteError, require_java, require_tool
 
 
 def _fake_java(folder: Path, version_line: str) -> None:

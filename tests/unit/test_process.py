@@ -9,8 +9,8 @@ from pathlib import Path
 
 import orjson
 
-from infra.process import PidFile, log_tail, port_open
-from infra.service import Endpoint
+from pulse.stack.process import PidFile, log_tail, port_open
+from pulse.stack.service import Endpoint
 from tests.waiting import wait_until
 
 # A parent that starts a child in its own group, like `prefect server start` does.

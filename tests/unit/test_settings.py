@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.settings import (
+from pulse.config import (
     SettingsError,
     all_env_names,
     env_example,

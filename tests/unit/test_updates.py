@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from tasks.aggregate import Aggregates, aggregate
-from tasks.batch import OffsetRange
-from tasks.updates import (
+from pulse.ingest.aggregate import Aggregates, aggregate
+from pulse.ingest.batch import OffsetRange
+from pulse.ingest.validate import DEAD_SCHEMA
+from pulse.store.statements import (
     Guard,
     activity_bin,
     dead_letter_statements,
@@ -19,7 +20,6 @@ from tasks.updates import (
     totals_update,
     user_bin_changes,
 )
-from tasks.validation import DEAD_SCHEMA
 
 TYPES = ("view", "click")
 T0 = 1_795_737_600_000

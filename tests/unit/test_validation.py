@@ -8,8 +8,8 @@ import orjson
 import polars as pl
 import pytest
 
-from tasks.batch import MicroBatch
-from tasks.validation import ValidationRules, validate
+from pulse.ingest.batch import MicroBatch
+from pulse.ingest.validate import ValidationRules, validate
 
 KAFKA_TS = 1_795_737_600_000
 RULES = ValidationRules(

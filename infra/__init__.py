@@ -1,1 +1,0 @@
-"""Local services without Docker: Kafka from Maven jars, MongoDB/FerretDB, Prefect server."""

@@ -1,0 +1,1 @@
+"""Alerts: rules, evaluation (pure), the engine that stores state, and notification channels."""

@@ -1,0 +1,357 @@
+"""Alerting after each micro-batch: observe the windows a batch touched, decide, store, notify.
+
+Decisions come from the pure functions in pulse/alerts/evaluate.py; this module does the I/O around
+them. Alerts are keyed by rule, key and window, so re-processing a batch cannot duplicate one.
+Notifications go out on a background thread: a slow or failing channel never holds up or
+fails the pipeline, and its outcome is stored on the alert.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+from pydantic import SecretStr
+from pymongo.database import Database
+
+from pulse.alerts.channels import Delivery, send
+from pulse.alerts.evaluate import (
+    Decision,
+    Observation,
+    RuleState,
+    fires,
+    latest_closed_window,
+    resolutions,
+    window_start,
+)
+from pulse.alerts.rules import AlertRule, load_rules_file, merge, parse_rules
+from pulse.config import AlertSettings
+from pulse.ingest.aggregate import MINUTE_FORMAT, Aggregates
+from pulse.store.client import Document
+
+log = logging.getLogger(__name__)
+
+ALERTS = "alerts"
+ALERT_STATE = "alert_state"
+ALERT_RULES = "alert_rules"
+RULES_REFRESH_SECONDS = 30.0
+MAX_PARTITIONS = 128
+_IN_CHUNK = 500
+
+
+def _minutes(start: datetime, count: int) -> list[str]:
+    return [(start + timedelta(minutes=n)).strftime(MINUTE_FORMAT) for n in range(count)]
+
+
+def _parse_minute(minute_id: str) -> datetime:
+    return datetime.strptime(minute_id, MINUTE_FORMAT).replace(tzinfo=UTC)
+
+
+class Alerting:
+    """Evaluates the rules after each batch and keeps alerts and their state in MongoDB."""
+
+    def __init__(self, db: Database[Document], settings: AlertSettings) -> None:
+        self.db = db
+        self.settings = settings
+        self.file_rules = load_rules_file(settings.rules_file)
+        self._rules: list[AlertRule] = merge(self.file_rules, [])
+        self._loaded = 0.0
+        self.notifier = Notifier(db, settings)
+
+    # --- rules -------------------------------------------------------------------------
+
+    def rules(self) -> dict[str, AlertRule]:
+        """File rules, replaced by same-id rules from the `alert_rules` collection (re-read
+        every 30 s, so rules can be edited while the pipeline runs)."""
+        if time.monotonic() - self._loaded > RULES_REFRESH_SECONDS:
+            stored = [
+                {k: v for k, v in doc.items() if k != "_id"} | {"id": doc["_id"]}
+                for doc in self.db[ALERT_RULES].find()
+            ]
+            self._rules = merge(self.file_rules, parse_rules(stored, ALERT_RULES))
+            self._loaded = time.monotonic()
+        return {rule.id: rule for rule in self._rules}
+
+    @property
+    def needs_user_minutes(self) -> bool:
+        return any(rule.entity == "user" for rule in self.rules().values())
+
+    # --- after a batch -----------------------------------------------------------------
+
+    def after_batch(self, aggregates: Aggregates, now: datetime) -> list[Decision]:
+        """Fire and resolve alerts for the windows this batch touched; returns the decisions."""
+        rules = self.rules()
+        if not rules:
+            return []
+        observations: list[Observation] = []
+        for rule in rules.values():
+            observations += self._observe(rule, aggregates)
+        keys = {(o.rule_id, o.key) for o in observations}
+        states = self._states(keys) | self._firing()
+        decisions = fires(rules, observations, states)
+        firing = {key: state for key, state in self._firing().items() if key[0] in rules}
+        decisions += resolutions(rules, firing, self._closed_values(rules, firing, now), now)
+        new = self._store(decisions, now)
+        self.notifier.deliver(new)
+        return decisions
+
+    def _observe(self, rule: AlertRule, aggregates: Aggregates) -> list[Observation]:
+        """The current value of every (key, window) of `rule` that this batch added to."""
+        if rule.entity == "item":
+            touched = aggregates.item_minutes
+            if rule.interaction_type:
+                touched = touched.filter(pl.col(f"types.{rule.interaction_type}") > 0)
+            pairs = {
+                (item, window_start(minute, rule.window_minutes))
+                for item, minute in touched.select("item_id", "minute").iter_rows()
+                if rule.scope is None or item in rule.scope
+            }
+            return [
+                Observation(rule.id, key, start, value)
+                for (key, start), value in self._item_windows(rule, pairs).items()
+            ]
+        pairs_by_doc: dict[str, set[str]] = defaultdict(set)
+        for partition, minute_id, user in aggregates.user_minutes.select(
+            "partition", "minute_id", "user_id"
+        ).iter_rows():
+            if rule.scope is None or user in rule.scope:
+                pairs_by_doc[f"{minute_id}|p{partition}"].add(user)
+        observations = []
+        for doc in self._by_ids("user_minutes", list(pairs_by_doc), {"counts": 1}):
+            minute = _parse_minute(doc["_id"].split("|")[0])
+            counts = doc.get("counts", {})
+            observations += [
+                Observation(rule.id, user, minute, float(counts.get(user, 0)))
+                for user in pairs_by_doc[doc["_id"]]
+            ]
+        return observations
+
+    def _item_windows(
+        self, rule: AlertRule, pairs: Iterable[tuple[str, datetime]]
+    ) -> dict[tuple[str, datetime], float]:
+        """Sum of the item x minute documents over each (item, window)."""
+        wanted: dict[str, tuple[str, datetime]] = {}
+        for item, start in pairs:
+            for minute in _minutes(start, rule.window_minutes):
+                wanted[f"{item}|{minute}"] = (item, start)
+        values: dict[tuple[str, datetime], float] = dict.fromkeys(set(wanted.values()), 0.0)
+        for doc in self._by_ids("item_minutes", list(wanted), {"total": 1, "types": 1}):
+            if rule.interaction_type:
+                count = doc.get("types", {}).get(rule.interaction_type, 0)
+            else:
+                count = doc.get("total", 0)
+            values[wanted[doc["_id"]]] += float(count)
+        return values
+
+    def _closed_values(
+        self,
+        rules: dict[str, AlertRule],
+        firing: dict[tuple[str, str], RuleState],
+        now: datetime,
+    ) -> dict[tuple[str, str], float]:
+        """Per firing (rule, key), the value of the rule's most recent closed window."""
+        values: dict[tuple[str, str], float] = {}
+        for (rule_id, key), _ in firing.items():
+            rule = rules[rule_id]
+            start = latest_closed_window(rule, now)
+            if rule.entity == "item":
+                window = self._item_windows(rule, [(key, start)])
+                values[(rule_id, key)] = window.get((key, start), 0.0)
+            else:
+                # A user's partition is not remembered: ask for the minute's document of
+                # every possible partition (ids only, so this is one indexed read).
+                minute = start.strftime(MINUTE_FORMAT)
+                ids = [f"{minute}|p{partition}" for partition in range(MAX_PARTITIONS)]
+                docs = self._by_ids("user_minutes", ids, {f"counts.{key}": 1})
+                values[(rule_id, key)] = float(
+                    sum(doc.get("counts", {}).get(key, 0) for doc in docs)
+                )
+        return values
+
+    def _states(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], RuleState]:
+        ids = [f"{rule}|{key}" for rule, key in keys]
+        return {
+            (doc["rule_id"], doc["key"]): _state(doc)
+            for doc in self._by_ids(
+                ALERT_STATE, ids, {"rule_id": 1, "key": 1, "last_fired": 1, "firing": 1}
+            )
+        }
+
+    def _firing(self) -> dict[tuple[str, str], RuleState]:
+        return {
+            (doc["rule_id"], doc["key"]): _state(doc)
+            for doc in self.db[ALERT_STATE].find({"firing": {"$ne": None}})
+        }
+
+    def _store(self, decisions: list[Decision], now: datetime) -> list[str]:
+        """Write the decisions; returns the ids of alerts this call created."""
+        created = []
+        for decision in decisions:
+            state_id = f"{decision.rule.id}|{decision.key}"
+            if decision.kind == "fire":
+                reply = self.db[ALERTS].update_one(
+                    {"_id": decision.alert_id},
+                    {
+                        "$setOnInsert": {
+                            "rule_id": decision.rule.id,
+                            "metric": decision.rule.metric,
+                            "interaction_type": decision.rule.interaction_type,
+                            "key": decision.key,
+                            "severity": decision.rule.severity,
+                            "threshold": decision.rule.threshold,
+                            "window_start": decision.window_start,
+                            "window_end": decision.window_end,
+                            "fired_at": now,
+                            "state": "firing",
+                            "channels": list(decision.rule.channels),
+                            "delivery": "pending",
+                        },
+                        "$max": {"value": decision.value},
+                    },
+                    upsert=True,
+                )
+                if reply.upserted_id is not None:
+                    created.append(decision.alert_id)
+                self.db[ALERT_STATE].update_one(
+                    {"_id": state_id},
+                    {
+                        "$set": {
+                            "rule_id": decision.rule.id,
+                            "key": decision.key,
+                            "firing": decision.window_start,
+                        },
+                        "$max": {"last_fired": decision.window_start},
+                    },
+                    upsert=True,
+                )
+            else:
+                self.db[ALERTS].update_one(
+                    {"_id": decision.alert_id, "state": "firing"},
+                    {
+                        "$set": {
+                            "state": "resolved",
+                            "resolved_at": now,
+                            "resolved_value": decision.value,
+                            "resolved_because": decision.reason,
+                        }
+                    },
+                )
+                self.db[ALERT_STATE].update_one(
+                    {"_id": state_id, "firing": decision.window_start}, {"$set": {"firing": None}}
+                )
+        return created
+
+    def _by_ids(
+        self, collection: str, ids: list[str], projection: dict[str, int]
+    ) -> list[Document]:
+        docs: list[Document] = []
+        for start in range(0, len(ids), _IN_CHUNK):
+            docs += self.db[collection].find(
+                {"_id": {"$in": ids[start : start + _IN_CHUNK]}}, projection
+            )
+        return docs
+
+    def close(self) -> None:
+        self.notifier.close()
+
+
+def _state(doc: Document) -> RuleState:
+    return RuleState(last_fired=doc.get("last_fired"), firing=doc.get("firing"))
+
+
+class Notifier:
+    """Sends new alerts to their channels on a background thread and records the outcome."""
+
+    def __init__(self, db: Database[Document], settings: AlertSettings) -> None:
+        self.db = db
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-notifier")
+        # Alerts a previous process stored but did not get to send (at-least-once delivery).
+        leftovers = [doc["_id"] for doc in db[ALERTS].find({"delivery": "pending"}, {"_id": 1})]
+        self.deliver(leftovers)
+
+    def deliver(self, alert_ids: list[str]) -> None:
+        for alert_id in alert_ids:
+            self._pool.submit(self._send, alert_id)
+
+    def _send(self, alert_id: str) -> None:
+        try:
+            alert = self.db[ALERTS].find_one({"_id": alert_id})
+            if alert is None or alert.get("delivery") != "pending":
+                return
+            results = self.send(alert)
+            state = "sent" if all(r.ok for r in results) else "failed"
+            self.db[ALERTS].update_one(
+                {"_id": alert_id},
+                {
+                    "$set": {
+                        "delivery": state,
+                        "deliveries": [
+                            {"channel": r.channel, "ok": r.ok, "error": r.error} for r in results
+                        ],
+                        "notified_at": datetime.now(UTC),
+                    }
+                },
+            )
+        except Exception:  # the notifier thread must outlive any failure; it is logged
+            log.exception("could not deliver alert %s", alert_id)
+
+    def send(self, alert: Document) -> list[Delivery]:
+        """Log the alert, emit it as a Prefect event, and send it to its channels."""
+        title = f"[{alert['severity']}] {alert['rule_id']}: {alert['key']} at {alert['value']:g}"
+        metric = alert["metric"]
+        if alert.get("interaction_type"):
+            metric += f" ({alert['interaction_type']})"
+        body = (
+            f"{metric} of {alert['key']} reached {alert['value']:g} (threshold "
+            f"{alert['threshold']:g}) in the window {alert['window_start']:%Y-%m-%d %H:%M}-"
+            f"{alert['window_end']:%H:%M} UTC."
+        )
+        log.warning("ALERT %s: %s", title, body)
+        _emit_prefect_event(alert)
+        channels = self._channels(alert.get("channels", ["all"]))
+        return send(
+            channels,
+            title,
+            body,
+            level=alert["severity"],
+            timeout=self.settings.channel_timeout_seconds,
+        )
+
+    def _channels(self, names: list[str]) -> dict[str, SecretStr]:
+        configured = self.settings.channels
+        if "all" in names:
+            return dict(configured)
+        return {name: url for name, url in configured.items() if name in names}
+
+    def close(self) -> None:
+        """Wait for the deliveries in flight (each is bounded by the channel timeout)."""
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+
+def _emit_prefect_event(alert: Document) -> None:
+    """So that Prefect automations can route alerts too; skipped when no Prefect API is set."""
+    try:
+        from prefect.events import emit_event  # noqa: PLC0415 - Prefect only where it runs
+        from prefect.settings import get_current_settings  # noqa: PLC0415
+
+        if not get_current_settings().api.url:
+            return
+        emit_event(
+            event=f"pulse.alert.{alert['state']}",
+            resource={
+                "prefect.resource.id": f"pulse.alert.{alert['rule_id']}.{alert['key']}",
+                "prefect.resource.name": alert["rule_id"],
+            },
+            payload={
+                key: str(alert.get(key))
+                for key in ("rule_id", "key", "value", "threshold", "severity", "window_start")
+            },
+        )
+    except Exception:  # an event bus problem must not stop alert delivery
+        log.exception("could not emit the Prefect event of alert %s", alert.get("_id"))

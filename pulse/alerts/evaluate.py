@@ -1,0 +1,137 @@
+"""Alert evaluation (pure): rules + observed window values + state + now -> decisions.
+
+- A rule fires for a key and window when the window's value reaches the threshold, at most
+  once per (rule, key, window): the alert's id is built from the three, so a replayed batch
+  cannot fire it twice.
+- After firing, the same rule and key stay quiet for `cooldown_minutes` of event time.
+- A firing alert resolves when a later window has closed (its end plus a grace period for
+  late events has passed) with a value under `threshold * resolve_below`, or when a later
+  window of the same rule and key fires (superseded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from pulse.alerts.rules import AlertRule
+
+CLOSE_GRACE = timedelta(minutes=1)
+"""How long after a window ends late events may still arrive before it counts as closed."""
+
+
+def window_start(moment: datetime, minutes: int) -> datetime:
+    """Start of the tumbling window holding `moment` (windows are aligned to midnight UTC)."""
+    moment = moment.astimezone(UTC)
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    offset = int((moment - midnight).total_seconds() // 60) // minutes * minutes
+    return midnight + timedelta(minutes=offset)
+
+
+def alert_id(rule_id: str, key: str, start: datetime) -> str:
+    return f"{rule_id}|{key}|{start.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The value of a rule's metric for one key in one window."""
+
+    rule_id: str
+    key: str
+    window_start: datetime
+    value: float
+
+
+@dataclass(frozen=True)
+class RuleState:
+    """What is remembered per rule and key between batches."""
+
+    last_fired: datetime | None = None
+    """Start of the last window that fired (for the cooldown)."""
+    firing: datetime | None = None
+    """Start of the window of the alert still firing, if any."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Fire a new alert, or resolve a firing one."""
+
+    kind: Literal["fire", "resolve"]
+    rule: AlertRule
+    key: str
+    window_start: datetime
+    value: float
+    reason: str = ""
+    """Why an alert resolves: its metric fell back, or a later window fired (superseded)."""
+
+    @property
+    def alert_id(self) -> str:
+        return alert_id(self.rule.id, self.key, self.window_start)
+
+    @property
+    def window_end(self) -> datetime:
+        return self.window_start + timedelta(minutes=self.rule.window_minutes)
+
+
+def fires(
+    rules: Mapping[str, AlertRule],
+    observations: Iterable[Observation],
+    states: Mapping[tuple[str, str], RuleState],
+) -> list[Decision]:
+    """New alerts among the observations, oldest window first, cooldowns applied."""
+    decisions: list[Decision] = []
+    current = dict(states)
+    for seen in sorted(observations, key=lambda o: (o.window_start, o.rule_id, o.key)):
+        rule = rules.get(seen.rule_id)
+        if rule is None or seen.value < rule.threshold:
+            continue
+        if rule.scope is not None and seen.key not in rule.scope:
+            continue
+        state = current.get((rule.id, seen.key), RuleState())
+        if state.last_fired is not None:
+            if seen.window_start <= state.last_fired:
+                continue  # this window (or a later one) already fired
+            if seen.window_start < state.last_fired + timedelta(minutes=rule.cooldown_minutes):
+                continue
+        if state.firing is not None:
+            decisions.append(
+                Decision("resolve", rule, seen.key, state.firing, seen.value, "superseded")
+            )
+        decisions.append(Decision("fire", rule, seen.key, seen.window_start, seen.value))
+        current[(rule.id, seen.key)] = RuleState(
+            last_fired=seen.window_start, firing=seen.window_start
+        )
+    return decisions
+
+
+def resolutions(
+    rules: Mapping[str, AlertRule],
+    firing: Mapping[tuple[str, str], RuleState],
+    latest_closed: Mapping[tuple[str, str], float],
+    now: datetime,
+) -> list[Decision]:
+    """Firing alerts whose metric fell back in the last closed window after the firing one.
+
+    `latest_closed` holds, per (rule id, key), the value of the most recent closed window
+    (0 when it had no events).
+    """
+    decisions = []
+    for (rule_id, key), state in firing.items():
+        rule = rules.get(rule_id)
+        if rule is None or state.firing is None:
+            continue
+        if latest_closed_window(rule, now) <= state.firing:
+            continue  # no later window has closed yet
+        value = latest_closed.get((rule_id, key), 0.0)
+        if value < rule.threshold * rule.resolve_below:
+            decisions.append(Decision("resolve", rule, key, state.firing, value, "fell back"))
+    return decisions
+
+
+def latest_closed_window(rule: AlertRule, now: datetime) -> datetime:
+    """Start of the most recent window of `rule` that counts as closed at `now`."""
+    return window_start(now - CLOSE_GRACE, rule.window_minutes) - timedelta(
+        minutes=rule.window_minutes
+    )

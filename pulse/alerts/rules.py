@@ -1,0 +1,102 @@
+"""Alert rules as data: a YAML file loaded at start, overridden by a MongoDB collection.
+
+A rule watches one metric per key (an item, or a user) over tumbling windows of event time:
+
+    rules:
+      - id: hot-item
+        metric: item_interactions        # or user_interactions
+        interaction_type: purchase       # optional: count only this type
+        window_minutes: 5                # windows aligned to the hour: 12:00-12:05, 12:05-12:10
+        threshold: 50                    # fires when the window's count reaches it
+        cooldown_minutes: 15             # no new alert for the same key meanwhile
+        resolve_below: 0.8               # resolves when a later window stays under 80% of it
+        severity: critical               # info | warning | critical
+        channels: [all]                  # names from PULSE_ALERTS_CHANNELS, or all
+        scope: [i1, i2]                  # optional: only these keys
+        enabled: true
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pulse.config import TYPE_PATTERN
+
+Metric = Literal["item_interactions", "user_interactions"]
+
+
+class AlertRule(BaseModel):
+    """One threshold rule."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    metric: Metric
+    interaction_type: str | None = Field(None, pattern=TYPE_PATTERN)
+    window_minutes: int = Field(1, ge=1, le=1_440)
+    threshold: float = Field(gt=0)
+    cooldown_minutes: int = Field(0, ge=0, le=10_080)
+    resolve_below: float = Field(1.0, gt=0, le=1)
+    severity: Literal["info", "warning", "critical"] = "warning"
+    channels: tuple[str, ...] = ("all",)
+    scope: tuple[str, ...] | None = None
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _windows_divide_a_day(self) -> Self:
+        if 1_440 % self.window_minutes:
+            raise ValueError("window_minutes must divide a day (1, 2, 5, 10, 15, 30, 60, ...)")
+        if self.metric == "user_interactions" and self.window_minutes != 1:
+            raise ValueError("user_interactions is counted per minute: use window_minutes: 1")
+        return self
+
+    @property
+    def entity(self) -> Literal["item", "user"]:
+        return "item" if self.metric == "item_interactions" else "user"
+
+
+class RuleError(ValueError):
+    """A rule that cannot be used; the message names the rule and the field."""
+
+
+def parse_rules(raw: list[dict[str, Any]], source: str) -> list[AlertRule]:
+    """Validate rules, naming the rule and field of each problem."""
+    rules: list[AlertRule] = []
+    problems: list[str] = []
+    for position, entry in enumerate(raw, start=1):
+        name = entry.get("id", f"#{position}") if isinstance(entry, dict) else f"#{position}"
+        try:
+            rules.append(AlertRule.model_validate(entry))
+        except ValidationError as exc:
+            for error in exc.errors():
+                where = ".".join(str(part) for part in error["loc"]) or "rule"
+                problems.append(f"rule {name!r} in {source}: {where}: {error['msg']}")
+    ids = [rule.id for rule in rules]
+    problems += [
+        f"rule {i!r} in {source}: id: used twice"
+        for i in sorted({i for i in ids if ids.count(i) > 1})
+    ]
+    if problems:
+        raise RuleError("invalid alert rules:\n  " + "\n  ".join(problems))
+    return rules
+
+
+def load_rules_file(path: Path) -> list[AlertRule]:
+    """Rules from a YAML file (`rules:` list); a missing file means no rules."""
+    if not path.exists():
+        return []
+    document = yaml.safe_load(path.read_text()) or {}
+    raw = document.get("rules", []) if isinstance(document, dict) else None
+    if not isinstance(raw, list):
+        raise RuleError(f"{path}: expected a top-level 'rules:' list")
+    return parse_rules(raw, str(path))
+
+
+def merge(file_rules: list[AlertRule], stored_rules: list[AlertRule]) -> list[AlertRule]:
+    """Rules from the database replace file rules with the same id."""
+    by_id = {rule.id: rule for rule in file_rules} | {rule.id: rule for rule in stored_rules}
+    return [rule for rule in by_id.values() if rule.enabled]

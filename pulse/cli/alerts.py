@@ -1,0 +1,98 @@
+"""`pulse alerts rules|test|list`: check the rules, try the channels, see recent alerts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pulse.alerts.channels import send
+from pulse.alerts.engine import ALERTS, Alerting
+from pulse.alerts.rules import RuleError
+from pulse.config import load_settings
+from pulse.store.client import database, mongo_client
+
+app = typer.Typer(help="Alert rules, channels and history.")
+console = Console()
+
+
+@app.command()
+def rules() -> None:
+    """Validate the rules (file and database) and show the ones in force."""
+    settings = load_settings()
+    with mongo_client(settings.mongo) as client:
+        try:
+            alerting = Alerting(database(client, settings.mongo), settings.alerts)
+            in_force = alerting.rules()
+        except RuleError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        alerting.close()
+    table = Table("id", "metric", "type", "window", "threshold", "cooldown", "severity", "channels")
+    for rule in in_force.values():
+        table.add_row(
+            rule.id,
+            rule.metric,
+            rule.interaction_type or "all",
+            f"{rule.window_minutes} min",
+            f"{rule.threshold:g}",
+            f"{rule.cooldown_minutes} min",
+            rule.severity,
+            ", ".join(rule.channels),
+        )
+    console.print(table)
+
+
+@app.command()
+def test(
+    channel: Annotated[
+        list[str] | None, typer.Option(help="Only these channels (by name).")
+    ] = None,
+) -> None:
+    """Send a test alert through the configured channels and report each outcome."""
+    settings = load_settings()
+    channels = {
+        name: url
+        for name, url in settings.alerts.channels.items()
+        if not channel or name in channel
+    }
+    if not channels:
+        console.print("No channels configured (PULSE_ALERTS_CHANNELS): alerts are only logged.")
+        raise typer.Exit(1)
+    results = send(
+        channels,
+        "Pulse test alert",
+        f"Sent by `pulse alerts test` at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC.",
+        level="info",
+        timeout=settings.alerts.channel_timeout_seconds,
+    )
+    for result in results:
+        mark = "[green]delivered[/green]" if result.ok else f"[red]failed: {result.error}[/red]"
+        console.print(f"{result.channel}: {mark}")
+    if not all(result.ok for result in results):
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_alerts(hours: Annotated[float, typer.Option(help="How far back.")] = 24.0) -> None:
+    """Alerts fired in the last hours, newest first."""
+    settings = load_settings()
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    with mongo_client(settings.mongo) as client:
+        alerts = database(client, settings.mongo)[ALERTS].find({"fired_at": {"$gte": since}})
+        table = Table("fired", "rule", "key", "value", "threshold", "window", "state", "delivery")
+        for alert in sorted(alerts, key=lambda a: a["fired_at"], reverse=True):
+            table.add_row(
+                f"{alert['fired_at']:%H:%M:%S}",
+                alert["rule_id"],
+                alert["key"],
+                f"{alert['value']:g}",
+                f"{alert['threshold']:g}",
+                f"{alert['window_start']:%H:%M}",
+                alert["state"],
+                alert.get("delivery", ""),
+            )
+    console.print(table)

@@ -1,0 +1,318 @@
+"""The one typed settings object. Nothing else in Pulse reads environment variables.
+
+Every field maps to an environment variable ``PULSE_<SECTION>_<FIELD>`` (for example
+``PULSE_KAFKA_BOOTSTRAP_SERVERS``), also read from a ``.env`` file. Explicit arguments beat
+the environment, which beats the defaults. Invalid values fail at startup with a message
+that names the variable (see :func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal, Self, cast
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pulse.events import ID_PATTERN
+
+ENV_PREFIX = "PULSE_"
+# Interaction type names: safe as MongoDB keys and in JSON without escaping. The event schema
+# (pulse/events.py) re-exports this rule; it lives here so settings load without Polars.
+TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+DEFAULT_INTERACTION_TYPES = ("view", "click", "add_to_cart", "purchase")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class KafkaSettings(_Section):
+    """Where the interaction events travel."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """Comma-separated host:port list of Kafka brokers."""
+    topic: str = Field("interactions", min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
+    """Topic the generator produces to and the consumer reads."""
+    partitions: int = Field(6, ge=1, le=10_000)
+    """Partitions when Pulse creates the topic; the unit of consumer scale-out."""
+    replication_factor: int = Field(1, ge=1, le=32)
+    """Replication factor when Pulse creates the topic (1 for the local single broker)."""
+    consumer_group: str = Field("pulse-aggregator", min_length=1)
+    """Consumer group id; keep it stable so committed offsets survive restarts."""
+    session_timeout_ms: int = Field(10_000, ge=1_000, le=300_000)
+    """How soon the group gives a crashed consumer's partitions to the others."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """librdkafka security.protocol."""
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    """SASL mechanism, required with the SASL_* protocols."""
+    sasl_username: str | None = None
+    """SASL user name."""
+    sasl_password: SecretStr | None = None
+    """SASL password (secret: never logged)."""
+    ssl_ca_location: Path | None = None
+    """CA bundle to verify the brokers' certificates (SSL and SASL_SSL)."""
+    dlq_topic: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$")
+    """Optional topic that also receives every dead-lettered record (raw bytes, reason header)."""
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> Self:
+        if self.security_protocol.startswith("SASL_") and not (
+            self.sasl_mechanism and self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                f"security_protocol={self.security_protocol} needs "
+                f"{ENV_PREFIX}KAFKA_SASL_MECHANISM, {ENV_PREFIX}KAFKA_SASL_USERNAME "
+                f"and {ENV_PREFIX}KAFKA_SASL_PASSWORD"
+            )
+        return self
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka properties shared by producer, consumer and admin clients."""
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism and self.sasl_username and self.sasl_password:
+            config["sasl.mechanism"] = self.sasl_mechanism
+            config["sasl.username"] = self.sasl_username
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = str(self.ssl_ca_location)
+        return config
+
+
+class MongoSettings(_Section):
+    """Where the aggregates, ledger and dead letters live."""
+
+    uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
+    """MongoDB connection string; may carry credentials and TLS options (secret: never logged)."""
+    database: str = Field("pulse", min_length=1, max_length=63, pattern=r"^[^/\\. \"$]+$")
+    """Database holding all of Pulse's collections."""
+    timeout_ms: int = Field(5_000, ge=100)
+    """Server selection and connect timeout, so an outage fails fast and visibly."""
+
+    @field_validator("uri")
+    @classmethod
+    def _uri_scheme(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+
+class PrefectSettings(_Section):
+    """The Prefect API the flows and deployments talk to."""
+
+    api_url: str = Field("http://127.0.0.1:4200/api", pattern=r"^https?://")
+    """Prefect API URL (the UI is the same address without /api)."""
+    api_auth_string: SecretStr | None = None
+    """Basic-auth string 'user:password' for a Prefect server started with auth (secret)."""
+
+
+class GeneratorSettings(_Section):
+    """Defaults of the interaction generator (flow parameters override them)."""
+
+    users: int = Field(5_000, ge=1)
+    """Distinct simulated users."""
+    items: int = Field(500, ge=1)
+    """Distinct simulated items."""
+    interaction_types: tuple[str, ...] = DEFAULT_INTERACTION_TYPES
+    """Interaction types the generator draws from and the consumer accepts (JSON list)."""
+    batch_size: int = Field(500, ge=1)
+    """Events per burst (the default 500 per second suits the local FerretDB; see
+    docs/performance.md for what MongoDB takes)."""
+    interval_seconds: float = Field(1.0, ge=0)
+    """Seconds between bursts."""
+    speed_multiplier: float = Field(1.0, gt=0)
+    """How much faster simulated event time runs than wall time."""
+    seed: int | None = None
+    """Seed for reproducible runs; empty means a fresh random seed per run."""
+    malformed_fraction: float = Field(0.002, ge=0, le=1)
+    """Share of malformed records the scheduled stream sends (0.2%: the dead-letter view and
+    replay have something to show); 0 turns them off."""
+    hot_item: str = Field("i42", pattern=ID_PATTERN)
+    """An item the scheduled stream makes hot now and then, so alerts fire and resolve."""
+    hot_share: float = Field(0.3, ge=0, lt=1)
+    """Share of the events that go to the hot item while it is hot; 0 turns it off."""
+    hot_cycle_minutes: int = Field(5, ge=1, le=1_440)
+    """The hot item is hot during one minute in every this many."""
+
+    @field_validator("interaction_types")
+    @classmethod
+    def _types_valid(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("needs at least one interaction type")
+        if len(set(value)) != len(value):
+            raise ValueError("interaction types must be unique")
+        for name in value:
+            if not re.fullmatch(TYPE_PATTERN, name):
+                raise ValueError(
+                    f"invalid interaction type {name!r}: use lower-case letters, digits and _, "
+                    "starting with a letter, at most 32 characters"
+                )
+        return value
+
+
+class ConsumerSettings(_Section):
+    """Micro-batch sizing and validation rules of the aggregating consumer."""
+
+    max_batch_events: int = Field(50_000, ge=1)
+    """Upper bound of events in one micro-batch."""
+    max_batch_wait_seconds: float = Field(2.0, gt=0)
+    """Longest wait for the first record of a micro-batch (and for the batch as a whole)."""
+    batch_linger_seconds: float = Field(0.2, gt=0)
+    """A micro-batch closes once no more records arrive for this long: a caught-up consumer
+    writes what is there at once (low lag), a backlog fills batches to the maximum."""
+    time_budget_seconds: float = Field(50.0, gt=0)
+    """How long one consumer flow run drains before it ends."""
+    max_record_bytes: int = Field(65_536, ge=64)
+    """Records larger than this are dead-lettered unread."""
+    max_event_age_seconds: int = Field(7 * 24 * 3600, ge=1)
+    """An event older than this before its Kafka timestamp is absurd and dead-lettered."""
+    max_event_lead_seconds: int = Field(3600, ge=0)
+    """An event newer than this after its Kafka timestamp is absurd and dead-lettered."""
+
+
+class AlertSettings(_Section):
+    """Where alerts and pipeline failures are sent."""
+
+    channels: dict[str, SecretStr] = Field(default_factory=dict)
+    """Named Apprise URLs (JSON object), e.g. {"ops": "slack://T/B/C", "hook":
+    "json://hooks.example/pulse"}; rules pick them by name. Empty: alerts are only stored and
+    logged. URLs carry credentials: never logged."""
+    rules_file: Path = Path("alerts.yaml")
+    """YAML file of alert rules, loaded at start."""
+    channel_timeout_seconds: float = Field(5.0, gt=0)
+    """Longest wait for one channel; a slow or failing channel never blocks the pipeline."""
+
+
+class DashboardSettings(_Section):
+    """The Streamlit dashboard."""
+
+    require_login: bool = False
+    """Ask visitors to log in with OpenID Connect (st.login) first; configure the provider in
+    .streamlit/secrets.toml as docs/security.md shows."""
+    refresh_seconds: int = Field(2, ge=1, le=300)
+    """Default auto-refresh interval of the pages."""
+
+
+class StackSettings(_Section):
+    """The local services `make up` starts without Docker."""
+
+    state_dir: Path = Path(".state")
+    """All runtime state (data, logs, pid files); git-ignored."""
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "pulse")
+    """Downloads and builds kept across runs (Kafka jars, FerretDB binary)."""
+    kafka_controller_port: int = Field(9093, ge=1, le=65_535)
+    """KRaft controller listener of the local broker."""
+    kafka_heap: str = Field("768m", pattern=r"^\d+[mMgG]$")
+    """JVM heap of the local broker."""
+    dashboard_port: int = Field(8501, ge=1, le=65_535)
+    """Port of the Streamlit dashboard."""
+    start_timeout_seconds: float = Field(120.0, gt=0)
+    """How long `up` waits for each service to answer."""
+
+    @field_validator("state_dir", "cache_dir")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+
+class Settings(BaseSettings):
+    """All of Pulse's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # `PULSE_X=` in .env means "use the default"
+        extra="ignore",
+        frozen=True,
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    mongo: MongoSettings = MongoSettings()
+    prefect: PrefectSettings = PrefectSettings()
+    generator: GeneratorSettings = GeneratorSettings()
+    consumer: ConsumerSettings = ConsumerSettings()
+    alerts: AlertSettings = AlertSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+    stack: StackSettings = StackSettings()
+
+
+class SettingsError(ValueError):
+    """Configuration that cannot work; the message names each offending variable."""
+
+
+def env_name(location: tuple[int | str, ...]) -> str:
+    """The environment variable behind a settings field location, e.g. PULSE_KAFKA_TOPIC."""
+    name = ENV_PREFIX + "_".join(str(part) for part in location[:2]).upper()
+    return name if len(location) > 1 else name + "_*"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning validation errors into one line per bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            location = error["loc"]
+            name = env_name(location) if location else "PULSE_* settings"
+            lines.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def sections() -> list[tuple[str, type[BaseModel]]]:
+    """The settings sections in order: (name, model class)."""
+    fields = Settings.model_fields.items()
+    return [(name, cast(type[BaseModel], info.annotation)) for name, info in fields]
+
+
+def all_env_names() -> set[str]:
+    """Every environment variable the settings model reads."""
+    return {
+        env_name((section, field)) for section, model in sections() for field in model.model_fields
+    }
+
+
+def env_example() -> str:
+    """The text of `.env.example`: every variable with its description and default."""
+    out = [
+        "# Pulse settings. Copy to .env and edit; real environment variables win over this file.",
+        "# Regenerate with `pulse config example > .env.example` after changing pulse/config.py.",
+    ]
+    for section, model in sections():
+        out += ["", f"# --- {section}: {model.__doc__} ---"]
+        defaults = model()
+        for field, field_info in model.model_fields.items():
+            value = getattr(defaults, field)
+            description = " ".join((field_info.description or "").split())
+            out.append(f"# {description}")
+            out.append(f"# {env_name((section, field))}={_env_value(value)}")
+    return "\n".join(out) + "\n"
+
+
+def _env_value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, tuple):
+        return "[" + ",".join(f'"{_env_value(item)}"' for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f'"{k}":"{_env_value(v)}"' for k, v in value.items()) + "}"
+    if isinstance(value, Path) and value.is_relative_to(Path.home()):
+        return "~/" + str(value.relative_to(Path.home()))
+    return str(value)

@@ -1,0 +1,1 @@
+"""Kafka at the edges: clients built from the settings, the producer, topic helpers."""

@@ -1,0 +1,151 @@
+"""Re-ingest selected (fixed) dead letters exactly once.
+
+Dead letters are applied directly to the aggregates as a batch of their own, guarded like a
+Kafka batch but by a replay sequence number (`wm.p-1`), so a replay interrupted at any point
+is completed, not repeated: unfinished replays are finished before new ones are selected.
+Records that are still invalid stay dead letters with their new reason. Fix a record by
+editing its `raw` bytes in the `dead_letters` collection, or by changing the rules (for example
+adding an interaction type), then replay it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.database import Database
+
+from pulse.ingest.batch import MicroBatch, OffsetRange
+from pulse.pipeline.apply import BatchReport, BatchWriter
+from pulse.store import writes
+from pulse.store.client import Document
+from pulse.store.statements import DEAD_LETTERS, Guard
+
+REPLAY_PARTITION = -1
+
+
+@dataclass
+class ReplayReport:
+    """What a dead-letter replay did."""
+
+    selected: int = 0
+    revived: int = 0
+    still_dead: int = 0
+    batches: list[str] = field(default_factory=list)
+
+
+def select(
+    db: Database[Document],
+    topic: str,
+    *,
+    reason_contains: str | None = None,
+    field_name: str | None = None,
+    ids: list[str] | None = None,
+    limit: int = 1_000,
+) -> list[Document]:
+    """Dead letters of `topic` still dead, filtered by reason text, field or ids."""
+    query: dict[str, Any] = {"topic": topic, "status": "dead"}
+    if ids:
+        query["_id"] = {"$in": ids}
+    if field_name:
+        query["field"] = field_name
+    if reason_contains:
+        query["reason"] = {"$regex": re.escape(reason_contains)}
+    return list(db[DEAD_LETTERS].find(query).sort("_id", 1).limit(limit))
+
+
+def replay(
+    writer: BatchWriter,
+    *,
+    reason_contains: str | None = None,
+    field_name: str | None = None,
+    ids: list[str] | None = None,
+    limit: int = 1_000,
+) -> ReplayReport:
+    """Finish any interrupted replay, then replay the selected dead letters as one batch."""
+    report = ReplayReport()
+    for entry in _unmarked(writer.db, writer.topic):
+        first = int(entry["ranges"][0]["first"])
+        _run(writer, entry["_id"], first, entry["dead_letter_ids"], report)
+    # Selected only now: records of a replay finished just above are no longer 'dead'.
+    docs = select(
+        writer.db,
+        writer.topic,
+        reason_contains=reason_contains,
+        field_name=field_name,
+        ids=ids,
+        limit=limit,
+    )
+    report.selected = len(docs)
+    if docs:
+        sequence = writes.next_sequence(writer.db, f"{writes.DLQ_REPLAY}:{writer.topic}")
+        batch_id = f"{writer.topic}/{writes.DLQ_REPLAY}:{sequence}"
+        _run(writer, batch_id, sequence, [doc["_id"] for doc in docs], report)
+    return report
+
+
+def _unmarked(db: Database[Document], topic: str) -> list[Document]:
+    query = {"topic": topic, "kind": writes.DLQ_REPLAY, "dead_letters_marked": {"$ne": True}}
+    return list(db[writes.LEDGER].find(query).sort("started_at", 1))
+
+
+def _run(
+    writer: BatchWriter, batch_id: str, sequence: int, ids: list[str], report: ReplayReport
+) -> None:
+    db = writer.db
+    docs = {doc["_id"]: doc for doc in db[DEAD_LETTERS].find({"_id": {"$in": ids}})}
+    ordered = [docs[key] for key in ids if key in docs]
+    batch = MicroBatch.from_columns(
+        writer.topic,
+        [doc["partition"] for doc in ordered],
+        [doc["offset"] for doc in ordered],
+        [int(doc["kafka_timestamp"].timestamp() * 1000) for doc in ordered],
+        [doc.get("key") for doc in ordered],
+        [doc.get("raw") for doc in ordered],
+    )
+    ranges = [OffsetRange(REPLAY_PARTITION, sequence, sequence)]
+    result: BatchReport = writer.apply(
+        batch,
+        batch_id=batch_id,
+        guard=Guard(tuple(ranges)),
+        ranges=ranges,
+        record_offsets=False,
+        store_dead_letters=False,
+        replay=True,
+        ledger_extra={"kind": writes.DLQ_REPLAY, "dead_letter_ids": ids},
+    )
+    _mark(db, writer.topic, batch_id, result)
+    report.revived += result.valid
+    report.still_dead += result.dead_lettered
+    report.batches.append(batch_id)
+
+
+def _mark(db: Database[Document], topic: str, batch_id: str, result: BatchReport) -> None:
+    """Revived records become 'replayed'; the rest keep being dead with their new reason."""
+    verdict = result.verdict
+    if verdict is None:
+        raise RuntimeError("the writer returned no verdict")
+    now = datetime.now(UTC)
+    revived = [
+        f"{topic}:{partition}:{offset}"
+        for partition, offset in verdict.events.select("partition", "offset").iter_rows()
+    ]
+    if revived:
+        db[DEAD_LETTERS].update_many(
+            {"_id": {"$in": revived}},
+            {"$set": {"status": "replayed", "replayed_in": batch_id, "replayed_at": now}},
+        )
+    for row in verdict.dead.iter_rows(named=True):
+        db[DEAD_LETTERS].update_one(
+            {"_id": f"{topic}:{row['partition']}:{row['offset']}"},
+            {
+                "$set": {
+                    "reason": row["reason"],
+                    "field": row["field"] or None,
+                    "last_replay": batch_id,
+                }
+            },
+        )
+    db[writes.LEDGER].update_one({"_id": batch_id}, {"$set": {"dead_letters_marked": True}})

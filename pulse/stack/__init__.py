@@ -1,0 +1,1 @@
+"""The local services `make up` runs without Docker: Kafka (KRaft), MongoDB or FerretDB, Prefect."""

@@ -1,0 +1,363 @@
+"""Read-only queries of the dashboard (and of its benchmark): MongoDB documents -> frames.
+
+Every query reads pre-aggregated documents by `_id` (point or `$in` over the minutes of the
+window) or through an index (`total`, `started_at`, `received_at`), never scanning events.
+Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+from confluent_kafka import Consumer, TopicPartition
+from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
+
+from pulse.config import KafkaSettings
+from pulse.ingest.aggregate import MINUTE_FORMAT
+from pulse.kafka.clients import consumer as make_consumer
+from pulse.store.client import Document
+from pulse.store.leaders import LEADERS, LOW_CAP, candidates, low_doc_ids
+
+TIME = pl.Datetime("ms", "UTC")
+_IN_CHUNK = 500  # FerretDB checks $in linearly; short lists keep it fast
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The global figures, one document."""
+
+    events: int = 0
+    users: int = 0
+    items: int = 0
+    dead_lettered: int = 0
+    first_event: datetime | None = None
+    last_event: datetime | None = None
+    applied_at: datetime | None = None
+    types: dict[str, int] = field(default_factory=dict)
+    user_bins: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def average_per_user(self) -> float:
+        return self.events / self.users if self.users else 0.0
+
+    def since_last_event(self, now: datetime) -> timedelta | None:
+        """How long ago the newest counted event happened (grows while nobody produces)."""
+        return now - self.last_event if self.last_event else None
+
+
+def totals(db: Database[Document]) -> Totals | None:
+    """The global document, or None before the first batch."""
+    doc = db.totals.find_one({"_id": "global"}, {"wm": 0})
+    if doc is None:
+        return None
+    return Totals(
+        events=int(doc.get("events", 0)),
+        users=int(doc.get("users", 0)),
+        items=int(doc.get("items", 0)),
+        dead_lettered=int(doc.get("dead_lettered", 0)),
+        first_event=doc.get("first_event"),
+        last_event=doc.get("last_event"),
+        applied_at=doc.get("applied_at"),
+        types={k: int(v) for k, v in doc.get("types", {}).items()},
+        user_bins={k: int(v) for k, v in doc.get("user_bins", {}).items() if v},
+    )
+
+
+def minute_ids(since: datetime, until: datetime) -> list[str]:
+    """Ids of the minute documents from `since` to `until` (inclusive), oldest first."""
+    start = since.astimezone(UTC).replace(second=0, microsecond=0)
+    count = int((until - start).total_seconds() // 60) + 1
+    return [(start + timedelta(minutes=n)).strftime(MINUTE_FORMAT) for n in range(max(count, 0))]
+
+
+def minutes(
+    db: Database[Document], since: datetime, until: datetime, sketches: bool = True
+) -> pl.DataFrame:
+    """Per-minute counts (wide: types.<type>) and estimated active users and items."""
+    projection: dict[str, int] = {"wm": 0}
+    rows = []
+    for doc in _by_ids(db, "minutes", minute_ids(since, until), projection):
+        row: dict[str, Any] = {"minute": doc["minute"], "total": int(doc.get("total", 0))}
+        row |= {f"types.{k}": int(v) for k, v in doc.get("types", {}).items()}
+        if sketches:
+            row["active_users"] = int(doc.get("active_users", 0))
+            row["active_items"] = int(doc.get("active_items", 0))
+        rows.append(row)
+    if not rows:
+        return pl.DataFrame(schema={"minute": TIME, "total": pl.Int64})
+    frame = pl.from_dicts(rows, infer_schema_length=None)
+    type_columns = [c for c in frame.columns if c.startswith("types.")]
+    return frame.with_columns(pl.col("minute").cast(TIME), pl.col(type_columns).fill_null(0)).sort(
+        "minute"
+    )
+
+
+def last_full_minute(db: Database[Document], now: datetime) -> int:
+    """Events in the last complete minute of event time."""
+    minute = (now.astimezone(UTC) - timedelta(minutes=1)).strftime(MINUTE_FORMAT)
+    doc = db.minutes.find_one({"_id": minute}, {"total": 1})
+    return int(doc["total"]) if doc else 0
+
+
+def _flatten(doc: Document, key: str) -> dict[str, Any]:
+    row: dict[str, Any] = {key: doc["_id"], "total": int(doc.get("total", 0))}
+    row |= {f"types.{k}": int(v) for k, v in doc.get("types", {}).items()}
+    row |= {name: doc.get(name) for name in ("first_seen", "last_seen")}
+    return row
+
+
+def _frame(rows: list[dict[str, Any]], key: str) -> pl.DataFrame:
+    if not rows:
+        return pl.DataFrame(schema={key: pl.String, "total": pl.Int64})
+    frame = pl.from_dicts(rows, infer_schema_length=None)
+    type_columns = [c for c in frame.columns if c.startswith("types.")]
+    return frame.with_columns(pl.col(type_columns).fill_null(0))
+
+
+def ranked(
+    db: Database[Document], collection: str, key: str, n: int, lowest: bool = False
+) -> pl.DataFrame:
+    """The `n` documents with the most (or fewest) interactions.
+
+    Candidates come from the consumer's leader boards (pulse/store/leaders.py) and are ranked by
+    their documents' real totals. An indexed sort is the fallback when the boards cannot
+    answer (none yet, or fewer low-count items than asked for); FerretDB runs it as a scan.
+    """
+    docs = _fewest(db, collection, n) if lowest else _most(db, collection, n)
+    if docs is None:
+        order = ASCENDING if lowest else DESCENDING
+        docs = list(db[collection].find({}, _ENTITY).sort("total", order).limit(n))
+    return _frame([_flatten(doc, key) for doc in docs], key)
+
+
+_ENTITY = {"wm": 0, "first_batch": 0}
+
+
+def _most(db: Database[Document], collection: str, n: int) -> list[Document] | None:
+    board = db[LEADERS].find_one({"_id": collection}, {"top": 1}) or {}
+    top: dict[str, int] = board.get("top", {})
+    docs = _by_ids(db, collection, candidates(top, n, lowest=False), _ENTITY)
+    if len(docs) < n:
+        return None
+    return sorted(docs, key=lambda doc: (-doc.get("total", 0), doc["_id"]))[:n]
+
+
+def _fewest(db: Database[Document], collection: str, n: int) -> list[Document] | None:
+    """Walk the low-total lists upwards; every list of a smaller total is read in full."""
+    found: list[Document] = []
+    for total in range(1, LOW_CAP + 1):
+        for doc_id in low_doc_ids(collection, total):
+            listed = (db[LEADERS].find_one({"_id": doc_id}) or {}).get("ids", {})
+            docs = _by_ids(db, collection, list(listed), _ENTITY)
+            found += [doc for doc in docs if doc.get("total") == total]  # skip moved-on ones
+            if len(found) >= n:
+                return sorted(found, key=lambda doc: (doc.get("total", 0), doc["_id"]))[:n]
+    return None
+
+
+def entity(
+    db: Database[Document], collection: str, key: str, entity_id: str
+) -> dict[str, Any] | None:
+    """One user or item, flattened, or None."""
+    doc = db[collection].find_one({"_id": entity_id}, {"wm": 0})
+    return _flatten(doc, key) if doc else None
+
+
+def item_minutes(
+    db: Database[Document], item_id: str, since: datetime, until: datetime
+) -> pl.DataFrame:
+    """One item's interactions per minute over the window."""
+    ids = [f"{item_id}|{minute}" for minute in minute_ids(since, until)]
+    rows = [
+        {"minute": doc["minute"], "total": int(doc.get("total", 0))}
+        for doc in _by_ids(db, "item_minutes", ids, {"minute": 1, "total": 1})
+    ]
+    if not rows:
+        return pl.DataFrame(schema={"minute": TIME, "total": pl.Int64})
+    return pl.from_dicts(rows).with_columns(pl.col("minute").cast(TIME)).sort("minute")
+
+
+def user_histogram(figures: Totals) -> pl.DataFrame:
+    """Users per activity bin [2^k, 2^(k+1)) interactions, from the global document."""
+    rows = sorted((int(name[1:]), count) for name, count in figures.user_bins.items())
+    return pl.DataFrame(
+        {
+            "from": [2**k for k, _ in rows],
+            "to": [2 ** (k + 1) - 1 for k, _ in rows],
+            "users": [count for _, count in rows],
+        },
+        schema={"from": pl.Int64, "to": pl.Int64, "users": pl.Int64},
+    )
+
+
+def ledger(db: Database[Document], n: int = 200) -> pl.DataFrame:
+    """The most recent micro-batches: status, sizes, durations."""
+    cursor = db.ledger.find({}, {"dead_letter_ids": 0}).sort("started_at", DESCENDING).limit(n)
+    rows = [
+        {
+            "batch": doc["_id"],
+            "status": doc.get("status"),
+            "attempts": int(doc.get("attempts", 1)),
+            "records": int(doc.get("records", 0)),
+            "dead_lettered": int(doc.get("dead_lettered", 0)),
+            "docs_written": int(doc.get("docs_written", 0)),
+            "started_at": doc.get("started_at"),
+            "write_seconds": float(doc.get("seconds", {}).get("write", 0.0)),
+            "error": doc.get("error"),
+        }
+        for doc in cursor
+    ]
+    if not rows:
+        return pl.DataFrame(schema={"batch": pl.String, "status": pl.String, "started_at": TIME})
+    return pl.from_dicts(rows, infer_schema_length=None).with_columns(
+        pl.col("started_at").cast(TIME)
+    )
+
+
+def dead_letter_reasons(db: Database[Document]) -> pl.DataFrame:
+    """Dead letters still dead, counted by field."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"status": "dead"}},
+        {"$group": {"_id": "$field", "count": {"$sum": 1}}},
+    ]
+    rows = [
+        {"field": doc["_id"] or "(whole record)", "count": int(doc["count"])}
+        for doc in db.dead_letters.aggregate(pipeline)
+    ]
+    if not rows:
+        return pl.DataFrame(schema={"field": pl.String, "count": pl.Int64})
+    return pl.from_dicts(rows).sort("count", descending=True)
+
+
+def dead_letter_samples(db: Database[Document], n: int = 20) -> pl.DataFrame:
+    """The newest dead letters with their reason and the start of the raw record."""
+    cursor = db.dead_letters.find({"status": "dead"}).sort("received_at", DESCENDING).limit(n)
+    rows = [
+        {
+            "record": doc["_id"],
+            "reason": doc.get("reason"),
+            "raw": bytes(doc.get("raw") or b"")[:120].decode("utf-8", errors="replace"),
+            "received_at": doc.get("received_at"),
+        }
+        for doc in cursor
+    ]
+    if not rows:
+        return pl.DataFrame(schema={"record": pl.String, "reason": pl.String, "raw": pl.String})
+    return pl.from_dicts(rows)
+
+
+@dataclass(frozen=True)
+class PipelineLag:
+    """How far the counted figures trail what Kafka holds."""
+
+    partitions: pl.DataFrame
+    """partition, end_offset, lag (records), lag_seconds (age of its oldest uncounted record)."""
+
+    @property
+    def records(self) -> int:
+        return int(self.partitions["lag"].sum()) if self.partitions.height else 0
+
+    @property
+    def seconds(self) -> float:
+        """Age of the oldest record not counted yet; 0 when everything is counted."""
+        if not self.partitions.height:
+            return 0.0
+        return float(self.partitions.select(pl.col("lag_seconds").max()).item() or 0.0)
+
+
+def pipeline_lag(
+    db: Database[Document], kafka: KafkaSettings, topic: str, now: datetime | None = None
+) -> PipelineLag:
+    """Records not yet aggregated per partition (Kafka's end offset minus the stored offset)
+    and, where there are some, how long ago the oldest of them reached Kafka."""
+    stored = {
+        int(doc["partition"]): int(doc["next_offset"])
+        for doc in db.offsets.find({"topic": topic}, {"partition": 1, "next_offset": 1})
+    }
+    reader = make_consumer(kafka, group="pulse-dashboard", **{"socket.timeout.ms": 3_000})
+    try:
+        metadata = reader.list_topics(topic, timeout=3)
+        partitions = sorted(metadata.topics[topic].partitions) if topic in metadata.topics else []
+        rows: dict[int, dict[str, Any]] = {}
+        for partition in partitions:
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=3)
+            done = max(stored.get(partition, low), low)
+            rows[partition] = {
+                "partition": partition,
+                "end_offset": high,
+                "lag": max(0, high - done),
+                "next": done,
+                "lag_seconds": 0.0,
+            }
+        oldest = _oldest_uncounted(reader, topic, [r for r in rows.values() if r["lag"]])
+    finally:
+        reader.close()
+    now_ms = (now or datetime.now(UTC)).timestamp() * 1000
+    for partition, stamp_ms in oldest.items():
+        rows[partition]["lag_seconds"] = max(0.0, (now_ms - stamp_ms) / 1000)
+    frame = pl.DataFrame(
+        list(rows.values()),
+        schema={
+            "partition": pl.Int64,
+            "end_offset": pl.Int64,
+            "lag": pl.Int64,
+            "next": pl.Int64,
+            "lag_seconds": pl.Float64,
+        },
+    )
+    return PipelineLag(frame.drop("next"))
+
+
+def _oldest_uncounted(
+    reader: Consumer, topic: str, lagging: list[dict[str, Any]], timeout: float = 3.0
+) -> dict[int, int]:
+    """Kafka timestamp (ms) of the first uncounted record of each lagging partition."""
+    if not lagging:
+        return {}
+    reader.assign([TopicPartition(topic, row["partition"], row["next"]) for row in lagging])
+    wanted = {row["partition"] for row in lagging}
+    found: dict[int, int] = {}
+    deadline = time.monotonic() + timeout
+    while wanted - set(found) and time.monotonic() < deadline:
+        for message in reader.consume(num_messages=len(wanted), timeout=0.5):
+            partition = message.partition()
+            if message.error() is None and partition is not None and partition not in found:
+                found[partition] = message.timestamp()[1]
+    return found
+
+
+def _by_ids(
+    db: Database[Document], collection: str, ids: list[str], projection: dict[str, int]
+) -> list[Document]:
+    docs: list[Document] = []
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        docs += db[collection].find({"_id": {"$in": chunk}}, projection)
+    return docs
+
+
+def alerts(db: Database[Document], since: datetime) -> pl.DataFrame:
+    """Alerts fired or resolved since `since`, newest first."""
+    cursor = db.alerts.find({"fired_at": {"$gte": since}}).sort("fired_at", DESCENDING).limit(500)
+    rows = [
+        {
+            "rule": doc.get("rule_id"),
+            "key": doc.get("key"),
+            "severity": doc.get("severity"),
+            "state": doc.get("state"),
+            "value": doc.get("value"),
+            "threshold": doc.get("threshold"),
+            "window_start": doc.get("window_start"),
+            "fired_at": doc.get("fired_at"),
+            "resolved_at": doc.get("resolved_at"),
+        }
+        for doc in cursor
+    ]
+    if not rows:
+        return pl.DataFrame(schema={"rule": pl.String, "state": pl.String})
+    return pl.from_dicts(rows, infer_schema_length=None)

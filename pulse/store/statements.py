@@ -1,0 +1,236 @@
+"""MongoDB update statements for one batch's aggregates (pure: builds documents, sends nothing).
+
+Every statement is an upsert guarded by the batch's offset watermark, which is what makes a
+replay harmless (see docs/consumer.md):
+
+    filter: {_id: X, "wm.p<r>": {$not: {$gte: <last offset of partition r>}}}
+    update: {$inc: counts, $min/$max: times, $max: {"wm.p<p>": <last offset of p>, ...}}
+
+where r is the batch's lowest partition. A document that already holds this batch fails the
+filter, so the upsert collides with its own _id (duplicate key, code 11000) instead of
+counting twice; the store treats that error as "already applied".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from pulse.ingest.aggregate import Aggregates, type_column
+from pulse.ingest.batch import OffsetRange
+
+Statement = dict[str, Any]
+
+USERS = "users"
+ITEMS = "items"
+MINUTES = "minutes"
+ITEM_MINUTES = "item_minutes"
+MINUTE_SKETCHES = "minute_sketches"
+DEAD_LETTERS = "dead_letters"
+TOTALS = "totals"
+TOTALS_ID = "global"
+
+
+@dataclass(frozen=True)
+class Guard:
+    """The watermark that marks a document as holding one batch."""
+
+    ranges: tuple[OffsetRange, ...]
+
+    @property
+    def filter(self) -> dict[str, Any]:
+        field, last = self.key
+        return {field: {"$not": {"$gte": last}}}
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """The watermark field checked, and the offset a document holding the batch has in it."""
+        first = min(self.ranges, key=lambda r: r.partition)
+        return f"wm.p{first.partition}", first.last
+
+    @property
+    def marks(self) -> dict[str, int]:
+        return {f"wm.p{r.partition}": r.last for r in self.ranges}
+
+
+def _statement(doc_id: str, guard: Guard, update: dict[str, Any]) -> Statement:
+    return {"q": {"_id": doc_id, **guard.filter}, "u": update, "upsert": True}
+
+
+def _counts(row: dict[str, Any], types: tuple[str, ...], total: str = "total") -> dict[str, int]:
+    counts = {total: row[total]}
+    for kind in types:
+        column = type_column(kind)
+        if row[column]:
+            counts[column] = row[column]
+    return counts
+
+
+def entity_updates(
+    frame: pl.DataFrame, key: str, guard: Guard, batch_id: str, types: tuple[str, ...]
+) -> list[Statement]:
+    """Users or items: counts, first/last seen, and the batch that created the document."""
+    return [
+        _statement(
+            row[key],
+            guard,
+            {
+                "$inc": _counts(row, types),
+                "$min": {"first_seen": row["first_seen"]},
+                "$max": {"last_seen": row["last_seen"], **guard.marks},
+                "$setOnInsert": {"first_batch": batch_id},
+            },
+        )
+        for row in frame.iter_rows(named=True)
+    ]
+
+
+def minute_updates(aggregates: Aggregates, guard: Guard, types: tuple[str, ...]) -> list[Statement]:
+    """Per-minute counts (what the dashboard reads; its sketches live apart, see below)."""
+    return [
+        _statement(
+            row["minute_id"],
+            guard,
+            {
+                "$inc": _counts(row, types),
+                "$max": guard.marks,
+                "$setOnInsert": {"minute": row["minute"]},
+            },
+        )
+        for row in aggregates.minutes.iter_rows(named=True)
+    ]
+
+
+def minute_sketch_updates(aggregates: Aggregates, guard: Guard) -> list[Statement]:
+    """Per minute, the HyperLogLog registers of its active users and items, merged with
+    `$max`. They live in their own collection: 2 x 1,024 fields make a document slow to read
+    on FerretDB, and the dashboard only needs the estimates the consumer stores from them."""
+    statements = []
+    for minute_id, (users, items) in aggregates.minute_sketches.items():
+        sketch = {f"users_hll.r{index}": rank for index, rank in users.items()}
+        sketch |= {f"items_hll.r{index}": rank for index, rank in items.items()}
+        statements.append(_statement(minute_id, guard, {"$max": {**sketch, **guard.marks}}))
+    return statements
+
+
+def item_minute_updates(
+    aggregates: Aggregates, guard: Guard, types: tuple[str, ...]
+) -> list[Statement]:
+    """Per item per minute counts (alerts and item charts read these)."""
+    return [
+        _statement(
+            f"{row['item_id']}|{row['minute_id']}",
+            guard,
+            {
+                "$inc": _counts(row, types),
+                "$max": guard.marks,
+                "$setOnInsert": {"item_id": row["item_id"], "minute": row["minute"]},
+            },
+        )
+        for row in aggregates.item_minutes.iter_rows(named=True)
+    ]
+
+
+def totals_update(
+    aggregates: Aggregates,
+    guard: Guard,
+    types: tuple[str, ...],
+    *,
+    dead_lettered: int,
+    new_users: int,
+    new_items: int,
+    applied_at: datetime,
+    user_bins: dict[str, int] | None = None,
+) -> Statement:
+    """The global document: totals, distinct users and items, user histogram, newest event."""
+    row = aggregates.totals.row(0, named=True)
+    increments = (
+        _counts(row, types, total="events")
+        | {"dead_lettered": dead_lettered, "users": new_users, "items": new_items}
+        | (user_bins or {})
+    )
+    maxima: dict[str, Any] = {**guard.marks, "applied_at": applied_at}
+    minima: dict[str, Any] = {}
+    if row["events"]:
+        maxima["last_event"] = row["last_seen"]
+        minima["first_event"] = row["first_seen"]
+    update: dict[str, Any] = {"$inc": increments, "$max": maxima}
+    if minima:
+        update["$min"] = minima
+    return _statement(TOTALS_ID, guard, update)
+
+
+USER_MINUTES = "user_minutes"
+
+
+def user_minute_updates(aggregates: Aggregates, guard: Guard) -> list[Statement]:
+    """Per minute and partition, each user's count (`counts.<user>`): what a per-user alert
+    rule reads. A user's events all come from one partition, so no two consumers ever
+    write the same document."""
+    statements = []
+    frame = aggregates.user_minutes
+    for (partition, minute_id), group in frame.group_by(
+        "partition", "minute_id", maintain_order=True
+    ):
+        counts = {f"counts.{user}": n for user, n in group.select("user_id", "count").iter_rows()}
+        statements.append(
+            _statement(
+                f"{minute_id}|p{partition}",
+                guard,
+                {"$inc": counts, "$max": guard.marks, "$setOnInsert": {"minute_id": minute_id}},
+            )
+        )
+    return statements
+
+
+def activity_bin(total: int) -> str:
+    """Histogram bin of a user's interaction count: b<k> holds totals in [2^k, 2^(k+1))."""
+    return f"b{total.bit_length() - 1}"
+
+
+def user_bin_changes(before: dict[str, int], users: pl.DataFrame) -> dict[str, int]:
+    """`$inc` of the users-by-activity histogram when `users` get this batch's counts.
+
+    `before` holds each user's total before this batch (absent: a new user). Users only move
+    up, and only across powers of two, so most batches change few bins.
+    """
+    changes: dict[str, int] = {}
+    for user_id, added in users.select("user_id", "total").iter_rows():
+        old = before.get(user_id, 0)
+        if old:
+            old_bin = activity_bin(old)
+            changes[old_bin] = changes.get(old_bin, 0) - 1
+        new_bin = activity_bin(old + added)
+        changes[new_bin] = changes.get(new_bin, 0) + 1
+    return {f"user_bins.{name}": delta for name, delta in changes.items() if delta}
+
+
+def dead_letter_statements(
+    dead: pl.DataFrame, topic: str, batch_id: str, received_at: datetime
+) -> list[Statement]:
+    """One document per rejected record, keyed by topic:partition:offset so replays add none."""
+    return [
+        {
+            "q": {"_id": f"{topic}:{row['partition']}:{row['offset']}"},
+            "u": {
+                "$setOnInsert": {
+                    "topic": topic,
+                    "partition": row["partition"],
+                    "offset": row["offset"],
+                    "kafka_timestamp": datetime.fromtimestamp(row["kafka_ts"] / 1000, UTC),
+                    "key": row["key"],
+                    "raw": row["value"],
+                    "reason": row["reason"],
+                    "field": row["field"] or None,
+                    "batch_id": batch_id,
+                    "received_at": received_at,
+                    "status": "dead",
+                }
+            },
+            "upsert": True,
+        }
+        for row in dead.iter_rows(named=True)
+    ]

@@ -1,0 +1,342 @@
+"""MongoDB writes of the pipeline: aggregates, batch ledger, offsets, dead letters.
+
+Only operations MongoDB and FerretDB 1.24 both support (see docs/consumer.md): `update` with
+upsert, `$inc/$min/$max/$setOnInsert`, finds on `_id`, single-field indexes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.database import Database
+from pymongo.errors import OperationFailure
+
+from pulse.ingest import sketches
+from pulse.ingest.batch import OffsetRange
+from pulse.store import leaders
+from pulse.store.client import Document
+from pulse.store.leaders import LEADERS
+from pulse.store.statements import DEAD_LETTERS, MINUTE_SKETCHES, MINUTES, Statement
+
+log = logging.getLogger(__name__)
+
+LEDGER = "ledger"
+OPEN_BATCHES = "open_batches"
+"""One marker per batch not applied yet (writing or failed), `_id` = batch id: FerretDB filters
+the ledger by scanning it, so finding unfinished batches there costs more with every batch."""
+_UNFINISHED = ("writing", "failed")
+OFFSETS = "offsets"
+COUNTERS = "counters"
+DUPLICATE_KEY = 11000
+DLQ_REPLAY = "dlq-replay"
+"""Ledger kind of a dead-letter replay (its batches are not Kafka offset ranges)."""
+_CHUNK = 1_000  # statements per update command: well under MongoDB's 48 MB message limit
+
+INDEXES: dict[str, list[list[tuple[str, int]]]] = {
+    "users": [[("total", DESCENDING)]],
+    "items": [[("total", DESCENDING)]],
+    "item_minutes": [[("minute", DESCENDING), ("total", DESCENDING)], [("item_id", ASCENDING)]],
+    "minutes": [[("minute", DESCENDING)]],
+    LEDGER: [[("status", ASCENDING)], [("started_at", DESCENDING)]],
+    DEAD_LETTERS: [[("received_at", DESCENDING)], [("reason", ASCENDING)]],
+}
+
+
+class WriteFailedError(RuntimeError):
+    """The database refused a write for a reason other than 'already applied'."""
+
+
+@dataclass
+class ApplyResult:
+    """What one collection's statements did."""
+
+    statements: int = 0
+    upserted: int = 0
+    modified: int = 0
+    already_applied: int = 0
+    """Documents that already held this batch (a replay); their statements changed nothing."""
+    upserted_ids: list[Any] = field(default_factory=list)
+
+
+def ensure_indexes(db: Database[Document]) -> None:
+    """Create the indexes the readers rely on (idempotent), and the open-batch markers of a
+    ledger written before they existed (once)."""
+    for collection, indexes in INDEXES.items():
+        for keys in indexes:
+            db[collection].create_index(keys)
+    if db[COUNTERS].find_one({"_id": OPEN_BATCHES}) is None:
+        for entry in db[LEDGER].find({"status": {"$in": list(_UNFINISHED)}}, {"_id": 1}):
+            _open(db, entry["_id"])
+        db[COUNTERS].update_one({"_id": OPEN_BATCHES}, {"$set": {"value": 1}}, upsert=True)
+
+
+def _open(db: Database[Document], batch_id: str) -> None:
+    db[OPEN_BATCHES].update_one({"_id": batch_id}, {"$set": {"open": True}}, upsert=True)
+
+
+def apply(db: Database[Document], collection: str, statements: Sequence[Statement]) -> ApplyResult:
+    """Run guarded upserts; a duplicate-key error means 'this document already has the batch'.
+
+    MongoDB reports such errors per statement and runs the rest; FerretDB 1.24 stops the whole
+    command at the first one. Both are handled the same way: the chunk is re-run statement by
+    statement, which is safe because every statement is guarded.
+    """
+    result = ApplyResult(statements=len(statements))
+    for start in range(0, len(statements), _CHUNK):
+        chunk = list(statements[start : start + _CHUNK])
+        reply = db.command("update", collection, updates=chunk, ordered=False)
+        errors = reply.get("writeErrors", [])
+        if not errors:
+            _count(result, reply)
+            continue
+        _raise_unless_duplicates(collection, errors)
+        for statement in chunk:
+            _apply_one(db, collection, statement, result)
+    return result
+
+
+def _apply_one(
+    db: Database[Document], collection: str, statement: Statement, result: ApplyResult
+) -> None:
+    reply = db.command("update", collection, updates=[statement], ordered=True)
+    errors = reply.get("writeErrors", [])
+    if errors:
+        _raise_unless_duplicates(collection, errors)
+        result.already_applied += 1
+    else:
+        _count(result, reply)
+
+
+def _count(result: ApplyResult, reply: dict[str, Any]) -> None:
+    upserted = reply.get("upserted", [])
+    result.upserted += len(upserted)
+    result.upserted_ids += [entry["_id"] for entry in upserted]
+    result.modified += int(reply.get("nModified", 0))
+
+
+def _raise_unless_duplicates(collection: str, errors: list[dict[str, Any]]) -> None:
+    other = [error for error in errors if error.get("code") != DUPLICATE_KEY]
+    if other:
+        first = other[0]
+        raise WriteFailedError(
+            f"{collection}: write refused (code {first.get('code')}): {first.get('errmsg')}"
+        )
+
+
+def count_created(
+    db: Database[Document], collection: str, ids: Iterable[Any], batch_id: str
+) -> int:
+    """Documents among `ids` that this batch created (used when a replay hides upsert counts)."""
+    id_list = list(ids)
+    return sum(
+        db[collection].count_documents(
+            {"_id": {"$in": id_list[start : start + 10_000]}, "first_batch": batch_id}
+        )
+        for start in range(0, len(id_list), 10_000)
+    )
+
+
+def totals_before(
+    db: Database[Document],
+    collection: str,
+    ids: list[Any],
+    added: dict[Any, int],
+    guard_key: str,
+    last: int,
+) -> dict[Any, int]:
+    """Each document's `total` before the batch: as stored, minus the batch's own count where
+    the document already holds the batch (a replay; `guard_key` is its watermark field)."""
+    before: dict[Any, int] = {}
+    for start in range(0, len(ids), 500):  # FerretDB checks $in linearly: keep the lists short
+        chunk = ids[start : start + 500]
+        for doc in db[collection].find({"_id": {"$in": chunk}}, {"total": 1, guard_key: 1}):
+            total = int(doc.get("total", 0))
+            holds = _watermark(doc, guard_key) >= last
+            before[doc["_id"]] = total - added[doc["_id"]] if holds else total
+    return before
+
+
+def current_totals(db: Database[Document], collection: str, ids: list[Any]) -> dict[Any, int]:
+    """Each document's `total` as stored now."""
+    totals: dict[Any, int] = {}
+    for start in range(0, len(ids), 500):  # FerretDB checks $in linearly: keep the lists short
+        chunk = ids[start : start + 500]
+        for doc in db[collection].find({"_id": {"$in": chunk}}, {"total": 1}):
+            totals[doc["_id"]] = int(doc.get("total", 0))
+    return totals
+
+
+def refresh_minute_estimates(db: Database[Document], minute_ids: list[str]) -> int:
+    """Store each touched minute's active users and items, estimated from its merged
+    sketches, so readers skip the 2 x 1,024 registers (`$max`: estimates only grow)."""
+    written = 0
+    for doc in db[MINUTE_SKETCHES].find({"_id": {"$in": minute_ids}}, {"wm": 0}):
+        estimates = {
+            "active_users": round(sketches.estimate(doc.get("users_hll", {}))),
+            "active_items": round(sketches.estimate(doc.get("items_hll", {}))),
+        }
+        result = db[MINUTES].update_one({"_id": doc["_id"]}, {"$max": estimates})
+        written += result.modified_count
+    return written
+
+
+def update_leaders(
+    db: Database[Document],
+    collection: str,
+    totals: dict[Any, int],
+    added: dict[Any, int] | None = None,
+) -> int:
+    """Offer a batch's touched documents (`totals`: id → total now) to the leader boards;
+    with `added` (the batch's counts) also keep the low-total lists. Returns docs changed."""
+    board = db[LEADERS].find_one({"_id": collection}, {"top": 1}) or {}
+    top: dict[str, int] = board.get("top", {})
+    statements = [
+        leaders.leader_update(collection, totals, top),
+        leaders.top_prune(collection, top, added=min(len(totals), leaders.TOP_K)),
+    ]
+    if added is not None:
+        statements += leaders.low_updates(collection, totals, added)
+    requests = [UpdateOne(s["q"], s["u"], upsert=bool(s.get("upsert"))) for s in statements if s]
+    if not requests:
+        return 0
+    result = db[LEADERS].bulk_write(requests, ordered=True)
+    return result.modified_count + result.upserted_count
+
+
+def _watermark(doc: Document, dotted: str) -> int:
+    value: Any = doc
+    for part in dotted.split("."):
+        value = value.get(part, {}) if isinstance(value, dict) else {}
+    return int(value) if isinstance(value, int) else -1
+
+
+# --- offsets ---------------------------------------------------------------------------
+
+
+def stored_offsets(db: Database[Document], topic: str) -> dict[int, int]:
+    """Next offset to read per partition, as recorded with the applied results."""
+    return {
+        int(doc["partition"]): int(doc["next_offset"])
+        for doc in db[OFFSETS].find({"topic": topic}, {"partition": 1, "next_offset": 1})
+    }
+
+
+def advance_offsets(db: Database[Document], topic: str, ranges: Iterable[OffsetRange]) -> None:
+    """Record that everything up to each range's end is applied (`$max`: never moves back)."""
+    statements = [
+        {
+            "q": {"_id": f"{topic}:{r.partition}"},
+            "u": {
+                "$max": {"next_offset": r.last + 1},
+                "$setOnInsert": {"topic": topic, "partition": r.partition},
+            },
+            "upsert": True,
+        }
+        for r in ranges
+    ]
+    reply = db.command("update", OFFSETS, updates=statements, ordered=False)
+    _raise_unless_duplicates(OFFSETS, reply.get("writeErrors", []))
+
+
+# --- ledger ----------------------------------------------------------------------------
+
+
+def ledger_begin(
+    db: Database[Document],
+    batch_id: str,
+    topic: str,
+    ranges: Sequence[OffsetRange],
+    records: int,
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """Record the batch (status 'writing') before any aggregate is touched; returns the attempt."""
+    now = datetime.now(UTC)
+    _open(db, batch_id)  # first: a marker without its entry is ignored, never the reverse
+    doc = db[LEDGER].find_one_and_update(
+        {"_id": batch_id},
+        {
+            "$setOnInsert": {
+                "topic": topic,
+                "ranges": [
+                    {"partition": r.partition, "first": r.first, "last": r.last} for r in ranges
+                ],
+                "partitions": [r.partition for r in ranges],
+                "records": records,
+                "started_at": now,
+                **(extra or {}),
+            },
+            "$set": {"status": "writing", "updated_at": now},
+            "$inc": {"attempts": 1},
+        },
+        upsert=True,
+        return_document=True,
+    )
+    return int(doc["attempts"]) if doc else 1
+
+
+def ledger_finish(db: Database[Document], batch_id: str, stats: dict[str, Any]) -> None:
+    """Mark the batch applied, with its counts and durations."""
+    now = datetime.now(UTC)
+    db[LEDGER].update_one(
+        {"_id": batch_id},
+        {
+            "$set": {
+                **stats,
+                "status": "applied",
+                "error": None,
+                "finished_at": now,
+                "updated_at": now,
+            }
+        },
+    )
+    db[OPEN_BATCHES].delete_one({"_id": batch_id})  # last: an applied entry's marker is ignored
+
+
+def ledger_fail(db: Database[Document], batch_id: str, error: str) -> None:
+    """Record why the batch failed (best effort: the database may be the thing that failed)."""
+    try:
+        db[LEDGER].update_one(
+            {"_id": batch_id},
+            {"$set": {"status": "failed", "error": error[:2_000], "updated_at": datetime.now(UTC)}},
+        )
+    except OperationFailure:
+        log.exception("could not record the failure of batch %s", batch_id)
+
+
+def unfinished_batches(
+    db: Database[Document], topic: str, partitions: Iterable[int] | None = None
+) -> list[dict[str, Any]]:
+    """Kafka batches not applied yet ('writing' or 'failed') touching `partitions` (or any).
+
+    Reads the few open-batch markers, then their ledger entries by `_id`; markers left by a
+    crash between two steps (entry missing, or already applied) are removed.
+    """
+    ids = [marker["_id"] for marker in db[OPEN_BATCHES].find({}, {"_id": 1})]
+    if not ids:
+        return []  # the usual case: and FerretDB would scan the ledger for an empty $in
+    entries = {entry["_id"]: entry for entry in db[LEDGER].find({"_id": {"$in": ids}})}
+    for stale in [bid for bid in ids if entries.get(bid, {}).get("status") not in _UNFINISHED]:
+        db[OPEN_BATCHES].delete_one({"_id": stale})
+    wanted = None if partitions is None else set(partitions)
+    pending = [
+        entry
+        for entry in entries.values()
+        if entry.get("status") in _UNFINISHED
+        and entry.get("topic") == topic
+        and entry.get("kind") != DLQ_REPLAY
+        and (wanted is None or wanted & set(entry["partitions"]))
+    ]
+    return sorted(pending, key=lambda entry: min(r["first"] for r in entry["ranges"]))
+
+
+def next_sequence(db: Database[Document], name: str) -> int:
+    """A counter that only grows (atomic `$inc`)."""
+    doc = db[COUNTERS].find_one_and_update(
+        {"_id": name}, {"$inc": {"value": 1}}, upsert=True, return_document=True
+    )
+    return int(doc["value"]) if doc else 1

@@ -28,7 +28,7 @@ from pulse.config import Settings, load_settings
 from pulse.generate.pacing import RatePlan
 from pulse.generate.run import GeneratorRun
 from pulse.generate.simulate import GeneratorConfig
-from pulse.pipeline.consumer import AggregatingConsumer
+from pulse.pipeline.consumer import consuming
 from pulse.stack.services import services
 from pulse.store.client import database, mongo_client
 
@@ -134,7 +134,7 @@ def pulse(settings: Settings, topic: str, db_name: str, events: int, batch: int)
         alerts={"rules_file": Path("/nonexistent")},  # alerting is measured elsewhere
     )
     applied = 0
-    with AggregatingConsumer(configured) as consumer:
+    with consuming(configured) as consumer:
         while applied < events:
             polled = time.monotonic()
             found = consumer.poll_batch(batch, 2.0)

@@ -23,10 +23,22 @@ from bench.common import console, report
 from pulse.config import load_settings
 from pulse.generate.simulate import zipf_cdf
 from pulse.ingest import sketches
-from pulse.ingest.aggregate import MINUTE_FORMAT
 from pulse.store import reads, writes
 from pulse.store.client import Document, mongo_client
-from pulse.store.leaders import LEADERS
+from pulse.store.schema import (
+    DEAD_LETTERS,
+    ITEM_MINUTES,
+    ITEMS,
+    LEADERS,
+    LEDGER,
+    MINUTES,
+    TOTALS,
+    TOTALS_ID,
+    USERS,
+    item_minute_id,
+    minute_id,
+    record_id,
+)
 from pulse.store.statements import activity_bin
 from pulse.store.writes import ensure_indexes
 
@@ -57,11 +69,11 @@ def seed(db: Database[Document], users: int, items: int, now: datetime) -> None:
 
 
 def _seed_entities(db: Database[Document], totals: dict[str, np.ndarray], now: datetime) -> None:
-    for name in ("users", "items", "bench_seed"):
+    for name in (USERS, ITEMS, "bench_seed"):
         db.drop_collection(name)
     ensure_indexes(db)
     seen = now - timedelta(hours=2)
-    for collection, prefix in (("users", "u"), ("items", "i")):
+    for collection, prefix in ((USERS, "u"), (ITEMS, "i")):
         counts = totals[collection]
         for start in range(0, len(counts), 20_000):
             db[collection].insert_many(
@@ -82,16 +94,16 @@ def _seed_entities(db: Database[Document], totals: dict[str, np.ndarray], now: d
 
 
 def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: datetime) -> None:
-    for name in ("minutes", "item_minutes", "totals", "ledger", "dead_letters", LEADERS):
+    for name in (MINUTES, ITEM_MINUTES, TOTALS, LEDGER, DEAD_LETTERS, LEADERS):
         db.drop_collection(name)
     ensure_indexes(db)
     users, items = len(totals["users"]), len(totals["items"])
     bins = Counter(activity_bin(total) for total in totals["users"].tolist())
     sketch = {f"r{n}": 5 for n in range(sketches.REGISTERS)}
     minutes = [now.replace(second=0, microsecond=0) - timedelta(minutes=m) for m in range(60)]
-    db.minutes.insert_many(
+    db[MINUTES].insert_many(
         {
-            "_id": minute.strftime(MINUTE_FORMAT),
+            "_id": minute_id(minute),
             "minute": minute,
             "total": 20_000,
             "types": dict.fromkeys(TYPES, 5_000),
@@ -100,20 +112,20 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
         }
         for minute in minutes
     )
-    db.item_minutes.insert_many(
+    db[ITEM_MINUTES].insert_many(
         {
-            "_id": f"i1|{minute.strftime(MINUTE_FORMAT)}",
+            "_id": item_minute_id("i1", minute_id(minute)),
             "item_id": "i1",
             "minute": minute,
             "total": 300,
         }
         for minute in minutes
     )
-    db.totals.insert_one(
-        {"_id": "global", "events": users * 20, "users": users, "items": items, "last_event": now}
+    db[TOTALS].insert_one(
+        {"_id": TOTALS_ID, "events": users * 20, "users": users, "items": items, "last_event": now}
         | {"user_bins": dict(bins)}
     )
-    db.ledger.insert_many(
+    db[LEDGER].insert_many(
         {
             "_id": f"b{n}",
             "status": "applied",
@@ -123,9 +135,9 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
         }
         for n in range(500)
     )
-    db.dead_letters.insert_many(
+    db[DEAD_LETTERS].insert_many(
         {
-            "_id": f"t:0:{n}",
+            "_id": record_id("t", 0, n),
             "status": "dead",
             "field": "timestamp",
             "reason": "bad",

@@ -42,6 +42,7 @@ from pulse.kafka.clients import delete_topic, ensure_topic
 from pulse.stack import services
 from pulse.store import reads
 from pulse.store.client import database, mongo_client
+from pulse.store.schema import ALERTS, DEAD_LETTERS
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEDULED = ("generate-interactions/stream", "aggregate-interactions/drain")
@@ -116,8 +117,8 @@ def measure(settings: Settings, minutes: float, every: float) -> dict[str, Any]:
             samples.append((tick, lag.seconds, lag.records, produced))
             time.sleep(max(0.0, every - (time.monotonic() - tick)))
         ended_at = datetime.now(UTC)
-        alerts = list(db.alerts.find({"fired_at": {"$gte": started_at - timedelta(minutes=10)}}))
-        dead = db.dead_letters.count_documents({})
+        alerts = list(db[ALERTS].find({"fired_at": {"$gte": started_at - timedelta(minutes=10)}}))
+        dead = db[DEAD_LETTERS].count_documents({})
 
     # Runs due inside the period and over by its end (a run works one interval after it is due).
     states = _run_states(settings, started_at, ended_at - timedelta(seconds=150))

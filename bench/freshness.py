@@ -28,6 +28,7 @@ from pulse.generate.run import GeneratorRun
 from pulse.generate.simulate import GeneratorConfig
 from pulse.kafka.clients import admin_client, assigned_partitions
 from pulse.store.client import mongo_client
+from pulse.store.schema import TOTALS, TOTALS_ID
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,9 +81,9 @@ def measure(
 
     def poll() -> None:
         with mongo_client(settings.mongo) as client:
-            totals = client[db_name].totals
+            totals = client[db_name][TOTALS]
             while not stop.is_set():
-                doc = totals.find_one({"_id": "global"}, {"events": 1}) or {}
+                doc = totals.find_one({"_id": TOTALS_ID}, {"events": 1}) or {}
                 visible.append((time.monotonic(), int(doc.get("events", 0))))
                 time.sleep(0.05)
 

@@ -13,7 +13,7 @@ from pyinstrument import Profiler
 from bench.common import RESULTS, console, fresh_topic
 from bench.consumer import prefill
 from pulse.config import load_settings
-from pulse.pipeline.consumer import AggregatingConsumer
+from pulse.pipeline.consumer import consuming
 from pulse.store.client import mongo_client
 
 
@@ -33,7 +33,7 @@ def main(
         )
         profiler = Profiler(interval=0.002)
         applied = 0
-        with AggregatingConsumer(configured) as consumer:
+        with consuming(configured) as consumer:
             started = time.perf_counter()
             profiler.start()
             while applied < events:

@@ -4,46 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
-from flows.policies import (
-    HANDOVER_SECONDS,
-    JOIN_AHEAD_SECONDS,
-    RETRY_DELAYS,
-    notify_failure,
-    transient_failure,
-    wait_for_window,
-)
+from flows.policies import HANDOVER_SECONDS, JOIN_AHEAD_SECONDS, notify_failure, wait_for_window
 from pulse.config import load_settings
 from pulse.ingest.batch import MicroBatch
 from pulse.pipeline.apply import BatchReport
-from pulse.pipeline.consumer import AggregatingConsumer
 from pulse.pipeline.drain import drain, summary_markdown
-
-
-@task(
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=transient_failure,
-    cache_policy=NO_CACHE,
-)
-def apply_batch(
-    consumer: AggregatingConsumer, batch: MicroBatch, consume_seconds: float
-) -> BatchReport:
-    """Validate, aggregate and upsert one micro-batch; safe to retry (guarded upserts)."""
-    report = consumer.process(batch, consume_seconds)
-    get_run_logger().info(
-        "batch %s: %d records, %d valid, %d dead-lettered, %d documents written",
-        report.batch_id,
-        report.records,
-        report.valid,
-        report.dead_lettered,
-        report.docs_written,
-    )
-    return report
+from tasks.consume import apply_batch
+from tasks.retries import RETRY_DELAYS
+from tasks.sessions import consumer_session
 
 
 @flow(name="aggregate-interactions", on_failure=[notify_failure], on_crashed=[notify_failure])
@@ -66,7 +38,6 @@ def aggregate_interactions(
     logger = get_run_logger()
     settings = load_settings()
     budget = time_budget_seconds or settings.consumer.time_budget_seconds
-    consumer = AggregatingConsumer(settings, topic=topic)
     window = None
     if window_seconds is not None:
         # Joining a little early lets the group move partitions over while the previous run
@@ -74,18 +45,19 @@ def aggregate_interactions(
         window, budget = wait_for_window(window_seconds, handover_seconds, JOIN_AHEAD_SECONDS)
         stop_when_caught_up = False
         logger.info("draining in window %s-%s", window.start.time(), window.end.time())
-    with consumer:
+    delays = RETRY_DELAYS if retry_delays is None else retry_delays
+    with consumer_session(settings, topic) as (session_id, opened):
+        member = opened.member()
 
         def run_task(batch: MicroBatch, consume_seconds: float) -> BatchReport:
             name = batch.batch_id.split("/", 1)[1]  # the offset ranges identify the batch
-            delays = RETRY_DELAYS if retry_delays is None else retry_delays
             options = apply_batch.with_options(
                 task_run_name=name, retries=len(delays), retry_delay_seconds=delays
             )
-            return options(consumer, batch, consume_seconds)
+            return options(session_id, opened.hold(batch), consume_seconds)
 
         summary = drain(
-            consumer,
+            member,
             run_task,
             time_budget=budget,
             max_batch_events=max_batch_events,
@@ -95,9 +67,9 @@ def aggregate_interactions(
         for replayed in summary.replayed:
             logger.warning("replayed unfinished batch %s before reading on", replayed)
     create_markdown_artifact(
-        markdown=summary_markdown(summary, consumer.topic),
+        markdown=summary_markdown(summary, member.topic),
         key="consumer-run",
-        description=f"Consumer run on {consumer.topic}",
+        description=f"Consumer run on {member.topic}",
     )
     logger.info(
         "%d batches, %d records (%d dead-lettered) in %.1f s; lag at end %s",

@@ -1,5 +1,5 @@
-"""What the flows share: which failures are worth a retry, who hears about a failed run, and
-which window of wall-clock time a scheduled run owns."""
+"""What the flows share: who hears about a failed run, and which window of wall-clock time a
+scheduled run owns. (Task retries: tasks/retries.py.)"""
 
 from __future__ import annotations
 
@@ -7,20 +7,15 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect import Flow, Task
-from prefect.client.schemas.objects import FlowRun, State, TaskRun
+from prefect import Flow
+from prefect.client.schemas.objects import FlowRun, State
 from prefect.logging import get_logger
 from prefect.runtime import flow_run as current_run
-from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from pulse.alerts.channels import send
 from pulse.config import load_settings
 from pulse.pipeline.windows import Window, window_of
 
-TRANSIENT = (ConnectionFailure, ExecutionTimeout)
-"""Database unreachable or slow: worth retrying. A refused write is not."""
-
-RETRY_DELAYS = [1.0, 5.0, 15.0]
 HANDOVER_SECONDS = 15.0
 """How late after its scheduled time a run may start without leaving a gap
 (pulse/pipeline/windows.py). Flow-run start-up here takes 3-10 s, most of it importing
@@ -41,11 +36,6 @@ def wait_for_window(
     )
     time.sleep(max(0.0, window.wait_before(datetime.now(UTC)) - ahead_seconds))
     return window, max(0.0, (window.end - datetime.now(UTC)).total_seconds())
-
-
-def transient_failure(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry only when the database was unreachable or timed out."""
-    return isinstance(state.result(raise_on_failure=False), TRANSIENT)
 
 
 def notify_failure(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:

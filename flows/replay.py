@@ -8,9 +8,7 @@ from prefect import flow, get_run_logger
 from pydantic import Field
 
 from flows.policies import notify_failure
-from pulse.config import load_settings
-from pulse.pipeline import dead_letter_replay
-from pulse.pipeline.consumer import AggregatingConsumer
+from tasks.dead_letters import replay_dead_letters_task
 
 
 @flow(name="replay-dead-letters", on_failure=[notify_failure], on_crashed=[notify_failure])
@@ -23,11 +21,7 @@ def replay_dead_letters(
 ) -> dict[str, Any]:
     """Validate the selected dead letters again; apply those now valid, keep the rest dead."""
     logger = get_run_logger()
-    settings = load_settings()
-    with AggregatingConsumer(settings, topic=topic, join_group=False) as consumer:
-        report = dead_letter_replay.replay(
-            consumer.writer, reason_contains=reason_contains, field_name=field, ids=ids, limit=limit
-        )
+    report = replay_dead_letters_task(reason_contains, field, ids, limit, topic)
     logger.info(
         "%d dead letters selected: %d revived, %d still invalid",
         report.selected,

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 
-from flows.policies import RETRY_DELAYS, notify_failure, transient_failure
+from flows.policies import notify_failure
 from pulse.config import load_settings
-from pulse.pipeline.apply import BatchReport
-from pulse.pipeline.consumer import AggregatingConsumer
-from pulse.store import writes
-
-
-@task(
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=transient_failure,
-    cache_policy=NO_CACHE,
-)
-def replay_batch(consumer: AggregatingConsumer, entry: dict[str, Any]) -> BatchReport:
-    """Re-read and re-apply one ledger entry; documents that hold it already are left alone."""
-    return consumer.replay(entry)
+from tasks.consume import replay_batch, unfinished_batches
+from tasks.sessions import pipeline_session
 
 
 @flow(name="retry-failed-batches", on_failure=[notify_failure], on_crashed=[notify_failure])
@@ -30,11 +17,14 @@ def retry_failed_batches(topic: str | None = None) -> dict[str, Any]:
     """Re-process every failed or interrupted micro-batch of the topic, idempotently."""
     logger = get_run_logger()
     settings = load_settings()
-    with AggregatingConsumer(settings, topic=topic, join_group=False) as consumer:
-        entries = writes.unfinished_batches(consumer.db, consumer.topic)
-        logger.info("%d unfinished batches of %s", len(entries), consumer.topic)
+    group = settings.kafka.consumer_group
+    with pipeline_session(settings, topic) as (session_id, opened):
+        entries = unfinished_batches(session_id)
+        logger.info("%d unfinished batches of %s", len(entries), opened.pipeline.topic)
         reports = [
-            replay_batch.with_options(task_run_name=entry["_id"].split("/", 1)[1])(consumer, entry)
+            replay_batch.with_options(task_run_name=entry["_id"].split("/", 1)[1])(
+                session_id, entry, group
+            )
             for entry in entries
         ]
     return {

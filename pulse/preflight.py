@@ -8,11 +8,11 @@ import logging
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
-from pymongo import MongoClient, uri_parser
+from pymongo import uri_parser
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 
 from pulse.config import KafkaSettings, MongoSettings
-from pulse.store.client import Document
+from pulse.store.client import mongo_client
 
 _quiet = logging.getLogger("pulse.preflight")
 _quiet.setLevel(logging.CRITICAL)  # the failure is reported once, below, not per retry
@@ -47,10 +47,7 @@ def check_mongo(mongo: MongoSettings, timeout_ms: int | None = None) -> None:
         raise ServiceUnavailableError(
             f"PULSE_MONGO_URI is not a valid MongoDB URI: {exc}"
         ) from None
-    wait = timeout_ms or mongo.timeout_ms
-    client: MongoClient[Document] = MongoClient(
-        uri, serverSelectionTimeoutMS=wait, connectTimeoutMS=wait
-    )
+    client = mongo_client(mongo, "pulse-preflight", timeout_ms=timeout_ms)
     try:
         client.admin.command("ping")
     except OperationFailure as exc:

@@ -10,7 +10,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from pulse.config import Settings, load_settings
-from pulse.store.client import Document
+from pulse.store.client import Document, mongo_client
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -19,14 +19,10 @@ CACHE_SECONDS = 1.0  # shared across sessions and fragments; shorter than any re
 
 @st.cache_resource(show_spinner=False)
 def _client(uri: str) -> MongoClient[Document]:
-    # Short timeouts: an outage shows as a banner within seconds, not a hung page.
-    return MongoClient(
-        uri,
-        appname="pulse-dashboard",
-        serverSelectionTimeoutMS=2_000,
-        connectTimeoutMS=2_000,
-        socketTimeoutMS=10_000,
-        tz_aware=True,
+    # Short timeouts: an outage shows as a banner within seconds, not a hung page. The URI is
+    # the cache key only; the client is built from the settings like every other.
+    return mongo_client(
+        settings().mongo, "pulse-dashboard", timeout_ms=2_000, socket_timeout_ms=10_000
     )
 
 

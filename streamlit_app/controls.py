@@ -12,7 +12,8 @@ from pymongo.errors import PyMongoError
 
 from streamlit_app.connection import settings
 
-REFRESH_CHOICES = {"1 s": 1, "2 s": 2, "5 s": 5, "10 s": 10, "30 s": 30}
+REFRESH_CHOICES = (1, 2, 5, 10, 30)
+"""Seconds offered besides PULSE_DASHBOARD_REFRESH_SECONDS (the default choice)."""
 RANGE_CHOICES = {
     "last 15 minutes": timedelta(minutes=15),
     "last hour": timedelta(hours=1),
@@ -36,20 +37,27 @@ class View:
 
 def sidebar() -> View:
     """Refresh interval and pause, time range, interaction types."""
-    known = list(settings().generator.interaction_types)
+    configured = settings()
+    known = list(configured.generator.interaction_types)
+    default = configured.dashboard.refresh_seconds
+    choices = sorted({*REFRESH_CHOICES, default})
     with st.sidebar:
         st.header("Live view")
         refresh = st.select_slider(
-            "Refresh every", list(REFRESH_CHOICES), value="2 s", key="refresh"
+            "Refresh every", choices, value=default, format_func=_seconds, key="refresh"
         )
         paused = st.toggle("Pause", key="paused")
         window = st.selectbox("Time range", list(RANGE_CHOICES), index=1, key="window")
         types = st.multiselect("Interaction types", known, default=known, key="types")
     return View(
-        refresh_seconds=None if paused else REFRESH_CHOICES[refresh],
+        refresh_seconds=None if paused else refresh,
         window=RANGE_CHOICES[window],
         types=types or known,
     )
+
+
+def _seconds(value: int) -> str:
+    return f"{value} s"
 
 
 def _servers() -> str:

@@ -31,37 +31,54 @@ from pulse.alerts.evaluate import (
 )
 from pulse.alerts.rules import AlertRule, load_rules_file, merge, parse_rules
 from pulse.config import AlertSettings
-from pulse.ingest.aggregate import MINUTE_FORMAT, Aggregates
+from pulse.ingest.aggregate import Aggregates
 from pulse.store.client import Document
+from pulse.store.reads import by_ids
+from pulse.store.schema import (
+    ALERT_RULES,
+    ALERT_STATE,
+    ALERTS,
+    ITEM_MINUTES,
+    USER_MINUTES,
+    alert_state_id,
+    item_minute_id,
+    minute_id,
+    minute_of_user_minute_id,
+    parse_minute_id,
+    user_minute_id,
+    user_minute_ids_of,
+)
 
 log = logging.getLogger(__name__)
 
-ALERTS = "alerts"
-ALERT_STATE = "alert_state"
-ALERT_RULES = "alert_rules"
 RULES_REFRESH_SECONDS = 30.0
-MAX_PARTITIONS = 128
-_IN_CHUNK = 500
 
 
 def _minutes(start: datetime, count: int) -> list[str]:
-    return [(start + timedelta(minutes=n)).strftime(MINUTE_FORMAT) for n in range(count)]
-
-
-def _parse_minute(minute_id: str) -> datetime:
-    return datetime.strptime(minute_id, MINUTE_FORMAT).replace(tzinfo=UTC)
+    return [minute_id(start + timedelta(minutes=n)) for n in range(count)]
 
 
 class Alerting:
     """Evaluates the rules after each batch and keeps alerts and their state in MongoDB."""
 
-    def __init__(self, db: Database[Document], settings: AlertSettings) -> None:
+    def __init__(
+        self, db: Database[Document], settings: AlertSettings, file_rules: list[AlertRule]
+    ) -> None:
         self.db = db
         self.settings = settings
-        self.file_rules = load_rules_file(settings.rules_file)
+        self.file_rules = file_rules
         self._rules: list[AlertRule] = merge(self.file_rules, [])
         self._loaded = 0.0
         self.notifier = Notifier(db, settings)
+
+    @classmethod
+    def start(cls, db: Database[Document], settings: AlertSettings) -> Alerting:
+        """Read the rules (invalid ones stop here, rule and field named) and send the alerts a
+        previous process stored but did not get to send (at-least-once delivery)."""
+        alerting = cls(db, settings, load_rules_file(settings.rules_file))
+        alerting.rules()
+        alerting.notifier.resend_pending()
+        return alerting
 
     # --- rules -------------------------------------------------------------------------
 
@@ -116,14 +133,14 @@ class Alerting:
                 for (key, start), value in self._item_windows(rule, pairs).items()
             ]
         pairs_by_doc: dict[str, set[str]] = defaultdict(set)
-        for partition, minute_id, user in aggregates.user_minutes.select(
+        for partition, minute, user in aggregates.user_minutes.select(
             "partition", "minute_id", "user_id"
         ).iter_rows():
             if rule.scope is None or user in rule.scope:
-                pairs_by_doc[f"{minute_id}|p{partition}"].add(user)
+                pairs_by_doc[user_minute_id(minute, partition)].add(user)
         observations = []
-        for doc in self._by_ids("user_minutes", list(pairs_by_doc), {"counts": 1}):
-            minute = _parse_minute(doc["_id"].split("|")[0])
+        for doc in by_ids(self.db, USER_MINUTES, list(pairs_by_doc), {"counts": 1}):
+            minute = parse_minute_id(minute_of_user_minute_id(doc["_id"]))
             counts = doc.get("counts", {})
             observations += [
                 Observation(rule.id, user, minute, float(counts.get(user, 0)))
@@ -138,9 +155,9 @@ class Alerting:
         wanted: dict[str, tuple[str, datetime]] = {}
         for item, start in pairs:
             for minute in _minutes(start, rule.window_minutes):
-                wanted[f"{item}|{minute}"] = (item, start)
+                wanted[item_minute_id(item, minute)] = (item, start)
         values: dict[tuple[str, datetime], float] = dict.fromkeys(set(wanted.values()), 0.0)
-        for doc in self._by_ids("item_minutes", list(wanted), {"total": 1, "types": 1}):
+        for doc in by_ids(self.db, ITEM_MINUTES, list(wanted), {"total": 1, "types": 1}):
             if rule.interaction_type:
                 count = doc.get("types", {}).get(rule.interaction_type, 0)
             else:
@@ -163,22 +180,21 @@ class Alerting:
                 window = self._item_windows(rule, [(key, start)])
                 values[(rule_id, key)] = window.get((key, start), 0.0)
             else:
-                # A user's partition is not remembered: ask for the minute's document of
-                # every possible partition (ids only, so this is one indexed read).
-                minute = start.strftime(MINUTE_FORMAT)
-                ids = [f"{minute}|p{partition}" for partition in range(MAX_PARTITIONS)]
-                docs = self._by_ids("user_minutes", ids, {f"counts.{key}": 1})
+                # A user's partition is not remembered: read the minute's documents of every
+                # partition, whatever their number (one range read on _id).
+                ids = user_minute_ids_of(minute_id(start))
+                docs = self.db[USER_MINUTES].find({"_id": ids}, {f"counts.{key}": 1})
                 values[(rule_id, key)] = float(
                     sum(doc.get("counts", {}).get(key, 0) for doc in docs)
                 )
         return values
 
     def _states(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], RuleState]:
-        ids = [f"{rule}|{key}" for rule, key in keys]
+        ids = [alert_state_id(rule, key) for rule, key in keys]
         return {
             (doc["rule_id"], doc["key"]): _state(doc)
-            for doc in self._by_ids(
-                ALERT_STATE, ids, {"rule_id": 1, "key": 1, "last_fired": 1, "firing": 1}
+            for doc in by_ids(
+                self.db, ALERT_STATE, ids, {"rule_id": 1, "key": 1, "last_fired": 1, "firing": 1}
             )
         }
 
@@ -192,7 +208,7 @@ class Alerting:
         """Write the decisions; returns the ids of alerts this call created."""
         created = []
         for decision in decisions:
-            state_id = f"{decision.rule.id}|{decision.key}"
+            state_id = alert_state_id(decision.rule.id, decision.key)
             if decision.kind == "fire":
                 reply = self.db[ALERTS].update_one(
                     {"_id": decision.alert_id},
@@ -246,16 +262,6 @@ class Alerting:
                 )
         return created
 
-    def _by_ids(
-        self, collection: str, ids: list[str], projection: dict[str, int]
-    ) -> list[Document]:
-        docs: list[Document] = []
-        for start in range(0, len(ids), _IN_CHUNK):
-            docs += self.db[collection].find(
-                {"_id": {"$in": ids[start : start + _IN_CHUNK]}}, projection
-            )
-        return docs
-
     def close(self) -> None:
         self.notifier.close()
 
@@ -271,9 +277,11 @@ class Notifier:
         self.db = db
         self.settings = settings
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-notifier")
-        # Alerts a previous process stored but did not get to send (at-least-once delivery).
-        leftovers = [doc["_id"] for doc in db[ALERTS].find({"delivery": "pending"}, {"_id": 1})]
-        self.deliver(leftovers)
+
+    def resend_pending(self) -> None:
+        """Deliver the alerts a previous process stored but did not get to send."""
+        pending = self.db[ALERTS].find({"delivery": "pending"}, {"_id": 1})
+        self.deliver([doc["_id"] for doc in pending])
 
     def deliver(self, alert_ids: list[str]) -> None:
         for alert_id in alert_ids:

@@ -10,10 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from pulse.alerts.channels import send
-from pulse.alerts.engine import ALERTS, Alerting
-from pulse.alerts.rules import RuleError
+from pulse.alerts.engine import Alerting
+from pulse.alerts.rules import RuleError, load_rules_file
 from pulse.config import load_settings
 from pulse.store.client import database, mongo_client
+from pulse.store.schema import ALERTS
 
 app = typer.Typer(help="Alert rules, channels and history.")
 console = Console()
@@ -25,7 +26,9 @@ def rules() -> None:
     settings = load_settings()
     with mongo_client(settings.mongo) as client:
         try:
-            alerting = Alerting(database(client, settings.mongo), settings.alerts)
+            db = database(client, settings.mongo)
+            # Read-only: no Alerting.start(), which would also send pending notifications.
+            alerting = Alerting(db, settings.alerts, load_rules_file(settings.alerts.rules_file))
             in_force = alerting.rules()
         except RuleError as exc:
             console.print(f"[red]{exc}[/red]")

@@ -11,7 +11,7 @@ from pulse.cli.signals import stop_on_signals
 from pulse.config import load_settings
 from pulse.ingest.batch import MicroBatch
 from pulse.pipeline.apply import BatchReport
-from pulse.pipeline.consumer import AggregatingConsumer
+from pulse.pipeline.consumer import consuming
 from pulse.pipeline.drain import drain
 
 console = Console()
@@ -32,7 +32,7 @@ def consume(
     settings = load_settings()
     budget = time_budget or settings.consumer.time_budget_seconds
     stop = stop_on_signals()
-    with AggregatingConsumer(settings, topic=topic) as consumer:
+    with consuming(settings, topic=topic) as consumer:
         console.print(
             f"consuming [bold]{consumer.topic}[/bold] as group [bold]{consumer.group}[/bold] "
             f"for up to {budget:g} s"

@@ -10,68 +10,31 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from pulse.cli.options import model_options
 from pulse.config import load_settings
-from pulse.generate.run import GeneratorRun, RunSummary, plan_and_config
+from pulse.generate.params import GeneratorParams
+from pulse.generate.run import GeneratorRun, RunSummary
 
 console = Console()
 
 
+@model_options(GeneratorParams, console)
 def generate(
-    events: Annotated[int | None, typer.Option(help="Total events to send.")] = None,
-    bursts: Annotated[int | None, typer.Option(help="Total bursts to send.")] = None,
-    duration: Annotated[float | None, typer.Option(help="Seconds to run.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Events per burst.")] = None,
-    interval: Annotated[float | None, typer.Option(help="Seconds between bursts.")] = None,
-    speed: Annotated[float | None, typer.Option(help="Simulated-time speed multiplier.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for a reproducible run.")] = None,
-    users: Annotated[int | None, typer.Option(help="Distinct users.")] = None,
-    items: Annotated[int | None, typer.Option(help="Distinct items.")] = None,
-    late_fraction: Annotated[float, typer.Option(help="Share of late events.")] = 0.0,
-    malformed_fraction: Annotated[float, typer.Option(help="Share of malformed records.")] = 0.0,
-    hot_item: Annotated[
-        str | None, typer.Option(help="An item that gets a burst of traffic.")
-    ] = None,
-    hot_share: Annotated[float, typer.Option(help="Share of hot bursts going to it.")] = 0.0,
-    hot_every: Annotated[int, typer.Option(help="Every how many bursts it is hot.")] = 1,
-    topic: Annotated[str | None, typer.Option(help="Topic (default PULSE_KAFKA_TOPIC).")] = None,
+    params: GeneratorParams,
     ground_truth: Annotated[
         Path | None, typer.Option(help="Write what was sent (JSON) to this file.")
     ] = None,
 ) -> None:
     """Produce simulated interactions at a controlled rate (Ctrl-C stops after a flush)."""
     settings = load_settings()
-    defaults = settings.generator
     try:
-        plan, config = plan_and_config(
-            defaults,
-            batch_size=batch_size,
-            interval_seconds=interval,
-            speed_multiplier=speed,
-            events=events,
-            bursts=bursts,
-            duration_seconds=duration,
-            users=users,
-            items=items,
-            late_fraction=late_fraction,
-            malformed_fraction=malformed_fraction,
-            hot_item=hot_item,
-            hot_share=hot_share,
-            hot_every=hot_every,
-        )
+        run = GeneratorRun.planned(settings, params, ground_truth_path=ground_truth)
     except ValidationError as exc:
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"]) or "parameters"
             console.print(f"[red]error:[/red] {field}: {error['msg']}")
         raise typer.Exit(2) from None
-
-    run = GeneratorRun(
-        settings.kafka,
-        plan,
-        config,
-        seed=defaults.seed if seed is None else seed,
-        topic=topic,
-        ground_truth_path=ground_truth,
-    )
+    plan = run.plan
     console.print(
         f"run [bold]{run.run_id}[/bold] seed {run.seed}: bursts of {plan.batch_size:,} "
         f"every {plan.interval_seconds:g} s to [bold]{run.topic}[/bold] "

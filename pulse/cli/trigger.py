@@ -10,7 +10,9 @@ from prefect.deployments import run_deployment
 from rich.console import Console
 
 from deployments.prefect_api import prefect_api
+from pulse.cli.options import model_options
 from pulse.config import load_settings
+from pulse.generate.params import GeneratorParams
 
 app = typer.Typer(help="Trigger a run of a deployment served by `make run` (or a work pool).")
 console = Console()
@@ -39,27 +41,14 @@ def _trigger(deployment: str, parameters: dict[str, Any], wait: bool) -> None:
 
 
 @app.command()
-def generate(
-    events: Annotated[int | None, typer.Option(help="Total events.")] = None,
-    bursts: Annotated[int | None, typer.Option(help="Total bursts.")] = None,
-    duration: Annotated[float | None, typer.Option(help="Seconds to run.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Events per burst.")] = None,
-    interval: Annotated[float | None, typer.Option(help="Seconds between bursts.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for a reproducible run.")] = None,
-    malformed_fraction: Annotated[float | None, typer.Option(help="Share of bad records.")] = None,
-    wait: Wait = False,
-) -> None:
+@model_options(GeneratorParams, console)
+def generate(params: GeneratorParams, wait: Wait = False) -> None:
     """Run generate-interactions/manual (alongside the scheduled stream) with these parameters."""
-    parameters = _given(
-        events=events,
-        bursts=bursts,
-        duration_seconds=duration,
-        batch_size=batch_size,
-        interval_seconds=interval,
-        seed=seed,
-        malformed_fraction=malformed_fraction,
+    _trigger(
+        "generate-interactions/manual",
+        {"params": params.model_dump(mode="json", exclude_unset=True)},
+        wait,
     )
-    _trigger("generate-interactions/manual", parameters, wait)
 
 
 @app.command()

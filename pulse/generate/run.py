@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
-from pulse.config import GeneratorSettings, KafkaSettings
+from pulse.config import KafkaSettings, Settings
 from pulse.generate.pacing import Pacer, RatePlan, Slot
+from pulse.generate.params import GeneratorParams
 from pulse.generate.simulate import Burst, GeneratorConfig, InteractionGenerator
 from pulse.ingest.ground_truth import GroundTruth, Tally, tally
 from pulse.kafka.clients import ensure_topic
@@ -25,55 +26,6 @@ from pulse.kafka.producer import InteractionProducer
 from pulse.preflight import check_kafka
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-def plan_and_config(
-    defaults: GeneratorSettings,
-    *,
-    batch_size: int | None = None,
-    interval_seconds: float | None = None,
-    speed_multiplier: float | None = None,
-    events: int | None = None,
-    bursts: int | None = None,
-    duration_seconds: float | None = None,
-    users: int | None = None,
-    items: int | None = None,
-    late_fraction: float = 0.0,
-    malformed_fraction: float = 0.0,
-    hot_item: str | None = None,
-    hot_share: float = 0.0,
-    hot_every: int = 1,
-    hot_cycle_minutes: int = 0,
-) -> tuple[RatePlan, GeneratorConfig]:
-    """Rate plan and generator config from given values, falling back to the settings.
-
-    Raises pydantic.ValidationError naming each bad parameter.
-    """
-    plan = RatePlan(
-        batch_size=_given(batch_size, defaults.batch_size),
-        interval_seconds=_given(interval_seconds, defaults.interval_seconds),
-        speed_multiplier=_given(speed_multiplier, defaults.speed_multiplier),
-        events=events,
-        bursts=bursts,
-        duration_seconds=duration_seconds,
-    )
-    config = GeneratorConfig(
-        users=_given(users, defaults.users),
-        items=_given(items, defaults.items),
-        interaction_types=defaults.interaction_types,
-        late_fraction=late_fraction,
-        malformed_fraction=malformed_fraction,
-        hot_item=hot_item,
-        hot_share=hot_share,
-        hot_every=hot_every,
-        hot_cycle_minutes=hot_cycle_minutes,
-    )
-    return plan, config
-
-
-def _given(value: T | None, default: T) -> T:
-    return default if value is None else value
 
 
 @dataclass(frozen=True)
@@ -158,6 +110,28 @@ class GeneratorRun:
         self._warned_behind = False
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
         self._pending: tuple[tuple[int, int, int], Future[tuple[Burst, Tally | None]]] | None = None
+
+    @classmethod
+    def planned(
+        cls,
+        settings: Settings,
+        params: GeneratorParams,
+        *,
+        ground_truth_path: Path | None = None,
+    ) -> GeneratorRun:
+        """A run of `params`, unset values from the PULSE_GENERATOR_* settings.
+
+        Raises pydantic.ValidationError naming each bad value.
+        """
+        plan, config = params.plan(settings.generator)
+        return cls(
+            settings.kafka,
+            plan,
+            config,
+            seed=params.seed_or(settings.generator),
+            topic=params.topic,
+            ground_truth_path=ground_truth_path,
+        )
 
     def __enter__(self) -> Self:
         check_kafka(self.kafka)

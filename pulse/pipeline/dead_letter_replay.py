@@ -21,7 +21,8 @@ from pulse.ingest.batch import MicroBatch, OffsetRange
 from pulse.pipeline.apply import BatchReport, BatchWriter
 from pulse.store import writes
 from pulse.store.client import Document
-from pulse.store.statements import DEAD_LETTERS, Guard
+from pulse.store.schema import DEAD_LETTERS, LEDGER, record_id
+from pulse.store.statements import Guard
 
 REPLAY_PARTITION = -1
 
@@ -88,7 +89,7 @@ def replay(
 
 def _unmarked(db: Database[Document], topic: str) -> list[Document]:
     query = {"topic": topic, "kind": writes.DLQ_REPLAY, "dead_letters_marked": {"$ne": True}}
-    return list(db[writes.LEDGER].find(query).sort("started_at", 1))
+    return list(db[LEDGER].find(query).sort("started_at", 1))
 
 
 def _run(
@@ -129,7 +130,7 @@ def _mark(db: Database[Document], topic: str, batch_id: str, result: BatchReport
         raise RuntimeError("the writer returned no verdict")
     now = datetime.now(UTC)
     revived = [
-        f"{topic}:{partition}:{offset}"
+        record_id(topic, partition, offset)
         for partition, offset in verdict.events.select("partition", "offset").iter_rows()
     ]
     if revived:
@@ -139,7 +140,7 @@ def _mark(db: Database[Document], topic: str, batch_id: str, result: BatchReport
         )
     for row in verdict.dead.iter_rows(named=True):
         db[DEAD_LETTERS].update_one(
-            {"_id": f"{topic}:{row['partition']}:{row['offset']}"},
+            {"_id": record_id(topic, row["partition"], row["offset"])},
             {
                 "$set": {
                     "reason": row["reason"],
@@ -148,4 +149,4 @@ def _mark(db: Database[Document], topic: str, batch_id: str, result: BatchReport
                 }
             },
         )
-    db[writes.LEDGER].update_one({"_id": batch_id}, {"$set": {"dead_letters_marked": True}})
+    db[LEDGER].update_one({"_id": batch_id}, {"$set": {"dead_letters_marked": True}})

@@ -6,10 +6,25 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pulse.ingest.batch import MicroBatch
 from pulse.pipeline.apply import BatchReport
-from pulse.pipeline.consumer import AggregatingConsumer
+
+
+class Source(Protocol):
+    """Where batches come from: a consumer-group member (pulse/pipeline/consumer.py), or an
+    in-memory list in the unit tests."""
+
+    assigned: set[int]
+    replays: list[BatchReport]
+
+    def poll_batch(
+        self, max_events: int | None = None, max_wait: float | None = None
+    ) -> MicroBatch | None: ...
+
+    def lag(self) -> dict[int, int]: ...
+
 
 ApplyBatch = Callable[[MicroBatch, float], BatchReport]
 """Applies one batch (given the seconds spent consuming it); the flow wraps it in a task."""
@@ -44,7 +59,7 @@ class DrainSummary:
 
 
 def drain(
-    consumer: AggregatingConsumer,
+    consumer: Source,
     apply: ApplyBatch,
     *,
     time_budget: float,

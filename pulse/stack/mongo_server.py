@@ -9,13 +9,13 @@ import subprocess
 from pathlib import Path
 
 import orjson
-from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from pulse.config import MongoSettings, StackSettings
 from pulse.stack.prerequisites import require_tool
 from pulse.stack.process import port_open
 from pulse.stack.service import Endpoint, Launch, LocalService, Say
+from pulse.store.client import mongo_client
 
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION = "v1.24.2"
@@ -53,11 +53,7 @@ class MongoServer(LocalService):
     def answers(self) -> bool:
         if self.endpoint.is_local and not port_open(self.endpoint.host, self.endpoint.port):
             return False
-        client: MongoClient[dict[str, object]] = MongoClient(
-            self.mongo.uri.get_secret_value(),
-            serverSelectionTimeoutMS=1_500,
-            connectTimeoutMS=1_500,
-        )
+        client = mongo_client(self.mongo, "pulse-stack", timeout_ms=1_500)
         try:
             client.admin.command("ping")
         except PyMongoError:

@@ -28,7 +28,6 @@ from typing import Any
 
 from pulse.store.statements import Statement
 
-LEADERS = "leaders"
 TOP_K = 50
 """Exact top list length (the dashboard shows up to 50)."""
 LOW_CAP = 3

@@ -8,6 +8,7 @@ Nothing here writes.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,10 +19,22 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
 from pulse.config import KafkaSettings
-from pulse.ingest.aggregate import MINUTE_FORMAT
 from pulse.kafka.clients import consumer as make_consumer
 from pulse.store.client import Document
-from pulse.store.leaders import LEADERS, LOW_CAP, candidates, low_doc_ids
+from pulse.store.leaders import LOW_CAP, candidates, low_doc_ids
+from pulse.store.schema import (
+    ALERTS,
+    DEAD_LETTERS,
+    ITEM_MINUTES,
+    LEADERS,
+    LEDGER,
+    MINUTES,
+    OFFSETS,
+    TOTALS,
+    TOTALS_ID,
+    item_minute_id,
+    minute_id,
+)
 
 TIME = pl.Datetime("ms", "UTC")
 _IN_CHUNK = 500  # FerretDB checks $in linearly; short lists keep it fast
@@ -52,7 +65,7 @@ class Totals:
 
 def totals(db: Database[Document]) -> Totals | None:
     """The global document, or None before the first batch."""
-    doc = db.totals.find_one({"_id": "global"}, {"wm": 0})
+    doc = db[TOTALS].find_one({"_id": TOTALS_ID}, {"wm": 0})
     if doc is None:
         return None
     return Totals(
@@ -72,7 +85,7 @@ def minute_ids(since: datetime, until: datetime) -> list[str]:
     """Ids of the minute documents from `since` to `until` (inclusive), oldest first."""
     start = since.astimezone(UTC).replace(second=0, microsecond=0)
     count = int((until - start).total_seconds() // 60) + 1
-    return [(start + timedelta(minutes=n)).strftime(MINUTE_FORMAT) for n in range(max(count, 0))]
+    return [minute_id(start + timedelta(minutes=n)) for n in range(max(count, 0))]
 
 
 def minutes(
@@ -81,7 +94,7 @@ def minutes(
     """Per-minute counts (wide: types.<type>) and estimated active users and items."""
     projection: dict[str, int] = {"wm": 0}
     rows = []
-    for doc in _by_ids(db, "minutes", minute_ids(since, until), projection):
+    for doc in by_ids(db, MINUTES, minute_ids(since, until), projection):
         row: dict[str, Any] = {"minute": doc["minute"], "total": int(doc.get("total", 0))}
         row |= {f"types.{k}": int(v) for k, v in doc.get("types", {}).items()}
         if sketches:
@@ -99,8 +112,7 @@ def minutes(
 
 def last_full_minute(db: Database[Document], now: datetime) -> int:
     """Events in the last complete minute of event time."""
-    minute = (now.astimezone(UTC) - timedelta(minutes=1)).strftime(MINUTE_FORMAT)
-    doc = db.minutes.find_one({"_id": minute}, {"total": 1})
+    doc = db[MINUTES].find_one({"_id": minute_id(now - timedelta(minutes=1))}, {"total": 1})
     return int(doc["total"]) if doc else 0
 
 
@@ -141,7 +153,7 @@ _ENTITY = {"wm": 0, "first_batch": 0}
 def _most(db: Database[Document], collection: str, n: int) -> list[Document] | None:
     board = db[LEADERS].find_one({"_id": collection}, {"top": 1}) or {}
     top: dict[str, int] = board.get("top", {})
-    docs = _by_ids(db, collection, candidates(top, n, lowest=False), _ENTITY)
+    docs = by_ids(db, collection, candidates(top, n, lowest=False), _ENTITY)
     if len(docs) < n:
         return None
     return sorted(docs, key=lambda doc: (-doc.get("total", 0), doc["_id"]))[:n]
@@ -153,7 +165,7 @@ def _fewest(db: Database[Document], collection: str, n: int) -> list[Document] |
     for total in range(1, LOW_CAP + 1):
         for doc_id in low_doc_ids(collection, total):
             listed = (db[LEADERS].find_one({"_id": doc_id}) or {}).get("ids", {})
-            docs = _by_ids(db, collection, list(listed), _ENTITY)
+            docs = by_ids(db, collection, list(listed), _ENTITY)
             found += [doc for doc in docs if doc.get("total") == total]  # skip moved-on ones
             if len(found) >= n:
                 return sorted(found, key=lambda doc: (doc.get("total", 0), doc["_id"]))[:n]
@@ -172,10 +184,10 @@ def item_minutes(
     db: Database[Document], item_id: str, since: datetime, until: datetime
 ) -> pl.DataFrame:
     """One item's interactions per minute over the window."""
-    ids = [f"{item_id}|{minute}" for minute in minute_ids(since, until)]
+    ids = [item_minute_id(item_id, minute) for minute in minute_ids(since, until)]
     rows = [
         {"minute": doc["minute"], "total": int(doc.get("total", 0))}
-        for doc in _by_ids(db, "item_minutes", ids, {"minute": 1, "total": 1})
+        for doc in by_ids(db, ITEM_MINUTES, ids, {"minute": 1, "total": 1})
     ]
     if not rows:
         return pl.DataFrame(schema={"minute": TIME, "total": pl.Int64})
@@ -197,7 +209,7 @@ def user_histogram(figures: Totals) -> pl.DataFrame:
 
 def ledger(db: Database[Document], n: int = 200) -> pl.DataFrame:
     """The most recent micro-batches: status, sizes, durations."""
-    cursor = db.ledger.find({}, {"dead_letter_ids": 0}).sort("started_at", DESCENDING).limit(n)
+    cursor = db[LEDGER].find({}, {"dead_letter_ids": 0}).sort("started_at", DESCENDING).limit(n)
     rows = [
         {
             "batch": doc["_id"],
@@ -227,7 +239,7 @@ def dead_letter_reasons(db: Database[Document]) -> pl.DataFrame:
     ]
     rows = [
         {"field": doc["_id"] or "(whole record)", "count": int(doc["count"])}
-        for doc in db.dead_letters.aggregate(pipeline)
+        for doc in db[DEAD_LETTERS].aggregate(pipeline)
     ]
     if not rows:
         return pl.DataFrame(schema={"field": pl.String, "count": pl.Int64})
@@ -236,7 +248,7 @@ def dead_letter_reasons(db: Database[Document]) -> pl.DataFrame:
 
 def dead_letter_samples(db: Database[Document], n: int = 20) -> pl.DataFrame:
     """The newest dead letters with their reason and the start of the raw record."""
-    cursor = db.dead_letters.find({"status": "dead"}).sort("received_at", DESCENDING).limit(n)
+    cursor = db[DEAD_LETTERS].find({"status": "dead"}).sort("received_at", DESCENDING).limit(n)
     rows = [
         {
             "record": doc["_id"],
@@ -249,6 +261,40 @@ def dead_letter_samples(db: Database[Document], n: int = 20) -> pl.DataFrame:
     if not rows:
         return pl.DataFrame(schema={"record": pl.String, "reason": pl.String, "raw": pl.String})
     return pl.from_dicts(rows)
+
+
+def stored_offsets(db: Database[Document], topic: str) -> dict[int, int]:
+    """Next offset to read per partition, as recorded with the applied results."""
+    return {
+        int(doc["partition"]): int(doc["next_offset"])
+        for doc in db[OFFSETS].find({"topic": topic}, {"partition": 1, "next_offset": 1})
+    }
+
+
+def next_to_count(stored: dict[int, int], partition: int, low: int) -> int:
+    """The partition's first record not counted yet: the stored offset, or the oldest record
+    Kafka still holds when retention has moved past it (or nothing was stored yet)."""
+    return max(stored.get(partition, low), low)
+
+
+def watermarks(
+    reader: Consumer, topic: str, partitions: Iterable[int], timeout: float
+) -> dict[int, tuple[int, int]]:
+    """Kafka's (oldest, next) offsets of each partition."""
+    return {
+        partition: reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+        for partition in partitions
+    }
+
+
+def records_behind(
+    stored: dict[int, int], watermarks: dict[int, tuple[int, int]]
+) -> dict[int, int]:
+    """Records not counted yet per partition, from Kafka's (low, high) watermarks."""
+    return {
+        partition: max(0, high - next_to_count(stored, partition, low))
+        for partition, (low, high) in sorted(watermarks.items())
+    }
 
 
 @dataclass(frozen=True)
@@ -275,25 +321,23 @@ def pipeline_lag(
 ) -> PipelineLag:
     """Records not yet aggregated per partition (Kafka's end offset minus the stored offset)
     and, where there are some, how long ago the oldest of them reached Kafka."""
-    stored = {
-        int(doc["partition"]): int(doc["next_offset"])
-        for doc in db.offsets.find({"topic": topic}, {"partition": 1, "next_offset": 1})
-    }
+    stored = stored_offsets(db, topic)
     reader = make_consumer(kafka, group="pulse-dashboard", **{"socket.timeout.ms": 3_000})
     try:
         metadata = reader.list_topics(topic, timeout=3)
         partitions = sorted(metadata.topics[topic].partitions) if topic in metadata.topics else []
-        rows: dict[int, dict[str, Any]] = {}
-        for partition in partitions:
-            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=3)
-            done = max(stored.get(partition, low), low)
-            rows[partition] = {
+        marks = watermarks(reader, topic, partitions, timeout=3)
+        behind = records_behind(stored, marks)
+        rows = {
+            partition: {
                 "partition": partition,
                 "end_offset": high,
-                "lag": max(0, high - done),
-                "next": done,
+                "lag": behind[partition],
+                "next": next_to_count(stored, partition, low),
                 "lag_seconds": 0.0,
             }
+            for partition, (low, high) in marks.items()
+        }
         oldest = _oldest_uncounted(reader, topic, [r for r in rows.values() if r["lag"]])
     finally:
         reader.close()
@@ -331,9 +375,10 @@ def _oldest_uncounted(
     return found
 
 
-def _by_ids(
-    db: Database[Document], collection: str, ids: list[str], projection: dict[str, int]
+def by_ids(
+    db: Database[Document], collection: str, ids: list[Any], projection: dict[str, int]
 ) -> list[Document]:
+    """The documents with these ids, read in short `$in` lists (FerretDB checks them linearly)."""
     docs: list[Document] = []
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
@@ -343,7 +388,7 @@ def _by_ids(
 
 def alerts(db: Database[Document], since: datetime) -> pl.DataFrame:
     """Alerts fired or resolved since `since`, newest first."""
-    cursor = db.alerts.find({"fired_at": {"$gte": since}}).sort("fired_at", DESCENDING).limit(500)
+    cursor = db[ALERTS].find({"fired_at": {"$gte": since}}).sort("fired_at", DESCENDING).limit(500)
     rows = [
         {
             "rule": doc.get("rule_id"),

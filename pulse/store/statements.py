@@ -21,17 +21,9 @@ import polars as pl
 
 from pulse.ingest.aggregate import Aggregates, type_column
 from pulse.ingest.batch import OffsetRange
+from pulse.store.schema import TOTALS_ID, item_minute_id, record_id, user_minute_id
 
 Statement = dict[str, Any]
-
-USERS = "users"
-ITEMS = "items"
-MINUTES = "minutes"
-ITEM_MINUTES = "item_minutes"
-MINUTE_SKETCHES = "minute_sketches"
-DEAD_LETTERS = "dead_letters"
-TOTALS = "totals"
-TOTALS_ID = "global"
 
 
 @dataclass(frozen=True)
@@ -122,7 +114,7 @@ def item_minute_updates(
     """Per item per minute counts (alerts and item charts read these)."""
     return [
         _statement(
-            f"{row['item_id']}|{row['minute_id']}",
+            item_minute_id(row["item_id"], row["minute_id"]),
             guard,
             {
                 "$inc": _counts(row, types),
@@ -163,9 +155,6 @@ def totals_update(
     return _statement(TOTALS_ID, guard, update)
 
 
-USER_MINUTES = "user_minutes"
-
-
 def user_minute_updates(aggregates: Aggregates, guard: Guard) -> list[Statement]:
     """Per minute and partition, each user's count (`counts.<user>`): what a per-user alert
     rule reads. A user's events all come from one partition, so no two consumers ever
@@ -178,7 +167,7 @@ def user_minute_updates(aggregates: Aggregates, guard: Guard) -> list[Statement]
         counts = {f"counts.{user}": n for user, n in group.select("user_id", "count").iter_rows()}
         statements.append(
             _statement(
-                f"{minute_id}|p{partition}",
+                user_minute_id(minute_id, partition),
                 guard,
                 {"$inc": counts, "$max": guard.marks, "$setOnInsert": {"minute_id": minute_id}},
             )
@@ -214,7 +203,7 @@ def dead_letter_statements(
     """One document per rejected record, keyed by topic:partition:offset so replays add none."""
     return [
         {
-            "q": {"_id": f"{topic}:{row['partition']}:{row['offset']}"},
+            "q": {"_id": record_id(topic, row["partition"], row["offset"])},
             "u": {
                 "$setOnInsert": {
                     "topic": topic,

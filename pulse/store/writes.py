@@ -12,39 +12,34 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import UpdateOne
 from pymongo.database import Database
-from pymongo.errors import OperationFailure
+from pymongo.errors import PyMongoError
 
 from pulse.ingest import sketches
 from pulse.ingest.batch import OffsetRange
 from pulse.store import leaders
 from pulse.store.client import Document
-from pulse.store.leaders import LEADERS
-from pulse.store.statements import DEAD_LETTERS, MINUTE_SKETCHES, MINUTES, Statement
+from pulse.store.schema import (
+    COUNTERS,
+    INDEXES,
+    LEADERS,
+    LEDGER,
+    MINUTE_SKETCHES,
+    MINUTES,
+    OFFSETS,
+    OPEN_BATCHES,
+    offsets_id,
+)
+from pulse.store.statements import Statement
 
 log = logging.getLogger(__name__)
 
-LEDGER = "ledger"
-OPEN_BATCHES = "open_batches"
-"""One marker per batch not applied yet (writing or failed), `_id` = batch id: FerretDB filters
-the ledger by scanning it, so finding unfinished batches there costs more with every batch."""
 _UNFINISHED = ("writing", "failed")
-OFFSETS = "offsets"
-COUNTERS = "counters"
 DUPLICATE_KEY = 11000
 DLQ_REPLAY = "dlq-replay"
 """Ledger kind of a dead-letter replay (its batches are not Kafka offset ranges)."""
 _CHUNK = 1_000  # statements per update command: well under MongoDB's 48 MB message limit
-
-INDEXES: dict[str, list[list[tuple[str, int]]]] = {
-    "users": [[("total", DESCENDING)]],
-    "items": [[("total", DESCENDING)]],
-    "item_minutes": [[("minute", DESCENDING), ("total", DESCENDING)], [("item_id", ASCENDING)]],
-    "minutes": [[("minute", DESCENDING)]],
-    LEDGER: [[("status", ASCENDING)], [("started_at", DESCENDING)]],
-    DEAD_LETTERS: [[("received_at", DESCENDING)], [("reason", ASCENDING)]],
-}
 
 
 class WriteFailedError(RuntimeError):
@@ -218,19 +213,11 @@ def _watermark(doc: Document, dotted: str) -> int:
 # --- offsets ---------------------------------------------------------------------------
 
 
-def stored_offsets(db: Database[Document], topic: str) -> dict[int, int]:
-    """Next offset to read per partition, as recorded with the applied results."""
-    return {
-        int(doc["partition"]): int(doc["next_offset"])
-        for doc in db[OFFSETS].find({"topic": topic}, {"partition": 1, "next_offset": 1})
-    }
-
-
 def advance_offsets(db: Database[Document], topic: str, ranges: Iterable[OffsetRange]) -> None:
     """Record that everything up to each range's end is applied (`$max`: never moves back)."""
     statements = [
         {
-            "q": {"_id": f"{topic}:{r.partition}"},
+            "q": {"_id": offsets_id(topic, r.partition)},
             "u": {
                 "$max": {"next_offset": r.last + 1},
                 "$setOnInsert": {"topic": topic, "partition": r.partition},
@@ -304,7 +291,7 @@ def ledger_fail(db: Database[Document], batch_id: str, error: str) -> None:
             {"_id": batch_id},
             {"$set": {"status": "failed", "error": error[:2_000], "updated_at": datetime.now(UTC)}},
         )
-    except OperationFailure:
+    except PyMongoError:  # also ConnectionFailure: the batch's own error must still surface
         log.exception("could not record the failure of batch %s", batch_id)
 
 

@@ -15,11 +15,12 @@ from pulse.generate.pacing import RatePlan
 from pulse.generate.run import GeneratorRun, RunSummary
 from pulse.generate.simulate import GeneratorConfig
 from pulse.ingest import sketches
-from pulse.pipeline.consumer import AggregatingConsumer
+from pulse.pipeline.consumer import consuming
 from pulse.pipeline.drain import DrainSummary, drain
 from pulse.store import reads
 from pulse.store.client import Document
-from pulse.store.leaders import LEADERS, LOW_CAP, low_doc_id
+from pulse.store.leaders import LOW_CAP, low_doc_id
+from pulse.store.schema import LEADERS
 from pulse.store.statements import activity_bin
 from tests.waiting import wait_until
 
@@ -56,7 +57,7 @@ def drain_until_caught_up(
     budget_seconds: float = 300.0,
 ) -> DrainSummary:
     """Aggregate everything in the topic with one consumer, as `pulse consume` does."""
-    with AggregatingConsumer(settings) as consumer:
+    with consuming(settings) as consumer:
         summary = drain(
             consumer,
             consumer.process,

@@ -15,7 +15,8 @@ from pulse.config import Settings, load_settings
 from pulse.generate.pacing import RatePlan
 from pulse.generate.run import GeneratorRun
 from pulse.generate.simulate import GeneratorConfig
-from pulse.pipeline.consumer import AggregatingConsumer
+from pulse.pipeline.consumer import replay_entry
+from pulse.pipeline.session import open_pipeline
 from pulse.store.client import database, mongo_client
 from tests.integration.reconcile import drain_until_caught_up
 
@@ -82,9 +83,9 @@ def test_one_alert_per_crossing_window_delivered_once_despite_a_dead_channel(
     # Re-processing every batch fires nothing new and sends nothing again.
     with mongo_client(settings.mongo) as client:
         entries = list(database(client, settings.mongo).ledger.find())
-    with AggregatingConsumer(settings, join_group=False) as consumer:
+    with open_pipeline(settings) as opened:
         for entry in entries:
-            consumer.replay(entry)
+            replay_entry(opened, entry, settings.kafka.consumer_group)
     with mongo_client(settings.mongo) as client:
         assert database(client, settings.mongo).alerts.count_documents({}) == 4
     assert len(received) == 4

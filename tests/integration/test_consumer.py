@@ -19,10 +19,12 @@ from prefect.client.schemas.sorting import ArtifactSort
 
 from flows.aggregate import aggregate_interactions
 from pulse.config import Settings
-from pulse.pipeline.consumer import AggregatingConsumer
+from pulse.pipeline.apply import STEPS
+from pulse.pipeline.consumer import AggregatingConsumer, consuming, replay_entry
 from pulse.pipeline.drain import DrainSummary, drain
-from pulse.store import writes
+from pulse.pipeline.session import open_pipeline
 from pulse.store.client import database, mongo_client
+from pulse.store.reads import stored_offsets
 from tests.integration.reconcile import (
     assert_matches_truth,
     drain_until_caught_up,
@@ -63,7 +65,7 @@ def test_flow_drains_and_every_figure_equals_ground_truth(
         ledger = list(db.ledger.find({}))
         assert ledger and all(entry["status"] == "applied" for entry in ledger)
         assert all({"validate", "aggregate", "write"} <= set(e["seconds"]) for e in ledger)
-        offsets = writes.stored_offsets(db, pipeline.kafka.topic)
+        offsets = stored_offsets(db, pipeline.kafka.topic)
         assert sum(offsets.values()) == truth["events"] + truth["malformed"]
     with get_client(sync_client=True) as prefect:
         artifacts = prefect.read_artifacts(
@@ -83,9 +85,9 @@ def test_replaying_applied_offset_ranges_changes_nothing(
         db = database(client, pipeline.mongo)
         before = snapshot(db)
         entries = list(db.ledger.find({}))
-        with AggregatingConsumer(pipeline) as consumer:
+        with open_pipeline(pipeline) as opened:
             for entry in entries:
-                report = consumer.replay(entry)
+                report = replay_entry(opened, entry, pipeline.kafka.consumer_group)
                 assert report.docs_written == 0
                 assert report.already_applied > 0
         assert snapshot(db) == before
@@ -97,52 +99,25 @@ class SimulatedCrashError(RuntimeError):
 
 
 def test_a_crash_at_any_step_of_a_write_leaves_totals_exact(
-    pipeline: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pipeline: Settings, tmp_path: Path
 ) -> None:
     _, truth = produce(pipeline, tmp_path / "truth.json", events=24_000)
-    # The writes of one batch, in order: dead letters, users, items, item x minute, minutes,
-    # totals (six writes.apply calls), offsets, then the ledger's 'applied'. A restarted
-    # consumer first replays the unfinished batch (those calls count too), then reads on; the
-    # later crash points therefore land in fresh batches.
-    crash_points = [
-        ("apply", 1),
-        ("apply", 2),
-        ("apply", 3),
-        ("apply", 4),
-        ("apply", 5),
-        ("apply", 6),
-        ("advance_offsets", 1),
-        ("apply", 9),
-        ("apply", 12),
-        ("advance_offsets", 2),
-        ("ledger_finish", 2),
-    ]
-    originals = {
-        name: getattr(writes, name) for name in ("apply", "advance_offsets", "ledger_finish")
-    }
-    for target, after_calls in crash_points:
-        calls = {"n": 0}
+    # A crash after every named step of writing a batch (pulse/pipeline/apply.py), each in a
+    # fresh consumer: the next one first replays the unfinished batch, then reads on.
+    for step in STEPS:
 
-        def crashing(
-            *args: object,
-            _target: str = target,
-            _after: int = after_calls,
-            _calls: dict[str, int] = calls,
-            **kwargs: object,
-        ) -> object:
-            result = originals[_target](*args, **kwargs)
-            _calls["n"] += 1
-            if _calls["n"] == _after:
-                raise SimulatedCrashError(f"after {_target} call {_after}")
-            return result
+        def crash_after(done: str, _step: str = step) -> None:
+            if done == _step:
+                raise SimulatedCrashError(f"after step {_step}")
 
-        monkeypatch.setattr(writes, target, crashing)
-        with pytest.raises(SimulatedCrashError), AggregatingConsumer(pipeline) as consumer:
+        with (
+            pytest.raises(SimulatedCrashError),
+            consuming(pipeline, after_step=crash_after) as consumer,
+        ):
             while True:
                 batch = consumer.poll_batch(3_000, 2.0)
                 if batch is not None:
                     consumer.process(batch)
-        monkeypatch.setattr(writes, target, originals[target])
 
     drain_until_caught_up(pipeline, max_batch_events=6_000)
     with mongo_client(pipeline.mongo) as client:
@@ -197,20 +172,21 @@ def test_two_consumers_in_one_group_give_the_same_totals_as_one(
     pipeline: Settings, tmp_path: Path
 ) -> None:
     stop = threading.Event()
-    members = [AggregatingConsumer(pipeline), AggregatingConsumer(pipeline)]
+    members: list[AggregatingConsumer | None] = [None, None]
 
-    def follow(member: AggregatingConsumer) -> DrainSummary:
-        with member:
+    def follow(index: int) -> DrainSummary:
+        with consuming(pipeline) as member:
+            members[index] = member
             return drain(
                 member, member.process, time_budget=300, stop_when_caught_up=False, stop=stop
             )
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        running = [pool.submit(follow, member) for member in members]
+        running = [pool.submit(follow, index) for index in range(2)]
         try:
             # Both members hold partitions before any event exists, so neither can drain it all.
             wait_until(
-                lambda: [sorted(member.assigned) for member in members],
+                lambda: [sorted(member.assigned) if member else [] for member in members],
                 timeout=120,
                 what="both members assigned, all 6 partitions between them",
                 done=lambda seen: all(seen) and sorted(p for ps in seen for p in ps) == [*range(6)],

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags chromium keeps dialling Google, which this
-# machine's closed network refuses (see NOTES.md).
+# machine's closed network refuses; the attempts slow every page load.
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -9,7 +9,7 @@ import pytest
 from flows.replay import replay_dead_letters
 from pulse.config import Settings, load_settings
 from pulse.pipeline import dead_letter_replay
-from pulse.pipeline.consumer import AggregatingConsumer
+from pulse.pipeline.session import open_pipeline
 from pulse.store import writes
 from pulse.store.client import database, mongo_client
 from tests.integration.reconcile import drain_until_caught_up, produce, snapshot, subprocess_env
@@ -57,8 +57,8 @@ def test_fixed_dead_letters_are_revived_exactly_once(
         return result
 
     monkeypatch.setattr(writes, "apply", dies_after_users)
-    with pytest.raises(RuntimeError), AggregatingConsumer(fixed, join_group=False) as consumer:
-        dead_letter_replay.replay(consumer.writer, field_name="interaction_type")
+    with pytest.raises(RuntimeError), open_pipeline(fixed) as opened:
+        dead_letter_replay.replay(opened.writer, field_name="interaction_type")
     monkeypatch.setattr(writes, "apply", real_apply)
 
     result = replay_dead_letters(field="interaction_type")

@@ -35,8 +35,8 @@ from flows.aggregate import aggregate_interactions
 from flows.retry import retry_failed_batches
 from pulse.config import Settings, load_settings
 from pulse.stack.mongo_server import MongoServer
-from pulse.store import writes
 from pulse.store.client import database, mongo_client
+from pulse.store.reads import stored_offsets
 from tests.integration.reconcile import assert_matches_truth, produce, subprocess_env
 from tests.waiting import wait_until
 
@@ -276,7 +276,7 @@ def test_a_database_outage_fails_the_run_visibly_and_a_retry_reconciles(
         # The outage hits between two batches (nothing of the next one written, not even its
         # ledger entry) or inside one (an unfinished entry): both are handled below.
         assert applied, "a batch was applied before the outage"
-        stored = writes.stored_offsets(db, pipeline.kafka.topic)
+        stored = stored_offsets(db, pipeline.kafka.topic)
         last_applied: dict[int, int] = {}
         for entry in applied:
             for r in entry["ranges"]:

@@ -20,6 +20,7 @@ from prefect.client.schemas.sorting import ArtifactSort
 from flows.generate import generate_interactions
 from pulse.config import Settings
 from pulse.events import FIELDS
+from pulse.generate.params import GeneratorParams
 from pulse.kafka.producer import InteractionProducer
 
 pytestmark = pytest.mark.integration
@@ -83,15 +84,17 @@ def test_flow_delivers_exactly_what_its_ground_truth_says(
 ) -> None:
     truth_path = tmp_path / "truth.json"
     summary = generate_interactions(
-        batch_size=2_000,
-        interval_seconds=0.25,
-        duration_seconds=2.0,
-        seed=11,
-        users=300,
-        items=50,
-        late_fraction=0.05,
-        malformed_fraction=0.02,
-        topic=kafka_topic,
+        GeneratorParams(
+            batch_size=2_000,
+            interval_seconds=0.25,
+            duration_seconds=2.0,
+            seed=11,
+            users=300,
+            items=50,
+            late_fraction=0.05,
+            malformed_fraction=0.02,
+            topic=kafka_topic,
+        ),
         ground_truth_path=str(truth_path),
     )
     # R = 2000 / 0.25 = 8000 events/s over T = 2 s: R*T records, spaced as asked.

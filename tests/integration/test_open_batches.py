@@ -8,6 +8,7 @@ from pymongo.database import Database
 from pulse.ingest.batch import OffsetRange
 from pulse.store import writes
 from pulse.store.client import Document
+from pulse.store.schema import LEDGER, OPEN_BATCHES
 
 pytestmark = pytest.mark.integration
 
@@ -22,16 +23,16 @@ def test_markers_follow_the_ledger_and_stale_ones_are_ignored(mongo_db: Database
     writes.ledger_begin(mongo_db, "t/p0:0-9", "t", RANGES, 10)  # the retry
     writes.ledger_finish(mongo_db, "t/p0:0-9", {})
     assert writes.unfinished_batches(mongo_db, "t") == []
-    assert mongo_db[writes.OPEN_BATCHES].count_documents({}) == 0
+    assert mongo_db[OPEN_BATCHES].count_documents({}) == 0
 
     # A crash between marker and entry leaves a marker alone: ignored, then removed.
-    mongo_db[writes.OPEN_BATCHES].insert_one({"_id": "t/p0:10-19", "open": True})
+    mongo_db[OPEN_BATCHES].insert_one({"_id": "t/p0:10-19", "open": True})
     assert writes.unfinished_batches(mongo_db, "t") == []
-    assert mongo_db[writes.OPEN_BATCHES].count_documents({}) == 0
+    assert mongo_db[OPEN_BATCHES].count_documents({}) == 0
 
 
 def test_a_ledger_from_before_the_markers_is_backfilled_once(mongo_db: Database[Document]) -> None:
-    mongo_db[writes.LEDGER].insert_many(
+    mongo_db[LEDGER].insert_many(
         [
             {
                 "_id": "t/p1:0-9",

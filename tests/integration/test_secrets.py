@@ -19,6 +19,7 @@ from prefect.client.schemas.sorting import FlowRunSort
 from flows.aggregate import aggregate_interactions
 from flows.generate import generate_interactions
 from pulse.config import Settings, load_settings
+from pulse.generate.params import GeneratorParams
 from pulse.store.client import database, mongo_client
 from tests.integration.reconcile import subprocess_env
 
@@ -82,13 +83,15 @@ def test_secret_values_leak_nowhere(
     assert load_settings().kafka.sasl_password is not None
 
     generated = generate_interactions(
-        events=4_000,
-        batch_size=1_000,
-        interval_seconds=0,
-        malformed_fraction=0.02,
-        seed=5,
-        hot_item="hot-canary",
-        hot_share=0.3,
+        GeneratorParams(
+            events=4_000,
+            batch_size=1_000,
+            interval_seconds=0,
+            malformed_fraction=0.02,
+            seed=5,
+            hot_item="hot-canary",
+            hot_share=0.3,
+        )
     )
     drained = aggregate_interactions(time_budget_seconds=120, max_batch_events=10_000)
     assert drained["dead_lettered"] > 0

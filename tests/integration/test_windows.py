@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, TopicPartition
 from flows.aggregate import aggregate_interactions
 from flows.generate import generate_interactions
 from pulse.config import Settings
+from pulse.generate.params import GeneratorParams
 from pulse.store.client import database, mongo_client
 from tests.integration.reconcile import assert_matches_truth, subprocess_env
 
@@ -53,11 +54,9 @@ def test_a_windowed_generator_streams_its_window_and_a_windowed_consumer_drains_
 
     def stream() -> dict[str, Any]:
         return generate_interactions(
-            batch_size=100,
-            interval_seconds=0.5,
+            GeneratorParams(batch_size=100, interval_seconds=0.5, topic=topic),
             window_seconds=6.0,
             handover_seconds=3.0,
-            topic=topic,
             ground_truth_path=str(truth_path),
         )
 

@@ -1,0 +1,94 @@
+"""The MongoDB document layout: every collection name, document-id format and index, once.
+
+docs/consumer.md describes what each collection holds. Writers, readers, the dashboard, the
+benchmarks and the tests all take names and ids from here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pymongo import ASCENDING, DESCENDING
+
+from pulse.ingest.aggregate import MINUTE_FORMAT
+
+# --- aggregates (written by the consumer, read by the dashboard) ---------------------------
+USERS = "users"
+ITEMS = "items"
+MINUTES = "minutes"
+ITEM_MINUTES = "item_minutes"
+USER_MINUTES = "user_minutes"
+MINUTE_SKETCHES = "minute_sketches"
+TOTALS = "totals"
+LEADERS = "leaders"
+
+# --- bookkeeping (exactly-once, retries, inspection) ---------------------------------------
+LEDGER = "ledger"
+"""`_id` = the batch id (pulse.ingest.batch.batch_id): '<topic>/p0:100-199,p3:40-80'."""
+OPEN_BATCHES = "open_batches"
+"""One marker per batch not applied yet, `_id` = batch id: FerretDB filters the ledger by
+scanning it, so finding unfinished batches there would cost more with every batch."""
+OFFSETS = "offsets"
+COUNTERS = "counters"
+DEAD_LETTERS = "dead_letters"
+
+# --- alerts ---------------------------------------------------------------------------------
+ALERTS = "alerts"
+ALERT_STATE = "alert_state"
+ALERT_RULES = "alert_rules"
+
+TOTALS_ID = "global"
+"""The one document of `totals`."""
+
+INDEXES: dict[str, list[list[tuple[str, int]]]] = {
+    USERS: [[("total", DESCENDING)]],
+    ITEMS: [[("total", DESCENDING)]],
+    ITEM_MINUTES: [[("minute", DESCENDING), ("total", DESCENDING)], [("item_id", ASCENDING)]],
+    MINUTES: [[("minute", DESCENDING)]],
+    LEDGER: [[("status", ASCENDING)], [("started_at", DESCENDING)]],
+    DEAD_LETTERS: [[("received_at", DESCENDING)], [("reason", ASCENDING)]],
+}
+
+
+def minute_id(moment: datetime) -> str:
+    """`minutes` _id of the minute holding `moment`, e.g. '2026-11-27T18:05Z'."""
+    return moment.astimezone(UTC).strftime(MINUTE_FORMAT)
+
+
+def parse_minute_id(doc_id: str) -> datetime:
+    return datetime.strptime(doc_id, MINUTE_FORMAT).replace(tzinfo=UTC)
+
+
+def item_minute_id(item_id: str, minute: str) -> str:
+    """`item_minutes` _id: '<item>|<minute id>'."""
+    return f"{item_id}|{minute}"
+
+
+def user_minute_id(minute: str, partition: int) -> str:
+    """`user_minutes` _id: one document per minute and Kafka partition, '<minute id>|p<n>'."""
+    return f"{minute}|p{partition}"
+
+
+def user_minute_ids_of(minute: str) -> dict[str, str]:
+    """An _id range filter matching a minute's `user_minutes` documents of every partition."""
+    prefix = user_minute_id(minute, 0).removesuffix("0")
+    return {"$gte": prefix, "$lt": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
+
+
+def minute_of_user_minute_id(doc_id: str) -> str:
+    return doc_id.split("|", 1)[0]
+
+
+def record_id(topic: str, partition: int, offset: int) -> str:
+    """A Kafka record's identity, the _id of its dead letter: '<topic>:<partition>:<offset>'."""
+    return f"{topic}:{partition}:{offset}"
+
+
+def offsets_id(topic: str, partition: int) -> str:
+    """`offsets` _id: '<topic>:<partition>'."""
+    return f"{topic}:{partition}"
+
+
+def alert_state_id(rule_id: str, key: str) -> str:
+    """`alert_state` _id: '<rule>|<key>'."""
+    return f"{rule_id}|{key}"

@@ -1,0 +1,236 @@
+"""In-memory stand-ins for the unit tests (bytewax-style test sources and sinks).
+
+`MemoryDatabase` speaks the part of pymongo's `Database` API that Pulse uses, with MongoDB's
+semantics for it: the guarded upserts answer "duplicate key" when the guard does not match an
+existing document, exactly as MongoDB and FerretDB do, so the writer's exactly-once logic runs
+unchanged. `ListSource` is a Kafka source that hands out prepared micro-batches.
+Integration tests use the real services; these are for the pure-logic and crash tests.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import UpdateOne
+
+from pulse.ingest.batch import MicroBatch
+from pulse.pipeline.apply import BatchReport
+from pulse.store.writes import DUPLICATE_KEY
+
+Doc = dict[str, Any]
+
+
+def _get(doc: Doc, dotted: str) -> Any:
+    value: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _set(doc: Doc, dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        doc = doc.setdefault(part, {})
+    doc[last] = value
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
+
+
+def _compare(value: Any, op: str, arg: Any) -> bool:
+    present = value is not _MISSING
+    if op == "$in":
+        return present and value in arg
+    if op == "$ne":
+        return bool((value if present else None) != arg)
+    if op == "$not":
+        return not _matches_condition(value, arg)
+    if op == "$exists":
+        return present == bool(arg)
+    if not present or value is None:
+        return False
+    comparisons: dict[str, Callable[[Any, Any], bool]] = {
+        "$gte": lambda a, b: a >= b,
+        "$gt": lambda a, b: a > b,
+        "$lte": lambda a, b: a <= b,
+        "$lt": lambda a, b: a < b,
+    }
+    return comparisons[op](value, arg)
+
+
+def _matches_condition(value: Any, condition: Any) -> bool:
+    if not isinstance(condition, dict) or not any(k.startswith("$") for k in condition):
+        return bool(value == condition)
+    return all(_compare(value, op, arg) for op, arg in condition.items())
+
+
+def matches(doc: Doc, query: Doc) -> bool:
+    return all(_matches_condition(_get(doc, key), cond) for key, cond in query.items())
+
+
+def _apply_update(doc: Doc, update: Doc, inserting: bool) -> None:
+    for op, fields in update.items():
+        for key, value in fields.items():
+            current = _get(doc, key)
+            if op == "$set" or (op == "$setOnInsert" and inserting):
+                _set(doc, key, copy.deepcopy(value))
+            elif op == "$inc":
+                _set(doc, key, (0 if current is _MISSING else current) + value)
+            elif op == "$max":
+                _set(doc, key, value if current is _MISSING else max(current, value))
+            elif op == "$min":
+                _set(doc, key, value if current is _MISSING else min(current, value))
+            elif op == "$unset":
+                *parents, last = key.split(".")
+                target = _get(doc, ".".join(parents)) if parents else doc
+                if isinstance(target, dict):
+                    target.pop(last, None)
+            elif op != "$setOnInsert":
+                raise NotImplementedError(op)
+
+
+@dataclass
+class _Result:
+    modified_count: int = 0
+    upserted_id: Any = None
+    upserted_count: int = 0
+    deleted_count: int = 0
+
+
+class MemoryCollection:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.docs: dict[Any, Doc] = {}
+
+    def find(self, query: Doc | None = None, projection: Doc | None = None) -> Iterator[Doc]:
+        for doc in list(self.docs.values()):
+            if matches(doc, query or {}):
+                yield copy.deepcopy(doc)
+
+    def find_one(self, query: Doc | None = None, projection: Doc | None = None) -> Doc | None:
+        return next(self.find(query), None)
+
+    def count_documents(self, query: Doc) -> int:
+        return sum(1 for _ in self.find(query))
+
+    def insert_one(self, doc: Doc) -> _Result:
+        if doc["_id"] in self.docs:
+            raise KeyError(f"duplicate key {doc['_id']}")
+        self.docs[doc["_id"]] = copy.deepcopy(doc)
+        return _Result(upserted_id=doc["_id"])
+
+    def update_one(self, query: Doc, update: Doc, upsert: bool = False) -> _Result:
+        """Returns the result; raises DuplicateKey (as a dict error) through `_update`."""
+        result, error = self._update(query, update, upsert)
+        if error:
+            raise KeyError(error)
+        return result
+
+    def _update(self, query: Doc, update: Doc, upsert: bool) -> tuple[_Result, str | None]:
+        for doc in self.docs.values():
+            if matches(doc, query):
+                before = copy.deepcopy(doc)
+                _apply_update(doc, update, inserting=False)
+                return _Result(modified_count=int(doc != before)), None
+        if not upsert:
+            return _Result(), None
+        new: Doc = {k: v for k, v in query.items() if not isinstance(v, dict)}
+        if new.get("_id") in self.docs:
+            return _Result(), f"E11000 duplicate key {new['_id']}"
+        _apply_update(new, update, inserting=True)
+        self.docs[new["_id"]] = new
+        return _Result(upserted_id=new["_id"], upserted_count=1), None
+
+    def find_one_and_update(
+        self, query: Doc, update: Doc, upsert: bool = False, return_document: bool = False
+    ) -> Doc | None:
+        self.update_one(query, update, upsert=upsert)
+        return self.find_one(query if "_id" not in query else {"_id": query["_id"]})
+
+    def delete_one(self, query: Doc) -> _Result:
+        for key, doc in list(self.docs.items()):
+            if matches(doc, query):
+                del self.docs[key]
+                return _Result(deleted_count=1)
+        return _Result()
+
+    def bulk_write(self, requests: list[UpdateOne], ordered: bool = True) -> _Result:
+        total = _Result()
+        for request in requests:
+            # pymongo keeps the statement in private fields; the fake reads them back.
+            query: Doc = dict(request._filter)
+            update: Doc = dict(request._doc)  # type: ignore[arg-type]
+            result = self.update_one(query, update, upsert=bool(request._upsert))
+            total.modified_count += result.modified_count
+            total.upserted_count += result.upserted_count
+        return total
+
+    def create_index(self, keys: Any) -> str:
+        return "index"
+
+
+class MemoryDatabase:
+    """A pymongo `Database` double: collections by item or attribute, and `command('update')`."""
+
+    def __init__(self) -> None:
+        self.collections: dict[str, MemoryCollection] = {}
+        self.fail_next: Callable[[str], Exception | None] | None = None
+
+    def __getitem__(self, name: str) -> MemoryCollection:
+        return self.collections.setdefault(name, MemoryCollection(name))
+
+    def __getattr__(self, name: str) -> MemoryCollection:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self[name]
+
+    def command(self, name: str, collection: str, *, updates: list[Doc], ordered: bool) -> Doc:
+        if name != "update":
+            raise NotImplementedError(name)
+        target = self[collection]
+        reply: Doc = {"n": 0, "nModified": 0, "upserted": [], "writeErrors": []}
+        for index, statement in enumerate(updates):
+            result, error = target._update(
+                statement["q"], statement["u"], bool(statement.get("upsert"))
+            )
+            if error:
+                reply["writeErrors"].append(
+                    {"index": index, "code": DUPLICATE_KEY, "errmsg": error}
+                )
+                if ordered:
+                    break
+                continue
+            reply["nModified"] += result.modified_count
+            if result.upserted_id is not None:
+                reply["upserted"].append({"index": index, "_id": result.upserted_id})
+        if not reply["writeErrors"]:
+            del reply["writeErrors"]
+        return reply
+
+
+@dataclass
+class ListSource:
+    """A Kafka source double for the drain loop: hands out prepared batches, then nothing."""
+
+    batches: list[MicroBatch]
+    assigned: set[int] = field(default_factory=lambda: {0})
+    replays: list[BatchReport] = field(default_factory=list)
+    polls: int = 0
+
+    def poll_batch(
+        self, max_events: int | None = None, max_wait: float | None = None
+    ) -> MicroBatch | None:
+        self.polls += 1
+        return self.batches.pop(0) if self.batches else None
+
+    def lag(self) -> dict[int, int]:
+        return dict.fromkeys(self.assigned, sum(batch.size for batch in self.batches))

@@ -1,0 +1,158 @@
+"""Writing batches, in-process against the in-memory database: totals stay exact when the
+write stops after any step and the batch is applied again (bytewax-style crash tests)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, cast
+
+import orjson
+import polars as pl
+import pytest
+from pymongo.database import Database
+
+from pulse.ingest.batch import MicroBatch, batch_id
+from pulse.ingest.validate import ValidationRules
+from pulse.pipeline.apply import STEPS, BatchWriter
+from pulse.store import writes
+from pulse.store.client import Document
+from pulse.store.reads import stored_offsets
+from pulse.store.schema import DEAD_LETTERS, ITEMS, LEDGER, MINUTES, TOTALS, TOTALS_ID, USERS
+from pulse.store.statements import Guard
+from tests.fakes import MemoryDatabase
+
+TOPIC = "t"
+TYPES = ("view", "click", "add_to_cart", "purchase")
+RULES = ValidationRules(
+    interaction_types=TYPES, max_record_bytes=1_024, max_age_ms=3_600_000, max_lead_ms=60_000
+)
+KAFKA_TS = 1_795_737_600_000
+
+
+class CrashError(RuntimeError):
+    pass
+
+
+def _batch(partition: int, first: int, n: int, seed: int, bad_every: int = 0) -> MicroBatch:
+    rng = random.Random(seed)
+    values = []
+    for offset in range(first, first + n):
+        if bad_every and offset % bad_every == 0:
+            values.append(b"not json")
+            continue
+        event = {
+            "user_id": f"u{rng.randrange(20)}",
+            "item_id": f"i{rng.randrange(5)}",
+            "interaction_type": rng.choice(TYPES),
+            "timestamp": KAFKA_TS - rng.randrange(180_000),
+        }
+        values.append(orjson.dumps(event))
+    return MicroBatch.from_columns(
+        TOPIC, [partition] * n, list(range(first, first + n)), [KAFKA_TS] * n, [b"k"] * n, values
+    )
+
+
+def _apply(writer: BatchWriter, batch: MicroBatch) -> Any:
+    ranges = batch.ranges()
+    return writer.apply(
+        batch, batch_id=batch_id(TOPIC, ranges), guard=Guard(tuple(ranges)), ranges=ranges
+    )
+
+
+def _db(memory: MemoryDatabase) -> Database[Document]:
+    return cast("Database[Document]", memory)
+
+
+def _truth(batches: list[MicroBatch]) -> dict[str, Any]:
+    events = [orjson.loads(v) for b in batches for v in b.records["value"] if v[:1] == b"{"]
+    events = [e for e in events if isinstance(e, dict)]
+    by_user: dict[str, int] = {}
+    for event in events:
+        by_user[event["user_id"]] = by_user.get(event["user_id"], 0) + 1
+    return {"events": len(events), "by_user": by_user}
+
+
+def _totals(memory: MemoryDatabase) -> dict[str, Any]:
+    doc = memory[TOTALS].find_one({"_id": TOTALS_ID}) or {}
+    users = {d["_id"]: d["total"] for d in memory[USERS].find()}
+    return {"events": doc.get("events"), "users": doc.get("users"), "by_user": users}
+
+
+def test_applying_batches_counts_every_event_once() -> None:
+    memory = MemoryDatabase()
+    writer = BatchWriter(_db(memory), TOPIC, RULES)
+    batches = [_batch(0, 0, 40, 1), _batch(1, 0, 40, 2), _batch(0, 40, 40, 3)]
+    for batch in batches:
+        _apply(writer, batch)
+    truth = _truth(batches)
+    assert _totals(memory) == {
+        "events": truth["events"],
+        "users": len(truth["by_user"]),
+        "by_user": truth["by_user"],
+    }
+    assert sum(d["total"] for d in memory[ITEMS].find()) == truth["events"]
+    assert sum(d["total"] for d in memory[MINUTES].find()) == truth["events"]
+    assert stored_offsets(_db(memory), TOPIC) == {0: 80, 1: 40}
+    assert {e["status"] for e in memory[LEDGER].find()} == {"applied"}
+
+
+def test_applying_a_batch_twice_changes_nothing() -> None:
+    memory = MemoryDatabase()
+    writer = BatchWriter(_db(memory), TOPIC, RULES)
+    batch = _batch(0, 0, 50, 4)
+    _apply(writer, batch)
+    before = _totals(memory)
+    report = _apply(writer, batch)
+    assert report.docs_written == 0 and report.already_applied > 0
+    assert _totals(memory) == before
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_write_stopped_after_any_step_is_completed_exactly_by_the_next_attempt(
+    step: str,
+) -> None:
+    memory = MemoryDatabase()
+    batches = [_batch(0, 0, 60, 5, bad_every=7), _batch(0, 60, 60, 6, bad_every=7)]
+
+    def crash(done: str) -> None:
+        if done == step:
+            raise CrashError(step)
+
+    crashing = BatchWriter(_db(memory), TOPIC, RULES, after_step=crash)
+    with pytest.raises(CrashError):
+        _apply(crashing, batches[0])
+    writer = BatchWriter(_db(memory), TOPIC, RULES)
+    for batch in batches:  # the retry of the first batch, then the next one
+        _apply(writer, batch)
+
+    truth = _truth(batches)
+    totals = _totals(memory)
+    assert totals["events"] == truth["events"]
+    assert totals["by_user"] == truth["by_user"]
+    assert totals["users"] == len(truth["by_user"])
+    dead = memory[TOTALS].find_one({"_id": TOTALS_ID}) or {}
+    assert dead["dead_lettered"] == memory[DEAD_LETTERS].count_documents({}) == 18
+
+
+def test_dead_letters_reach_the_dead_letter_topic_once_even_when_a_batch_is_replayed() -> None:
+    memory = MemoryDatabase()
+    sent: list[pl.DataFrame] = []
+    writer = BatchWriter(_db(memory), TOPIC, RULES, dead_letter_sink=sent.append)
+    batch = _batch(0, 0, 30, 7, bad_every=5)
+    _apply(writer, batch)
+    _apply(writer, batch)
+    assert [frame.height for frame in sent] == [6]
+
+
+def test_a_refused_write_marks_the_batch_failed_with_the_reason() -> None:
+    memory = MemoryDatabase()
+
+    def refuse(done: str) -> None:
+        if done == "users":
+            raise writes.WriteFailedError("users: write refused (code 2): bad")
+
+    with pytest.raises(writes.WriteFailedError):
+        _apply(BatchWriter(_db(memory), TOPIC, RULES, after_step=refuse), _batch(0, 0, 10, 8))
+    (entry,) = memory[LEDGER].find()
+    assert entry["status"] == "failed" and "code 2" in entry["error"]
+    assert writes.unfinished_batches(_db(memory), TOPIC)[0]["_id"] == entry["_id"]

@@ -1,0 +1,63 @@
+"""The drain loop against an in-memory source: what it applies, and when it stops."""
+
+from __future__ import annotations
+
+import threading
+
+import orjson
+
+from pulse.ingest.batch import MicroBatch
+from pulse.pipeline.apply import BatchReport
+from pulse.pipeline.drain import drain
+from tests.fakes import ListSource
+
+
+def _batch(first: int, n: int) -> MicroBatch:
+    values = [orjson.dumps({"n": i}) for i in range(n)]
+    return MicroBatch.from_columns(
+        "t", [0] * n, list(range(first, first + n)), [0] * n, [None] * n, values
+    )
+
+
+def _report(batch: MicroBatch, seconds: float) -> BatchReport:
+    return BatchReport(
+        batch_id=batch.batch_id,
+        ranges=batch.ranges(),
+        records=batch.size,
+        valid=batch.size,
+        dead_lettered=0,
+        docs_written=1,
+        already_applied=0,
+        new_users=0,
+        new_items=0,
+        replay=False,
+        seconds={"write": 0.01},
+    )
+
+
+def test_drain_applies_every_batch_in_order_and_stops_when_caught_up() -> None:
+    source = ListSource([_batch(0, 5), _batch(5, 3)])
+    applied: list[str] = []
+
+    def apply(batch: MicroBatch, seconds: float) -> BatchReport:
+        applied.append(batch.batch_id)
+        return _report(batch, seconds)
+
+    summary = drain(source, apply, time_budget=60)
+    assert applied == ["t/p0:0-4", "t/p0:5-7"]
+    assert (summary.batches, summary.records, summary.caught_up) == (2, 8, True)
+    assert summary.lag == {0: 0}
+
+
+def test_drain_stops_between_batches_when_asked() -> None:
+    stop = threading.Event()
+    source = ListSource([_batch(0, 5), _batch(5, 5), _batch(10, 5)])
+
+    def apply(batch: MicroBatch, seconds: float) -> BatchReport:
+        stop.set()  # asked to stop while the first batch is written: it is finished first
+        return _report(batch, seconds)
+
+    summary = drain(source, apply, time_budget=60, stop_when_caught_up=False, stop=stop)
+    assert summary.batches == 1
+    assert len(source.batches) == 2  # nothing else was read
+    assert not summary.caught_up

@@ -123,7 +123,10 @@ def test_a_crash_at_any_step_of_a_write_leaves_totals_exact(
     with mongo_client(pipeline.mongo) as client:
         db = database(client, pipeline.mongo)
         assert_matches_truth(db, truth)
-        assert db.ledger.count_documents({"attempts": {"$gte": 2}}) >= 2  # replays happened
+        # Every crash but the one after the last step left a batch that the next consumer
+        # replayed (and, crashing again one step later, left for the next).
+        extra_attempts = sum(entry["attempts"] - 1 for entry in db.ledger.find({}))
+        assert extra_attempts >= len(STEPS) - 1
 
 
 def _consume_process(settings: Settings, **env: str) -> subprocess.Popen[bytes]:

@@ -1,0 +1,74 @@
+"""The alert engine after each batch, against the in-memory database: fire once per window,
+nothing new on a replayed batch, resolve once the window has closed below the threshold."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import orjson
+from pymongo.database import Database
+
+from pulse.alerts.engine import Alerting
+from pulse.alerts.rules import AlertRule
+from pulse.config import AlertSettings
+from pulse.ingest.batch import MicroBatch, batch_id
+from pulse.ingest.validate import ValidationRules
+from pulse.pipeline.apply import BatchWriter
+from pulse.store.client import Document
+from pulse.store.schema import ALERTS, USER_MINUTES
+from pulse.store.statements import Guard
+from tests.fakes import MemoryDatabase
+
+TYPES = ("view", "click", "add_to_cart", "purchase")
+RULES = ValidationRules(
+    interaction_types=TYPES, max_record_bytes=1_024, max_age_ms=3_600_000, max_lead_ms=60_000
+)
+KAFKA_TS = 1_795_737_600_000  # on a minute boundary
+BUSY = AlertRule(id="busy", metric="user_interactions", threshold=5, severity="info")
+
+
+def _batch(partition: int, first: int, users: list[str]) -> MicroBatch:
+    values = [
+        orjson.dumps(
+            {"user_id": u, "item_id": "i1", "interaction_type": "view", "timestamp": KAFKA_TS + n}
+        )
+        for n, u in enumerate(users)
+    ]
+    n = len(values)
+    offsets = list(range(first, first + n))
+    return MicroBatch.from_columns(
+        "t", [partition] * n, offsets, [KAFKA_TS] * n, [b"k"] * n, values
+    )
+
+
+def _apply(writer: BatchWriter, batch: MicroBatch) -> Any:
+    ranges = batch.ranges()
+    return writer.apply(
+        batch, batch_id=batch_id("t", ranges), guard=Guard(tuple(ranges)), ranges=ranges
+    )
+
+
+def test_a_user_rule_fires_once_and_resolves_after_its_window_closed() -> None:
+    memory = MemoryDatabase()
+    db = cast("Database[Document]", memory)
+    alerting = Alerting(db, AlertSettings(), [BUSY])
+    writer = BatchWriter(db, "t", RULES, alerting=alerting)
+    # A user's records share a key, hence a partition; other users are on other partitions.
+    _apply(writer, _batch(0, 0, ["u1"] * 3 + ["u2"]))
+    _apply(writer, _batch(7, 0, ["u4"] * 2))
+    assert memory[ALERTS].count_documents({}) == 0
+    second = _batch(0, 4, ["u1"] * 3)
+    _apply(writer, second)
+    _apply(writer, second)  # a replayed batch fires nothing new
+    alerting.close()
+
+    (alert,) = memory[ALERTS].find()
+    assert (alert["rule_id"], alert["key"], alert["value"]) == ("busy", "u1", 6.0)
+    assert memory[USER_MINUTES].count_documents({}) == 2  # one per minute and partition
+    # The engine runs after later batches with the wall clock as "now": u1's minute has long
+    # closed, and the latest closed minute holds nothing of u1, so the alert resolves.
+    later = Alerting(db, AlertSettings(), [BUSY])
+    _apply(BatchWriter(db, "t", RULES, alerting=later), _batch(3, 0, ["u3"]))
+    later.close()
+    (alert,) = memory[ALERTS].find()
+    assert alert["state"] == "resolved"

@@ -131,11 +131,13 @@ def test_served_deployments_run_when_triggered_and_data_lands(
     run = _run(
         "generate-interactions/manual",
         {
-            "events": 6_000,
-            "batch_size": 2_000,
-            "interval_seconds": 0.2,
-            "seed": 3,
-            "malformed_fraction": 0.01,
+            "params": {
+                "events": 6_000,
+                "batch_size": 2_000,
+                "interval_seconds": 0.2,
+                "seed": 3,
+                "malformed_fraction": 0.01,
+            },
             "ground_truth_path": str(truth_path),
         },
     )
@@ -178,7 +180,7 @@ def test_prefect_yaml_deploys_to_a_work_pool_and_a_worker_runs_it(
     pool = f"pulse-test-{suffix}"
     text = (REPO / "deployments" / "prefect.yaml").read_text()
     text = text.replace("name: pulse-process", f"name: {pool}")
-    text = re.sub(r"^  - name: (\S+)$", rf"  - name: \1-{suffix}", text, flags=re.MULTILINE)
+    text = re.sub(r"^- name: (\S+)$", rf"- name: \1-{suffix}", text, flags=re.MULTILINE)
     project = tmp_path / "prefect.yaml"
     project.write_text(text)
     env = subprocess_env(pipeline, PREFECT_API_URL=prefect_api)
@@ -204,7 +206,10 @@ def test_prefect_yaml_deploys_to_a_work_pool_and_a_worker_runs_it(
         start_new_session=True,
     )
     try:
-        run = _run(f"generate-interactions/manual-{suffix}", {"events": 1_000, "batch_size": 500})
+        run = _run(
+            f"generate-interactions/manual-{suffix}",
+            {"params": {"events": 1_000, "batch_size": 500}},
+        )
         assert run.state is not None and run.state.is_completed(), run.state
         assert run.work_pool_name == pool
     finally:

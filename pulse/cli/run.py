@@ -23,7 +23,7 @@ from pulse.stack.process import PidFile, log_tail
 from pulse.stack.services import ServiceStatus, StackError
 
 console = Console()
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "streamlit_app" / "app.py"
 
 
@@ -32,10 +32,10 @@ def _say(message: str) -> None:
 
 
 def _apps(settings: Settings) -> dict[str, list[str]]:
-    """The pipeline's own processes: the deployment runner and, once it exists, the dashboard."""
-    apps = {"serve": [sys.executable, "-m", "deployments.serve"]}
-    if DASHBOARD.exists():
-        apps["dashboard"] = [
+    """The pipeline's own processes: the deployment runner and the dashboard."""
+    return {
+        "serve": [sys.executable, "-m", "deployments.serve"],
+        "dashboard": [
             sys.executable,
             "-m",
             "streamlit",
@@ -47,8 +47,8 @@ def _apps(settings: Settings) -> dict[str, list[str]]:
             "--browser.gatherUsageStats=false",
             "--server.fileWatcherType=none",
             "--client.toolbarMode=viewer",
-        ]
-    return apps
+        ],
+    }
 
 
 def run() -> None:

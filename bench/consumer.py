@@ -145,12 +145,14 @@ def pulse(settings: Settings, topic: str, db_name: str, events: int, batch: int)
     return sum(int(entry.get("docs_written", 0)) for entry in ledger)
 
 
-def stages(settings: Settings, db_name: str) -> dict[str, float]:
+def stages(settings: Settings, db_name: str) -> dict[str, dict[str, float]]:
+    """Totals over the ledger: seconds per stage and per write step, documents per collection."""
+    totals: dict[str, dict[str, float]] = {"seconds": {}, "step_seconds": {}, "docs": {}}
     with mongo_client(settings.mongo) as client:
-        totals: dict[str, float] = {}
         for entry in client[db_name].ledger.find():
-            for stage, seconds in entry.get("seconds", {}).items():
-                totals[stage] = totals.get(stage, 0.0) + float(seconds)
+            for kind, sums in totals.items():
+                for name, value in entry.get(kind, {}).items():
+                    sums[name] = sums.get(name, 0.0) + float(value)
     return totals
 
 
@@ -189,7 +191,8 @@ def main(
                 "pulse", settings, events, lambda: pulse(settings, topic, db_name, events, batch)
             ),
         ]
-    time_by_stage = stages(settings, db_name)
+    ledger_totals = stages(settings, db_name)
+    time_by_stage = ledger_totals["seconds"]
     with mongo_client(settings.mongo) as client:
         client.drop_database(db_name)
         client.drop_database(naive_db)
@@ -214,6 +217,10 @@ def main(
         "batch": batch,
         "docs_per_event": (pulse_run.docs_written or 0) / events,
         "stage_seconds": time_by_stage,
+        "write_step_seconds": ledger_totals["step_seconds"],
+        "docs_per_event_by_collection": {
+            name: count / events for name, count in ledger_totals["docs"].items()
+        },
         "stage_share": share,
         "pulse_without_writes_events_per_s": events
         / max(total - time_by_stage.get("write", 0.0), 1e-9),
@@ -222,6 +229,13 @@ def main(
     console.print(
         f"documents written per event: {extra['docs_per_event']:.3f}; time by stage: "
         + ", ".join(f"{k} {v:.0%}" for k, v in share.items())
+    )
+    steps = ledger_totals["step_seconds"]
+    written = sum(steps.values()) or 1.0
+    console.print("write steps: " + ", ".join(f"{k} {v / written:.0%}" for k, v in steps.items()))
+    console.print(
+        "documents per event: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in extra["docs_per_event_by_collection"].items() if v)
     )
     return {"rows": rows, **extra}
 

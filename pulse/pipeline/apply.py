@@ -66,6 +66,10 @@ class BatchReport:
     new_items: int
     replay: bool
     seconds: dict[str, float] = field(default_factory=dict)
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    """Time of each write step (STEPS), to see where the database time goes."""
+    docs_by_collection: dict[str, int] = field(default_factory=dict)
+    """Documents written (inserted or changed) per collection."""
     ignored_fields: dict[str, int] = field(default_factory=dict)
     """Fields outside the event schema: how many valid records carried each."""
     verdict: Verdict | None = field(default=None, repr=False, compare=False)
@@ -79,6 +83,8 @@ class BatchReport:
             "new_users": self.new_users,
             "new_items": self.new_items,
             "seconds": self.seconds,
+            "step_seconds": self.step_seconds,
+            "docs": self.docs_by_collection,
             # A list, not a map: producers' field names may hold '.' or '$'.
             "ignored_fields": [
                 {"field": name, "records": count}
@@ -321,6 +327,11 @@ class BatchWriter:
             replay=work.replay,
             ignored_fields=work.verdict.ignored_fields,
             seconds={name: round(value, 4) for name, value in seconds.items()},
+            step_seconds={name: round(timer.seconds, 4) for name, timer in timers.items()},
+            docs_by_collection={
+                name: result.upserted + result.modified for name, result in work.results.items()
+            }
+            | {"leaders": work.leader_updates},
             verdict=work.verdict,
         )
 

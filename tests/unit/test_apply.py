@@ -93,7 +93,12 @@ def test_applying_batches_counts_every_event_once() -> None:
     assert sum(d["total"] for d in memory[ITEMS].find()) == truth["events"]
     assert sum(d["total"] for d in memory[MINUTES].find()) == truth["events"]
     assert stored_offsets(_db(memory), TOPIC) == {0: 80, 1: 40}
-    assert {e["status"] for e in memory[LEDGER].find()} == {"applied"}
+    entries = list(memory[LEDGER].find())
+    assert {e["status"] for e in entries} == {"applied"}
+    for entry in entries:  # where the time and the documents went, per step and collection
+        assert set(entry["step_seconds"]) == set(STEPS) - {"ledger-writing", "ledger-applied"}
+        assert sum(entry["docs"].values()) == entry["docs_written"] > 0
+        assert entry["docs"][USERS] >= entry["new_users"]  # a created user is a written doc
 
 
 def test_applying_a_batch_twice_changes_nothing() -> None:

@@ -166,6 +166,9 @@ def main(
     users: Annotated[int, typer.Option(help="Distinct users.")] = 10_000,
     items: Annotated[int, typer.Option(help="Distinct items.")] = 1_000,
     batch: Annotated[int, typer.Option(help="Pulse's micro-batch size.")] = 50_000,
+    name: Annotated[
+        str, typer.Option(help="Result name (bench/results/<name>.json).")
+    ] = "consumer",
 ) -> dict[str, Any]:
     """Measure and print; write bench/results/consumer.json."""
     settings = load_settings()
@@ -225,7 +228,7 @@ def main(
         "pulse_without_writes_events_per_s": events
         / max(total - time_by_stage.get("write", 0.0), 1e-9),
     }
-    report("consumer", rows, extra)
+    report(name, rows, extra)
     console.print(
         f"documents written per event: {extra['docs_per_event']:.3f}; time by stage: "
         + ", ".join(f"{k} {v:.0%}" for k, v in share.items())

@@ -5,7 +5,7 @@ deployments itself (`python -m deployments.serve`) on a topic, database and cons
 its own, and stops them at the end. After a warm-up (the first counted event), every
 `--every` seconds it reads:
 
-- the pipeline lag as the dashboard reads it (streamlit_app/reads.py: the age of the oldest
+- the pipeline lag as the dashboard reads it (pulse/store/reads.py: the age of the oldest
   record not counted yet, and how many wait): its percentiles are the freshness;
 - the topic's end offsets: records produced per interval, against the configured rate.
 

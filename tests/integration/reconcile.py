@@ -20,7 +20,19 @@ from pulse.pipeline.drain import DrainSummary, drain
 from pulse.store import reads
 from pulse.store.client import Document
 from pulse.store.leaders import LOW_CAP, low_doc_id
-from pulse.store.schema import LEADERS
+from pulse.store.schema import (
+    DEAD_LETTERS,
+    ITEM_MINUTES,
+    ITEMS,
+    LEADERS,
+    LEDGER,
+    MINUTE_SKETCHES,
+    MINUTES,
+    OFFSETS,
+    TOTALS,
+    TOTALS_ID,
+    USERS,
+)
 from pulse.store.statements import activity_bin
 from tests.waiting import wait_until
 
@@ -72,7 +84,7 @@ def drain_until_caught_up(
 def wait_for_events(db: Database[Document], events: int, timeout: float = 240) -> None:
     """Until the global document counts `events` (consumers running elsewhere)."""
     wait_until(
-        lambda: (db.totals.find_one({"_id": "global"}) or {}).get("events", 0),
+        lambda: (db[TOTALS].find_one({"_id": TOTALS_ID}) or {}).get("events", 0),
         timeout=timeout,
         what=f"{events} events counted",
         done=lambda counted: counted >= events,
@@ -81,7 +93,7 @@ def wait_for_events(db: Database[Document], events: int, timeout: float = 240) -
 
 def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:
     """Every figure in MongoDB equals the ground truth, exactly."""
-    totals = db.totals.find_one({"_id": "global"})
+    totals = db[TOTALS].find_one({"_id": TOTALS_ID})
     assert totals is not None
     assert totals["events"] == truth["events"]
     assert totals["dead_lettered"] == truth["malformed"]
@@ -89,19 +101,19 @@ def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:
     assert totals["users"] == len(truth["by_user"])
     assert totals["items"] == len(truth["by_item"])
 
-    users = {doc["_id"]: doc["total"] for doc in db.users.find({}, {"total": 1})}
+    users = {doc["_id"]: doc["total"] for doc in db[USERS].find({}, {"total": 1})}
     assert users == truth["by_user"]
     histogram = Counter(activity_bin(total) for total in truth["by_user"].values())
     assert {k: v for k, v in totals.get("user_bins", {}).items() if v} == dict(histogram)
-    items = {doc["_id"]: doc["total"] for doc in db.items.find({}, {"total": 1})}
+    items = {doc["_id"]: doc["total"] for doc in db[ITEMS].find({}, {"total": 1})}
     assert items == truth["by_item"]
-    minutes = {doc["_id"]: doc["types"] for doc in db.minutes.find({}, {"types": 1})}
+    minutes = {doc["_id"]: doc["types"] for doc in db[MINUTES].find({}, {"types": 1})}
     assert minutes == truth["by_minute"]
-    item_minute_total = sum(doc["total"] for doc in db.item_minutes.find({}, {"total": 1}))
+    item_minute_total = sum(doc["total"] for doc in db[ITEM_MINUTES].find({}, {"total": 1}))
     assert item_minute_total == truth["events"]
-    merged = {doc["_id"]: doc for doc in db.minute_sketches.find()}
+    merged = {doc["_id"]: doc for doc in db[MINUTE_SKETCHES].find()}
     assert set(merged) == set(truth["by_minute"])
-    for doc in db.minutes.find():
+    for doc in db[MINUTES].find():
         sketch = merged[doc["_id"]]
         assert sketches.estimate(sketch["users_hll"]) <= len(truth["by_user"]) * 1.1
         # What the dashboard reads: the estimates of the fully merged sketches.
@@ -110,8 +122,8 @@ def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:
 
     assert_leaders_match(db, truth)
 
-    assert db.dead_letters.count_documents({}) == truth["malformed"]
-    unfinished = list(db.ledger.find({"status": {"$ne": "applied"}}))
+    assert db[DEAD_LETTERS].count_documents({}) == truth["malformed"]
+    unfinished = list(db[LEDGER].find({"status": {"$ne": "applied"}}))
     assert unfinished == [], f"ledger entries left unfinished: {unfinished}"
 
 
@@ -119,30 +131,30 @@ def assert_leaders_match(db: Database[Document], truth: dict[str, Any]) -> None:
     """The dashboard's most and least active lists, read through the leader boards, hold the
     true extremes; every low item is on the board."""
     by_item, by_user = truth["by_item"], truth["by_user"]
-    for collection, key, counts in (("items", "item_id", by_item), ("users", "user_id", by_user)):
+    for collection, key, counts in ((ITEMS, "item_id", by_item), (USERS, "user_id", by_user)):
         n = min(10, len(counts))
         top = reads.ranked(db, collection, key, n)
         assert top["total"].to_list() == sorted(counts.values(), reverse=True)[:n]
         assert all(counts[name] == total for name, total in top.select(key, "total").iter_rows())
-    bottom = reads.ranked(db, "items", "item_id", min(10, len(by_item)), lowest=True)
+    bottom = reads.ranked(db, ITEMS, "item_id", min(10, len(by_item)), lowest=True)
     assert bottom["total"].to_list() == sorted(by_item.values())[: bottom.height]
     for item, total in by_item.items():
         if total <= LOW_CAP:
-            listed = db[LEADERS].find_one({"_id": low_doc_id("items", total, item)}) or {}
+            listed = db[LEADERS].find_one({"_id": low_doc_id(ITEMS, total, item)}) or {}
             assert listed.get("ids", {}).get(item) == total, item
 
 
 def snapshot(db: Database[Document]) -> dict[str, list[Document]]:
     """All aggregate documents, minus fields that record when they were written."""
     collections = (
-        "users",
-        "items",
-        "minutes",
-        "item_minutes",
-        "totals",
-        "dead_letters",
-        "offsets",
-        "leaders",
+        USERS,
+        ITEMS,
+        MINUTES,
+        ITEM_MINUTES,
+        TOTALS,
+        DEAD_LETTERS,
+        OFFSETS,
+        LEADERS,
     )
     return {
         name: sorted(

@@ -18,6 +18,7 @@ from pulse.generate.simulate import GeneratorConfig
 from pulse.pipeline.consumer import replay_entry
 from pulse.pipeline.session import open_pipeline
 from pulse.store.client import database, mongo_client
+from pulse.store.schema import ALERTS, LEDGER
 from tests.integration.reconcile import drain_until_caught_up
 
 pytestmark = pytest.mark.integration
@@ -66,7 +67,7 @@ def test_one_alert_per_crossing_window_delivered_once_despite_a_dead_channel(
     expected = {alert_id("hot-item-test", "hot1", start) for start in crossing}
     with mongo_client(settings.mongo) as client:
         db = database(client, settings.mongo)
-        alerts = {doc["_id"]: doc for doc in db.alerts.find()}
+        alerts = {doc["_id"]: doc for doc in db[ALERTS].find()}
         assert set(alerts) == expected
         for alert in alerts.values():
             assert alert["value"] >= 500
@@ -82,12 +83,12 @@ def test_one_alert_per_crossing_window_delivered_once_despite_a_dead_channel(
 
     # Re-processing every batch fires nothing new and sends nothing again.
     with mongo_client(settings.mongo) as client:
-        entries = list(database(client, settings.mongo).ledger.find())
+        entries = list(database(client, settings.mongo)[LEDGER].find())
     with open_pipeline(settings) as opened:
         for entry in entries:
             replay_entry(opened, entry, settings.kafka.consumer_group)
     with mongo_client(settings.mongo) as client:
-        assert database(client, settings.mongo).alerts.count_documents({}) == 4
+        assert database(client, settings.mongo)[ALERTS].count_documents({}) == 4
     assert len(received) == 4
 
     # New, ordinary traffic after the hot minutes lets the last alert resolve: its window is
@@ -99,7 +100,7 @@ def test_one_alert_per_crossing_window_delivered_once_despite_a_dead_channel(
         run.finish()
     drain_until_caught_up(settings, max_batch_events=20_000)
     with mongo_client(settings.mongo) as client:
-        last = database(client, settings.mongo).alerts.find_one(
+        last = database(client, settings.mongo)[ALERTS].find_one(
             {"_id": alert_id("hot-item-test", "hot1", crossing[-1])}
         )
     assert last is not None and last["state"] == "resolved"

@@ -25,6 +25,7 @@ from pulse.pipeline.drain import DrainSummary, drain
 from pulse.pipeline.session import open_pipeline
 from pulse.store.client import database, mongo_client
 from pulse.store.reads import stored_offsets
+from pulse.store.schema import DEAD_LETTERS, LEDGER
 from tests.integration.reconcile import (
     assert_matches_truth,
     drain_until_caught_up,
@@ -58,11 +59,11 @@ def test_flow_drains_and_every_figure_equals_ground_truth(
     with mongo_client(pipeline.mongo) as client:
         db = database(client, pipeline.mongo)
         assert_matches_truth(db, truth)
-        reasons = [doc["reason"] for doc in db.dead_letters.find({}, {"reason": 1})]
+        reasons = [doc["reason"] for doc in db[DEAD_LETTERS].find({}, {"reason": 1})]
         assert all(reasons) and any("not valid JSON" in reason for reason in reasons)
-        sample = db.dead_letters.find_one()
+        sample = db[DEAD_LETTERS].find_one()
         assert sample is not None and isinstance(sample["raw"], bytes)
-        ledger = list(db.ledger.find({}))
+        ledger = list(db[LEDGER].find({}))
         assert ledger and all(entry["status"] == "applied" for entry in ledger)
         assert all({"validate", "aggregate", "write"} <= set(e["seconds"]) for e in ledger)
         offsets = stored_offsets(db, pipeline.kafka.topic)
@@ -84,7 +85,7 @@ def test_replaying_applied_offset_ranges_changes_nothing(
     with mongo_client(pipeline.mongo) as client:
         db = database(client, pipeline.mongo)
         before = snapshot(db)
-        entries = list(db.ledger.find({}))
+        entries = list(db[LEDGER].find({}))
         with open_pipeline(pipeline) as opened:
             for entry in entries:
                 report = replay_entry(opened, entry, pipeline.kafka.consumer_group)
@@ -125,7 +126,7 @@ def test_a_crash_at_any_step_of_a_write_leaves_totals_exact(
         assert_matches_truth(db, truth)
         # Every crash but the one after the last step left a batch that the next consumer
         # replayed (and, crashing again one step later, left for the next).
-        extra_attempts = sum(entry["attempts"] - 1 for entry in db.ledger.find({}))
+        extra_attempts = sum(entry["attempts"] - 1 for entry in db[LEDGER].find({}))
         assert extra_attempts >= len(STEPS) - 1
 
 
@@ -206,5 +207,5 @@ def test_two_consumers_in_one_group_give_the_same_totals_as_one(
     with mongo_client(pipeline.mongo) as client:
         db = database(client, pipeline.mongo)
         assert_matches_truth(db, truth)
-        partitions_by_batch = [set(entry["partitions"]) for entry in db.ledger.find({})]
+        partitions_by_batch = [set(entry["partitions"]) for entry in db[LEDGER].find({})]
         assert len(set().union(*partitions_by_batch)) == 6

@@ -15,6 +15,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from pulse.config import Settings
 from pulse.store.client import database, mongo_client
+from pulse.store.schema import TOTALS, TOTALS_ID
 from tests.integration.reconcile import drain_until_caught_up, produce, subprocess_env
 from tests.waiting import wait_until
 
@@ -111,7 +112,7 @@ def test_browser_sees_live_kpis_charts_and_refreshes(
 
         with mongo_client(pipeline.mongo) as client:
             db = database(client, pipeline.mongo)
-            totals = db.totals.find_one({"_id": "global"})
+            totals = db[TOTALS].find_one({"_id": TOTALS_ID})
             assert totals is not None
             _wait_for_metric(page, "Total interactions", f"{totals['events']:,}", 20)
             metrics = _metrics(page)
@@ -123,7 +124,7 @@ def test_browser_sees_live_kpis_charts_and_refreshes(
             # New events arrive; the page (auto-refresh every 2 s) shows them without a reload.
             produce(pipeline, tmp_path / "second.json", events=3_000, users=200, items=40, seed=2)
             drain_until_caught_up(pipeline)
-            newer = db.totals.find_one({"_id": "global"})
+            newer = db[TOTALS].find_one({"_id": TOTALS_ID})
             assert newer is not None and newer["events"] > totals["events"]
             _wait_for_metric(page, "Total interactions", f"{newer['events']:,}", 30)
         browser.close()

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from pulse.config import Settings
 from pulse.store import reads
 from pulse.store.client import database, mongo_client
+from pulse.store.schema import ALERTS, DEAD_LETTERS, TOTALS, TOTALS_ID, USERS
 from tests.integration.reconcile import drain_until_caught_up, produce, subprocess_env
 
 pytestmark = pytest.mark.integration
@@ -67,7 +68,7 @@ def _metrics(at: AppTest) -> dict[str, str]:
 def test_overview_shows_what_mongodb_holds(seeded: Settings) -> None:
     at = _page("views/overview.py")
     with mongo_client(seeded.mongo) as client:
-        totals = database(client, seeded.mongo).totals.find_one({"_id": "global"})
+        totals = database(client, seeded.mongo)[TOTALS].find_one({"_id": TOTALS_ID})
     assert totals is not None
     metrics = _metrics(at)
     assert metrics["Total interactions"] == f"{totals['events']:,}"
@@ -98,8 +99,8 @@ def test_users_page_histogram_counts_every_user(seeded: Settings) -> None:
     at = _page("views/users.py")
     with mongo_client(seeded.mongo) as client:
         db = database(client, seeded.mongo)
-        users = db.users.count_documents({})
-        busiest = db.users.find().sort("total", -1).limit(1)[0]
+        users = db[USERS].count_documents({})
+        busiest = db[USERS].find().sort("total", -1).limit(1)[0]
     assert _metrics(at)["Distinct users"] == f"{users:,}"
     histogram = at.get("plotly_chart")[0]
     bars = json.loads(histogram.proto.spec)["data"][0]["y"]
@@ -115,14 +116,14 @@ def test_health_page_shows_batches_and_dead_letters(seeded: Settings) -> None:
     assert int(metrics["Batches in range"]) >= 1
     assert metrics["Unfinished or failed"] == "0"
     with mongo_client(seeded.mongo) as client:
-        dead = database(client, seeded.mongo).dead_letters.count_documents({})
+        dead = database(client, seeded.mongo)[DEAD_LETTERS].count_documents({})
     assert metrics["Dead letters"] == f"{dead:,}"
 
 
 def test_alerts_page_lists_firing_and_recent_alerts(seeded: Settings) -> None:
     now = datetime.now(UTC)
     with mongo_client(seeded.mongo) as client:
-        database(client, seeded.mongo).alerts.insert_many(
+        database(client, seeded.mongo)[ALERTS].insert_many(
             [
                 {
                     "_id": "a1",

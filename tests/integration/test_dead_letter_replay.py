@@ -12,6 +12,7 @@ from pulse.pipeline import dead_letter_replay
 from pulse.pipeline.session import open_pipeline
 from pulse.store import writes
 from pulse.store.client import database, mongo_client
+from pulse.store.schema import DEAD_LETTERS, TOTALS, TOTALS_ID
 from tests.integration.reconcile import drain_until_caught_up, produce, snapshot, subprocess_env
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,7 @@ TYPES_WITH_TELEPORT = ["view", "click", "add_to_cart", "purchase", "teleport"]
 def _teleports(settings: Settings) -> int:
     with mongo_client(settings.mongo) as client:
         db = database(client, settings.mongo)
-        return db.dead_letters.count_documents({"field": "interaction_type", "status": "dead"})
+        return db[DEAD_LETTERS].count_documents({"field": "interaction_type", "status": "dead"})
 
 
 def test_fixed_dead_letters_are_revived_exactly_once(
@@ -67,12 +68,12 @@ def test_fixed_dead_letters_are_revived_exactly_once(
 
     with mongo_client(pipeline.mongo) as client:
         db = database(client, pipeline.mongo)
-        totals = db.totals.find_one({"_id": "global"})
+        totals = db[TOTALS].find_one({"_id": TOTALS_ID})
         assert totals is not None
         assert totals["types"]["teleport"] == teleports
         assert totals["events"] == truth["events"] + teleports
         assert totals["dead_lettered"] == truth["malformed"] - teleports
-        revived = db.dead_letters.count_documents({"status": "replayed"})
+        revived = db[DEAD_LETTERS].count_documents({"status": "replayed"})
         assert revived == teleports
         before = snapshot(db)
 

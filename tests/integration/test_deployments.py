@@ -37,6 +37,7 @@ from pulse.config import Settings, load_settings
 from pulse.stack.mongo_server import MongoServer
 from pulse.store.client import database, mongo_client
 from pulse.store.reads import stored_offsets
+from pulse.store.schema import LEDGER, TOTALS, TOTALS_ID
 from tests.integration.reconcile import assert_matches_truth, produce, subprocess_env
 from tests.waiting import wait_until
 
@@ -148,7 +149,7 @@ def test_served_deployments_run_when_triggered_and_data_lands(
         db = database(client, pipeline.mongo)
 
         def drained() -> bool:
-            totals = db.totals.find_one({"_id": "global"}) or {}
+            totals = db[TOTALS].find_one({"_id": TOTALS_ID}) or {}
             return bool(totals.get("events") == truth["events"])
 
         drain = _run(
@@ -262,7 +263,9 @@ def test_a_database_outage_fails_the_run_visibly_and_a_retry_reconciles(
     def stop_after_first_batch() -> None:
         with mongo_client(settings.mongo) as client:
             db = database(client, settings.mongo)
-            _wait_for(lambda: db.ledger.count_documents({"status": "applied"}) >= 1, 120, "a batch")
+            _wait_for(
+                lambda: db[LEDGER].count_documents({"status": "applied"}) >= 1, 120, "a batch"
+            )
         server.pidfile.stop()
 
     outage = threading.Thread(target=stop_after_first_batch)
@@ -276,8 +279,8 @@ def test_a_database_outage_fails_the_run_visibly_and_a_retry_reconciles(
     start()
     with mongo_client(settings.mongo) as client:
         db = database(client, settings.mongo)
-        applied = list(db.ledger.find({"status": "applied"}))
-        unfinished = list(db.ledger.find({"status": {"$ne": "applied"}}))
+        applied = list(db[LEDGER].find({"status": "applied"}))
+        unfinished = list(db[LEDGER].find({"status": {"$ne": "applied"}}))
         # The outage hits between two batches (nothing of the next one written, not even its
         # ledger entry) or inside one (an unfinished entry): both are handled below.
         assert applied, "a batch was applied before the outage"

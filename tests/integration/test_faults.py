@@ -23,6 +23,7 @@ from pulse.kafka.clients import admin_client, ensure_topic
 from pulse.stack.kafka_broker import KafkaBroker
 from pulse.stack.process import log_tail
 from pulse.store.client import database, mongo_client
+from pulse.store.schema import DEAD_LETTERS, TOTALS, TOTALS_ID, USERS
 from tests.integration.reconcile import (
     assert_matches_truth,
     drain_until_caught_up,
@@ -86,7 +87,7 @@ def test_every_kind_of_bad_input_is_dead_lettered_and_good_counts_stay_exact(
 
     with mongo_client(pipeline.mongo) as client:
         db = database(client, pipeline.mongo)
-        by_kind = {bytes(doc["key"]).decode(): doc for doc in db.dead_letters.find()}
+        by_kind = {bytes(doc["key"]).decode(): doc for doc in db[DEAD_LETTERS].find()}
         assert len(by_kind) == len(bad) + 1  # + the duplicate
         for kind, record in bad:
             assert kind in by_kind, kind
@@ -96,14 +97,14 @@ def test_every_kind_of_bad_input_is_dead_lettered_and_good_counts_stay_exact(
         assert by_kind["unknown type"]["field"] == "interaction_type"
         assert by_kind["far-future timestamp"]["field"] == "timestamp"
         duplicates = [
-            doc for doc in db.dead_letters.find({"reason": {"$regex": "duplicate event_id"}})
+            doc for doc in db[DEAD_LETTERS].find({"reason": {"$regex": "duplicate event_id"}})
         ]
         assert len(duplicates) == 1 and duplicates[0]["field"] == "event_id"
-        totals = db.totals.find_one({"_id": "global"})
+        totals = db[TOTALS].find_one({"_id": TOTALS_ID})
         assert totals is not None
         assert totals["events"] == truth["events"] + 1  # the first copy of the duplicate counts
         assert totals["dead_lettered"] == len(bad) + 1
-        users = {doc["_id"]: doc["total"] for doc in db.users.find({}, {"total": 1})}
+        users = {doc["_id"]: doc["total"] for doc in db[USERS].find({}, {"total": 1})}
         assert users == truth["by_user"] | {"u-dup": 1}
 
 

@@ -19,6 +19,7 @@ from pulse.events import SCHEMA
 from pulse.ingest.ground_truth import GroundTruth
 from pulse.ingest.wire import REQUIRED
 from pulse.store.client import database, mongo_client
+from pulse.store.schema import DEAD_LETTERS, LEDGER
 from tests.integration.reconcile import assert_matches_truth, drain_until_caught_up
 
 pytestmark = pytest.mark.integration
@@ -145,11 +146,11 @@ def test_a_plain_producer_in_every_shape_is_counted_exactly(pipeline: Settings) 
     try:
         db = database(client, pipeline.mongo)
         assert_matches_truth(db, truth.to_dict())
-        reasons = [doc["reason"] for doc in db.dead_letters.find({}, {"reason": 1})]
+        reasons = [doc["reason"] for doc in db[DEAD_LETTERS].find({}, {"reason": 1})]
         for reason, count in expected_reasons.items():
             assert sum(reason in seen for seen in reasons) == count, (reason, reasons[:10])
         ignored: Counter[str] = Counter()
-        for entry in db.ledger.find({}, {"ignored_fields": 1}):
+        for entry in db[LEDGER].find({}, {"ignored_fields": 1}):
             for kept in entry.get("ignored_fields", []):
                 ignored[kept["field"]] += kept["records"]
         assert ignored == carried  # extra fields: ignored, and counted per batch in the ledger

@@ -21,6 +21,7 @@ from flows.generate import generate_interactions
 from pulse.config import Settings, load_settings
 from pulse.generate.params import GeneratorParams
 from pulse.store.client import database, mongo_client
+from pulse.store.schema import ALERT_STATE, ALERTS, DEAD_LETTERS, LEDGER, OFFSETS, TOTALS
 from tests.integration.reconcile import subprocess_env
 
 pytestmark = pytest.mark.integration
@@ -100,10 +101,10 @@ def test_secret_values_leak_nowhere(
     seen: list[str] = [caplog.text]
     with mongo_client(pipeline.mongo) as client:
         db = database(client, pipeline.mongo)
-        for name in ("dead_letters", "ledger", "alerts", "alert_state", "totals", "offsets"):
+        for name in (DEAD_LETTERS, LEDGER, ALERTS, ALERT_STATE, TOTALS, OFFSETS):
             docs = list(db[name].find())
             seen.append(repr(docs))
-        alerts = list(db.alerts.find())
+        alerts = list(db[ALERTS].find())
     assert alerts, "an alert fired and was delivered"
     assert any(d["ok"] for a in alerts for d in a["deliveries"])
     seen.append(json.dumps(received))

@@ -183,7 +183,6 @@ class MemoryDatabase:
 
     def __init__(self) -> None:
         self.collections: dict[str, MemoryCollection] = {}
-        self.fail_next: Callable[[str], Exception | None] | None = None
 
     def __getitem__(self, name: str) -> MemoryCollection:
         return self.collections.setdefault(name, MemoryCollection(name))

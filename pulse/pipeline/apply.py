@@ -128,6 +128,8 @@ class _Batch:
     results: dict[str, writes.ApplyResult] = field(default_factory=dict)
     leader_updates: int = 0
     user_totals_before: dict[str, int] = field(default_factory=dict)
+    user_totals: dict[str, int] = field(default_factory=dict)
+    """Each touched user's total with this batch: what the leader board is offered."""
     new_users: int = 0
     new_items: int = 0
 
@@ -246,6 +248,7 @@ class BatchWriter:
         work.user_totals_before = writes.totals_before(
             self.db, USERS, list(added), added, *work.guard.key
         )
+        work.user_totals = {u: work.user_totals_before.get(u, 0) + n for u, n in added.items()}
         statements = entity_updates(users, "user_id", work.guard, work.batch_id, self.types)
         work.results[USERS] = writes.apply(self.db, USERS, statements)
         work.new_users = self._created(USERS, users, "user_id", work)
@@ -286,12 +289,10 @@ class BatchWriter:
     def _leaders(self, work: _Batch) -> None:
         """Offer the touched users and items to the leader boards; refresh minute estimates."""
         aggregates = work.aggregates
-        added = dict(aggregates.users.select("user_id", "total").iter_rows())
-        user_totals = {u: work.user_totals_before.get(u, 0) + n for u, n in added.items()}
         # Items get events from every partition, so only a read after the write is exact.
         item_totals = writes.current_totals(self.db, ITEMS, aggregates.items["item_id"].to_list())
         item_added = dict(aggregates.items.select("item_id", "total").iter_rows())
-        updates = writes.update_leaders(self.db, USERS, user_totals)
+        updates = writes.update_leaders(self.db, USERS, work.user_totals)
         updates += writes.update_leaders(self.db, ITEMS, item_totals, item_added)
         minute_ids = aggregates.minutes["minute_id"].to_list()
         work.leader_updates = updates + writes.refresh_minute_estimates(self.db, minute_ids)

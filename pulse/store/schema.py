@@ -71,8 +71,9 @@ def user_minute_id(minute: str, partition: int) -> str:
 
 def user_minute_ids_of(minute: str) -> dict[str, str]:
     """An _id range filter matching a minute's `user_minutes` documents of every partition."""
+    # Every '<minute>|p<n>' sorts between '<minute>|p' and '<minute>|q'.
     prefix = user_minute_id(minute, 0).removesuffix("0")
-    return {"$gte": prefix, "$lt": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
+    return {"$gte": prefix, "$lt": prefix.removesuffix("p") + "q"}
 
 
 def minute_of_user_minute_id(doc_id: str) -> str:

@@ -20,6 +20,7 @@ from pulse.ingest import sketches
 from pulse.ingest.batch import OffsetRange
 from pulse.store import leaders
 from pulse.store.client import Document
+from pulse.store.reads import by_ids
 from pulse.store.schema import (
     COUNTERS,
     INDEXES,
@@ -147,23 +148,18 @@ def totals_before(
     """Each document's `total` before the batch: as stored, minus the batch's own count where
     the document already holds the batch (a replay; `guard_key` is its watermark field)."""
     before: dict[Any, int] = {}
-    for start in range(0, len(ids), 500):  # FerretDB checks $in linearly: keep the lists short
-        chunk = ids[start : start + 500]
-        for doc in db[collection].find({"_id": {"$in": chunk}}, {"total": 1, guard_key: 1}):
-            total = int(doc.get("total", 0))
-            holds = _watermark(doc, guard_key) >= last
-            before[doc["_id"]] = total - added[doc["_id"]] if holds else total
+    for doc in by_ids(db, collection, ids, {"total": 1, guard_key: 1}):
+        total = int(doc.get("total", 0))
+        holds = _watermark(doc, guard_key) >= last
+        before[doc["_id"]] = total - added[doc["_id"]] if holds else total
     return before
 
 
 def current_totals(db: Database[Document], collection: str, ids: list[Any]) -> dict[Any, int]:
     """Each document's `total` as stored now."""
-    totals: dict[Any, int] = {}
-    for start in range(0, len(ids), 500):  # FerretDB checks $in linearly: keep the lists short
-        chunk = ids[start : start + 500]
-        for doc in db[collection].find({"_id": {"$in": chunk}}, {"total": 1}):
-            totals[doc["_id"]] = int(doc.get("total", 0))
-    return totals
+    return {
+        doc["_id"]: int(doc.get("total", 0)) for doc in by_ids(db, collection, ids, {"total": 1})
+    }
 
 
 def refresh_minute_estimates(db: Database[Document], minute_ids: list[str]) -> int:

@@ -85,6 +85,7 @@ def aggregate_interactions(
         "valid": summary.valid,
         "dead_lettered": summary.dead_lettered,
         "docs_written": summary.docs_written,
+        "entity_flushes": summary.entity_flushes,
         "replayed": summary.replayed,
         "caught_up": summary.caught_up,
         "lag": {str(p): n for p, n in summary.lag.items()},

@@ -174,6 +174,12 @@ class ConsumerSettings(_Section):
     writes what is there at once (low lag), a backlog fills batches to the maximum."""
     time_budget_seconds: float = Field(50.0, gt=0)
     """How long one consumer flow run drains before it ends."""
+    entity_flush_seconds: float = Field(5.0, ge=0)
+    """Per-user, per-item and item x minute documents, leader boards and alert checks are
+    written at most this often (0: with every micro-batch). Totals and per-minute counts are
+    written with every micro-batch; docs/consumer.md explains the two tiers."""
+    entity_flush_events: int = Field(500_000, ge=1)
+    """An entity flush also happens once this many events wait for it (bounds memory)."""
     max_record_bytes: int = Field(65_536, ge=64)
     """Records larger than this are dead-lettered unread."""
     max_event_age_seconds: int = Field(7 * 24 * 3600, ge=1)

@@ -41,9 +41,14 @@ def apply_batch(session_id: str, batch_id: str, consume_seconds: float) -> Batch
 
 @task(cache_policy=NO_CACHE)
 def unfinished_batches(session_id: str) -> list[dict[str, Any]]:
-    """Ledger entries of the session's topic that are not applied yet."""
+    """Ledger entries of the session's topic that are not applied yet: batches first, then
+    entity flushes (a flush's batches are applied before it)."""
     pipeline = session(session_id).pipeline
-    return writes.unfinished_batches(pipeline.db, pipeline.topic)
+    return [
+        entry
+        for kind in (None, writes.ENTITY_FLUSH)
+        for entry in writes.unfinished_batches(pipeline.db, pipeline.topic, kind=kind)
+    ]
 
 
 @task(

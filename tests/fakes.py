@@ -14,10 +14,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import polars as pl
 from pymongo import UpdateOne
 
-from pulse.ingest.batch import MicroBatch
-from pulse.pipeline.apply import BatchReport
+from pulse.ingest.batch import MicroBatch, batch_id
+from pulse.pipeline.apply import BatchReport, BatchWriter
+from pulse.pipeline.entities import Flush, covering
+from pulse.store.statements import Guard
 from pulse.store.writes import DUPLICATE_KEY
 
 Doc = dict[str, Any]
@@ -89,6 +92,8 @@ def _apply_update(doc: Doc, update: Doc, inserting: bool) -> None:
                 _set(doc, key, value if current is _MISSING else max(current, value))
             elif op == "$min":
                 _set(doc, key, value if current is _MISSING else min(current, value))
+            elif op == "$push":
+                _set(doc, key, [*([] if current is _MISSING else current), value])
             elif op == "$unset":
                 *parents, last = key.split(".")
                 target = _get(doc, ".".join(parents)) if parents else doc
@@ -223,7 +228,9 @@ class ListSource:
     batches: list[MicroBatch]
     assigned: set[int] = field(default_factory=lambda: {0})
     replays: list[BatchReport] = field(default_factory=list)
+    flushes: list[BatchReport] = field(default_factory=list)
     polls: int = 0
+    flush_calls: int = 0
 
     def poll_batch(
         self, max_events: int | None = None, max_wait: float | None = None
@@ -233,3 +240,36 @@ class ListSource:
 
     def lag(self) -> dict[int, int]:
         return dict.fromkeys(self.assigned, sum(batch.size for batch in self.batches))
+
+    def flush_due(self) -> BatchReport | None:
+        return None
+
+    def flush_entities(self) -> BatchReport | None:
+        self.flush_calls += 1
+        return None
+
+
+def apply_batch(writer: BatchWriter, batch: MicroBatch) -> BatchReport:
+    """Write a batch's counts, as the consumer does (its entities wait for a flush)."""
+    ranges = batch.ranges()
+    return writer.apply(
+        batch, batch_id=batch_id(writer.topic, ranges), guard=Guard(tuple(ranges)), ranges=ranges
+    )
+
+
+def flush(writer: BatchWriter, reports: list[BatchReport]) -> BatchReport:
+    """One entity flush of applied batches, as the consumer writes it."""
+    frames = [report.verdict.events for report in reports if report.verdict is not None]
+    pending = Flush(
+        ranges=covering(r for report in reports for r in report.ranges),
+        batches=[report.batch_id for report in reports],
+        events=pl.concat(frames, how="vertical_relaxed"),
+    )
+    return writer.flush(pending)
+
+
+def apply_now(writer: BatchWriter, batch: MicroBatch) -> BatchReport:
+    """A batch's counts, then its entity flush at once (PULSE_CONSUMER_ENTITY_FLUSH_SECONDS=0)."""
+    report = apply_batch(writer, batch)
+    flush(writer, [report])
+    return report

@@ -86,5 +86,25 @@ class MicroBatch:
         return batch_id(self.topic, self.ranges())
 
 
-def batch_id(topic: str, ranges: list[OffsetRange]) -> str:
-    return f"{topic}/" + ",".join(str(r) for r in sorted(ranges, key=lambda r: r.partition))
+def _ranges_text(ranges: Sequence[OffsetRange]) -> str:
+    return ",".join(str(r) for r in sorted(ranges, key=lambda r: r.partition))
+
+
+def batch_id(topic: str, ranges: Sequence[OffsetRange]) -> str:
+    return f"{topic}/{_ranges_text(ranges)}"
+
+
+def entity_flush_id(topic: str, ranges: Sequence[OffsetRange]) -> str:
+    """Ledger id of an entity flush, e.g. 'interactions/entities/p0:100-899,p3:40-380'."""
+    return f"{topic}/entities/{_ranges_text(ranges)}"
+
+
+def ranges_of(batch_or_flush_id: str) -> list[OffsetRange]:
+    """The offset ranges an id above names (Kafka topic names hold no '/')."""
+    text = batch_or_flush_id.rsplit("/", 1)[1]
+    ranges = []
+    for part in text.split(","):
+        partition, span = part.removeprefix("p").split(":")
+        first, last = span.split("-")
+        ranges.append(OffsetRange(int(partition), int(first), int(last)))
+    return ranges

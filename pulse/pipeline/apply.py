@@ -1,4 +1,8 @@
-"""Write one batch: validate, aggregate, then the named STEPS under a watermark guard.
+"""Write one batch: validate, aggregate, then the named steps under a watermark guard.
+
+Two tiers (docs/consumer.md): `apply` writes a micro-batch's counts (COUNT_STEPS) at once;
+`flush` writes the per-user, per-item and item x minute documents (ENTITY_STEPS) of the
+batches gathered since the last flush, under watermarks of its own.
 
 Shared by the Kafka consumer (batches identified by offset ranges) and the dead-letter replay
 (batches identified by a replay sequence number); see docs/consumer.md.
@@ -7,7 +11,7 @@ Shared by the Kafka consumer (batches identified by offset ranges) and the dead-
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,12 +22,14 @@ from pymongo.database import Database
 
 from pulse.alerts.engine import Alerting
 from pulse.ingest.aggregate import Aggregates, aggregate
-from pulse.ingest.batch import MicroBatch, OffsetRange
+from pulse.ingest.batch import MicroBatch, OffsetRange, entity_flush_id
 from pulse.ingest.validate import ValidationRules, Verdict, validate
+from pulse.pipeline.entities import Flush
 from pulse.store import writes
 from pulse.store.client import Document
 from pulse.store.schema import (
     DEAD_LETTERS,
+    ENTITY_MARKS,
     ITEM_MINUTES,
     ITEMS,
     MINUTE_SKETCHES,
@@ -36,6 +42,7 @@ from pulse.store.schema import (
 from pulse.store.statements import (
     Guard,
     dead_letter_statements,
+    entity_totals_update,
     entity_updates,
     item_minute_updates,
     minute_sketch_updates,
@@ -93,43 +100,54 @@ class BatchReport:
         }
 
 
-STEPS = (
+COUNT_STEPS = (
     "ledger-writing",
     "dead-letters",
-    "users",
-    "items",
     "minutes",
     "totals",
-    "leaders",
-    "alerts",
     "offsets",
     "ledger-applied",
 )
-"""The steps of writing one batch, in order (docs/consumer.md explains each one's place)."""
+"""The steps of writing one micro-batch, in order (docs/consumer.md explains each one's place)."""
+
+ENTITY_STEPS = (
+    "flush-writing",
+    "users",
+    "items",
+    "item-minutes",
+    "entity-totals",
+    "leaders",
+    "alerts",
+    "entity-offsets",
+    "flush-applied",
+)
+"""The steps of an entity flush: the per-user, per-item and item x minute documents of the
+micro-batches applied since the last flush (pulse/pipeline/entities.py)."""
+
+STEPS = COUNT_STEPS + ENTITY_STEPS
+"""Every named step; with PULSE_CONSUMER_ENTITY_FLUSH_SECONDS=0 one batch runs all of them."""
 
 StepHook = Callable[[str], None]
 """Called after each step with its name (tests inject crashes here)."""
 
 
 @dataclass
-class _Batch:
-    """One batch on its way into the database: what the steps read and fill in."""
+class _Work:
+    """One batch or flush on its way into the database: what the steps read and fill in."""
 
-    batch: MicroBatch
-    batch_id: str
+    ledger_id: str
     guard: Guard
     ranges: list[OffsetRange]
-    verdict: Verdict
     aggregates: Aggregates
     now: datetime
-    replay: bool
     record_offsets: bool
-    store_dead_letters: bool
+    verdict: Verdict | None = None
+    store_dead_letters: bool = True
     results: dict[str, writes.ApplyResult] = field(default_factory=dict)
     leader_updates: int = 0
     user_totals_before: dict[str, int] = field(default_factory=dict)
     user_totals: dict[str, int] = field(default_factory=dict)
-    """Each touched user's total with this batch: what the leader board is offered."""
+    """Each touched user's total with this flush: what the leader board is offered."""
     new_users: int = 0
     new_items: int = 0
 
@@ -137,7 +155,9 @@ class _Batch:
 class BatchWriter:
     """Validates, aggregates and writes batches of one topic into one database.
 
-    Holds no connection of its own: `db` is opened and closed by its owner
+    `apply` writes a micro-batch's counts (totals, minutes, dead letters); `flush` writes the
+    entity documents of valid events gathered from one or more applied batches. Holds no
+    connection of its own: `db` is opened and closed by its owner
     (pulse/pipeline/session.py), so building a writer does no I/O.
     """
 
@@ -171,35 +191,94 @@ class BatchWriter:
         consume_seconds: float = 0.0,
         ledger_extra: dict[str, Any] | None = None,
     ) -> BatchReport:
-        """Validate and aggregate the batch (pure), then write it in the named STEPS."""
+        """Validate and aggregate the batch (pure), then write its counts in COUNT_STEPS.
+
+        Its valid events (`report.verdict.events`) are for an entity flush to write later;
+        with `record_offsets` the batch is listed as waiting for one.
+        """
         with _timer() as validating:
             verdict = validate(batch.records, self.rules)
         with _timer() as aggregating:
             aggregates = aggregate(verdict.events, self.types)
-        work = _Batch(
-            batch=batch,
-            batch_id=batch_id,
+        work = _Work(
+            ledger_id=batch_id,
             guard=guard,
             ranges=ranges,
-            verdict=verdict,
             aggregates=aggregates,
             now=datetime.now(UTC),
-            replay=replay,
             record_offsets=record_offsets,
+            verdict=verdict,
             store_dead_letters=store_dead_letters,
         )
-        writes.ledger_begin(self.db, batch_id, self.topic, ranges, batch.size, ledger_extra)
-        self._done("ledger-writing")
         steps = {
             "dead-letters": self._dead_letters,
-            "users": self._users,
-            "items": self._items,
             "minutes": self._minutes,
             "totals": self._totals,
-            "leaders": self._leaders,
-            "alerts": self._alerts,
             "offsets": self._offsets,
         }
+        writes.ledger_begin(self.db, batch_id, self.topic, ranges, batch.size, ledger_extra)
+        self._done("ledger-writing")
+        timers = self._run(work, steps)
+        seconds = {
+            "consume": consume_seconds,
+            "validate": validating.seconds,
+            "aggregate": aggregating.seconds,
+            "write": sum(timer.seconds for timer in timers.values()),
+        }
+        report = self._report(work, timers, seconds, records=batch.size, replay=replay)
+        writes.ledger_finish(self.db, batch_id, report.ledger_stats())
+        self._done("ledger-applied")
+        return report
+
+    def flush(
+        self,
+        pending: Flush,
+        *,
+        record_offsets: bool = True,
+        replay: bool = False,
+        ledger_extra: dict[str, Any] | None = None,
+    ) -> BatchReport:
+        """Write the entity documents of a flush (the valid events of its batches, within its
+        ranges) in ENTITY_STEPS, guarded by the flush's own watermarks (`ws`)."""
+        with _timer() as aggregating:
+            aggregates = aggregate(pending.events, self.types)
+        flush_id = entity_flush_id(self.topic, pending.ranges)
+        work = _Work(
+            ledger_id=flush_id,
+            guard=Guard(tuple(pending.ranges), ENTITY_MARKS),
+            ranges=pending.ranges,
+            aggregates=aggregates,
+            now=datetime.now(UTC),
+            record_offsets=record_offsets,
+        )
+        steps = {
+            "users": self._users,
+            "items": self._items,
+            "item-minutes": self._item_minutes,
+            "entity-totals": self._entity_totals,
+            "leaders": self._leaders,
+            "alerts": self._alerts,
+            "entity-offsets": self._entity_offsets,
+        }
+        extra = {"kind": writes.ENTITY_FLUSH, "batches": pending.batches} | (ledger_extra or {})
+        records = pending.events.height
+        writes.ledger_begin(self.db, flush_id, self.topic, pending.ranges, records, extra)
+        self._done("flush-writing")
+        timers = self._run(work, steps)
+        seconds = {
+            "aggregate": aggregating.seconds,
+            "write": sum(timers[name].seconds for name in timers if name != "alerts"),
+            "alerts": timers["alerts"].seconds,
+        }
+        report = self._report(work, timers, seconds, records=records, replay=replay)
+        writes.ledger_finish(self.db, flush_id, report.ledger_stats())
+        self._done("flush-applied")
+        return report
+
+    def _run(
+        self, work: _Work, steps: Mapping[str, Callable[[_Work], None]]
+    ) -> dict[str, _Elapsed]:
+        """Run the steps in order, timing each; a failure marks the ledger entry failed."""
         timers: dict[str, _Elapsed] = {}
         try:
             for name, step in steps.items():
@@ -207,32 +286,23 @@ class BatchWriter:
                     step(work)
                 self._done(name)
         except Exception as exc:
-            writes.ledger_fail(self.db, batch_id, f"{type(exc).__name__}: {exc}")
+            writes.ledger_fail(self.db, work.ledger_id, f"{type(exc).__name__}: {exc}")
             raise
-        report = self._report(
-            work,
-            timers,
-            consume=consume_seconds,
-            validate=validating.seconds,
-            aggregate=aggregating.seconds,
-        )
-        writes.ledger_finish(self.db, batch_id, report.ledger_stats())
-        self._done("ledger-applied")
-        return report
+        return timers
 
     def _done(self, step: str) -> None:
         if self.after_step is not None:
             self.after_step(step)
 
-    # --- the steps -----------------------------------------------------------------------
+    # --- the steps of a micro-batch ------------------------------------------------------
 
-    def _dead_letters(self, work: _Batch) -> None:
+    def _dead_letters(self, work: _Work) -> None:
         """One document per rejected record; only records stored for the first time go on to
         the dead-letter topic, so a replayed batch sends none twice."""
-        dead = work.verdict.dead
+        dead = _verdict(work).dead
         if not (work.store_dead_letters and dead.height):
             return
-        statements = dead_letter_statements(dead, self.topic, work.batch_id, work.now)
+        statements = dead_letter_statements(dead, self.topic, work.ledger_id, work.now)
         result = writes.apply(self.db, DEAD_LETTERS, statements)
         work.results[DEAD_LETTERS] = result
         if self.dead_letter_sink is not None and result.upserted_ids:
@@ -241,63 +311,81 @@ class BatchWriter:
             fresh = [record_id(self.topic, p, o) in new for p, o in where]
             self.dead_letter_sink(dead.filter(pl.Series(fresh)))
 
-    def _users(self, work: _Batch) -> None:
-        """Per-user totals; their totals before the batch feed the activity histogram."""
-        users = work.aggregates.users
-        added = dict(users.select("user_id", "total").iter_rows())
-        work.user_totals_before = writes.totals_before(
-            self.db, USERS, list(added), added, *work.guard.key
-        )
-        work.user_totals = {u: work.user_totals_before.get(u, 0) + n for u, n in added.items()}
-        statements = entity_updates(users, "user_id", work.guard, work.batch_id, self.types)
-        work.results[USERS] = writes.apply(self.db, USERS, statements)
-        work.new_users = self._created(USERS, users, "user_id", work)
-
-    def _items(self, work: _Batch) -> None:
-        items = work.aggregates.items
-        statements = entity_updates(items, "item_id", work.guard, work.batch_id, self.types)
-        work.results[ITEMS] = writes.apply(self.db, ITEMS, statements)
-        work.new_items = self._created(ITEMS, items, "item_id", work)
-
-    def _minutes(self, work: _Batch) -> None:
-        """Item x minute and per-minute counts, and each minute's active-user sketch."""
+    def _minutes(self, work: _Work) -> None:
+        """Per-minute counts and active-user sketches, then the minutes' estimates."""
         aggregates, guard = work.aggregates, work.guard
-        work.results[ITEM_MINUTES] = writes.apply(
-            self.db, ITEM_MINUTES, item_minute_updates(aggregates, guard, self.types)
-        )
         work.results[MINUTES] = writes.apply(
             self.db, MINUTES, minute_updates(aggregates, guard, self.types)
         )
         work.results[MINUTE_SKETCHES] = writes.apply(
             self.db, MINUTE_SKETCHES, minute_sketch_updates(aggregates, guard)
         )
+        minute_ids = aggregates.minutes["minute_id"].to_list()
+        work.leader_updates += writes.refresh_minute_estimates(self.db, minute_ids)
 
-    def _totals(self, work: _Batch) -> None:
-        dead = work.verdict.dead.height
+    def _totals(self, work: _Work) -> None:
+        verdict = _verdict(work)
         statement = totals_update(
             work.aggregates,
             work.guard,
             self.types,
-            dead_lettered=dead if work.store_dead_letters else -work.verdict.events.height,
+            dead_lettered=verdict.dead.height
+            if work.store_dead_letters
+            else -verdict.events.height,
+            applied_at=work.now,
+        )
+        work.results[TOTALS] = writes.apply(self.db, TOTALS, [statement])
+
+    def _offsets(self, work: _Work) -> None:
+        if work.record_offsets:
+            writes.advance_offsets(self.db, self.topic, work.ranges, work.ledger_id)
+
+    # --- the steps of an entity flush ----------------------------------------------------
+
+    def _users(self, work: _Work) -> None:
+        """Per-user totals; their totals before the flush feed the activity histogram."""
+        users = work.aggregates.users
+        added = dict(users.select("user_id", "total").iter_rows())
+        work.user_totals_before = writes.totals_before(
+            self.db, USERS, list(added), added, *work.guard.key
+        )
+        work.user_totals = {u: work.user_totals_before.get(u, 0) + n for u, n in added.items()}
+        statements = entity_updates(users, "user_id", work.guard, work.ledger_id, self.types)
+        work.results[USERS] = writes.apply(self.db, USERS, statements)
+        work.new_users = self._created(USERS, users, "user_id", work)
+
+    def _items(self, work: _Work) -> None:
+        items = work.aggregates.items
+        statements = entity_updates(items, "item_id", work.guard, work.ledger_id, self.types)
+        work.results[ITEMS] = writes.apply(self.db, ITEMS, statements)
+        work.new_items = self._created(ITEMS, items, "item_id", work)
+
+    def _item_minutes(self, work: _Work) -> None:
+        """Item x minute counts (alerts and item charts read these)."""
+        statements = item_minute_updates(work.aggregates, work.guard, self.types)
+        work.results[ITEM_MINUTES] = writes.apply(self.db, ITEM_MINUTES, statements)
+
+    def _entity_totals(self, work: _Work) -> None:
+        statement = entity_totals_update(
+            work.guard,
             new_users=work.new_users,
             new_items=work.new_items,
-            applied_at=work.now,
             user_bins=user_bin_changes(work.user_totals_before, work.aggregates.users),
         )
         work.results[TOTALS] = writes.apply(self.db, TOTALS, [statement])
 
-    def _leaders(self, work: _Batch) -> None:
-        """Offer the touched users and items to the leader boards; refresh minute estimates."""
+    def _leaders(self, work: _Work) -> None:
+        """Offer the touched users and items to the leader boards."""
         aggregates = work.aggregates
         # Items get events from every partition, so only a read after the write is exact.
         item_totals = writes.current_totals(self.db, ITEMS, aggregates.items["item_id"].to_list())
         item_added = dict(aggregates.items.select("item_id", "total").iter_rows())
         updates = writes.update_leaders(self.db, USERS, work.user_totals)
-        updates += writes.update_leaders(self.db, ITEMS, item_totals, item_added)
-        minute_ids = aggregates.minutes["minute_id"].to_list()
-        work.leader_updates = updates + writes.refresh_minute_estimates(self.db, minute_ids)
+        work.leader_updates += updates + writes.update_leaders(
+            self.db, ITEMS, item_totals, item_added
+        )
 
-    def _alerts(self, work: _Batch) -> None:
+    def _alerts(self, work: _Work) -> None:
         if self.alerting is None:
             return
         if self.alerting.needs_user_minutes:
@@ -305,43 +393,56 @@ class BatchWriter:
             work.results[USER_MINUTES] = writes.apply(self.db, USER_MINUTES, statements)
         self.alerting.after_batch(work.aggregates, work.now)
 
-    def _offsets(self, work: _Batch) -> None:
+    def _entity_offsets(self, work: _Work) -> None:
         if work.record_offsets:
-            writes.advance_offsets(self.db, self.topic, work.ranges)
+            writes.advance_entity_offsets(self.db, self.topic, work.ranges)
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _report(self, work: _Batch, timers: dict[str, _Elapsed], **seconds: float) -> BatchReport:
+    def _report(
+        self,
+        work: _Work,
+        timers: dict[str, _Elapsed],
+        seconds: dict[str, float],
+        *,
+        records: int,
+        replay: bool,
+    ) -> BatchReport:
         results = work.results.values()
-        seconds["write"] = sum(timers[name].seconds for name in timers if name != "alerts")
-        seconds["alerts"] = timers["alerts"].seconds
+        verdict = work.verdict
         return BatchReport(
-            batch_id=work.batch_id,
+            batch_id=work.ledger_id,
             ranges=work.ranges,
-            records=work.batch.size,
-            valid=work.verdict.events.height,
-            dead_lettered=work.verdict.dead.height,
+            records=records,
+            valid=verdict.events.height if verdict else records,
+            dead_lettered=verdict.dead.height if verdict else 0,
             docs_written=sum(r.upserted + r.modified for r in results) + work.leader_updates,
             already_applied=sum(r.already_applied for r in results),
             new_users=work.new_users,
             new_items=work.new_items,
-            replay=work.replay,
-            ignored_fields=work.verdict.ignored_fields,
+            replay=replay,
+            ignored_fields=verdict.ignored_fields if verdict else {},
             seconds={name: round(value, 4) for name, value in seconds.items()},
             step_seconds={name: round(timer.seconds, 4) for name, timer in timers.items()},
             docs_by_collection={
                 name: result.upserted + result.modified for name, result in work.results.items()
             }
-            | {"leaders": work.leader_updates},
-            verdict=work.verdict,
+            | ({"leaders": work.leader_updates} if work.leader_updates else {}),
+            verdict=verdict,
         )
 
-    def _created(self, collection: str, frame: pl.DataFrame, key: str, work: _Batch) -> int:
-        """Documents this batch created; upsert counts are exact unless part was applied before."""
+    def _created(self, collection: str, frame: pl.DataFrame, key: str, work: _Work) -> int:
+        """Documents this flush created; upsert counts are exact unless part was applied before."""
         result = work.results[collection]
         if result.already_applied == 0:
             return result.upserted
-        return writes.count_created(self.db, collection, frame[key].to_list(), work.batch_id)
+        return writes.count_created(self.db, collection, frame[key].to_list(), work.ledger_id)
+
+
+def _verdict(work: _Work) -> Verdict:
+    if work.verdict is None:
+        raise RuntimeError(f"{work.ledger_id}: a micro-batch step ran without a verdict")
+    return work.verdict
 
 
 @dataclass

@@ -1,11 +1,16 @@
 """The aggregating consumer: one member of the consumer group, applying batch after batch.
 
 Order of one batch (pulse/pipeline/apply.py names the steps; docs/consumer.md explains them):
-ledger entry 'writing', dead letters, guarded upserts, offsets recorded in MongoDB (the source
-of truth for where to resume), ledger entry 'applied', then the offsets committed to Kafka.
-On (re)assignment, unfinished ledger entries touching the new partitions are replayed over
-exactly their recorded ranges before anything new is read, and reading resumes from the
-offsets stored in MongoDB.
+ledger entry 'writing', dead letters, guarded upserts of the counts, offsets recorded in
+MongoDB (the source of truth for where to resume), ledger entry 'applied', then the offsets
+committed to Kafka. The batch's valid events then wait for the next entity flush (users,
+items, item x minute), which runs every PULSE_CONSUMER_ENTITY_FLUSH_SECONDS, before partitions
+are given up, and when the consumer leaves.
+
+On (re)assignment, before anything new is read: unfinished batches touching the new
+partitions are replayed over exactly their recorded ranges, then unfinished entity flushes,
+then the batches still waiting for an entity flush are re-read and flushed. Reading resumes
+from the offsets stored in MongoDB.
 """
 
 from __future__ import annotations
@@ -16,18 +21,21 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
 
+import polars as pl
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from pulse.config import Settings
-from pulse.ingest.batch import MicroBatch, OffsetRange, batch_id
+from pulse.ingest.batch import MicroBatch, OffsetRange, batch_id, ranges_of
+from pulse.ingest.validate import validate
 from pulse.kafka.clients import consumer as make_consumer
 from pulse.kafka.clients import ensure_topic
 from pulse.kafka.source import poll_batch, read_ranges
 from pulse.pipeline.apply import BatchReport, StepHook
+from pulse.pipeline.entities import EntityBuffer, Flush, backlog, covering, within
 from pulse.pipeline.session import Pipeline, open_pipeline
 from pulse.preflight import check_kafka
 from pulse.store import writes
-from pulse.store.reads import records_behind, stored_offsets, watermarks
+from pulse.store.reads import entity_progress, records_behind, stored_offsets, watermarks
 from pulse.store.statements import Guard
 
 log = logging.getLogger(__name__)
@@ -48,10 +56,30 @@ def apply_batch(
     )
 
 
+def reread(pipeline: Pipeline, ranges: list[OffsetRange], batches: list[str], group: str) -> Flush:
+    """The flush of `batches` over `ranges`, re-read from Kafka: each batch is validated on
+    its own, exactly as it was first applied, so its verdicts (duplicates) are the same."""
+    records = read_ranges(
+        pipeline.settings.kafka,
+        pipeline.topic,
+        f"{group}-replay",
+        covering(r for batch in batches for r in ranges_of(batch)),
+    ).records
+    frames = [
+        validate(within(records, ranges_of(batch)), pipeline.writer.rules).events
+        for batch in batches
+    ]
+    events = pl.concat(frames, how="vertical_relaxed")
+    return Flush(ranges=ranges, batches=batches, events=within(events, ranges))
+
+
 def replay_entry(pipeline: Pipeline, entry: dict[str, Any], group: str) -> BatchReport:
-    """Re-apply an unfinished ledger entry over exactly its recorded offset ranges."""
+    """Re-apply an unfinished ledger entry (batch or entity flush) over exactly its ranges."""
     ranges = [OffsetRange(r["partition"], r["first"], r["last"]) for r in entry["ranges"]]
-    log.warning("replaying unfinished batch %s", entry["_id"])
+    log.warning("replaying unfinished %s", entry["_id"])
+    if entry.get("kind") == writes.ENTITY_FLUSH:
+        flush = reread(pipeline, ranges, list(entry["batches"]), group)
+        return pipeline.writer.flush(flush, replay=True)
     batch = read_ranges(pipeline.settings.kafka, pipeline.topic, f"{group}-replay", ranges)
     if batch.batch_id != entry["_id"]:
         raise RuntimeError(
@@ -72,7 +100,10 @@ class AggregatingConsumer:
         self.group = group or self.settings.kafka.consumer_group
         self._consumer: Consumer | None = None
         self.replays: list[BatchReport] = []
+        self.flushes: list[BatchReport] = []
         self.assigned: set[int] = set()
+        limits = self.settings.consumer
+        self.entities = EntityBuffer(limits.entity_flush_seconds, limits.entity_flush_events)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -90,6 +121,10 @@ class AggregatingConsumer:
         traceback: TracebackType | None,
     ) -> None:
         if self._consumer is not None:
+            if exc_type is None:
+                self.flush_entities()
+            else:  # the database may be what failed: the next owner re-reads what waits
+                self.entities.clear()
             self._consumer.close()  # leaves the group at once: partitions move without waiting
             self._consumer = None
 
@@ -103,8 +138,14 @@ class AggregatingConsumer:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = [tp.partition for tp in partitions]
-        for entry in writes.unfinished_batches(self.db, self.topic, numbers):
-            self.replays.append(replay_entry(self.pipeline, entry, self.group))
+        for kind in (None, writes.ENTITY_FLUSH):
+            for entry in writes.unfinished_batches(self.db, self.topic, numbers, kind=kind):
+                self.replays.append(replay_entry(self.pipeline, entry, self.group))
+        owed, batches = backlog(entity_progress(self.db, self.topic, numbers))
+        if batches:
+            log.info("re-reading %d batches waiting for an entity flush", len(batches))
+            flush = reread(self.pipeline, owed, batches, self.group)
+            self.replays.append(self.pipeline.writer.flush(flush, replay=True))
         resume = stored_offsets(self.db, self.topic)
         for tp in partitions:
             if tp.partition in resume:
@@ -115,7 +156,9 @@ class AggregatingConsumer:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Batches are applied whole before the next consume() call, and this callback runs
-        # inside consume(): there is never a half-applied batch of ours to finish here.
+        # inside consume(): there is never a half-applied batch of ours to finish here. What
+        # waits for an entity flush is flushed while the partitions are still ours.
+        self.flush_entities()
         self.assigned -= {tp.partition for tp in partitions}
         log.info(
             "revoked partitions %s of %s", sorted(tp.partition for tp in partitions), self.topic
@@ -142,9 +185,26 @@ class AggregatingConsumer:
         return records_behind(stored_offsets(self.db, self.topic), marks)
 
     def process(self, batch: MicroBatch, consume_seconds: float = 0.0) -> BatchReport:
-        """Apply one batch, then commit its offsets to Kafka."""
+        """Apply one batch, commit its offsets to Kafka, then flush entities if due."""
         report = apply_batch(self.pipeline, batch, replay=False, consume_seconds=consume_seconds)
         self._commit(report.ranges)
+        if report.verdict is not None:
+            self.entities.add(report.batch_id, report.ranges, report.verdict.events)
+        self.flush_due()
+        return report
+
+    def flush_due(self) -> BatchReport | None:
+        """Write the entity flush if its time or size has come."""
+        return self.flush_entities() if self.entities.due() else None
+
+    def flush_entities(self) -> BatchReport | None:
+        """Write everything waiting for an entity flush now."""
+        flush = self.entities.take()
+        if flush is None:
+            return None
+        report = self.pipeline.writer.flush(flush)
+        self.entities.clear()
+        self.flushes.append(report)
         return report
 
     def _commit(self, ranges: list[OffsetRange]) -> None:

@@ -1,8 +1,9 @@
 """Re-ingest selected (fixed) dead letters exactly once.
 
 Dead letters are applied directly to the aggregates as a batch of their own, guarded like a
-Kafka batch but by a replay sequence number (`wm.p-1`), so a replay interrupted at any point
-is completed, not repeated: unfinished replays are finished before new ones are selected.
+Kafka batch but by a replay sequence number (`wm.p-1`; `ws.p-1` for its entity documents,
+written at once), so a replay interrupted at any point is completed, not repeated:
+unfinished replays are finished before new ones are selected.
 Records that are still invalid stay dead letters with their new reason. Fix a record by
 editing its `raw` bytes in the `dead_letters` collection, or by changing the rules (for example
 adding an interaction type), then replay it.
@@ -19,6 +20,7 @@ from pymongo.database import Database
 
 from pulse.ingest.batch import MicroBatch, OffsetRange
 from pulse.pipeline.apply import BatchReport, BatchWriter
+from pulse.pipeline.entities import Flush
 from pulse.store import writes
 from pulse.store.client import Document
 from pulse.store.schema import DEAD_LETTERS, LEDGER, record_id
@@ -116,6 +118,15 @@ def _run(
         store_dead_letters=False,
         replay=True,
         ledger_extra={"kind": writes.DLQ_REPLAY, "dead_letter_ids": ids},
+    )
+    verdict = result.verdict
+    if verdict is None:
+        raise RuntimeError("the writer returned no verdict")
+    writer.flush(  # at once: a replay is one small batch, and nothing re-reads it later
+        Flush(ranges=ranges, batches=[batch_id], events=verdict.events),
+        record_offsets=False,
+        replay=True,
+        ledger_extra={"kind": writes.DLQ_REPLAY_ENTITIES},
     )
     _mark(db, writer.topic, batch_id, result)
     report.revived += result.valid

@@ -18,12 +18,18 @@ class Source(Protocol):
 
     assigned: set[int]
     replays: list[BatchReport]
+    flushes: list[BatchReport]
+    """Entity flushes written so far."""
 
     def poll_batch(
         self, max_events: int | None = None, max_wait: float | None = None
     ) -> MicroBatch | None: ...
 
     def lag(self) -> dict[int, int]: ...
+
+    def flush_due(self) -> BatchReport | None: ...
+
+    def flush_entities(self) -> BatchReport | None: ...
 
 
 ApplyBatch = Callable[[MicroBatch, float], BatchReport]
@@ -40,6 +46,7 @@ class DrainSummary:
     dead_lettered: int = 0
     docs_written: int = 0
     replayed: list[str] = field(default_factory=list)
+    entity_flushes: int = 0
     seconds: float = 0.0
     caught_up: bool = False
     lag: dict[int, int] = field(default_factory=dict)
@@ -70,20 +77,28 @@ def drain(
 ) -> DrainSummary:
     """Poll and apply batches until the budget is spent, `stop` is set or nothing is left.
 
-    `stop` is checked between batches only, so a batch is never abandoned half-written.
+    `stop` is checked between batches only, so a batch is never abandoned half-written. The
+    entity flush is written when due, also while no records arrive, and once more at the end:
+    a drain leaves every batch it applied fully visible.
     """
     summary = DrainSummary()
+    flushes_before = len(consumer.flushes)
     started = time.monotonic()
     while time.monotonic() - started < time_budget and not (stop and stop.is_set()):
         polled = time.monotonic()
         batch = consumer.poll_batch(max_batch_events, max_batch_wait)
         consume_seconds = time.monotonic() - polled
         if batch is None:
+            consumer.flush_due()
             if stop_when_caught_up and consumer.assigned and not any(consumer.lag().values()):
                 summary.caught_up = True
                 break
             continue
         summary.add(apply(batch, consume_seconds))
+    consumer.flush_entities()
+    flushes = consumer.flushes[flushes_before:]
+    summary.entity_flushes = len(flushes)
+    summary.docs_written += sum(report.docs_written for report in flushes)
     summary.replayed = [report.batch_id for report in consumer.replays]
     summary.seconds = round(time.monotonic() - started, 3)
     summary.lag = consumer.lag() if consumer.assigned else {}
@@ -101,6 +116,7 @@ def summary_markdown(summary: DrainSummary, topic: str) -> str:
         ("valid events", f"{summary.valid:,}"),
         ("dead-lettered", f"{summary.dead_lettered:,}"),
         ("documents written", f"{summary.docs_written:,}"),
+        ("entity flushes", f"{summary.entity_flushes:,}"),
         ("replayed unfinished batches", str(len(summary.replayed))),
         ("elapsed", f"{summary.seconds:.1f} s ({summary.write_seconds:.1f} s writing)"),
         ("throughput", f"{summary.events_per_second:,.0f} records/s"),

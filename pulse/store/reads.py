@@ -25,6 +25,8 @@ from pulse.store.leaders import LOW_CAP, candidates, low_doc_ids
 from pulse.store.schema import (
     ALERTS,
     DEAD_LETTERS,
+    ENTITIES_NEXT,
+    ENTITY_BATCHES,
     ITEM_MINUTES,
     LEADERS,
     LEDGER,
@@ -34,6 +36,7 @@ from pulse.store.schema import (
     TOTALS_ID,
     item_minute_id,
     minute_id,
+    offsets_id,
 )
 
 TIME = pl.Datetime("ms", "UTC")
@@ -268,6 +271,22 @@ def stored_offsets(db: Database[Document], topic: str) -> dict[int, int]:
     return {
         int(doc["partition"]): int(doc["next_offset"])
         for doc in db[OFFSETS].find({"topic": topic}, {"partition": 1, "next_offset": 1})
+    }
+
+
+def entity_progress(
+    db: Database[Document], topic: str, partitions: Iterable[int]
+) -> dict[int, tuple[int, list[str]]]:
+    """Per partition: the next offset no entity flush holds yet, and the batches listed as
+    waiting for one."""
+    ids = [offsets_id(topic, partition) for partition in partitions]
+    fields = {"partition": 1, "next_offset": 1, ENTITIES_NEXT: 1, ENTITY_BATCHES: 1}
+    return {
+        int(doc["partition"]): (
+            int(doc[ENTITIES_NEXT] if ENTITIES_NEXT in doc else doc["next_offset"]),
+            list(doc.get(ENTITY_BATCHES, [])),
+        )
+        for doc in db[OFFSETS].find({"_id": {"$in": ids}}, fields)
     }
 
 

@@ -29,6 +29,10 @@ OPEN_BATCHES = "open_batches"
 """One marker per batch not applied yet, `_id` = batch id: FerretDB filters the ledger by
 scanning it, so finding unfinished batches there would cost more with every batch."""
 OFFSETS = "offsets"
+"""Per partition: `next_offset` (the next record to count), `entities_next` (the next record
+no entity flush holds) and `entity_batches` (batch ids applied since, waiting for a flush)."""
+ENTITIES_NEXT = "entities_next"
+ENTITY_BATCHES = "entity_batches"
 COUNTERS = "counters"
 DEAD_LETTERS = "dead_letters"
 
@@ -36,6 +40,12 @@ DEAD_LETTERS = "dead_letters"
 ALERTS = "alerts"
 ALERT_STATE = "alert_state"
 ALERT_RULES = "alert_rules"
+
+COUNT_MARKS = "wm"
+"""Watermarks of the documents written with every micro-batch: `wm.p<partition>`."""
+ENTITY_MARKS = "ws"
+"""Watermarks of the documents written by entity flushes (users, items, item x minute, the
+global document's user and item figures): `ws.p<partition>` (docs/consumer.md)."""
 
 TOTALS_ID = "global"
 """The one document of `totals`."""

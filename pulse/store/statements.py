@@ -8,7 +8,9 @@ replay harmless (see docs/consumer.md):
 
 where r is the batch's lowest partition. A document that already holds this batch fails the
 filter, so the upsert collides with its own _id (duplicate key, code 11000) instead of
-counting twice; the store treats that error as "already applied".
+counting twice; the store treats that error as "already applied". Entity flushes (users,
+items, item x minute) carry watermarks of their own, `ws` instead of `wm`, over their own
+offset ranges.
 """
 
 from __future__ import annotations
@@ -21,16 +23,24 @@ import polars as pl
 
 from pulse.ingest.aggregate import Aggregates, type_column
 from pulse.ingest.batch import OffsetRange
-from pulse.store.schema import TOTALS_ID, item_minute_id, record_id, user_minute_id
+from pulse.store.schema import (
+    COUNT_MARKS,
+    TOTALS_ID,
+    item_minute_id,
+    record_id,
+    user_minute_id,
+)
 
 Statement = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Guard:
-    """The watermark that marks a document as holding one batch."""
+    """The watermark that marks a document as holding one batch (or one entity flush)."""
 
     ranges: tuple[OffsetRange, ...]
+    marks_field: str = COUNT_MARKS
+    """`wm` for the per-batch tier, `ws` for entity flushes (pulse/store/schema.py)."""
 
     @property
     def filter(self) -> dict[str, Any]:
@@ -41,11 +51,11 @@ class Guard:
     def key(self) -> tuple[str, int]:
         """The watermark field checked, and the offset a document holding the batch has in it."""
         first = min(self.ranges, key=lambda r: r.partition)
-        return f"wm.p{first.partition}", first.last
+        return f"{self.marks_field}.p{first.partition}", first.last
 
     @property
     def marks(self) -> dict[str, int]:
-        return {f"wm.p{r.partition}": r.last for r in self.ranges}
+        return {f"{self.marks_field}.p{r.partition}": r.last for r in self.ranges}
 
 
 def _statement(doc_id: str, guard: Guard, update: dict[str, Any]) -> Statement:
@@ -132,18 +142,11 @@ def totals_update(
     types: tuple[str, ...],
     *,
     dead_lettered: int,
-    new_users: int,
-    new_items: int,
     applied_at: datetime,
-    user_bins: dict[str, int] | None = None,
 ) -> Statement:
-    """The global document: totals, distinct users and items, user histogram, newest event."""
+    """The global document's per-batch figures: totals per type, dead letters, newest event."""
     row = aggregates.totals.row(0, named=True)
-    increments = (
-        _counts(row, types, total="events")
-        | {"dead_lettered": dead_lettered, "users": new_users, "items": new_items}
-        | (user_bins or {})
-    )
+    increments = _counts(row, types, total="events") | {"dead_lettered": dead_lettered}
     maxima: dict[str, Any] = {**guard.marks, "applied_at": applied_at}
     minima: dict[str, Any] = {}
     if row["events"]:
@@ -153,6 +156,14 @@ def totals_update(
     if minima:
         update["$min"] = minima
     return _statement(TOTALS_ID, guard, update)
+
+
+def entity_totals_update(
+    guard: Guard, *, new_users: int, new_items: int, user_bins: dict[str, int]
+) -> Statement:
+    """The global document's entity figures: distinct users and items, the user histogram."""
+    increments = {"users": new_users, "items": new_items} | user_bins
+    return _statement(TOTALS_ID, guard, {"$inc": increments, "$max": guard.marks})
 
 
 def user_minute_updates(aggregates: Aggregates, guard: Guard) -> list[Statement]:

@@ -17,12 +17,14 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from pulse.ingest import sketches
-from pulse.ingest.batch import OffsetRange
+from pulse.ingest.batch import OffsetRange, ranges_of
 from pulse.store import leaders
 from pulse.store.client import Document
 from pulse.store.reads import by_ids
 from pulse.store.schema import (
     COUNTERS,
+    ENTITIES_NEXT,
+    ENTITY_BATCHES,
     INDEXES,
     LEADERS,
     LEDGER,
@@ -40,6 +42,10 @@ _UNFINISHED = ("writing", "failed")
 DUPLICATE_KEY = 11000
 DLQ_REPLAY = "dlq-replay"
 """Ledger kind of a dead-letter replay (its batches are not Kafka offset ranges)."""
+DLQ_REPLAY_ENTITIES = "dlq-replay-entities"
+"""Ledger kind of a dead-letter replay's entity documents (written with it, never re-read)."""
+ENTITY_FLUSH = "entities"
+"""Ledger kind of an entity flush (pulse/pipeline/entities.py)."""
 _CHUNK = 1_000  # statements per update command: well under MongoDB's 48 MB message limit
 
 
@@ -60,11 +66,16 @@ class ApplyResult:
 
 
 def ensure_indexes(db: Database[Document]) -> None:
-    """Create the indexes the readers rely on (idempotent), and the open-batch markers of a
-    ledger written before they existed (once)."""
+    """Create the indexes the readers rely on (idempotent); bring bookkeeping written by
+    earlier versions up to date (open-batch markers, where entity flushes stand)."""
     for collection, indexes in INDEXES.items():
         for keys in indexes:
             db[collection].create_index(keys)
+    for doc in db[OFFSETS].find({}, {"next_offset": 1, ENTITIES_NEXT: 1}):
+        if ENTITIES_NEXT not in doc:  # stored before entity flushes: every batch had its own
+            db[OFFSETS].update_one(
+                {"_id": doc["_id"]}, {"$max": {ENTITIES_NEXT: doc["next_offset"]}}
+            )
     if db[COUNTERS].find_one({"_id": OPEN_BATCHES}) is None:
         for entry in db[LEDGER].find({"status": {"$in": list(_UNFINISHED)}}, {"_id": 1}):
             _open(db, entry["_id"])
@@ -209,21 +220,56 @@ def _watermark(doc: Document, dotted: str) -> int:
 # --- offsets ---------------------------------------------------------------------------
 
 
-def advance_offsets(db: Database[Document], topic: str, ranges: Iterable[OffsetRange]) -> None:
-    """Record that everything up to each range's end is applied (`$max`: never moves back)."""
-    statements = [
-        {
-            "q": {"_id": offsets_id(topic, r.partition)},
-            "u": {
-                "$max": {"next_offset": r.last + 1},
-                "$setOnInsert": {"topic": topic, "partition": r.partition},
-            },
-            "upsert": True,
+def advance_offsets(
+    db: Database[Document], topic: str, ranges: Iterable[OffsetRange], batch_id: str | None = None
+) -> None:
+    """Record that everything up to each range's end is applied (`$max`: never moves back).
+
+    With `batch_id`, also list the batch as waiting for its entity flush
+    (`entity_batches`; a replay may list it twice, readers drop repeats).
+    """
+    statements = []
+    for r in ranges:
+        update: dict[str, Any] = {
+            "$max": {"next_offset": r.last + 1},
+            "$setOnInsert": {"topic": topic, "partition": r.partition, ENTITIES_NEXT: r.first},
         }
-        for r in ranges
-    ]
+        if batch_id is not None:
+            update["$push"] = {ENTITY_BATCHES: batch_id}
+        statements.append(
+            {"q": {"_id": offsets_id(topic, r.partition)}, "u": update, "upsert": True}
+        )
     reply = db.command("update", OFFSETS, updates=statements, ordered=False)
     _raise_unless_duplicates(OFFSETS, reply.get("writeErrors", []))
+
+
+def advance_entity_offsets(
+    db: Database[Document], topic: str, ranges: Sequence[OffsetRange]
+) -> None:
+    """Record that an entity flush covered `ranges`: its batches leave `entity_batches`.
+
+    Only the owner of a partition flushes it, one flush after another, so reading the list
+    and writing back what is left cannot lose a batch listed meanwhile.
+    """
+    flushed = {r.partition: r.last for r in ranges}
+    ids = [offsets_id(topic, partition) for partition in flushed]
+    statements = []
+    for doc in db[OFFSETS].find({"_id": {"$in": ids}}, {"partition": 1, ENTITY_BATCHES: 1}):
+        last = flushed[int(doc["partition"])]
+        left = [
+            listed
+            for listed in dict.fromkeys(doc.get(ENTITY_BATCHES, []))
+            if any(r.partition == doc["partition"] and r.last > last for r in ranges_of(listed))
+        ]
+        statements.append(
+            {
+                "q": {"_id": doc["_id"]},
+                "u": {"$max": {ENTITIES_NEXT: last + 1}, "$set": {ENTITY_BATCHES: left}},
+            }
+        )
+    if statements:
+        reply = db.command("update", OFFSETS, updates=statements, ordered=False)
+        _raise_unless_duplicates(OFFSETS, reply.get("writeErrors", []))
 
 
 # --- ledger ----------------------------------------------------------------------------
@@ -292,9 +338,14 @@ def ledger_fail(db: Database[Document], batch_id: str, error: str) -> None:
 
 
 def unfinished_batches(
-    db: Database[Document], topic: str, partitions: Iterable[int] | None = None
+    db: Database[Document],
+    topic: str,
+    partitions: Iterable[int] | None = None,
+    *,
+    kind: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Kafka batches not applied yet ('writing' or 'failed') touching `partitions` (or any).
+    """Kafka batches (`kind` None) or entity flushes (ENTITY_FLUSH) not applied yet ('writing'
+    or 'failed') touching `partitions` (or any), oldest first.
 
     Reads the few open-batch markers, then their ledger entries by `_id`; markers left by a
     crash between two steps (entry missing, or already applied) are removed.
@@ -311,7 +362,7 @@ def unfinished_batches(
         for entry in entries.values()
         if entry.get("status") in _UNFINISHED
         and entry.get("topic") == topic
-        and entry.get("kind") != DLQ_REPLAY
+        and entry.get("kind") == kind
         and (wanted is None or wanted & set(entry["partitions"]))
     ]
     return sorted(pending, key=lambda entry: min(r["first"] for r in entry["ranges"]))

@@ -22,10 +22,12 @@ from pulse.config import Settings
 from pulse.pipeline.apply import STEPS
 from pulse.pipeline.consumer import AggregatingConsumer, consuming, replay_entry
 from pulse.pipeline.drain import DrainSummary, drain
+from pulse.pipeline.entities import backlog
 from pulse.pipeline.session import open_pipeline
+from pulse.store import writes
 from pulse.store.client import database, mongo_client
-from pulse.store.reads import stored_offsets
-from pulse.store.schema import DEAD_LETTERS, LEDGER
+from pulse.store.reads import entity_progress, stored_offsets
+from pulse.store.schema import DEAD_LETTERS, LEDGER, TOTALS, TOTALS_ID, USERS
 from tests.integration.reconcile import (
     assert_matches_truth,
     drain_until_caught_up,
@@ -65,7 +67,11 @@ def test_flow_drains_and_every_figure_equals_ground_truth(
         assert sample is not None and isinstance(sample["raw"], bytes)
         ledger = list(db[LEDGER].find({}))
         assert ledger and all(entry["status"] == "applied" for entry in ledger)
-        assert all({"validate", "aggregate", "write"} <= set(e["seconds"]) for e in ledger)
+        batches = [entry for entry in ledger if "kind" not in entry]
+        flushes = [entry for entry in ledger if entry.get("kind") == writes.ENTITY_FLUSH]
+        assert len(batches) + len(flushes) == len(ledger) and flushes
+        assert all({"validate", "aggregate", "write"} <= set(e["seconds"]) for e in batches)
+        assert all({"aggregate", "write", "alerts"} <= set(e["seconds"]) for e in flushes)
         offsets = stored_offsets(db, pipeline.kafka.topic)
         assert sum(offsets.values()) == truth["events"] + truth["malformed"]
     with get_client(sync_client=True) as prefect:
@@ -103,8 +109,10 @@ def test_a_crash_at_any_step_of_a_write_leaves_totals_exact(
     pipeline: Settings, tmp_path: Path
 ) -> None:
     _, truth = produce(pipeline, tmp_path / "truth.json", events=24_000)
-    # A crash after every named step of writing a batch (pulse/pipeline/apply.py), each in a
-    # fresh consumer: the next one first replays the unfinished batch, then reads on.
+    # A crash after every named step of writing a batch and its entity flush
+    # (pulse/pipeline/apply.py; here every batch is flushed at once), each in a fresh
+    # consumer: the next one first replays what is unfinished, then reads on.
+    flushing_every_batch = _flush_every(pipeline, seconds=0)
     for step in STEPS:
 
         def crash_after(done: str, _step: str = step) -> None:
@@ -113,7 +121,7 @@ def test_a_crash_at_any_step_of_a_write_leaves_totals_exact(
 
         with (
             pytest.raises(SimulatedCrashError),
-            consuming(pipeline, after_step=crash_after) as consumer,
+            consuming(flushing_every_batch, after_step=crash_after) as consumer,
         ):
             while True:
                 batch = consumer.poll_batch(3_000, 2.0)
@@ -124,10 +132,49 @@ def test_a_crash_at_any_step_of_a_write_leaves_totals_exact(
     with mongo_client(pipeline.mongo) as client:
         db = database(client, pipeline.mongo)
         assert_matches_truth(db, truth)
-        # Every crash but the one after the last step left a batch that the next consumer
-        # replayed (and, crashing again one step later, left for the next).
+        # Every crash but the ones after a ledger entry's last step ('ledger-applied',
+        # 'flush-applied') left a batch or flush that the next consumer replayed (and,
+        # crashing again one step later, left for the next).
         extra_attempts = sum(entry["attempts"] - 1 for entry in db[LEDGER].find({}))
-        assert extra_attempts >= len(STEPS) - 1
+        assert extra_attempts >= len(STEPS) - 2
+
+
+def _flush_every(settings: Settings, seconds: float) -> Settings:
+    consumer = settings.consumer.model_copy(update={"entity_flush_seconds": seconds})
+    return settings.model_copy(update={"consumer": consumer})
+
+
+def test_batches_waiting_for_an_entity_flush_are_flushed_by_the_next_owner(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    _, truth = produce(pipeline, tmp_path / "truth.json", events=12_000)
+    applied: list[str] = []
+    with (
+        pytest.raises(SimulatedCrashError),
+        consuming(_flush_every(pipeline, seconds=3_600)) as consumer,
+    ):
+        while len(applied) < 3:  # several batches, none flushed
+            batch = consumer.poll_batch(2_000, 2.0)
+            if batch is not None:
+                applied.append(consumer.process(batch).batch_id)
+        raise SimulatedCrashError("with batches waiting for their entity flush")
+    with mongo_client(pipeline.mongo) as client:
+        db = database(client, pipeline.mongo)
+        counted = db[TOTALS].find_one({"_id": TOTALS_ID}) or {}
+        assert counted["events"] > 0  # counts: written with each batch
+        assert db[USERS].count_documents({}) == 0  # entities: only in the lost memory
+        _, waiting = backlog(entity_progress(db, pipeline.kafka.topic, range(6)))
+        assert sorted(waiting) == sorted(applied)  # listed in MongoDB, for the next owner
+
+    summary = drain_until_caught_up(pipeline, max_batch_events=3_000)
+    assert summary.replayed and summary.replayed[0].startswith(f"{pipeline.kafka.topic}/entities/")
+    with mongo_client(pipeline.mongo) as client:
+        db = database(client, pipeline.mongo)
+        assert_matches_truth(db, truth)
+        assert all(
+            not waiting
+            for _, waiting in entity_progress(db, pipeline.kafka.topic, range(6)).values()
+        )
 
 
 def _consume_process(settings: Settings, **env: str) -> subprocess.Popen[bytes]:

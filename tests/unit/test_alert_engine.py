@@ -3,7 +3,7 @@ nothing new on a replayed batch, resolve once the window has closed below the th
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 import orjson
 from pymongo.database import Database
@@ -11,13 +11,12 @@ from pymongo.database import Database
 from pulse.alerts.engine import Alerting
 from pulse.alerts.rules import AlertRule
 from pulse.config import AlertSettings
-from pulse.ingest.batch import MicroBatch, batch_id
+from pulse.ingest.batch import MicroBatch
 from pulse.ingest.validate import ValidationRules
 from pulse.pipeline.apply import BatchWriter
 from pulse.store.client import Document
 from pulse.store.schema import ALERTS, USER_MINUTES
-from pulse.store.statements import Guard
-from tests.fakes import MemoryDatabase
+from tests.fakes import MemoryDatabase, apply_now
 
 TYPES = ("view", "click", "add_to_cart", "purchase")
 RULES = ValidationRules(
@@ -41,25 +40,18 @@ def _batch(partition: int, first: int, users: list[str]) -> MicroBatch:
     )
 
 
-def _apply(writer: BatchWriter, batch: MicroBatch) -> Any:
-    ranges = batch.ranges()
-    return writer.apply(
-        batch, batch_id=batch_id("t", ranges), guard=Guard(tuple(ranges)), ranges=ranges
-    )
-
-
 def test_a_user_rule_fires_once_and_resolves_after_its_window_closed() -> None:
     memory = MemoryDatabase()
     db = cast("Database[Document]", memory)
     alerting = Alerting(db, AlertSettings(), [BUSY])
     writer = BatchWriter(db, "t", RULES, alerting=alerting)
     # A user's records share a key, hence a partition; other users are on other partitions.
-    _apply(writer, _batch(0, 0, ["u1"] * 3 + ["u2"]))
-    _apply(writer, _batch(7, 0, ["u4"] * 2))
+    apply_now(writer, _batch(0, 0, ["u1"] * 3 + ["u2"]))
+    apply_now(writer, _batch(7, 0, ["u4"] * 2))
     assert memory[ALERTS].count_documents({}) == 0
     second = _batch(0, 4, ["u1"] * 3)
-    _apply(writer, second)
-    _apply(writer, second)  # a replayed batch fires nothing new
+    apply_now(writer, second)
+    apply_now(writer, second)  # a replayed batch fires nothing new
     alerting.close()
 
     (alert,) = memory[ALERTS].find()
@@ -68,7 +60,7 @@ def test_a_user_rule_fires_once_and_resolves_after_its_window_closed() -> None:
     # The engine runs after later batches with the wall clock as "now": u1's minute has long
     # closed, and the latest closed minute holds nothing of u1, so the alert resolves.
     later = Alerting(db, AlertSettings(), [BUSY])
-    _apply(BatchWriter(db, "t", RULES, alerting=later), _batch(3, 0, ["u3"]))
+    apply_now(BatchWriter(db, "t", RULES, alerting=later), _batch(3, 0, ["u3"]))
     later.close()
     (alert,) = memory[ALERTS].find()
     assert alert["state"] == "resolved"

@@ -11,15 +11,15 @@ import polars as pl
 import pytest
 from pymongo.database import Database
 
-from pulse.ingest.batch import MicroBatch, batch_id
+from pulse.ingest.batch import MicroBatch, OffsetRange
 from pulse.ingest.validate import ValidationRules
-from pulse.pipeline.apply import STEPS, BatchWriter
+from pulse.pipeline.apply import COUNT_STEPS, ENTITY_STEPS, STEPS, BatchWriter
+from pulse.pipeline.entities import backlog
 from pulse.store import writes
 from pulse.store.client import Document
-from pulse.store.reads import stored_offsets
+from pulse.store.reads import entity_progress, stored_offsets
 from pulse.store.schema import DEAD_LETTERS, ITEMS, LEDGER, MINUTES, TOTALS, TOTALS_ID, USERS
-from pulse.store.statements import Guard
-from tests.fakes import MemoryDatabase
+from tests.fakes import MemoryDatabase, apply_batch, apply_now, flush
 
 TOPIC = "t"
 TYPES = ("view", "click", "add_to_cart", "purchase")
@@ -52,13 +52,6 @@ def _batch(partition: int, first: int, n: int, seed: int, bad_every: int = 0) ->
     )
 
 
-def _apply(writer: BatchWriter, batch: MicroBatch) -> Any:
-    ranges = batch.ranges()
-    return writer.apply(
-        batch, batch_id=batch_id(TOPIC, ranges), guard=Guard(tuple(ranges)), ranges=ranges
-    )
-
-
 def _db(memory: MemoryDatabase) -> Database[Document]:
     return cast("Database[Document]", memory)
 
@@ -83,7 +76,7 @@ def test_applying_batches_counts_every_event_once() -> None:
     writer = BatchWriter(_db(memory), TOPIC, RULES)
     batches = [_batch(0, 0, 40, 1), _batch(1, 0, 40, 2), _batch(0, 40, 40, 3)]
     for batch in batches:
-        _apply(writer, batch)
+        apply_now(writer, batch)
     truth = _truth(batches)
     assert _totals(memory) == {
         "events": truth["events"],
@@ -96,20 +89,46 @@ def test_applying_batches_counts_every_event_once() -> None:
     entries = list(memory[LEDGER].find())
     assert {e["status"] for e in entries} == {"applied"}
     for entry in entries:  # where the time and the documents went, per step and collection
-        assert set(entry["step_seconds"]) == set(STEPS) - {"ledger-writing", "ledger-applied"}
+        steps = ENTITY_STEPS if entry.get("kind") == writes.ENTITY_FLUSH else COUNT_STEPS
+        assert set(entry["step_seconds"]) == set(steps[1:-1])  # all but the ledger's own
         assert sum(entry["docs"].values()) == entry["docs_written"] > 0
-        assert entry["docs"][USERS] >= entry["new_users"]  # a created user is a written doc
+        assert entry["docs"].get(USERS, 0) >= entry["new_users"]  # a created user is a doc
 
 
 def test_applying_a_batch_twice_changes_nothing() -> None:
     memory = MemoryDatabase()
     writer = BatchWriter(_db(memory), TOPIC, RULES)
     batch = _batch(0, 0, 50, 4)
-    _apply(writer, batch)
+    apply_now(writer, batch)
     before = _totals(memory)
-    report = _apply(writer, batch)
+    report = apply_now(writer, batch)
     assert report.docs_written == 0 and report.already_applied > 0
     assert _totals(memory) == before
+
+
+def test_counts_show_at_once_and_entities_after_the_flush_of_the_batches_waiting() -> None:
+    memory = MemoryDatabase()
+    writer = BatchWriter(_db(memory), TOPIC, RULES)
+    batches = [_batch(0, 0, 40, 11), _batch(1, 0, 40, 12), _batch(0, 40, 40, 13)]
+    reports = [apply_batch(writer, batch) for batch in batches]
+    truth = _truth(batches)
+    assert _totals(memory) == {"events": truth["events"], "users": None, "by_user": {}}
+    waiting = entity_progress(_db(memory), TOPIC, [0, 1])
+    owed, listed = backlog(waiting)
+    assert owed == [OffsetRange(0, 0, 79), OffsetRange(1, 0, 39)]
+    assert sorted(listed) == sorted(report.batch_id for report in reports)
+
+    flushed = flush(writer, reports)
+    assert flushed.batch_id == "t/entities/p0:0-79,p1:0-39"
+    assert _totals(memory) == {
+        "events": truth["events"],
+        "users": len(truth["by_user"]),
+        "by_user": truth["by_user"],
+    }
+    assert entity_progress(_db(memory), TOPIC, [0, 1]) == {0: (80, []), 1: (40, [])}
+    again = flush(writer, reports)  # a replayed flush: every document holds it already
+    assert again.docs_written == 0 and again.already_applied > 0
+    assert _totals(memory)["by_user"] == truth["by_user"]
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -125,10 +144,10 @@ def test_a_write_stopped_after_any_step_is_completed_exactly_by_the_next_attempt
 
     crashing = BatchWriter(_db(memory), TOPIC, RULES, after_step=crash)
     with pytest.raises(CrashError):
-        _apply(crashing, batches[0])
+        apply_now(crashing, batches[0])
     writer = BatchWriter(_db(memory), TOPIC, RULES)
     for batch in batches:  # the retry of the first batch, then the next one
-        _apply(writer, batch)
+        apply_now(writer, batch)
 
     truth = _truth(batches)
     totals = _totals(memory)
@@ -144,20 +163,24 @@ def test_dead_letters_reach_the_dead_letter_topic_once_even_when_a_batch_is_repl
     sent: list[pl.DataFrame] = []
     writer = BatchWriter(_db(memory), TOPIC, RULES, dead_letter_sink=sent.append)
     batch = _batch(0, 0, 30, 7, bad_every=5)
-    _apply(writer, batch)
-    _apply(writer, batch)
+    apply_now(writer, batch)
+    apply_now(writer, batch)
     assert [frame.height for frame in sent] == [6]
 
 
-def test_a_refused_write_marks_the_batch_failed_with_the_reason() -> None:
+@pytest.mark.parametrize(("step", "kind"), [("minutes", None), ("users", writes.ENTITY_FLUSH)])
+def test_a_refused_write_marks_its_batch_or_flush_failed_with_the_reason(
+    step: str, kind: str | None
+) -> None:
     memory = MemoryDatabase()
 
     def refuse(done: str) -> None:
-        if done == "users":
-            raise writes.WriteFailedError("users: write refused (code 2): bad")
+        if done == step:
+            raise writes.WriteFailedError(f"{step}: write refused (code 2): bad")
 
     with pytest.raises(writes.WriteFailedError):
-        _apply(BatchWriter(_db(memory), TOPIC, RULES, after_step=refuse), _batch(0, 0, 10, 8))
-    (entry,) = memory[LEDGER].find()
-    assert entry["status"] == "failed" and "code 2" in entry["error"]
-    assert writes.unfinished_batches(_db(memory), TOPIC)[0]["_id"] == entry["_id"]
+        apply_now(BatchWriter(_db(memory), TOPIC, RULES, after_step=refuse), _batch(0, 0, 10, 8))
+    (entry,) = memory[LEDGER].find({"status": "failed"})
+    assert entry.get("kind") == kind and "code 2" in entry["error"]
+    (unfinished,) = writes.unfinished_batches(_db(memory), TOPIC, kind=kind)
+    assert unfinished["_id"] == entry["_id"]

@@ -9,10 +9,12 @@ import polars as pl
 from pulse.ingest.aggregate import Aggregates, aggregate
 from pulse.ingest.batch import OffsetRange
 from pulse.ingest.validate import DEAD_SCHEMA
+from pulse.store.schema import ENTITY_MARKS
 from pulse.store.statements import (
     Guard,
     activity_bin,
     dead_letter_statements,
+    entity_totals_update,
     entity_updates,
     item_minute_updates,
     minute_sketch_updates,
@@ -74,27 +76,25 @@ def test_minute_statements_carry_sketches_and_item_minutes_their_keys() -> None:
     assert item_minutes[0]["u"]["$inc"] == {"total": 2, "types.view": 1, "types.click": 1}
 
 
-def test_totals_statement_adds_new_users_and_dead_letters() -> None:
+def test_totals_statement_adds_events_and_dead_letters() -> None:
     now = datetime(2026, 11, 27, tzinfo=UTC)
-    statement = totals_update(
-        _aggregates(),
-        GUARD,
-        TYPES,
-        dead_lettered=4,
-        new_users=2,
-        new_items=1,
-        applied_at=now,
-    )
+    statement = totals_update(_aggregates(), GUARD, TYPES, dead_lettered=4, applied_at=now)
     assert statement["q"]["_id"] == "global"
     assert statement["u"]["$inc"] == {
         "events": 3,
         "types.view": 2,
         "types.click": 1,
         "dead_lettered": 4,
-        "users": 2,
-        "items": 1,
     }
     assert statement["u"]["$max"]["last_event"] == datetime.fromtimestamp((T0 + 61_000) / 1000, UTC)
+
+
+def test_entity_totals_statement_adds_new_users_under_the_entity_watermarks() -> None:
+    guard = Guard(GUARD.ranges, ENTITY_MARKS)
+    statement = entity_totals_update(guard, new_users=2, new_items=1, user_bins={"user_bins.b0": 2})
+    assert statement["q"] == {"_id": "global", "ws.p1": {"$not": {"$gte": 90}}}
+    assert statement["u"]["$inc"] == {"users": 2, "items": 1, "user_bins.b0": 2}
+    assert set(statement["u"]["$max"]) == {"ws.p1", "ws.p3"}
 
 
 def test_dead_letters_are_keyed_by_topic_partition_offset() -> None:

@@ -1,0 +1,83 @@
+"""The entity tier's memory and backlog (pure): what waits for a flush, and when it is due."""
+
+from __future__ import annotations
+
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from pulse.ingest.batch import OffsetRange, batch_id, ranges_of
+from pulse.pipeline.entities import EntityBuffer, backlog, covering, within
+
+
+def _events(partition: int, offsets: range) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"partition": [partition] * len(offsets), "offset": list(offsets)},
+        schema={"partition": pl.Int32, "offset": pl.Int64},
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_batch_ids_name_their_ranges() -> None:
+    ranges = [OffsetRange(3, 40, 80), OffsetRange(0, 100, 199)]
+    assert ranges_of(batch_id("interactions", ranges)) == sorted(ranges, key=lambda r: r.partition)
+
+
+def test_covering_spans_each_partition_once() -> None:
+    spans = [OffsetRange(0, 10, 19), OffsetRange(1, 5, 9), OffsetRange(0, 20, 24)]
+    assert covering(spans) == [OffsetRange(0, 10, 24), OffsetRange(1, 5, 9)]
+
+
+def test_within_keeps_only_events_inside_the_ranges() -> None:
+    events = pl.concat([_events(0, range(0, 10)), _events(1, range(0, 10))])
+    kept = within(events, [OffsetRange(0, 3, 4), OffsetRange(1, 9, 9)])
+    assert kept.rows() == [(0, 3), (0, 4), (1, 9)]
+
+
+def test_a_buffer_is_due_after_its_seconds_or_its_events() -> None:
+    clock = Clock()
+    buffer = EntityBuffer(seconds=5.0, max_events=25, clock=clock)
+    assert not buffer.due() and buffer.take() is None
+    buffer.add("t/p0:0-9", [OffsetRange(0, 0, 9)], _events(0, range(10)))
+    clock.now += 4.9
+    assert not buffer.due()
+    clock.now += 0.1
+    assert buffer.due()
+    buffer.clear()
+    buffer.add("t/p0:10-39", [OffsetRange(0, 10, 39)], _events(0, range(10, 40)))
+    assert buffer.due()  # 30 events waiting, more than 25, however little time passed
+
+
+def test_a_batch_added_twice_is_flushed_once_and_a_flush_covers_its_batches() -> None:
+    buffer = EntityBuffer(seconds=60.0, max_events=1_000, clock=Clock())
+    first = _events(0, range(0, 10))
+    buffer.add("t/p0:0-9,p1:0-4", [OffsetRange(0, 0, 9), OffsetRange(1, 0, 4)], first)
+    buffer.add("t/p0:0-9,p1:0-4", [OffsetRange(0, 0, 9), OffsetRange(1, 0, 4)], first)  # retry
+    buffer.add("t/p0:10-14", [OffsetRange(0, 10, 14)], _events(0, range(10, 15)))
+    flush = buffer.take()
+    assert flush is not None
+    assert flush.batches == ["t/p0:0-9,p1:0-4", "t/p0:10-14"]
+    assert flush.ranges == [OffsetRange(0, 0, 14), OffsetRange(1, 0, 4)]
+    assert_frame_equal(flush.events, _events(0, range(15)))
+    again = buffer.take()  # kept until cleared: a failed flush is retried the same
+    assert again is not None and (again.batches, again.ranges) == (flush.batches, flush.ranges)
+
+
+def test_the_backlog_is_the_listed_batches_no_flush_holds_yet() -> None:
+    progress = {
+        # p0: flushed up to offset 19; the listed 0-9 batch is older, the others wait
+        0: (20, ["t/p0:0-9", "t/p0:20-29,p1:5-9", "t/p0:30-39", "t/p0:30-39"]),
+        # p1: the shared batch waits here too, and one of its own
+        1: (5, ["t/p0:20-29,p1:5-9", "t/p1:10-12"]),
+        2: (7, []),  # nothing waits
+    }
+    owed, batches = backlog(progress)
+    assert owed == [OffsetRange(0, 20, 39), OffsetRange(1, 5, 12)]
+    assert batches == ["t/p0:20-29,p1:5-9", "t/p0:30-39", "t/p1:10-12"]
+    assert backlog({0: (40, ["t/p0:30-39"])}) == ([], [])

@@ -241,12 +241,11 @@ class ListSource:
     def lag(self) -> dict[int, int]:
         return dict.fromkeys(self.assigned, sum(batch.size for batch in self.batches))
 
-    def flush_due(self) -> BatchReport | None:
-        return None
+    def flush_due(self) -> None:
+        pass
 
-    def flush_entities(self) -> BatchReport | None:
+    def flush_entities(self) -> None:
         self.flush_calls += 1
-        return None
 
 
 def apply_batch(writer: BatchWriter, batch: MicroBatch) -> BatchReport:

@@ -10,6 +10,7 @@ Shared by the Kafka consumer (batches identified by offset ranges) and the dead-
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -177,6 +178,9 @@ class BatchWriter:
         self.types = rules.interaction_types
         self.dead_letter_sink = dead_letter_sink
         self.after_step = after_step
+        # Batches and an entity flush (pulse/pipeline/flusher.py) may be written at the same
+        # time; both rewrite the offsets documents' list of batches waiting for a flush.
+        self._offsets_lock = threading.Lock()
 
     def apply(
         self,
@@ -338,7 +342,8 @@ class BatchWriter:
 
     def _offsets(self, work: _Work) -> None:
         if work.record_offsets:
-            writes.advance_offsets(self.db, self.topic, work.ranges, work.ledger_id)
+            with self._offsets_lock:
+                writes.advance_offsets(self.db, self.topic, work.ranges, work.ledger_id)
 
     # --- the steps of an entity flush ----------------------------------------------------
 
@@ -395,7 +400,8 @@ class BatchWriter:
 
     def _entity_offsets(self, work: _Work) -> None:
         if work.record_offsets:
-            writes.advance_entity_offsets(self.db, self.topic, work.ranges)
+            with self._offsets_lock:
+                writes.advance_entity_offsets(self.db, self.topic, work.ranges)
 
     # --- helpers -------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from pulse.kafka.clients import ensure_topic
 from pulse.kafka.source import poll_batch, read_ranges
 from pulse.pipeline.apply import BatchReport, StepHook
 from pulse.pipeline.entities import EntityBuffer, Flush, backlog, covering, within
+from pulse.pipeline.flusher import EntityFlusher
 from pulse.pipeline.session import Pipeline, open_pipeline
 from pulse.preflight import check_kafka
 from pulse.store import writes
@@ -100,10 +101,18 @@ class AggregatingConsumer:
         self.group = group or self.settings.kafka.consumer_group
         self._consumer: Consumer | None = None
         self.replays: list[BatchReport] = []
-        self.flushes: list[BatchReport] = []
         self.assigned: set[int] = set()
         limits = self.settings.consumer
-        self.entities = EntityBuffer(limits.entity_flush_seconds, limits.entity_flush_events)
+        self.flusher = EntityFlusher(
+            pipeline.writer,
+            EntityBuffer(limits.entity_flush_seconds, limits.entity_flush_events),
+            background=limits.entity_flush_seconds > 0,  # 0: each batch flushed before the next
+        )
+
+    @property
+    def flushes(self) -> list[BatchReport]:
+        """Entity flushes written so far."""
+        return self.flusher.done
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -122,11 +131,12 @@ class AggregatingConsumer:
     ) -> None:
         if self._consumer is not None:
             if exc_type is None:
-                self.flush_entities()
+                self.flusher.flush_all()
             else:  # the database may be what failed: the next owner re-reads what waits
-                self.entities.clear()
+                self.flusher.discard()
             self._consumer.close()  # leaves the group at once: partitions move without waiting
             self._consumer = None
+        self.flusher.close()
 
     @property
     def consumer(self) -> Consumer:
@@ -158,7 +168,7 @@ class AggregatingConsumer:
         # Batches are applied whole before the next consume() call, and this callback runs
         # inside consume(): there is never a half-applied batch of ours to finish here. What
         # waits for an entity flush is flushed while the partitions are still ours.
-        self.flush_entities()
+        self.flusher.flush_all()
         self.assigned -= {tp.partition for tp in partitions}
         log.info(
             "revoked partitions %s of %s", sorted(tp.partition for tp in partitions), self.topic
@@ -185,27 +195,20 @@ class AggregatingConsumer:
         return records_behind(stored_offsets(self.db, self.topic), marks)
 
     def process(self, batch: MicroBatch, consume_seconds: float = 0.0) -> BatchReport:
-        """Apply one batch, commit its offsets to Kafka, then flush entities if due."""
+        """Apply one batch, commit its offsets to Kafka, then start the entity flush if due."""
         report = apply_batch(self.pipeline, batch, replay=False, consume_seconds=consume_seconds)
         self._commit(report.ranges)
-        if report.verdict is not None:
-            self.entities.add(report.batch_id, report.ranges, report.verdict.events)
-        self.flush_due()
+        self.flusher.add(report)
+        self.flusher.flush_due()
         return report
 
-    def flush_due(self) -> BatchReport | None:
-        """Write the entity flush if its time or size has come."""
-        return self.flush_entities() if self.entities.due() else None
+    def flush_due(self) -> None:
+        """Start the entity flush if its time or size has come (also while idle)."""
+        self.flusher.flush_due()
 
-    def flush_entities(self) -> BatchReport | None:
-        """Write everything waiting for an entity flush now."""
-        flush = self.entities.take()
-        if flush is None:
-            return None
-        report = self.pipeline.writer.flush(flush)
-        self.entities.clear()
-        self.flushes.append(report)
-        return report
+    def flush_entities(self) -> None:
+        """Write everything waiting for an entity flush, and wait until it is written."""
+        self.flusher.flush_all()
 
     def _commit(self, ranges: list[OffsetRange]) -> None:
         """Tell Kafka too (lag tools read it); MongoDB's offsets stay the source of truth."""

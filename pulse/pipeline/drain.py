@@ -18,8 +18,11 @@ class Source(Protocol):
 
     assigned: set[int]
     replays: list[BatchReport]
-    flushes: list[BatchReport]
-    """Entity flushes written so far."""
+
+    @property
+    def flushes(self) -> list[BatchReport]:
+        """Entity flushes written so far."""
+        ...
 
     def poll_batch(
         self, max_events: int | None = None, max_wait: float | None = None
@@ -27,9 +30,9 @@ class Source(Protocol):
 
     def lag(self) -> dict[int, int]: ...
 
-    def flush_due(self) -> BatchReport | None: ...
+    def flush_due(self) -> None: ...
 
-    def flush_entities(self) -> BatchReport | None: ...
+    def flush_entities(self) -> None: ...
 
 
 ApplyBatch = Callable[[MicroBatch, float], BatchReport]

@@ -1,0 +1,123 @@
+"""Entity flushes in the background: in order, never two at once, failures kept and retried."""
+
+from __future__ import annotations
+
+import threading
+
+import polars as pl
+import pytest
+
+from pulse.ingest.batch import OffsetRange
+from pulse.ingest.validate import Verdict
+from pulse.pipeline.apply import BatchReport
+from pulse.pipeline.entities import EntityBuffer, Flush
+from pulse.pipeline.flusher import EntityFlusher
+
+
+class RefusedError(RuntimeError):
+    pass
+
+
+class Writer:
+    """Records each flush; can hold one until released, or refuse some."""
+
+    def __init__(self) -> None:
+        self.written: list[list[str]] = []
+        self.writing = 0
+        self.most_at_once = 0
+        self.refuse: set[int] = set()  # calls (1-based) that fail
+        self.calls = 0
+        self.release = threading.Event()
+        self.release.set()
+        self.lock = threading.Lock()
+
+    def flush(self, pending: Flush) -> BatchReport:
+        with self.lock:
+            self.calls += 1
+            call = self.calls
+            self.writing += 1
+            self.most_at_once = max(self.most_at_once, self.writing)
+        try:
+            self.release.wait(timeout=10)
+            if call in self.refuse:
+                raise RefusedError(f"flush {call} refused")
+            self.written.append(pending.batches)
+            return _report(",".join(pending.batches), pending.ranges)
+        finally:
+            with self.lock:
+                self.writing -= 1
+
+
+def _report(batch_id: str, ranges: list[OffsetRange]) -> BatchReport:
+    events = pl.DataFrame(
+        {"partition": [r.partition for r in ranges]}, schema={"partition": pl.Int32}
+    )
+    return BatchReport(
+        batch_id=batch_id,
+        ranges=ranges,
+        records=events.height,
+        valid=events.height,
+        dead_lettered=0,
+        docs_written=1,
+        already_applied=0,
+        new_users=0,
+        new_items=0,
+        replay=False,
+        verdict=Verdict(events, pl.DataFrame(), {}),
+    )
+
+
+def _batch(first: int) -> BatchReport:
+    return _report(f"t/p0:{first}-{first + 9}", [OffsetRange(0, first, first + 9)])
+
+
+def _flusher(writer: Writer, *, background: bool = True) -> EntityFlusher:
+    return EntityFlusher(writer, EntityBuffer(seconds=0, max_events=1_000), background=background)
+
+
+def test_a_flush_due_while_another_is_written_waits_and_takes_the_batches_since() -> None:
+    writer = Writer()
+    flusher = _flusher(writer)
+    writer.release.clear()  # the first flush is held in the database
+    flusher.add(_batch(0))
+    flusher.flush_due()
+    for first in (10, 20):
+        flusher.add(_batch(first))
+        flusher.flush_due()  # due, but one is being written: nothing starts
+    assert writer.calls == 1
+    writer.release.set()
+    flusher.flush_all()
+    flusher.close()
+    assert writer.written == [["t/p0:0-9"], ["t/p0:10-19", "t/p0:20-29"]]
+    assert writer.most_at_once == 1
+    assert [report.batch_id for report in flusher.done] == ["t/p0:0-9", "t/p0:10-19,t/p0:20-29"]
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_a_failed_flush_is_raised_once_then_written_before_any_later_one(background: bool) -> None:
+    writer = Writer()
+    writer.refuse = {1}
+    flusher = _flusher(writer, background=background)
+    flusher.add(_batch(0))
+    with pytest.raises(RefusedError):
+        flusher.flush_due()
+        flusher.flush_all()  # background: the error surfaces when the flush is collected
+    flusher.add(_batch(10))
+    flusher.flush_all()
+    flusher.close()
+    assert writer.written == [["t/p0:0-9"], ["t/p0:10-19"]]
+
+
+def test_discard_waits_for_the_flush_being_written_and_forgets_the_rest() -> None:
+    writer = Writer()
+    flusher = _flusher(writer)
+    writer.release.clear()
+    flusher.add(_batch(0))
+    flusher.flush_due()
+    flusher.add(_batch(10))  # waits behind the running flush
+    threading.Timer(0.05, writer.release.set).start()
+    flusher.discard()
+    assert writer.writing == 0 and writer.written == [["t/p0:0-9"]]
+    flusher.flush_all()
+    flusher.close()
+    assert writer.written == [["t/p0:0-9"]]  # the discarded batch is the next owner's

@@ -172,6 +172,9 @@ class ConsumerSettings(_Section):
     batch_linger_seconds: float = Field(0.2, gt=0)
     """A micro-batch closes once no more records arrive for this long: a caught-up consumer
     writes what is there at once (low lag), a backlog fills batches to the maximum."""
+    max_batch_age_seconds: float = Field(0.5, gt=0)
+    """A micro-batch closes at the latest this long after its first record arrived: what
+    bounds freshness under a steady stream, which never pauses long enough to linger out."""
     time_budget_seconds: float = Field(50.0, gt=0)
     """How long one consumer flow run drains before it ends."""
     entity_flush_seconds: float = Field(5.0, ge=0)

@@ -18,10 +18,11 @@ CONSUME_CHUNK = 10_000
 
 
 def poll_batch(
-    consumer: Consumer, topic: str, *, limit: int, wait: float, linger: float
+    consumer: Consumer, topic: str, *, limit: int, wait: float, linger: float, age: float
 ) -> MicroBatch | None:
     """Up to `limit` records: wait at most `wait` seconds for the first, then close the batch
-    once no more arrive for `linger` seconds (a backlog fills it at once)."""
+    once no more arrive for `linger` seconds, or `age` seconds after its first record (a
+    steady stream never pauses for `linger`; a backlog fills the batch at once)."""
     deadline = time.monotonic() + wait
     messages: list[Message] = []
     while len(messages) < limit:
@@ -37,6 +38,8 @@ def poll_batch(
         usable = [message for message in chunk if usable_message(message)]
         if messages and not usable:
             break  # nothing more within the linger time: the batch is complete
+        if usable and not messages:
+            deadline = min(deadline, time.monotonic() + age)
         messages += usable
     return to_batch(topic, messages) if messages else None
 

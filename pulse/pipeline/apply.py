@@ -116,14 +116,16 @@ ENTITY_STEPS = (
     "users",
     "items",
     "item-minutes",
+    "active",
     "entity-totals",
     "leaders",
     "alerts",
     "entity-offsets",
     "flush-applied",
 )
-"""The steps of an entity flush: the per-user, per-item and item x minute documents of the
-micro-batches applied since the last flush (pulse/pipeline/entities.py)."""
+"""The steps of an entity flush: the per-user, per-item and item x minute documents, and each
+minute's active users and items, of the micro-batches applied since the last flush
+(pulse/pipeline/entities.py)."""
 
 STEPS = COUNT_STEPS + ENTITY_STEPS
 """Every named step; with PULSE_CONSUMER_ENTITY_FLUSH_SECONDS=0 one batch runs all of them."""
@@ -259,6 +261,7 @@ class BatchWriter:
             "users": self._users,
             "items": self._items,
             "item-minutes": self._item_minutes,
+            "active": self._active,
             "entity-totals": self._entity_totals,
             "leaders": self._leaders,
             "alerts": self._alerts,
@@ -316,16 +319,9 @@ class BatchWriter:
             self.dead_letter_sink(dead.filter(pl.Series(fresh)))
 
     def _minutes(self, work: _Work) -> None:
-        """Per-minute counts and active-user sketches, then the minutes' estimates."""
-        aggregates, guard = work.aggregates, work.guard
-        work.results[MINUTES] = writes.apply(
-            self.db, MINUTES, minute_updates(aggregates, guard, self.types)
-        )
-        work.results[MINUTE_SKETCHES] = writes.apply(
-            self.db, MINUTE_SKETCHES, minute_sketch_updates(aggregates, guard)
-        )
-        minute_ids = aggregates.minutes["minute_id"].to_list()
-        work.leader_updates += writes.refresh_minute_estimates(self.db, minute_ids)
+        """Per-minute counts (what the dashboard's charts read)."""
+        statements = minute_updates(work.aggregates, work.guard, self.types)
+        work.results[MINUTES] = writes.apply(self.db, MINUTES, statements)
 
     def _totals(self, work: _Work) -> None:
         verdict = _verdict(work)
@@ -369,6 +365,15 @@ class BatchWriter:
         """Item x minute counts (alerts and item charts read these)."""
         statements = item_minute_updates(work.aggregates, work.guard, self.types)
         work.results[ITEM_MINUTES] = writes.apply(self.db, ITEM_MINUTES, statements)
+
+    def _active(self, work: _Work) -> None:
+        """Each minute's active-user and active-item sketches, then their estimates. Here and
+        not with every batch: merging 2 x 1,024 registers is the costliest write of a minute."""
+        aggregates = work.aggregates
+        statements = minute_sketch_updates(aggregates, work.guard)
+        work.results[MINUTE_SKETCHES] = writes.apply(self.db, MINUTE_SKETCHES, statements)
+        minute_ids = aggregates.minutes["minute_id"].to_list()
+        work.leader_updates += writes.refresh_minute_estimates(self.db, minute_ids)
 
     def _entity_totals(self, work: _Work) -> None:
         statement = entity_totals_update(

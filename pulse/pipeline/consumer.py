@@ -179,7 +179,7 @@ class AggregatingConsumer:
     def poll_batch(
         self, max_events: int | None = None, max_wait: float | None = None
     ) -> MicroBatch | None:
-        """The next micro-batch, closed by size, wait or linger (pulse/kafka/source.py)."""
+        """The next micro-batch, closed by size, wait, linger or age (pulse/kafka/source.py)."""
         limits = self.settings.consumer
         return poll_batch(
             self.consumer,
@@ -187,6 +187,7 @@ class AggregatingConsumer:
             limit=max_events or limits.max_batch_events,
             wait=max_wait if max_wait is not None else limits.max_batch_wait_seconds,
             linger=limits.batch_linger_seconds,
+            age=limits.max_batch_age_seconds,
         )
 
     def lag(self) -> dict[int, int]:

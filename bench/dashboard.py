@@ -26,6 +26,7 @@ from pulse.ingest import sketches
 from pulse.store import reads, writes
 from pulse.store.client import Document, mongo_client
 from pulse.store.schema import (
+    COUNTERS,
     DEAD_LETTERS,
     ITEM_MINUTES,
     ITEMS,
@@ -34,10 +35,12 @@ from pulse.store.schema import (
     MINUTES,
     TOTALS,
     TOTALS_ID,
+    USER_BUCKETS,
     USERS,
     item_minute_id,
     minute_id,
     record_id,
+    user_bucket,
 )
 from pulse.store.statements import activity_bin
 from pulse.store.writes import ensure_indexes
@@ -54,7 +57,7 @@ def _totals(count: int, rng: np.random.Generator, mean: float) -> np.ndarray:
 def _seeded_totals(users: int, items: int) -> dict[str, np.ndarray]:
     """Every seeded user's and item's total (the same draws on every run)."""
     rng = np.random.default_rng(5)
-    return {"users": _totals(users, rng, 20.0), "items": _totals(items, rng, 20.0)}
+    return {USERS: _totals(users, rng, 20.0), ITEMS: _totals(items, rng, 20.0)}
 
 
 def seed(db: Database[Document], users: int, items: int, now: datetime) -> None:
@@ -62,35 +65,47 @@ def seed(db: Database[Document], users: int, items: int, now: datetime) -> None:
     them takes minutes on FerretDB); the small collections are rewritten every run."""
     totals = _seeded_totals(users, items)
     marker = db.bench_seed.find_one({"_id": "seed"})
-    if not (marker and marker.get("users") == users and marker.get("items") == items):
+    wanted = {"users": users, "items": items, "layout": USER_BUCKETS}
+    if not (marker and all(marker.get(key) == value for key, value in wanted.items())):
         _seed_entities(db, totals, now)
-        db.bench_seed.replace_one({"_id": "seed"}, {"users": users, "items": items}, upsert=True)
+        db.bench_seed.replace_one({"_id": "seed"}, wanted, upsert=True)
     _seed_small(db, totals, now)
 
 
 def _seed_entities(db: Database[Document], totals: dict[str, np.ndarray], now: datetime) -> None:
-    for name in (USERS, ITEMS, "bench_seed"):
+    for name in ("users", USER_BUCKETS, ITEMS, "bench_seed", COUNTERS):
         db.drop_collection(name)
     ensure_indexes(db)
     seen = now - timedelta(hours=2)
-    for collection, prefix in ((USERS, "u"), (ITEMS, "i")):
-        counts = totals[collection]
-        for start in range(0, len(counts), 20_000):
-            db[collection].insert_many(
-                {
-                    "_id": f"{prefix}{n + 1}",
-                    "total": int(total),
-                    "types": {"view": int(total)},
-                    "first_seen": seen,
-                    "last_seen": now,
-                    "first_batch": "seed",
-                    "wm": {"p0": 1},
-                }
-                for n, total in enumerate(counts[start : start + 20_000], start=start)
-            )
-            console.print(
-                f"  seeded {min(start + 20_000, len(counts)):,}/{len(counts):,} {collection}"
-            )
+    figures = [
+        {"total": int(total), "types": {"view": int(total)}, "first_seen": seen, "last_seen": now}
+        for total in totals[USERS].tolist()
+    ]
+    # As many buckets as docs/consumer.md advises for this many users: ~10 users each.
+    buckets = writes.settle_user_buckets(db, max(1, len(figures) // 10))
+    by_bucket: dict[str, dict[str, Any]] = {}
+    for n, user in enumerate(figures):
+        user_id = f"u{n + 1}"
+        by_bucket.setdefault(user_bucket(user_id, buckets), {})[user_id] = user
+    docs = [{"_id": bucket, "u": users} for bucket, users in by_bucket.items()]
+    for start in range(0, len(docs), 5_000):
+        db[USER_BUCKETS].insert_many(docs[start : start + 5_000])
+        console.print(f"  seeded {min(start + 5_000, len(docs)):,}/{len(docs):,} user buckets")
+    counts = totals[ITEMS]
+    for start in range(0, len(counts), 20_000):
+        db[ITEMS].insert_many(
+            {
+                "_id": f"i{n + 1}",
+                "total": int(total),
+                "types": {"view": int(total)},
+                "first_seen": seen,
+                "last_seen": now,
+                "first_batch": "seed",
+                "wm": {"p0": 1},
+            }
+            for n, total in enumerate(counts[start : start + 20_000], start=start)
+        )
+        console.print(f"  seeded {min(start + 20_000, len(counts)):,}/{len(counts):,} items")
 
 
 def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: datetime) -> None:
@@ -147,9 +162,9 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
         for n in range(1_000)
     )
     # The boards the consumer would keep had every seeded document come in one batch.
-    for collection, prefix in (("users", "u"), ("items", "i")):
+    for collection, prefix in ((USERS, "u"), (ITEMS, "i")):
         by_id = {f"{prefix}{n + 1}": int(t) for n, t in enumerate(totals[collection].tolist())}
-        writes.update_leaders(db, collection, by_id, by_id if collection == "items" else None)
+        writes.update_leaders(db, collection, by_id, by_id if collection == ITEMS else None)
 
 
 def pages(db: Database[Document], now: datetime) -> dict[str, list[Callable[[], Any]]]:
@@ -162,15 +177,15 @@ def pages(db: Database[Document], now: datetime) -> dict[str, list[Callable[[], 
             lambda: reads.minutes(db, since, now),
         ],
         "items": [
-            lambda: reads.ranked(db, "items", "item_id", 10),
-            lambda: reads.ranked(db, "items", "item_id", 10, True),
-            lambda: reads.entity(db, "items", "item_id", "i1"),
+            lambda: reads.ranked(db, ITEMS, "item_id", 10),
+            lambda: reads.ranked(db, ITEMS, "item_id", 10, True),
+            lambda: reads.entity(db, ITEMS, "item_id", "i1"),
             lambda: reads.item_minutes(db, "i1", since, now),
         ],
         "users": [
             lambda: reads.user_histogram(reads.totals(db) or reads.Totals()),
-            lambda: reads.ranked(db, "users", "user_id", 10),
-            lambda: reads.entity(db, "users", "user_id", "u1"),
+            lambda: reads.ranked(db, USERS, "user_id", 10),
+            lambda: reads.entity(db, USERS, "user_id", "u1"),
         ],
         "alerts": [lambda: reads.alerts(db, since)],
         "health": [

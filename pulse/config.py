@@ -100,6 +100,10 @@ class MongoSettings(_Section):
     """Database holding all of Pulse's collections."""
     timeout_ms: int = Field(5_000, ge=100)
     """Server selection and connect timeout, so an outage fails fast and visibly."""
+    user_buckets: int = Field(1_024, ge=1, le=1_000_000)
+    """Per-user figures live in this many bucket documents (MongoDB's bucket pattern), so an
+    entity flush writes one document per bucket, not per user. Fixed when a database is first
+    written; about users / 10 suits best (docs/consumer.md)."""
 
     @field_validator("uri")
     @classmethod

@@ -36,6 +36,7 @@ from pulse.store.schema import (
     MINUTE_SKETCHES,
     MINUTES,
     TOTALS,
+    USER_BUCKETS,
     USER_MINUTES,
     USERS,
     record_id,
@@ -50,6 +51,7 @@ from pulse.store.statements import (
     minute_updates,
     totals_update,
     user_bin_changes,
+    user_bucket_updates,
     user_minute_updates,
 )
 
@@ -172,8 +174,11 @@ class BatchWriter:
         dead_letter_sink: DeadLetterSink | None = None,
         alerting: Alerting | None = None,
         after_step: StepHook | None = None,
+        user_buckets: int = 1_024,
     ) -> None:
         self.alerting = alerting
+        self.user_buckets = user_buckets
+        """Fixed per database (pulse/store/writes.py:settle_user_buckets)."""
         self.db = db
         self.topic = topic
         self.rules = rules
@@ -344,16 +349,17 @@ class BatchWriter:
     # --- the steps of an entity flush ----------------------------------------------------
 
     def _users(self, work: _Work) -> None:
-        """Per-user totals; their totals before the flush feed the activity histogram."""
+        """Per-user figures in their buckets. Totals before the flush tell new users apart
+        and feed the activity histogram and the leader board."""
         users = work.aggregates.users
         added = dict(users.select("user_id", "total").iter_rows())
-        work.user_totals_before = writes.totals_before(
-            self.db, USERS, list(added), added, *work.guard.key
+        work.user_totals_before = writes.user_totals_before(
+            self.db, self.user_buckets, added, *work.guard.key
         )
-        work.user_totals = {u: work.user_totals_before.get(u, 0) + n for u, n in added.items()}
-        statements = entity_updates(users, "user_id", work.guard, work.ledger_id, self.types)
-        work.results[USERS] = writes.apply(self.db, USERS, statements)
-        work.new_users = self._created(USERS, users, "user_id", work)
+        work.user_totals = {u: work.user_totals_before[u] + n for u, n in added.items()}
+        work.new_users = sum(1 for total in work.user_totals_before.values() if total == 0)
+        statements = user_bucket_updates(users, self.user_buckets, work.guard, self.types)
+        work.results[USER_BUCKETS] = writes.apply(self.db, USER_BUCKETS, statements)
 
     def _items(self, work: _Work) -> None:
         items = work.aggregates.items
@@ -443,7 +449,7 @@ class BatchWriter:
         )
 
     def _created(self, collection: str, frame: pl.DataFrame, key: str, work: _Work) -> int:
-        """Documents this flush created; upsert counts are exact unless part was applied before."""
+        """Items this flush created; upsert counts are exact unless part was applied before."""
         result = work.results[collection]
         if result.already_applied == 0:
             return result.upserted

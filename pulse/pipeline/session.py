@@ -96,6 +96,12 @@ def open_pipeline(
             stack.callback(dlq.close)
             sink = dlq.send
         writer = BatchWriter(
-            db, topic, validation_rules(settings), sink, alerting, after_step=after_step
+            db,
+            topic,
+            validation_rules(settings),
+            sink,
+            alerting,
+            after_step=after_step,
+            user_buckets=writes.settle_user_buckets(db, settings.mongo.user_buckets),
         )
         yield Pipeline(settings=settings, topic=topic, db=db, writer=writer)

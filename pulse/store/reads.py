@@ -24,6 +24,7 @@ from pulse.store.client import Document
 from pulse.store.leaders import LOW_CAP, candidates, low_doc_ids
 from pulse.store.schema import (
     ALERTS,
+    COUNTERS,
     DEAD_LETTERS,
     ENTITIES_NEXT,
     ENTITY_BATCHES,
@@ -34,9 +35,14 @@ from pulse.store.schema import (
     OFFSETS,
     TOTALS,
     TOTALS_ID,
+    USER_BUCKETS,
+    USER_BUCKETS_COUNTER,
+    USERS,
     item_minute_id,
     minute_id,
     offsets_id,
+    user_bucket,
+    user_path,
 )
 
 TIME = pl.Datetime("ms", "UTC")
@@ -137,29 +143,74 @@ def _frame(rows: list[dict[str, Any]], key: str) -> pl.DataFrame:
 def ranked(
     db: Database[Document], collection: str, key: str, n: int, lowest: bool = False
 ) -> pl.DataFrame:
-    """The `n` documents with the most (or fewest) interactions.
+    """The `n` users or items with the most (or fewest) interactions.
 
     Candidates come from the consumer's leader boards (pulse/store/leaders.py) and are ranked by
-    their documents' real totals. An indexed sort is the fallback when the boards cannot
-    answer (none yet, or fewer low-count items than asked for); FerretDB runs it as a scan.
+    their real totals. When the boards cannot answer (none yet, or fewer low-count items than
+    asked for), items fall back to an indexed sort (FerretDB runs it as a scan) and users to
+    reading every bucket.
     """
     docs = _fewest(db, collection, n) if lowest else _most(db, collection, n)
     if docs is None:
         order = ASCENDING if lowest else DESCENDING
-        docs = list(db[collection].find({}, _ENTITY).sort("total", order).limit(n))
+        if collection == USERS:
+            docs = sorted(_every_user(db), key=lambda doc: doc["total"] * (1 if lowest else -1))
+            docs = docs[:n]
+        else:
+            docs = list(db[collection].find({}, _ENTITY).sort("total", order).limit(n))
     return _frame([_flatten(doc, key) for doc in docs], key)
 
 
-_ENTITY = {"wm": 0, "first_batch": 0}
+_ENTITY = {"wm": 0, "ws": 0, "first_batch": 0}
 
 
 def _most(db: Database[Document], collection: str, n: int) -> list[Document] | None:
     board = db[LEADERS].find_one({"_id": collection}, {"top": 1}) or {}
     top: dict[str, int] = board.get("top", {})
-    docs = by_ids(db, collection, candidates(top, n, lowest=False), _ENTITY)
+    docs = _by_ids(db, collection, candidates(top, n, lowest=False))
     if len(docs) < n:
         return None
     return sorted(docs, key=lambda doc: (-doc.get("total", 0), doc["_id"]))[:n]
+
+
+def _by_ids(db: Database[Document], collection: str, ids: list[str]) -> list[Document]:
+    """Users (from their buckets) or items by id, each as a document of its own."""
+    return users_by_ids(db, ids) if collection == USERS else by_ids(db, collection, ids, _ENTITY)
+
+
+def user_bucket_count(db: Database[Document]) -> int:
+    """How many buckets this database keeps users in (pulse/store/writes.py)."""
+    counter = db[COUNTERS].find_one({"_id": USER_BUCKETS_COUNTER}) or {}
+    return int(counter.get("value", 1))
+
+
+def users_by_ids(db: Database[Document], ids: list[str]) -> list[Document]:
+    """Users as documents of their own ({_id, total, types, first_seen, last_seen}), read
+    from their buckets with only their own fields."""
+    buckets = user_bucket_count(db)
+    wanted: dict[str, list[str]] = {}
+    for user in ids:
+        wanted.setdefault(user_bucket(user, buckets), []).append(user)
+    fields = {user_path(user): 1 for user in ids}
+    return [
+        {"_id": user, **doc["u"][user]}
+        for doc in by_ids(db, USER_BUCKETS, list(wanted), fields)
+        for user in wanted[doc["_id"]]
+        if user in doc.get("u", {})
+    ]
+
+
+def _every_user(db: Database[Document]) -> list[Document]:
+    return [
+        {"_id": user, **figures}
+        for doc in db[USER_BUCKETS].find({}, {"u": 1})
+        for user, figures in doc.get("u", {}).items()
+    ]
+
+
+def user_totals(db: Database[Document]) -> dict[str, int]:
+    """Every user's total (reads every bucket: for reconciliation, not for pages)."""
+    return {doc["_id"]: int(doc.get("total", 0)) for doc in _every_user(db)}
 
 
 def _fewest(db: Database[Document], collection: str, n: int) -> list[Document] | None:
@@ -168,7 +219,7 @@ def _fewest(db: Database[Document], collection: str, n: int) -> list[Document] |
     for total in range(1, LOW_CAP + 1):
         for doc_id in low_doc_ids(collection, total):
             listed = (db[LEADERS].find_one({"_id": doc_id}) or {}).get("ids", {})
-            docs = by_ids(db, collection, list(listed), _ENTITY)
+            docs = _by_ids(db, collection, list(listed))
             found += [doc for doc in docs if doc.get("total") == total]  # skip moved-on ones
             if len(found) >= n:
                 return sorted(found, key=lambda doc: (doc.get("total", 0), doc["_id"]))[:n]
@@ -179,8 +230,8 @@ def entity(
     db: Database[Document], collection: str, key: str, entity_id: str
 ) -> dict[str, Any] | None:
     """One user or item, flattened, or None."""
-    doc = db[collection].find_one({"_id": entity_id}, {"wm": 0})
-    return _flatten(doc, key) if doc else None
+    docs = _by_ids(db, collection, [entity_id])
+    return _flatten(docs[0], key) if docs else None
 
 
 def item_minutes(

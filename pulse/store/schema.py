@@ -6,6 +6,7 @@ benchmarks and the tests all take names and ids from here.
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime
 
 from pymongo import ASCENDING, DESCENDING
@@ -14,6 +15,10 @@ from pulse.ingest.aggregate import MINUTE_FORMAT
 
 # --- aggregates (written by the consumer, read by the dashboard) ---------------------------
 USERS = "users"
+"""The users' leader board (`leaders` _id) and the name of their figures in ledger entries."""
+USER_BUCKETS = "user_buckets"
+"""Per-user figures, many users per document: `_id` = 'b<bucket>', `u.<user id>` = the
+user's `total`, `types.<type>`, `first_seen`, `last_seen` (ids hold no '.' or '$')."""
 ITEMS = "items"
 MINUTES = "minutes"
 ITEM_MINUTES = "item_minutes"
@@ -34,6 +39,8 @@ no entity flush holds) and `entity_batches` (batch ids applied since, waiting fo
 ENTITIES_NEXT = "entities_next"
 ENTITY_BATCHES = "entity_batches"
 COUNTERS = "counters"
+USER_BUCKETS_COUNTER = "user_buckets"
+"""`counters` _id holding the number of user buckets the database was first written with."""
 DEAD_LETTERS = "dead_letters"
 
 # --- alerts ---------------------------------------------------------------------------------
@@ -51,7 +58,6 @@ TOTALS_ID = "global"
 """The one document of `totals`."""
 
 INDEXES: dict[str, list[list[tuple[str, int]]]] = {
-    USERS: [[("total", DESCENDING)]],
     ITEMS: [[("total", DESCENDING)]],
     ITEM_MINUTES: [[("minute", DESCENDING), ("total", DESCENDING)], [("item_id", ASCENDING)]],
     MINUTES: [[("minute", DESCENDING)]],
@@ -88,6 +94,18 @@ def user_minute_ids_of(minute: str) -> dict[str, str]:
 
 def minute_of_user_minute_id(doc_id: str) -> str:
     return doc_id.split("|", 1)[0]
+
+
+def user_bucket(user_id: str, buckets: int) -> str:
+    """`user_buckets` _id of the bucket a user's figures live in: 'b<n>', n a stable hash
+    (CRC-32) of the user id modulo `buckets`. A string: FerretDB finds integer _ids by
+    scanning the collection."""
+    return f"b{zlib.crc32(user_id.encode()) % buckets}"
+
+
+def user_path(user_id: str) -> str:
+    """Where a user's figures sit inside its bucket document: 'u.<user id>'."""
+    return f"u.{user_id}"
 
 
 def record_id(topic: str, partition: int, offset: int) -> str:

@@ -28,7 +28,9 @@ from pulse.store.schema import (
     TOTALS_ID,
     item_minute_id,
     record_id,
+    user_bucket,
     user_minute_id,
+    user_path,
 )
 
 Statement = dict[str, Any]
@@ -88,6 +90,23 @@ def entity_updates(
         )
         for row in frame.iter_rows(named=True)
     ]
+
+
+def user_bucket_updates(
+    users: pl.DataFrame, buckets: int, guard: Guard, types: tuple[str, ...]
+) -> list[Statement]:
+    """Per-user counts and first/last seen, one statement per bucket document."""
+    updates: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in users.iter_rows(named=True):
+        user = row["user_id"]
+        path = user_path(user)
+        update = updates.setdefault(
+            user_bucket(user, buckets), {"$inc": {}, "$min": {}, "$max": dict(guard.marks)}
+        )
+        update["$inc"] |= {f"{path}.{name}": n for name, n in _counts(row, types).items()}
+        update["$min"][f"{path}.first_seen"] = row["first_seen"]
+        update["$max"][f"{path}.last_seen"] = row["last_seen"]
+    return [_statement(bucket, guard, update) for bucket, update in sorted(updates.items())]
 
 
 def minute_updates(aggregates: Aggregates, guard: Guard, types: tuple[str, ...]) -> list[Statement]:

@@ -16,6 +16,7 @@ from pymongo import UpdateOne
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from pulse.config import SettingsError
 from pulse.ingest import sketches
 from pulse.ingest.batch import OffsetRange, ranges_of
 from pulse.store import leaders
@@ -32,7 +33,10 @@ from pulse.store.schema import (
     MINUTES,
     OFFSETS,
     OPEN_BATCHES,
+    USER_BUCKETS,
+    USER_BUCKETS_COUNTER,
     offsets_id,
+    user_bucket,
 )
 from pulse.store.statements import Statement
 
@@ -148,21 +152,41 @@ def count_created(
     )
 
 
-def totals_before(
+def settle_user_buckets(db: Database[Document], wanted: int) -> int:
+    """The number of user buckets of this database: `wanted` (PULSE_MONGO_USER_BUCKETS) when
+    no user is stored yet, otherwise the number it was first written with, which must match."""
+    counter = db[COUNTERS].find_one({"_id": USER_BUCKETS_COUNTER}) or {}
+    stored = counter.get("value")
+    if stored == wanted:
+        return wanted
+    if stored is not None and db[USER_BUCKETS].find_one({}, {"_id": 1}) is not None:
+        raise SettingsError(
+            f"PULSE_MONGO_USER_BUCKETS={wanted}, but database {db.name} holds users in "
+            f"{stored} buckets: set it to {stored}, or use a new PULSE_MONGO_DATABASE"
+        )
+    db[COUNTERS].update_one({"_id": USER_BUCKETS_COUNTER}, {"$set": {"value": wanted}}, upsert=True)
+    return wanted
+
+
+def user_totals_before(
     db: Database[Document],
-    collection: str,
-    ids: list[Any],
-    added: dict[Any, int],
+    buckets: int,
+    added: dict[str, int],
     guard_key: str,
     last: int,
-) -> dict[Any, int]:
-    """Each document's `total` before the batch: as stored, minus the batch's own count where
-    the document already holds the batch (a replay; `guard_key` is its watermark field)."""
-    before: dict[Any, int] = {}
-    for doc in by_ids(db, collection, ids, {"total": 1, guard_key: 1}):
-        total = int(doc.get("total", 0))
+) -> dict[str, int]:
+    """Each user's total before a flush (0: a new user): as stored, minus the flush's own
+    count where the user's bucket already holds the flush (a replay)."""
+    touched: dict[str, list[str]] = {}
+    for user in added:
+        touched.setdefault(user_bucket(user, buckets), []).append(user)
+    before = dict.fromkeys(added, 0)
+    for doc in by_ids(db, USER_BUCKETS, list(touched), {"u": 1, guard_key: 1}):
         holds = _watermark(doc, guard_key) >= last
-        before[doc["_id"]] = total - added[doc["_id"]] if holds else total
+        stored = doc.get("u", {})
+        for user in touched[doc["_id"]]:
+            total = int(stored.get(user, {}).get("total", 0))
+            before[user] = total - added[user] if holds and user in stored else total
     return before
 
 

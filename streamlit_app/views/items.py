@@ -7,6 +7,7 @@ from datetime import datetime
 import streamlit as st
 
 from pulse.store import reads
+from pulse.store.schema import ITEMS
 from streamlit_app import charts
 from streamlit_app.connection import fetch
 from streamlit_app.controls import live, sidebar
@@ -18,7 +19,7 @@ lookup = st.text_input("Look up an item", placeholder="e.g. i42", key="item_look
 
 
 def render(now: datetime) -> None:
-    top = fetch(reads.ranked, "items", "item_id", n)
+    top = fetch(reads.ranked, ITEMS, "item_id", n)
     if top.height == 0:
         st.info("No items yet: nothing has been aggregated.", icon=":material/hourglass_empty:")
         return
@@ -29,7 +30,7 @@ def render(now: datetime) -> None:
             key="top_items",
         )
     with right:
-        bottom = fetch(reads.ranked, "items", "item_id", n, True)
+        bottom = fetch(reads.ranked, ITEMS, "item_id", n, True)
         st.plotly_chart(
             charts.ranked_bars(
                 bottom, "item_id", view.types, f"Bottom {n} items (min interactions)"
@@ -38,7 +39,7 @@ def render(now: datetime) -> None:
         )
     st.dataframe(top, hide_index=True, key="top_items_table")
     if lookup:
-        item = fetch(reads.entity, "items", "item_id", lookup)
+        item = fetch(reads.entity, ITEMS, "item_id", lookup)
         if item is None:
             st.warning(f"No item {lookup!r}.")
             return

@@ -31,6 +31,7 @@ from pulse.store.schema import (
     OFFSETS,
     TOTALS,
     TOTALS_ID,
+    USER_BUCKETS,
     USERS,
 )
 from pulse.store.statements import activity_bin
@@ -101,8 +102,7 @@ def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:
     assert totals["users"] == len(truth["by_user"])
     assert totals["items"] == len(truth["by_item"])
 
-    users = {doc["_id"]: doc["total"] for doc in db[USERS].find({}, {"total": 1})}
-    assert users == truth["by_user"]
+    assert reads.user_totals(db) == truth["by_user"]
     histogram = Counter(activity_bin(total) for total in truth["by_user"].values())
     assert {k: v for k, v in totals.get("user_bins", {}).items() if v} == dict(histogram)
     items = {doc["_id"]: doc["total"] for doc in db[ITEMS].find({}, {"total": 1})}
@@ -147,7 +147,7 @@ def assert_leaders_match(db: Database[Document], truth: dict[str, Any]) -> None:
 def snapshot(db: Database[Document]) -> dict[str, list[Document]]:
     """All aggregate documents, minus fields that record when they were written."""
     collections = (
-        USERS,
+        USER_BUCKETS,
         ITEMS,
         MINUTES,
         ITEM_MINUTES,

@@ -27,7 +27,7 @@ from pulse.pipeline.session import open_pipeline
 from pulse.store import writes
 from pulse.store.client import database, mongo_client
 from pulse.store.reads import entity_progress, stored_offsets
-from pulse.store.schema import DEAD_LETTERS, LEDGER, TOTALS, TOTALS_ID, USERS
+from pulse.store.schema import DEAD_LETTERS, LEDGER, TOTALS, TOTALS_ID, USER_BUCKETS
 from tests.integration.reconcile import (
     assert_matches_truth,
     drain_until_caught_up,
@@ -162,7 +162,7 @@ def test_batches_waiting_for_an_entity_flush_are_flushed_by_the_next_owner(
         db = database(client, pipeline.mongo)
         counted = db[TOTALS].find_one({"_id": TOTALS_ID}) or {}
         assert counted["events"] > 0  # counts: written with each batch
-        assert db[USERS].count_documents({}) == 0  # entities: only in the lost memory
+        assert db[USER_BUCKETS].count_documents({}) == 0  # entities: only in lost memory
         _, waiting = backlog(entity_progress(db, pipeline.kafka.topic, range(6)))
         assert sorted(waiting) == sorted(applied)  # listed in MongoDB, for the next owner
 

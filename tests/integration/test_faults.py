@@ -22,8 +22,9 @@ from pulse.generate.simulate import GeneratorConfig
 from pulse.kafka.clients import admin_client, ensure_topic
 from pulse.stack.kafka_broker import KafkaBroker
 from pulse.stack.process import log_tail
+from pulse.store import reads
 from pulse.store.client import database, mongo_client
-from pulse.store.schema import DEAD_LETTERS, TOTALS, TOTALS_ID, USERS
+from pulse.store.schema import DEAD_LETTERS, TOTALS, TOTALS_ID
 from tests.integration.reconcile import (
     assert_matches_truth,
     drain_until_caught_up,
@@ -104,8 +105,7 @@ def test_every_kind_of_bad_input_is_dead_lettered_and_good_counts_stay_exact(
         assert totals is not None
         assert totals["events"] == truth["events"] + 1  # the first copy of the duplicate counts
         assert totals["dead_lettered"] == len(bad) + 1
-        users = {doc["_id"]: doc["total"] for doc in db[USERS].find({}, {"total": 1})}
-        assert users == truth["by_user"] | {"u-dup": 1}
+        assert reads.user_totals(db) == truth["by_user"] | {"u-dup": 1}
 
 
 def _isolated_broker(pipeline: Settings, tmp_path: Path) -> tuple[KafkaBroker, Settings]:

@@ -11,14 +11,24 @@ import polars as pl
 import pytest
 from pymongo.database import Database
 
+from pulse.config import SettingsError
 from pulse.ingest.batch import MicroBatch, OffsetRange
 from pulse.ingest.validate import ValidationRules
 from pulse.pipeline.apply import COUNT_STEPS, ENTITY_STEPS, STEPS, BatchWriter
 from pulse.pipeline.entities import backlog
-from pulse.store import writes
+from pulse.store import reads, writes
 from pulse.store.client import Document
 from pulse.store.reads import entity_progress, stored_offsets
-from pulse.store.schema import DEAD_LETTERS, ITEMS, LEDGER, MINUTES, TOTALS, TOTALS_ID, USERS
+from pulse.store.schema import (
+    DEAD_LETTERS,
+    ITEMS,
+    LEDGER,
+    MINUTES,
+    TOTALS,
+    TOTALS_ID,
+    USER_BUCKETS,
+    USERS,
+)
 from tests.fakes import MemoryDatabase, apply_batch, apply_now, flush
 
 TOPIC = "t"
@@ -67,7 +77,7 @@ def _truth(batches: list[MicroBatch]) -> dict[str, Any]:
 
 def _totals(memory: MemoryDatabase) -> dict[str, Any]:
     doc = memory[TOTALS].find_one({"_id": TOTALS_ID}) or {}
-    users = {d["_id"]: d["total"] for d in memory[USERS].find()}
+    users = reads.user_totals(_db(memory))
     return {"events": doc.get("events"), "users": doc.get("users"), "by_user": users}
 
 
@@ -92,7 +102,8 @@ def test_applying_batches_counts_every_event_once() -> None:
         steps = ENTITY_STEPS if entry.get("kind") == writes.ENTITY_FLUSH else COUNT_STEPS
         assert set(entry["step_seconds"]) == set(steps[1:-1])  # all but the ledger's own
         assert sum(entry["docs"].values()) == entry["docs_written"] > 0
-        assert entry["docs"].get(USERS, 0) >= entry["new_users"]  # a created user is a doc
+        if steps is ENTITY_STEPS:  # one bucket document per touched bucket, not per user
+            assert 0 < entry["docs"][USER_BUCKETS] <= len(truth["by_user"])
 
 
 def test_applying_a_batch_twice_changes_nothing() -> None:
@@ -184,3 +195,19 @@ def test_a_refused_write_marks_its_batch_or_flush_failed_with_the_reason(
     assert entry.get("kind") == kind and "code 2" in entry["error"]
     (unfinished,) = writes.unfinished_batches(_db(memory), TOPIC, kind=kind)
     assert unfinished["_id"] == entry["_id"]
+
+
+def test_user_buckets_are_fixed_once_users_are_stored() -> None:
+    memory = MemoryDatabase()
+    assert writes.settle_user_buckets(_db(memory), 8) == 8
+    assert writes.settle_user_buckets(_db(memory), 16) == 16  # no user yet: free to change
+    writer = BatchWriter(_db(memory), TOPIC, RULES, user_buckets=16)
+    batch = _batch(0, 0, 30, 14)
+    apply_now(writer, batch)
+    with pytest.raises(SettingsError, match=r"PULSE_MONGO_USER_BUCKETS=8.* 16 buckets"):
+        writes.settle_user_buckets(_db(memory), 8)
+    truth = _truth([batch])["by_user"]
+    busiest = max(truth, key=lambda user: truth[user])
+    (user,) = reads.users_by_ids(_db(memory), [busiest])
+    assert (user["_id"], user["total"]) == (busiest, truth[busiest])
+    assert reads.entity(_db(memory), USERS, "user_id", "nobody") is None

@@ -9,7 +9,7 @@ import polars as pl
 from pulse.ingest.aggregate import Aggregates, aggregate
 from pulse.ingest.batch import OffsetRange
 from pulse.ingest.validate import DEAD_SCHEMA
-from pulse.store.schema import ENTITY_MARKS
+from pulse.store.schema import ENTITY_MARKS, user_bucket
 from pulse.store.statements import (
     Guard,
     activity_bin,
@@ -21,6 +21,7 @@ from pulse.store.statements import (
     minute_updates,
     totals_update,
     user_bin_changes,
+    user_bucket_updates,
 )
 
 TYPES = ("view", "click")
@@ -138,3 +139,19 @@ def test_user_bin_changes_move_users_across_bins() -> None:
         "user_bins.b2": -1,
         "user_bins.b3": 1,
     }
+
+
+def test_users_are_written_one_statement_per_bucket() -> None:
+    users = _aggregates().users
+    statements = user_bucket_updates(users, 1, Guard(GUARD.ranges, ENTITY_MARKS), TYPES)
+    (only,) = statements  # one bucket holds everyone
+    assert only["q"] == {"_id": "b0", "ws.p1": {"$not": {"$gte": 90}}}
+    counts = {key: n for key, n in only["u"]["$inc"].items() if key.endswith(".total")}
+    assert counts == {
+        f"u.{user}.total": total for user, total in users.select("user_id", "total").iter_rows()
+    }
+    assert {"ws.p1", "ws.p3"} <= set(only["u"]["$max"])
+    spread = user_bucket_updates(users, 4096, GUARD, TYPES)
+    assert sorted(s["q"]["_id"] for s in spread) == sorted(
+        {user_bucket(user, 4096) for user in users["user_id"]}
+    )

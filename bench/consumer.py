@@ -126,10 +126,12 @@ def naive(settings: Settings, topic: str, events: int, db_name: str) -> int:
     return seen
 
 
-def pulse(settings: Settings, topic: str, db_name: str, events: int, batch: int) -> int:
+def pulse(
+    settings: Settings, topic: str, db_name: str, events: int, batch: int, user_buckets: int
+) -> int:
     configured = load_settings(
         kafka=settings.kafka.model_dump() | {"topic": topic, "consumer_group": f"bench-{db_name}"},
-        mongo=settings.mongo.model_dump() | {"database": db_name},
+        mongo=settings.mongo.model_dump() | {"database": db_name, "user_buckets": user_buckets},
         consumer=settings.consumer.model_dump() | {"max_batch_events": batch},
         alerts={"rules_file": Path("/nonexistent")},  # alerting is measured elsewhere
     )
@@ -169,9 +171,13 @@ def main(
     name: Annotated[
         str, typer.Option(help="Result name (bench/results/<name>.json).")
     ] = "consumer",
+    user_buckets: Annotated[
+        int | None, typer.Option(help="User buckets (default PULSE_MONGO_USER_BUCKETS).")
+    ] = None,
 ) -> dict[str, Any]:
     """Measure and print; write bench/results/consumer.json."""
     settings = load_settings()
+    buckets = user_buckets or settings.mongo.user_buckets
     db_name = f"bench_{uuid.uuid4().hex[:8]}"
     naive_db = f"{db_name}_naive"
     with fresh_topic(settings, "consumer") as topic:
@@ -191,7 +197,10 @@ def main(
                 lambda: naive(settings, topic, naive_events, naive_db),
             ),
             _measure(
-                "pulse", settings, events, lambda: pulse(settings, topic, db_name, events, batch)
+                "pulse",
+                settings,
+                events,
+                lambda: pulse(settings, topic, db_name, events, batch, buckets),
             ),
         ]
     ledger_totals = stages(settings, db_name)
@@ -218,6 +227,7 @@ def main(
         "users": users,
         "items": items,
         "batch": batch,
+        "user_buckets": buckets,
         "docs_per_event": (pulse_run.docs_written or 0) / events,
         "stage_seconds": time_by_stage,
         "write_step_seconds": ledger_totals["step_seconds"],

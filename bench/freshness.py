@@ -134,7 +134,7 @@ def main(
     """Measure freshness at each rate; write bench/results/freshness.json."""
     settings = load_settings()
     rows = []
-    for rate in rates or [500, 2_000]:
+    for rate in rates or [500, 2_000, 5_000]:
         db_name = f"bench_{uuid.uuid4().hex[:8]}"
         with fresh_topic(settings, "freshness") as topic:
             console.print(f"freshness at {rate:,} events/s for {seconds:g} s")

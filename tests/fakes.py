@@ -192,6 +192,12 @@ class MemoryDatabase:
     def __getitem__(self, name: str) -> MemoryCollection:
         return self.collections.setdefault(name, MemoryCollection(name))
 
+    def list_collection_names(self) -> list[str]:
+        return [name for name, collection in self.collections.items() if collection.docs]
+
+    def drop_collection(self, name: str) -> None:
+        self.collections.pop(name, None)
+
     def __getattr__(self, name: str) -> MemoryCollection:
         if name.startswith("_"):
             raise AttributeError(name)

@@ -95,6 +95,8 @@ def open_pipeline(
             dlq = DeadLetterTopic(settings, topic, settings.kafka.dlq_topic)
             stack.callback(dlq.close)
             sink = dlq.send
+        buckets = writes.settle_user_buckets(db, settings.mongo.user_buckets)
+        writes.move_legacy_users(db, buckets)
         writer = BatchWriter(
             db,
             topic,
@@ -102,6 +104,6 @@ def open_pipeline(
             sink,
             alerting,
             after_step=after_step,
-            user_buckets=writes.settle_user_buckets(db, settings.mongo.user_buckets),
+            user_buckets=buckets,
         )
         yield Pipeline(settings=settings, topic=topic, db=db, writer=writer)

@@ -16,6 +16,9 @@ from pulse.ingest.aggregate import MINUTE_FORMAT
 # --- aggregates (written by the consumer, read by the dashboard) ---------------------------
 USERS = "users"
 """The users' leader board (`leaders` _id) and the name of their figures in ledger entries."""
+LEGACY_USERS = "users"
+"""One document per user, as databases written before user buckets hold them; the consumer
+moves them into buckets when it starts (pulse/store/writes.py:move_legacy_users)."""
 USER_BUCKETS = "user_buckets"
 """Per-user figures, many users per document: `_id` = 'b<bucket>', `u.<user id>` = the
 user's `total`, `types.<type>`, `first_seen`, `last_seen` (ids hold no '.' or '$')."""

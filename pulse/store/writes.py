@@ -29,6 +29,7 @@ from pulse.store.schema import (
     INDEXES,
     LEADERS,
     LEDGER,
+    LEGACY_USERS,
     MINUTE_SKETCHES,
     MINUTES,
     OFFSETS,
@@ -37,6 +38,7 @@ from pulse.store.schema import (
     USER_BUCKETS_COUNTER,
     offsets_id,
     user_bucket,
+    user_path,
 )
 from pulse.store.statements import Statement
 
@@ -166,6 +168,33 @@ def settle_user_buckets(db: Database[Document], wanted: int) -> int:
         )
     db[COUNTERS].update_one({"_id": USER_BUCKETS_COUNTER}, {"$set": {"value": wanted}}, upsert=True)
     return wanted
+
+
+def move_legacy_users(db: Database[Document], buckets: int) -> int:
+    """Move per-user documents of an older database into buckets, then drop them; returns
+    how many moved. A user already in its bucket is left alone (11000), so a second consumer
+    starting at the same time, or a restart halfway, adds nothing twice."""
+    if LEGACY_USERS not in db.list_collection_names():
+        return 0
+    fields = {"total": 1, "types": 1, "first_seen": 1, "last_seen": 1}
+    statements: list[Statement] = [
+        {
+            "q": {
+                "_id": user_bucket(doc["_id"], buckets),
+                user_path(doc["_id"]): {"$exists": False},
+            },
+            "u": {"$set": {user_path(doc["_id"]): {k: doc[k] for k in fields if k in doc}}},
+            "upsert": True,
+        }
+        for doc in db[LEGACY_USERS].find({}, fields)
+    ]
+    result = apply(db, USER_BUCKETS, statements)
+    db.drop_collection(LEGACY_USERS)
+    moved = result.upserted + result.modified
+    log.warning(
+        "moved %d users into %d buckets (%d were there)", moved, buckets, len(statements) - moved
+    )
+    return moved
 
 
 def user_totals_before(

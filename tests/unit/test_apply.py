@@ -23,6 +23,7 @@ from pulse.store.schema import (
     DEAD_LETTERS,
     ITEMS,
     LEDGER,
+    LEGACY_USERS,
     MINUTES,
     TOTALS,
     TOTALS_ID,
@@ -211,3 +212,18 @@ def test_user_buckets_are_fixed_once_users_are_stored() -> None:
     (user,) = reads.users_by_ids(_db(memory), [busiest])
     assert (user["_id"], user["total"]) == (busiest, truth[busiest])
     assert reads.entity(_db(memory), USERS, "user_id", "nobody") is None
+
+
+def test_per_user_documents_of_an_older_database_move_into_buckets_once() -> None:
+    memory = MemoryDatabase()
+    for user, total in (("u1", 3), ("u2", 5)):
+        memory[LEGACY_USERS].insert_one({"_id": user, "total": total, "types": {"view": total}})
+    db = _db(memory)
+    writes.move_legacy_users(db, 4)
+    writes.move_legacy_users(db, 4)  # a second consumer, or a restart: nothing added twice
+    assert reads.user_totals(db) == {"u1": 3, "u2": 5}
+    assert LEGACY_USERS not in memory.list_collection_names()
+    writer = BatchWriter(db, TOPIC, RULES, user_buckets=4)
+    flushed = apply_now(writer, _batch(0, 0, 20, 15))
+    assert flushed.valid == 20
+    assert reads.user_totals(db)["u1"] >= 3  # kept, and counted on from there

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,15 @@ def test_app_services_wait_for_healthy_dependencies(compose: dict[str, Any]) -> 
         depends = services[name]["depends_on"]
         assert set(depends) == needs
         assert all(rule["condition"] == "service_healthy" for rule in depends.values())
+
+
+def test_the_prefect_server_image_runs_the_locked_prefect(compose: dict[str, Any]) -> None:
+    lock = tomllib.loads((REPO / "uv.lock").read_text())
+    (locked,) = [package["version"] for package in lock["package"] if package["name"] == "prefect"]
+    image = _services(compose)["prefect"]["image"]
+    assert image == f"prefecthq/prefect:{locked}-python3.11"
+
+
+def test_secrets_in_env_files_stay_out_of_the_image() -> None:
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert ".env" in ignored and ".env.*" in ignored and "!.env.example" in ignored

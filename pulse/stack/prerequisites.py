@@ -32,6 +32,27 @@ def require_java(minimum: int = 17) -> str:
     return java
 
 
+GO_HINT = (
+    "install Go >= 1.22 (https://go.dev/dl/; Debian 12's golang-go is 1.19), or put `mongod` "
+    "on PATH, or set PULSE_MONGO_URI to a running MongoDB"
+)
+
+
+def require_go(minimum: tuple[int, int] = (1, 22)) -> str:
+    """Path of a `go` of at least `minimum`, to build FerretDB once."""
+    wanted = ".".join(map(str, minimum))
+    go = require_tool("go", "needed once to build FerretDB, used when there is no mongod", GO_HINT)
+    output = subprocess.run([go, "version"], capture_output=True, text=True, check=False).stdout
+    match = re.search(r"go(\d+)\.(\d+)", output)
+    found = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    if found < minimum:
+        shown = ".".join(map(str, found)) if match else "unknown"
+        raise MissingPrerequisiteError(
+            f"go >= {wanted} is required to build FerretDB, found {shown} at {go}: {GO_HINT}"
+        )
+    return go
+
+
 def require_tool(name: str, purpose: str, install_hint: str) -> str:
     """Path of a command-line tool, or one clear line on how to install it."""
     path = shutil.which(name)

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from pulse.stack.prerequisites import MissingPrerequisiteError, require_java, require_tool
+from pulse.stack.prerequisites import (
+    MissingPrerequisiteError,
+    require_go,
+    require_java,
+    require_tool,
+)
 
 
 def _fake_java(folder: Path, version_line: str) -> None:
@@ -53,3 +58,27 @@ def test_missing_tool_names_purpose_and_fix(
     with pytest.raises(MissingPrerequisiteError) as error:
         require_tool("mvn", "fetches the Kafka jars", "apt-get install -y maven")
     assert str(error.value) == "mvn is missing (fetches the Kafka jars): apt-get install -y maven"
+
+
+@pytest.mark.parametrize(
+    ("line", "accepted"),
+    [
+        ("go version go1.26.8 linux/amd64", True),
+        ("go version go1.22.0 linux/amd64", True),
+        ("go version go1.19.8 linux/amd64", False),  # Debian 12's golang-go
+        ("nonsense", False),
+    ],
+)
+def test_go_version_is_checked_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, line: str, accepted: bool
+) -> None:
+    go = tmp_path / "go"
+    go.write_text(f"#!/bin/sh\necho '{line}'\n")
+    go.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    if accepted:
+        assert require_go() == str(go)
+    else:
+        with pytest.raises(MissingPrerequisiteError, match=r"go >= 1\.22 is required") as error:
+            require_go()
+        assert "\n" not in str(error.value) and "PULSE_MONGO_URI" in str(error.value)

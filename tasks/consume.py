@@ -44,11 +44,7 @@ def unfinished_batches(session_id: str) -> list[dict[str, Any]]:
     """Ledger entries of the session's topic that are not applied yet: batches first, then
     entity flushes (a flush's batches are applied before it)."""
     pipeline = session(session_id).pipeline
-    return [
-        entry
-        for kind in (None, writes.ENTITY_FLUSH)
-        for entry in writes.unfinished_batches(pipeline.db, pipeline.topic, kind=kind)
-    ]
+    return writes.unfinished_batches(pipeline.db, pipeline.topic)
 
 
 @task(

@@ -17,9 +17,10 @@ from typing import Any
 import polars as pl
 from pymongo import UpdateOne
 
-from pulse.ingest.batch import MicroBatch, batch_id
+from pulse.ingest.batch import MicroBatch, OffsetRange, batch_id
+from pulse.ingest.validate import DEAD_SCHEMA, Verdict
 from pulse.pipeline.apply import BatchReport, BatchWriter
-from pulse.pipeline.entities import Flush, covering
+from pulse.pipeline.entities import EntityBuffer
 from pulse.store.statements import Guard
 from pulse.store.writes import DUPLICATE_KEY
 
@@ -263,13 +264,13 @@ def apply_batch(writer: BatchWriter, batch: MicroBatch) -> BatchReport:
 
 
 def flush(writer: BatchWriter, reports: list[BatchReport]) -> BatchReport:
-    """One entity flush of applied batches, as the consumer writes it."""
-    frames = [report.verdict.events for report in reports if report.verdict is not None]
-    pending = Flush(
-        ranges=covering(r for report in reports for r in report.ranges),
-        batches=[report.batch_id for report in reports],
-        events=pl.concat(frames, how="vertical_relaxed"),
-    )
+    """One entity flush of applied batches, gathered as the consumer gathers them."""
+    waiting = EntityBuffer(seconds=0, max_events=1)
+    for report in reports:
+        if report.verdict is not None:
+            waiting.add(report.batch_id, report.ranges, report.verdict.events)
+    pending = waiting.take()
+    assert pending is not None, "nothing to flush"
     return writer.flush(pending)
 
 
@@ -278,3 +279,21 @@ def apply_now(writer: BatchWriter, batch: MicroBatch) -> BatchReport:
     report = apply_batch(writer, batch)
     flush(writer, [report])
     return report
+
+
+def written(batch_id: str, ranges: list[OffsetRange], events: pl.DataFrame) -> BatchReport:
+    """The report of a write of `events` (all valid) over `ranges`, one document written."""
+    return BatchReport(
+        batch_id=batch_id,
+        ranges=ranges,
+        records=events.height,
+        valid=events.height,
+        dead_lettered=0,
+        docs_written=1,
+        already_applied=0,
+        new_users=0,
+        new_items=0,
+        replay=False,
+        seconds={"write": 0.01},
+        verdict=Verdict(events, DEAD_SCHEMA.to_frame(), {}),
+    )

@@ -177,8 +177,7 @@ class BatchWriter:
         user_buckets: int = 1_024,
     ) -> None:
         self.alerting = alerting
-        self.user_buckets = user_buckets
-        """Fixed per database (pulse/store/writes.py:settle_user_buckets)."""
+        self.user_buckets = user_buckets  # fixed per database: writes.settle_user_buckets
         self.db = db
         self.topic = topic
         self.rules = rules

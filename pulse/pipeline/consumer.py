@@ -148,9 +148,8 @@ class AggregatingConsumer:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = [tp.partition for tp in partitions]
-        for kind in (None, writes.ENTITY_FLUSH):
-            for entry in writes.unfinished_batches(self.db, self.topic, numbers, kind=kind):
-                self.replays.append(replay_entry(self.pipeline, entry, self.group))
+        for entry in writes.unfinished_batches(self.db, self.topic, numbers):
+            self.replays.append(replay_entry(self.pipeline, entry, self.group))
         owed, batches = backlog(entity_progress(self.db, self.topic, numbers))
         if batches:
             log.info("re-reading %d batches waiting for an entity flush", len(batches))

@@ -151,13 +151,11 @@ def ranked(
     reading every bucket.
     """
     docs = _fewest(db, collection, n) if lowest else _most(db, collection, n)
-    if docs is None:
+    if docs is None and collection == USERS:
+        docs = sorted(_every_user(db), key=lambda doc: doc["total"], reverse=not lowest)[:n]
+    elif docs is None:
         order = ASCENDING if lowest else DESCENDING
-        if collection == USERS:
-            docs = sorted(_every_user(db), key=lambda doc: doc["total"] * (1 if lowest else -1))
-            docs = docs[:n]
-        else:
-            docs = list(db[collection].find({}, _ENTITY).sort("total", order).limit(n))
+        docs = list(db[collection].find({}, _ENTITY).sort("total", order).limit(n))
     return _frame([_flatten(doc, key) for doc in docs], key)
 
 

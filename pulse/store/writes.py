@@ -52,6 +52,8 @@ DLQ_REPLAY_ENTITIES = "dlq-replay-entities"
 """Ledger kind of a dead-letter replay's entity documents (written with it, never re-read)."""
 ENTITY_FLUSH = "entities"
 """Ledger kind of an entity flush (pulse/pipeline/entities.py)."""
+REPLAY_ORDER: tuple[str | None, ...] = (None, ENTITY_FLUSH)
+"""Unfinished Kafka batches (no kind) are replayed before unfinished entity flushes."""
 _CHUNK = 1_000  # statements per update command: well under MongoDB's 48 MB message limit
 
 
@@ -395,10 +397,11 @@ def unfinished_batches(
     topic: str,
     partitions: Iterable[int] | None = None,
     *,
-    kind: str | None = None,
+    kinds: tuple[str | None, ...] = REPLAY_ORDER,
 ) -> list[dict[str, Any]]:
-    """Kafka batches (`kind` None) or entity flushes (ENTITY_FLUSH) not applied yet ('writing'
-    or 'failed') touching `partitions` (or any), oldest first.
+    """Ledger entries of `kinds` (None: Kafka batches; ENTITY_FLUSH: entity flushes) not
+    applied yet ('writing' or 'failed') touching `partitions` (or any): by kind in the order
+    given, then oldest first. The default replays batches before the flushes that hold them.
 
     Reads the few open-batch markers, then their ledger entries by `_id`; markers left by a
     crash between two steps (entry missing, or already applied) are removed.
@@ -415,10 +418,16 @@ def unfinished_batches(
         for entry in entries.values()
         if entry.get("status") in _UNFINISHED
         and entry.get("topic") == topic
-        and entry.get("kind") == kind
+        and entry.get("kind") in kinds
         and (wanted is None or wanted & set(entry["partitions"]))
     ]
-    return sorted(pending, key=lambda entry: min(r["first"] for r in entry["ranges"]))
+    return sorted(
+        pending,
+        key=lambda entry: (
+            kinds.index(entry.get("kind")),
+            min(r["first"] for r in entry["ranges"]),
+        ),
+    )
 
 
 def next_sequence(db: Database[Document], name: str) -> int:

@@ -194,7 +194,7 @@ def test_a_refused_write_marks_its_batch_or_flush_failed_with_the_reason(
         apply_now(BatchWriter(_db(memory), TOPIC, RULES, after_step=refuse), _batch(0, 0, 10, 8))
     (entry,) = memory[LEDGER].find({"status": "failed"})
     assert entry.get("kind") == kind and "code 2" in entry["error"]
-    (unfinished,) = writes.unfinished_batches(_db(memory), TOPIC, kind=kind)
+    (unfinished,) = writes.unfinished_batches(_db(memory), TOPIC, kinds=(kind,))
     assert unfinished["_id"] == entry["_id"]
 
 

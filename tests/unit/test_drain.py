@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 
 import orjson
+import polars as pl
 
 from pulse.ingest.batch import MicroBatch
 from pulse.pipeline.apply import BatchReport
 from pulse.pipeline.drain import drain
-from tests.fakes import ListSource
+from tests.fakes import ListSource, written
 
 
 def _batch(first: int, n: int) -> MicroBatch:
@@ -20,19 +21,7 @@ def _batch(first: int, n: int) -> MicroBatch:
 
 
 def _report(batch: MicroBatch, seconds: float) -> BatchReport:
-    return BatchReport(
-        batch_id=batch.batch_id,
-        ranges=batch.ranges(),
-        records=batch.size,
-        valid=batch.size,
-        dead_lettered=0,
-        docs_written=1,
-        already_applied=0,
-        new_users=0,
-        new_items=0,
-        replay=False,
-        seconds={"write": 0.01},
-    )
+    return written(batch.batch_id, batch.ranges(), pl.DataFrame({"n": range(batch.size)}))
 
 
 def test_drain_applies_every_batch_in_order_and_stops_when_caught_up() -> None:

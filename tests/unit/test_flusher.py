@@ -8,10 +8,10 @@ import polars as pl
 import pytest
 
 from pulse.ingest.batch import OffsetRange
-from pulse.ingest.validate import Verdict
 from pulse.pipeline.apply import BatchReport
 from pulse.pipeline.entities import EntityBuffer, Flush
 from pulse.pipeline.flusher import EntityFlusher
+from tests.fakes import written
 
 
 class RefusedError(RuntimeError):
@@ -49,21 +49,9 @@ class Writer:
 
 
 def _report(batch_id: str, ranges: list[OffsetRange]) -> BatchReport:
-    events = pl.DataFrame(
-        {"partition": [r.partition for r in ranges]}, schema={"partition": pl.Int32}
-    )
-    return BatchReport(
-        batch_id=batch_id,
-        ranges=ranges,
-        records=events.height,
-        valid=events.height,
-        dead_lettered=0,
-        docs_written=1,
-        already_applied=0,
-        new_users=0,
-        new_items=0,
-        replay=False,
-        verdict=Verdict(events, pl.DataFrame(), {}),
+    partitions = [r.partition for r in ranges]
+    return written(
+        batch_id, ranges, pl.DataFrame({"partition": partitions}, schema={"partition": pl.Int32})
     )
 
 
@@ -115,8 +103,11 @@ def test_discard_waits_for_the_flush_being_written_and_forgets_the_rest() -> Non
     flusher.add(_batch(0))
     flusher.flush_due()
     flusher.add(_batch(10))  # waits behind the running flush
-    threading.Timer(0.05, writer.release.set).start()
-    flusher.discard()
+    stopping = threading.Thread(target=flusher.discard)
+    stopping.start()
+    writer.release.set()  # the database answers only now
+    stopping.join(timeout=10)
+    assert not stopping.is_alive()
     assert writer.writing == 0 and writer.written == [["t/p0:0-9"]]
     flusher.flush_all()
     flusher.close()

@@ -2,9 +2,11 @@
 
 Pure and deterministic: the verdict depends only on the record (value and Kafka timestamp) and
 the rules, never on the clock, so a replayed batch is judged exactly as the first time.
-Structure and types are read per record right after parsing (orjson; pulse/ingest/wire.py accepts
-the shapes real producers send); the value checks (id syntax, type names, timestamp bounds,
-duplicates) run vectorised in Polars. Fields the event does not have are ignored and counted.
+Records in the usual shape are parsed in one Polars pass (pulse/ingest/bulk.py); the others are
+read one by one (orjson; pulse/ingest/wire.py accepts the other shapes real producers send and
+names what is wrong). Both give the same verdict for a record. The value checks (id syntax, type
+names, timestamp bounds, duplicates) run vectorised in Polars. Fields the event does not have
+are ignored and counted.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import orjson
 import polars as pl
 
 from pulse.events import FIELDS, ID_PATTERN, SCHEMA, SCHEMA_VERSION
+from pulse.ingest.bulk import nothing_read, read_usual
 from pulse.ingest.wire import KNOWN, PREVIEW, Rejected, read_event
 
 
@@ -60,14 +63,22 @@ DEAD_SCHEMA = pl.Schema(
 EVENT_COLUMNS = (*FIELDS, "partition", "offset")
 
 
-def validate(records: pl.DataFrame, rules: ValidationRules) -> Verdict:
-    """Valid events and dead letters of a frame of raw records (RECORD_SCHEMA)."""
-    values = records.get_column("value").to_list()
-    good: list[dict[str, Any]] = []
+def validate(records: pl.DataFrame, rules: ValidationRules, *, bulk: bool = True) -> Verdict:
+    """Valid events and dead letters of a frame of raw records (RECORD_SCHEMA).
+
+    Records in the usual shape are read in one Polars pass (pulse/ingest/bulk.py), the rest one
+    by one; `bulk=False` reads every record on its own, the reference the tests hold the bulk
+    path to.
+    """
+    values = records.get_column("value")
+    fast, fast_rows = read_usual(values, rules.max_record_bytes) if bulk else nothing_read()
+    read = pl.Series([False] * values.len(), dtype=pl.Boolean).scatter(fast_rows, True)
+    slow_rows = read.not_().arg_true()
     rows: list[int] = []
+    good: list[dict[str, Any]] = []
     problems: list[tuple[int, str, str]] = []
     extras: dict[int, list[str]] = {}
-    for row, value in enumerate(values):
+    for row, value in zip(slow_rows.to_list(), values.gather(slow_rows).to_list(), strict=True):
         outcome = _parse(value, rules.max_record_bytes)
         if isinstance(outcome, Rejected):
             problems.append((row, outcome.reason, outcome.field))
@@ -78,19 +89,21 @@ def validate(records: pl.DataFrame, rules: ValidationRules) -> Verdict:
         if not KNOWN.issuperset(record):
             extras[row] = [name for name in record if name not in KNOWN]
 
-    columns = {name: [event[name] for event in good] for name in FIELDS}
-    candidates = pl.DataFrame(columns, schema=SCHEMA).with_columns(
-        records.select("partition", "offset", "kafka_ts")[rows]
+    slow = pl.DataFrame({name: [event[name] for event in good] for name in FIELDS}, schema=SCHEMA)
+    candidates = pl.concat(
+        [
+            fast.with_columns(fast_rows.alias("row")),
+            slow.with_columns(pl.Series("row", rows, pl.UInt32)),
+        ]
+    ).sort("row")
+    candidates = candidates.with_columns(
+        records.select("partition", "offset", "kafka_ts")[candidates.get_column("row")]
     )
-    checked = candidates.with_columns(_value_problems(rules)).with_row_index("row")
+    checked = candidates.with_columns(_value_problems(rules))
     bad = checked.filter(pl.col("reason").is_not_null())
     events = checked.filter(pl.col("reason").is_null()).select(EVENT_COLUMNS)
 
-    dead_rows = list(problems)
-    dead_rows += [
-        (rows[index], reason, name)
-        for index, reason, name in bad.select("row", "reason", "field").iter_rows()
-    ]
+    dead_rows = problems + list(bad.select("row", "reason", "field").iter_rows())
     rejected = {row for row, _, _ in dead_rows}
     ignored = Counter(
         name for row, names in extras.items() if row not in rejected for name in names

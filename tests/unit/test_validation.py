@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 import orjson
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from pulse.ingest.batch import MicroBatch
+from pulse.ingest.bulk import read_usual
 from pulse.ingest.validate import ValidationRules, validate
 
 KAFKA_TS = 1_795_737_600_000
@@ -291,3 +294,85 @@ def test_extra_fields_are_ignored_and_counted_per_field() -> None:
 def test_events_without_event_id_are_never_duplicates_of_each_other() -> None:
     verdict = validate(_batch([orjson.dumps(FOUR_FIELDS)] * 3).records, RULES)
     assert verdict.events.height == 3 and verdict.dead.height == 0
+
+
+# --- the bulk reader (pulse/ingest/bulk.py) agrees with the per-record reader --------------
+
+_T = KAFKA_TS - 5_000
+_REST = f'"item_id":"i1","interaction_type":"view","timestamp":{_T}'.encode()
+TRICKY: list[bytes] = [
+    b'{"user_id":"a","user_id":"b",' + _REST + b"}",  # repeated key: orjson keeps the last
+    b'{ "user_id" :\t"u1" , ' + _REST + b" }",  # spaces and tabs between tokens
+    b'{\n"user_id":"u1",' + _REST + b"}",  # a newline between tokens
+    b'{"user_id":"\\u0041",' + _REST + b"}",  # an escape that reads as "A"
+    b'{"user_id":"\\ud800",' + _REST + b"}",  # a lone surrogate
+    b'{"user_id":"u\\"q",' + _REST + b"}",  # an escaped quote
+    b'{"user_id":"u1","item_id":"i1","interaction_type":"view","timestamp":01795737595000}',
+    b'{"user_id":"u1","item_id":"i1","interaction_type":"view","timestamp":1795737595}',
+    b'{"user_id":"u1","item_id":"i1","interaction_type":"view","timestamp":-1795737595000}',
+    b'{"user_id":"u1","item_id":"i1","interaction_type":"view","timestamp":9223372036854775807}',
+    b'{"user_id":"u1","item_id":"i1","interaction_type":"view","timestamp":9223372036854775808}',
+    b'{"user_id":"u1","item_id":"i1","interaction_type":"view","timestamp":1795737595000.0}',
+    b'{"user_id":"u1","item_id":"i1","interaction_type":"view","timestamp":1.795737595e12}',
+    b'{"event_id":null,"user_id":"u1",' + _REST + b"}",
+    b'{"schema_version":null,"user_id":"u1",' + _REST + b"}",
+    b'{"schema_version":1,"user_id":"u1",' + _REST + b"}",
+    b'{"user_id":"u1",' + _REST + b',"extra":{"user_id":true}}',
+    b'{"user_id":"u1",' + _REST + b",}",
+    b'{"USER_ID":"u1",' + _REST + b"}",
+    b"{}",
+    b"\xef\xbb\xbf" + b'{"user_id":"u1",' + _REST + b"}",  # a byte-order mark
+    b'{"user_id":"\xc3\xbc",' + _REST + b"}",  # a non-ASCII id
+    b'{"user_id":"a",' + _REST + b'} {"user_id":"b",' + _REST + b"}",  # two objects
+    b'  {"user_id":"u1",' + _REST + b"}  ",
+    b'{"user_id":"view","item_id":"user_id","interaction_type":"view","timestamp":'
+    + str(_T).encode()
+    + b"}",
+    b'{"user_id":true,' + _REST + b"}",
+    b'{"user_id":17,' + _REST + b"}",
+    b'{"user_id":"u1","item_id":"i1","interaction_type":"view"}',
+]
+
+
+def _mutations(seed: int, count: int) -> list[bytes]:
+    """Good records broken or reshaped at random: the cases nobody thought to list."""
+    rng = random.Random(seed)
+    texts = [
+        orjson.dumps({**GOOD, "event_id": f"m{n}", "user_id": f"u{n % 7}"}).decode()
+        for n in range(count)
+    ]
+    edits = [
+        lambda t: t.replace('"', "", 1),
+        lambda t: t.replace(":", " : ", rng.randrange(1, 4)),
+        lambda t: t.replace(",", ",\n", 1),
+        lambda t: t.replace('"u', '"\\u0075', 1),
+        lambda t: t.replace('"view"', rng.choice(["true", "null", "1", '"VIEW"', '"click"'])),
+        lambda t: t.replace('"schema_version":1', rng.choice(['"schema_version":1.0', ""])),
+        lambda t: t.replace(f"{_T}", rng.choice([f"{_T}.5", f'"{_T}"', f"{_T // 1000}", "0"])),
+        lambda t: t[:-1] + ',"user_id":"dup"}',
+        lambda t: t[:-1] + rng.choice([',"x":[1,2]}', ',"y":null}', "}}", ""]),
+        lambda t: t.replace("u", "ü", 1),
+    ]
+    return [(rng.choice(edits)(text) if rng.random() < 0.7 else text).encode() for text in texts]
+
+
+def test_bulk_and_per_record_reading_give_the_same_verdict() -> None:
+    listed = [value for _, value, _, _ in BAD_RECORDS] + [orjson.dumps(r) for _, r, _ in ACCEPTED]
+    values = [_event(event_id=f"g{n}") for n in range(50)] + listed + TRICKY + _mutations(7, 2_000)
+    records = _batch(values).records
+    fast, _ = read_usual(records.get_column("value"), RULES.max_record_bytes)
+    bulk, one_by_one = validate(records, RULES), validate(records, RULES, bulk=False)
+    assert fast.height > 600, "the bulk path must be exercised"
+    assert_frame_equal(bulk.events, one_by_one.events)
+    assert_frame_equal(bulk.dead, one_by_one.dead)
+    assert bulk.ignored_fields == one_by_one.ignored_fields
+    assert one_by_one.dead.height > 500 and one_by_one.events.height > 600
+
+
+def test_records_outside_the_usual_shape_are_left_to_the_per_record_reader() -> None:
+    values = pl.Series([_event(), *TRICKY], dtype=pl.Binary)
+    _, rows = read_usual(values, RULES.max_record_bytes)
+    taken = {values[row] for row in rows.to_list()}
+    assert _event() in taken
+    assert {TRICKY[1], TRICKY[21], TRICKY[24]} <= taken  # spaces; non-ASCII; a value like a key
+    assert not taken & {TRICKY[n] for n in (0, 2, 3, 4, 6, 7, 10, 11, 13, 16, 25, 26, 27)}

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 from confluent_kafka import KafkaException
+from pymongo.database import Database
 from streamlit.delta_generator import DeltaGenerator
 
 from pulse.store import reads
+from pulse.store.client import Document
 from streamlit_app.connection import fetch, settings
 
 HELP = (
@@ -16,11 +18,21 @@ HELP = (
 )
 
 
+@st.cache_resource(show_spinner=False)
+def _reader(bootstrap_servers: str) -> reads.LagReader:
+    # One reader for every page and session (the servers are the cache key only).
+    return reads.LagReader(settings().kafka)
+
+
+def _lag(db: Database[Document], topic: str) -> reads.PipelineLag:
+    return _reader(settings().kafka.bootstrap_servers).lag(db, topic)
+
+
 def lag_metric(place: DeltaGenerator, warn: bool = False) -> reads.PipelineLag | None:
     """Show 'Pipeline lag' in `place`; None (and 'n/a') when Kafka does not answer."""
     current = settings()
     try:
-        lag = fetch(reads.pipeline_lag, current.kafka, current.kafka.topic)
+        lag = fetch(_lag, current.kafka.topic)
     except KafkaException as exc:
         if warn:
             st.warning(f"Kafka is unreachable: {exc.args[0].str()}")

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pulse.config import Settings, load_settings
+from pulse.metrics.server import metrics_url
 from pulse.stack import services
 from pulse.stack.prerequisites import MissingPrerequisiteError
 from pulse.stack.process import PidFile, log_tail
@@ -41,12 +42,8 @@ def _apps(settings: Settings) -> dict[str, list[str]]:
             "streamlit",
             "run",
             str(DASHBOARD),
-            "--server.address=127.0.0.1",
+            # The other options are in .streamlit/config.toml, shared with docker compose.
             f"--server.port={settings.stack.dashboard_port}",
-            "--server.headless=true",
-            "--browser.gatherUsageStats=false",
-            "--server.fileWatcherType=none",
-            "--client.toolbarMode=viewer",
         ],
     }
 
@@ -101,6 +98,8 @@ def _show_where(settings: Settings, rows: list[ServiceStatus], dashboard: bool) 
     table.add_row("Prefect UI: runs, schedules, manual triggers", f"{prefect.url}/deployments")
     if dashboard:
         table.add_row("Dashboard", f"http://127.0.0.1:{settings.stack.dashboard_port}")
+    if settings.metrics.port:
+        table.add_row("Prometheus metrics", metrics_url(settings.metrics))
     for row in rows:
         if row.name != "prefect":
             table.add_row(row.name, row.url)

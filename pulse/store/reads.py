@@ -7,6 +7,7 @@ Nothing here writes.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pulse.kafka.clients import consumer as make_consumer
 from pulse.store.client import Document
 from pulse.store.leaders import LOW_CAP, candidates, low_doc_ids
 from pulse.store.schema import (
+    ALERT_STATE,
     ALERTS,
     COUNTERS,
     DEAD_LETTERS,
@@ -384,45 +386,67 @@ class PipelineLag:
         return float(self.partitions.select(pl.col("lag_seconds").max()).item() or 0.0)
 
 
+class LagReader:
+    """A Kafka reader for pipeline lag, opened once and kept: a dashboard refresh or a metrics
+    scrape must not open a client each time. Safe to share between threads."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self._reader = make_consumer(kafka, group="pulse-dashboard", **{"socket.timeout.ms": 3_000})
+        self._lock = threading.Lock()
+
+    def lag(self, db: Database[Document], topic: str, now: datetime | None = None) -> PipelineLag:
+        """Records not yet aggregated per partition (Kafka's end offset minus the stored
+        offset) and, where there are some, how long ago the oldest of them reached Kafka."""
+        stored = stored_offsets(db, topic)
+        with self._lock:
+            metadata = self._reader.list_topics(topic, timeout=3)
+            known = metadata.topics.get(topic)
+            partitions = sorted(known.partitions) if known is not None else []
+            marks = watermarks(self._reader, topic, partitions, timeout=3)
+            behind = records_behind(stored, marks)
+            rows = {
+                partition: {
+                    "partition": partition,
+                    "end_offset": high,
+                    "lag": behind[partition],
+                    "next": next_to_count(stored, partition, low),
+                    "lag_seconds": 0.0,
+                }
+                for partition, (low, high) in marks.items()
+            }
+            lagging = [row for row in rows.values() if row["lag"]]
+            oldest = _oldest_uncounted(self._reader, topic, lagging)
+            if lagging:
+                self._reader.unassign()  # or it keeps fetching between calls
+        now_ms = (now or datetime.now(UTC)).timestamp() * 1000
+        for partition, stamp_ms in oldest.items():
+            rows[partition]["lag_seconds"] = max(0.0, (now_ms - stamp_ms) / 1000)
+        frame = pl.DataFrame(
+            list(rows.values()),
+            schema={
+                "partition": pl.Int64,
+                "end_offset": pl.Int64,
+                "lag": pl.Int64,
+                "next": pl.Int64,
+                "lag_seconds": pl.Float64,
+            },
+        )
+        return PipelineLag(frame.drop("next"))
+
+    def close(self) -> None:
+        with self._lock:
+            self._reader.close()
+
+
 def pipeline_lag(
     db: Database[Document], kafka: KafkaSettings, topic: str, now: datetime | None = None
 ) -> PipelineLag:
-    """Records not yet aggregated per partition (Kafka's end offset minus the stored offset)
-    and, where there are some, how long ago the oldest of them reached Kafka."""
-    stored = stored_offsets(db, topic)
-    reader = make_consumer(kafka, group="pulse-dashboard", **{"socket.timeout.ms": 3_000})
+    """LagReader.lag with a reader of its own, closed afterwards (for one-off reads)."""
+    reader = LagReader(kafka)
     try:
-        metadata = reader.list_topics(topic, timeout=3)
-        partitions = sorted(metadata.topics[topic].partitions) if topic in metadata.topics else []
-        marks = watermarks(reader, topic, partitions, timeout=3)
-        behind = records_behind(stored, marks)
-        rows = {
-            partition: {
-                "partition": partition,
-                "end_offset": high,
-                "lag": behind[partition],
-                "next": next_to_count(stored, partition, low),
-                "lag_seconds": 0.0,
-            }
-            for partition, (low, high) in marks.items()
-        }
-        oldest = _oldest_uncounted(reader, topic, [r for r in rows.values() if r["lag"]])
+        return reader.lag(db, topic, now)
     finally:
         reader.close()
-    now_ms = (now or datetime.now(UTC)).timestamp() * 1000
-    for partition, stamp_ms in oldest.items():
-        rows[partition]["lag_seconds"] = max(0.0, (now_ms - stamp_ms) / 1000)
-    frame = pl.DataFrame(
-        list(rows.values()),
-        schema={
-            "partition": pl.Int64,
-            "end_offset": pl.Int64,
-            "lag": pl.Int64,
-            "next": pl.Int64,
-            "lag_seconds": pl.Float64,
-        },
-    )
-    return PipelineLag(frame.drop("next"))
 
 
 def _oldest_uncounted(
@@ -474,3 +498,11 @@ def alerts(db: Database[Document], since: datetime) -> pl.DataFrame:
     if not rows:
         return pl.DataFrame(schema={"rule": pl.String, "state": pl.String})
     return pl.from_dicts(rows, infer_schema_length=None)
+
+
+def firing_alerts(db: Database[Document]) -> dict[str, int]:
+    """Alerts firing now, counted by rule."""
+    counts: dict[str, int] = {}
+    for doc in db[ALERT_STATE].find({"firing": {"$ne": None}}, {"rule_id": 1}):
+        counts[doc["rule_id"]] = counts.get(doc["rule_id"], 0) + 1
+    return counts

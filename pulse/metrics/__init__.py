@@ -1,0 +1,1 @@
+"""The Prometheus endpoint: what Pulse exposes for scraping (docs/operations.md)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from streamlit_app.connection import settings
+from streamlit_app.controls import sidebar
 
 VIEWS = Path(__file__).parent / "views"
 
@@ -30,4 +31,5 @@ page = st.navigation(
         st.Page(VIEWS / "health.py", title="Pipeline health", icon=":material/health_and_safety:"),
     ]
 )
+sidebar()  # here, not in each page, so the choices survive page changes
 page.run()

@@ -11,7 +11,20 @@ TYPE_COLOURS = {
     "add_to_cart": "#54A24B",
     "purchase": "#E45756",
 }
-_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend": {"orientation": "h"}}
+_LAYOUT = {
+    "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+    "legend": {"orientation": "h"},
+    # The same revision on every refresh: Plotly keeps the user's zoom, pan and hidden series.
+    "uirevision": "pulse",
+}
+
+
+def every_minute(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with a row for each minute from its first to its last: a minute without a
+    document gets nulls, which Plotly draws as a gap instead of a line across it."""
+    if frame.height < 2:
+        return frame
+    return frame.sort("minute").upsample(time_column="minute", every="1m")
 
 
 def _types(frame: pl.DataFrame, types: list[str]) -> list[str]:
@@ -20,6 +33,7 @@ def _types(frame: pl.DataFrame, types: list[str]) -> list[str]:
 
 def per_minute_by_type(frame: pl.DataFrame, types: list[str]) -> go.Figure:
     """Stacked bars: interactions per minute, one colour per type."""
+    frame = every_minute(frame)
     figure = go.Figure()
     for kind in _types(frame, types):
         figure.add_bar(
@@ -40,6 +54,7 @@ def per_minute_by_type(frame: pl.DataFrame, types: list[str]) -> go.Figure:
 
 def active_per_minute(frame: pl.DataFrame) -> go.Figure:
     """Lines: estimated distinct users and items active per minute."""
+    frame = every_minute(frame)
     figure = go.Figure()
     for column, label in (("active_users", "active users"), ("active_items", "active items")):
         if column in frame.columns:
@@ -83,6 +98,7 @@ def ranked_bars(frame: pl.DataFrame, key: str, types: list[str], title: str) -> 
 
 def timeline(frame: pl.DataFrame, title: str) -> go.Figure:
     """A single series over minutes."""
+    frame = every_minute(frame)
     figure = go.Figure()
     figure.add_scatter(
         x=frame["minute"].to_list(), y=frame["total"].to_list(), mode="lines+markers"

@@ -14,12 +14,15 @@ from streamlit_app.connection import settings
 
 REFRESH_CHOICES = (1, 2, 5, 10, 30)
 """Seconds offered besides PULSE_DASHBOARD_REFRESH_SECONDS (the default choice)."""
-RANGE_CHOICES = {
-    "last 15 minutes": timedelta(minutes=15),
-    "last hour": timedelta(hours=1),
-    "last 6 hours": timedelta(hours=6),
-    "last 24 hours": timedelta(hours=24),
+RANGES = {
+    "15m": ("last 15 minutes", timedelta(minutes=15)),
+    "1h": ("last hour", timedelta(hours=1)),
+    "6h": ("last 6 hours", timedelta(hours=6)),
+    "24h": ("last 24 hours", timedelta(hours=24)),
 }
+"""Time ranges by the name the URL carries (?range=6h)."""
+DEFAULT_RANGE = "1h"
+_VIEW = "pulse_view"  # session state: the View every page reads
 
 
 @dataclass(frozen=True)
@@ -36,24 +39,53 @@ class View:
 
 
 def sidebar() -> View:
-    """Refresh interval and pause, time range, interaction types."""
+    """Refresh interval and pause, time range, interaction types: built once, by the
+    entrypoint (app.py), so a choice survives page changes; mirrored in the URL
+    (?refresh=5&paused=1&range=6h&types=view&types=click) so a view can be shared."""
     configured = settings()
     known = list(configured.generator.interaction_types)
     default = configured.dashboard.refresh_seconds
     choices = sorted({*REFRESH_CHOICES, default})
+    _seed_from_url(choices, default, known)
     with st.sidebar:
         st.header("Live view")
-        refresh = st.select_slider(
-            "Refresh every", choices, value=default, format_func=_seconds, key="refresh"
-        )
+        refresh = st.select_slider("Refresh every", choices, format_func=_seconds, key="refresh")
         paused = st.toggle("Pause", key="paused")
-        window = st.selectbox("Time range", list(RANGE_CHOICES), index=1, key="window")
-        types = st.multiselect("Interaction types", known, default=known, key="types")
-    return View(
+        window = st.selectbox(
+            "Time range", list(RANGES), format_func=lambda name: RANGES[name][0], key="range"
+        )
+        types = st.multiselect("Interaction types", known, key="types")
+    st.query_params.from_dict(
+        {"refresh": str(refresh), "range": window, "types": types}
+        | ({"paused": "1"} if paused else {})
+    )
+    view = View(
         refresh_seconds=None if paused else refresh,
-        window=RANGE_CHOICES[window],
+        window=RANGES[window][1],
         types=types or known,
     )
+    st.session_state[_VIEW] = view
+    return view
+
+
+def current_view() -> View:
+    """The sidebar's choices, for a page (app.py builds the sidebar before running it)."""
+    view: View = st.session_state[_VIEW]
+    return view
+
+
+def _seed_from_url(choices: list[int], default: int, known: list[str]) -> None:
+    """A session's first choices come from the URL where it names valid ones."""
+    state, url = st.session_state, st.query_params
+    if "refresh" not in state:
+        wanted = url.get("refresh", "")
+        state["refresh"] = int(wanted) if wanted.isdigit() and int(wanted) in choices else default
+    if "paused" not in state:
+        state["paused"] = url.get("paused") == "1"
+    if "range" not in state:
+        state["range"] = url.get("range") if url.get("range") in RANGES else DEFAULT_RANGE
+    if "types" not in state:
+        state["types"] = [kind for kind in url.get_all("types") if kind in known] or known
 
 
 def _seconds(value: int) -> str:

@@ -8,10 +8,10 @@ import streamlit as st
 
 from pulse.store import reads
 from streamlit_app.connection import fetch
-from streamlit_app.controls import live, sidebar
+from streamlit_app.controls import current_view, live
 
 st.title("Alerts")
-view = sidebar()
+view = current_view()
 
 
 def render(now: datetime) -> None:

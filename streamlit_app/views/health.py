@@ -10,11 +10,11 @@ import streamlit as st
 from pulse.store import reads
 from streamlit_app import charts
 from streamlit_app.connection import fetch
-from streamlit_app.controls import live, sidebar
+from streamlit_app.controls import current_view, live
 from streamlit_app.lag import lag_metric
 
 st.title("Pipeline health")
-view = sidebar()
+view = current_view()
 
 
 def render(now: datetime) -> None:

@@ -10,10 +10,10 @@ from pulse.store import reads
 from pulse.store.schema import ITEMS
 from streamlit_app import charts
 from streamlit_app.connection import fetch
-from streamlit_app.controls import live, sidebar
+from streamlit_app.controls import current_view, live
 
 st.title("Items")
-view = sidebar()
+view = current_view()
 n = st.slider("How many", 5, 50, 10, key="items_n")
 lookup = st.text_input("Look up an item", placeholder="e.g. i42", key="item_lookup").strip()
 

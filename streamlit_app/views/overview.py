@@ -9,11 +9,11 @@ import streamlit as st
 from pulse.store import reads
 from streamlit_app import charts
 from streamlit_app.connection import fetch
-from streamlit_app.controls import live, sidebar
+from streamlit_app.controls import current_view, live
 from streamlit_app.lag import lag_metric
 
 st.title("Pulse: live user interactions")
-view = sidebar()
+view = current_view()
 
 
 def render(now: datetime) -> None:

@@ -10,10 +10,10 @@ from pulse.store import reads
 from pulse.store.schema import USERS
 from streamlit_app import charts
 from streamlit_app.connection import fetch
-from streamlit_app.controls import live, sidebar
+from streamlit_app.controls import current_view, live
 
 st.title("Users")
-view = sidebar()
+view = current_view()
 n = st.slider("How many", 5, 50, 10, key="users_n")
 lookup = st.text_input("Look up a user", placeholder="e.g. u17", key="user_lookup").strip()
 

@@ -53,12 +53,7 @@ def dashboard(pipeline: Settings, tmp_path: Path) -> Iterator[str]:
             "streamlit",
             "run",
             str(REPO / "streamlit_app" / "app.py"),
-            "--server.address=127.0.0.1",
-            f"--server.port={port}",
-            "--server.headless=true",
-            "--browser.gatherUsageStats=false",
-            "--server.fileWatcherType=none",
-            "--client.toolbarMode=viewer",
+            f"--server.port={port}",  # the rest from .streamlit/config.toml, as `make run` does
         ],
         cwd=REPO,
         env=subprocess_env(pipeline),
@@ -129,3 +124,32 @@ def test_browser_sees_live_kpis_charts_and_refreshes(
             _wait_for_metric(page, "Total interactions", f"{newer['events']:,}", 30)
         browser.close()
     assert (tmp_path / "overview.png").stat().st_size > 10_000
+
+
+def test_sidebar_choices_survive_page_changes_and_ride_in_the_url(
+    request: pytest.FixtureRequest, dashboard: str
+) -> None:
+    if not shutil.which(CHROMIUM):
+        if request.config.getoption("--require-tools"):
+            pytest.fail("chromium is required (apt-get install -y chromium)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{dashboard}/?range=6h")  # a shared link opens the view it names
+        sidebar = page.locator("[data-testid='stSidebar']")
+        time_range = sidebar.locator("[data-testid='stSelectbox']")
+        time_range.get_by_text("last 6 hours").wait_for(timeout=60_000)
+
+        pause = sidebar.get_by_role("checkbox", name="Pause")
+        pause.click(force=True)  # the switch's input is drawn over by its styled track
+        page.wait_for_url("**paused=1**", timeout=10_000)
+        sidebar.get_by_role("link", name="Items").click()
+        page.get_by_role("heading", name="Items").wait_for(timeout=30_000)
+
+        assert pause.is_checked(), "Pause was reset by the page change"
+        assert time_range.get_by_text("last 6 hours").is_visible()
+        url = page.url
+        assert "/items" in url and "range=6h" in url and "paused=1" in url, url
+        page.get_by_text("Paused at").wait_for(timeout=10_000)  # the page obeys the choice
+        browser.close()

@@ -196,3 +196,25 @@ def test_pipeline_lag_counts_waiting_records_and_the_age_of_the_oldest(
         drain_until_caught_up(pipeline)
         lag = reads.pipeline_lag(db, pipeline.kafka, pipeline.kafka.topic, now=later)
         assert (lag.records, lag.seconds) == (0, 0.0)
+
+
+def test_sidebar_choices_come_from_the_url_and_survive_a_page_change(
+    pipeline: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in subprocess_env(pipeline).items():
+        if name.startswith("PULSE_"):
+            monkeypatch.setenv(name, value)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params["range"] = "24h"
+    at.query_params["types"] = ["view", "teleport"]  # an unknown type is ignored
+    at.run()
+    assert at.selectbox(key="range").value == "24h"
+    assert at.multiselect(key="types").value == ["view"]
+
+    at.toggle(key="paused").set_value(True).run()
+    at.switch_page("views/items.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.toggle(key="paused").value is True
+    assert at.selectbox(key="range").value == "24h"
+    assert at.query_params["paused"] == ["1"] and at.query_params["range"] == ["24h"]

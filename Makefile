@@ -4,8 +4,11 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
-# uv installs the locked dependencies; if it is not on PATH, pip fetches it once from PyPI.
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+# uv installs the locked dependencies. If it is not on PATH, it is installed once into a
+# private venv (.tools/): PEP 668 systems (Debian 12, Ubuntu 24.04) refuse `pip install` into
+# the system Python, but accept a venv.
+TOOLS_UV := .tools/bin/uv
+UV ?= $(shell command -v uv 2>/dev/null || echo $(TOOLS_UV))
 RUN := $(UV) run --frozen --no-sync
 PULSE := $(RUN) pulse
 
@@ -14,9 +17,12 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: install
-install: ## install Python dependencies exactly as locked (uv.lock)
-	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.9,<1"
+install: $(filter $(TOOLS_UV),$(UV)) ## install Python dependencies exactly as locked (uv.lock)
 	@$(UV) sync --frozen --quiet
+
+$(TOOLS_UV):
+	@$(PYTHON) -m venv .tools >/dev/null 2>&1 || { echo "error: uv is not installed and '$(PYTHON) -m venv' failed: install uv (https://docs.astral.sh/uv/getting-started/installation/) or the venv module (apt-get install -y python3-venv)" >&2; rm -rf .tools; exit 1; }
+	@.tools/bin/python -m pip install --quiet "uv>=0.9,<1"
 
 .PHONY: run
 run: install ## set up and run Pulse: stack, scheduled generator and consumer, dashboard (Ctrl-C stops)

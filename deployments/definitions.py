@@ -32,6 +32,9 @@ from flows.retry import retry_failed_batches
 from pulse.config import GeneratorSettings
 
 REPO = Path(__file__).resolve().parents[1]
+DRAIN = "aggregate-interactions/drain"
+"""The scheduled consumer deployment (deployments/automations.py retries its failed runs)."""
+RETRY = "retry-failed-batches/manual"
 GENERATOR_EVERY = timedelta(seconds=60)
 CONSUMER_EVERY = timedelta(seconds=120)
 

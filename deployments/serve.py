@@ -1,4 +1,5 @@
-"""Serve Pulse's deployments from this process: `python -m deployments.serve` (or `make run`).
+"""Serve Pulse's deployments from this process: `python -m deployments.serve` (or `make run`),
+and Prometheus' /metrics next to them (PULSE_METRICS_PORT).
 
 The deployments are defined in deployments/definitions.py (shared with prefect.yaml).
 Schedules and parameters can be edited in the Prefect UI; pausing a schedule lets the current
@@ -7,6 +8,7 @@ run finish its window.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -31,9 +33,11 @@ from prefect.logging import get_logger
 from prefect.schedules import Interval, Schedule
 from prefect.states import Crashed
 
+from deployments.automations import HEARTBEAT_SECONDS, ensure_automations
 from deployments.definitions import Definition, definitions
 from deployments.prefect_api import prefect_api
 from pulse.config import Settings, load_settings
+from pulse.metrics.server import MetricsPortError, serve_metrics
 
 FIRST_RUN_IN = timedelta(seconds=5)
 RUNNER_POLL_SECONDS = 2.0  # how soon a due run starts; Prefect's default is 10 s
@@ -78,8 +82,10 @@ def release_stale_runs(names: list[str]) -> int:
     runs their previous schedule had queued.
 
     This process is the only runner of its deployments; a run it did not start was left
-    behind by a runner that died (killed, machine restarted) and would hold the deployment's
-    concurrency slot for up to 5 minutes, until its lease expired.
+    behind by a runner that died (killed, machine restarted). The "crash unresponsive runs"
+    automation (deployments/automations.py) marks such runs 90 s after their last heartbeat,
+    whether or not a runner comes back; this catches a restart within those 90 s, which would
+    otherwise find both concurrency slots held and cancel its first runs.
     """
     running = FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING])
     scheduled = FlowRunFilterStateType(any_=[StateType.SCHEDULED])
@@ -116,13 +122,21 @@ def main(
 ) -> None:
     """Serve the deployments until SIGTERM or Ctrl-C."""
     settings = load_settings()
+    try:
+        serve_metrics(settings)
+    except MetricsPortError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    # Runs started here send heartbeats; the "crash unresponsive runs" automation relies on them.
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     with prefect_api(settings):
         served = deployments(settings, paused=paused)
+        logger = get_logger("pulse.serve")
         stale = release_stale_runs([f"{d.flow_name}/{d.name}" for d in served])
         if stale:
-            get_logger("pulse.serve").warning(
-                "marked %d runs of a previous runner as crashed", stale
-            )
+            logger.warning("marked %d runs of a previous runner as crashed", stale)
+        for deployment in served:  # registered now: the automations refer to them
+            deployment.apply()
+        logger.info("automations: %s", ", ".join(ensure_automations(settings)))
         serve(
             *served,
             pause_on_shutdown=False,  # schedules keep their state for the next start

@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field
 
-from flows.policies import HANDOVER_SECONDS, JOIN_AHEAD_SECONDS, notify_failure, wait_for_window
+from flows.policies import (
+    DRAIN_TIMEOUT_SECONDS,
+    HANDOVER_SECONDS,
+    JOIN_AHEAD_SECONDS,
+    MAX_DRAIN_BUDGET_SECONDS,
+    run_name,
+    wait_for_window,
+)
 from pulse.config import load_settings
 from pulse.ingest.batch import MicroBatch
 from pulse.pipeline.apply import BatchReport
@@ -18,9 +25,13 @@ from tasks.retries import RETRY_DELAYS
 from tasks.sessions import consumer_session
 
 
-@flow(name="aggregate-interactions", on_failure=[notify_failure], on_crashed=[notify_failure])
+@flow(
+    name="aggregate-interactions",
+    flow_run_name=run_name,
+    timeout_seconds=DRAIN_TIMEOUT_SECONDS,
+)
 def aggregate_interactions(
-    time_budget_seconds: Annotated[float, Field(gt=0)] | None = None,
+    time_budget_seconds: Annotated[float, Field(gt=0, le=MAX_DRAIN_BUDGET_SECONDS)] | None = None,
     max_batch_events: Annotated[int, Field(ge=1)] | None = None,
     max_batch_wait_seconds: Annotated[float, Field(gt=0)] | None = None,
     stop_when_caught_up: bool = True,
@@ -38,6 +49,14 @@ def aggregate_interactions(
     logger = get_run_logger()
     settings = load_settings()
     budget = time_budget_seconds or settings.consumer.time_budget_seconds
+    if budget > MAX_DRAIN_BUDGET_SECONDS:
+        logger.warning(
+            "PULSE_CONSUMER_TIME_BUDGET_SECONDS=%g is longer than a consumer run may last; "
+            "draining for %g s (`pulse consume` has no such limit)",
+            budget,
+            MAX_DRAIN_BUDGET_SECONDS,
+        )
+        budget = MAX_DRAIN_BUDGET_SECONDS
     window = None
     if window_seconds is not None:
         # Joining a little early lets the group move partitions over while the previous run
@@ -70,6 +89,11 @@ def aggregate_interactions(
         markdown=summary_markdown(summary, member.topic),
         key="consumer-run",
         description=f"Consumer run on {member.topic}",
+    )
+    create_table_artifact(
+        table=summary.batch_rows,
+        key="consumer-batches",
+        description=f"Micro-batches of {member.topic} this run applied, by offset range",
     )
     logger.info(
         "%d batches, %d records (%d dead-lettered) in %.1f s; lag at end %s",

@@ -5,16 +5,20 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field
 
-from flows.policies import HANDOVER_SECONDS, wait_for_window
+from flows.policies import GENERATE_TIMEOUT_SECONDS, HANDOVER_SECONDS, run_name, wait_for_window
 from pulse.generate.params import GeneratorParams
-from pulse.generate.run import summary_markdown
+from pulse.generate.run import summary_markdown, summary_row
 from tasks.generate import produce_interactions
 
 
-@flow(name="generate-interactions")
+@flow(
+    name="generate-interactions",
+    flow_run_name=run_name,
+    timeout_seconds=GENERATE_TIMEOUT_SECONDS,
+)
 def generate_interactions(
     params: GeneratorParams | None = None,
     window_seconds: Annotated[float, Field(gt=0)] | None = None,
@@ -42,6 +46,11 @@ def generate_interactions(
         markdown=summary_markdown(summary),
         key="generator-run",
         description=f"Generator run {summary.run_id}",
+    )
+    create_table_artifact(
+        table=[summary_row(summary)],
+        key="generator-sent",
+        description=f"What generator run {summary.run_id} sent",
     )
     logger.info(
         "sent %d events (+%d malformed) at %.0f records/s",

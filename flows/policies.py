@@ -1,25 +1,29 @@
-"""What the flows share: who hears about a failed run, and which window of wall-clock time a
-scheduled run owns. (Task retries: tasks/retries.py.)"""
+"""What the flows share: timeouts, and which window of wall-clock time a scheduled run owns.
+(Task retries: tasks/retries.py; who hears about a failed run: deployments/automations.py.)"""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
 
-from prefect import Flow
-from prefect.client.schemas.objects import FlowRun, State
-from prefect.logging import get_logger
+from prefect.runtime import deployment as current_deployment
 from prefect.runtime import flow_run as current_run
 
-from pulse.alerts.channels import send
-from pulse.config import load_settings
 from pulse.pipeline.windows import Window, window_of
 
 HANDOVER_SECONDS = 15.0
 """How late after its scheduled time a run may start without leaving a gap
 (pulse/pipeline/windows.py). Flow-run start-up here takes 3-10 s, most of it importing
 Prefect in a new process."""
+DRAIN_TIMEOUT_SECONDS = 900.0
+"""A consumer run still going after this long is hung: Prefect fails it (state TimedOut) so
+the next scheduled run can take the partitions. A scheduled run lasts its 120 s window."""
+MAX_DRAIN_BUDGET_SECONDS = DRAIN_TIMEOUT_SECONDS - 120
+"""The longest time budget a consumer run accepts: its timeout minus room to replay and flush."""
+GENERATE_TIMEOUT_SECONDS = 3600.0
+"""Manual generator runs can be long (a million events at the default pace takes half an hour)."""
+RECOVERY_TIMEOUT_SECONDS = 1800.0
+"""Retry and replay runs re-read recorded offset ranges; half an hour means something is stuck."""
 JOIN_AHEAD_SECONDS = 5.0
 """Consumer runs join their group this long before their window opens (less than the
 handover, so the run has started by then): one overlap, not a gap, at each handover."""
@@ -38,16 +42,9 @@ def wait_for_window(
     return window, max(0.0, (window.end - datetime.now(UTC)).total_seconds())
 
 
-def notify_failure(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
-    """Tell the alert channels that a run failed or crashed (on_failure / on_crashed hook)."""
-    settings = load_settings()
-    title = f"Pulse: {flow.name} run {flow_run.name} {state.type.value.lower()}"
-    body = f"{state.message or 'no message'}\nflow run id: {flow_run.id}"
-    get_logger("pulse.notify").error("%s: %s", title, state.message)
-    send(
-        settings.alerts.channels,
-        title,
-        body,
-        level="critical",
-        timeout=settings.alerts.channel_timeout_seconds,
-    )
+def run_name() -> str:
+    """A flow run's name: its deployment and scheduled start, e.g. 'drain 2026-11-28 10:02:00'
+    (Prefect's default is a random pair of words, thousands a day)."""
+    scheduled = current_run.scheduled_start_time
+    label = current_deployment.name or current_run.flow_name
+    return f"{label} {scheduled.astimezone(UTC):%Y-%m-%d %H:%M:%S}"

@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
 from pydantic import Field
 
-from flows.policies import notify_failure
+from flows.policies import RECOVERY_TIMEOUT_SECONDS, run_name
 from tasks.dead_letters import replay_dead_letters_task
 
 
-@flow(name="replay-dead-letters", on_failure=[notify_failure], on_crashed=[notify_failure])
+@flow(
+    name="replay-dead-letters",
+    flow_run_name=run_name,
+    timeout_seconds=RECOVERY_TIMEOUT_SECONDS,
+)
 def replay_dead_letters(
     reason_contains: str | None = None,
     field: str | None = None,
@@ -27,6 +32,18 @@ def replay_dead_letters(
         report.selected,
         report.revived,
         report.still_dead,
+    )
+    create_table_artifact(
+        table=[
+            {
+                "selected": report.selected,
+                "revived": report.revived,
+                "still_dead": report.still_dead,
+                "batches": ", ".join(report.batches) or "none",
+            }
+        ],
+        key="replayed-dead-letters",
+        description="Dead letters validated again: revived ones were counted exactly once",
     )
     return {
         "selected": report.selected,

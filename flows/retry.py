@@ -5,14 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
 
-from flows.policies import notify_failure
+from flows.policies import RECOVERY_TIMEOUT_SECONDS, run_name
 from pulse.config import load_settings
+from pulse.pipeline.drain import batch_row
 from tasks.consume import replay_batch, unfinished_batches
 from tasks.sessions import pipeline_session
 
 
-@flow(name="retry-failed-batches", on_failure=[notify_failure], on_crashed=[notify_failure])
+@flow(
+    name="retry-failed-batches",
+    flow_run_name=run_name,
+    timeout_seconds=RECOVERY_TIMEOUT_SECONDS,
+)
 def retry_failed_batches(topic: str | None = None) -> dict[str, Any]:
     """Re-process every failed or interrupted micro-batch of the topic, idempotently."""
     logger = get_run_logger()
@@ -27,6 +33,12 @@ def retry_failed_batches(topic: str | None = None) -> dict[str, Any]:
             )
             for entry in entries
         ]
+    create_table_artifact(
+        table=[batch_row(report) for report in reports],
+        key="retried-batches",
+        description=f"Unfinished micro-batches of {opened.pipeline.topic} applied again "
+        "(none: nothing was unfinished)",
+    )
     return {
         "replayed": [report.batch_id for report in reports],
         "documents_written": sum(report.docs_written for report in reports),

@@ -218,6 +218,16 @@ class DashboardSettings(_Section):
     """Default auto-refresh interval of the pages."""
 
 
+class MetricsSettings(_Section):
+    """The Prometheus endpoint the pipeline serves (docs/operations.md)."""
+
+    port: int = Field(9464, ge=0, le=65_535)
+    """Port of /metrics, served by the deployment runner (`make run`, compose's pipeline); 0
+    turns it off."""
+    host: str = "127.0.0.1"
+    """Address /metrics listens on (0.0.0.0 to let a Prometheus on another host scrape it)."""
+
+
 class StackSettings(_Section):
     """The local services `make up` starts without Docker."""
 
@@ -231,6 +241,9 @@ class StackSettings(_Section):
     """JVM heap of the local broker."""
     dashboard_port: int = Field(8501, ge=1, le=65_535)
     """Port of the Streamlit dashboard."""
+    prefect_retention_days: float = Field(2.0, gt=0)
+    """The local Prefect server deletes flow runs (with their task runs, logs and artifacts)
+    and events older than this: the default schedules make about 2,000 flow runs a day."""
     start_timeout_seconds: float = Field(120.0, gt=0)
     """How long `up` waits for each service to answer."""
 
@@ -261,6 +274,7 @@ class Settings(BaseSettings):
     consumer: ConsumerSettings = ConsumerSettings()
     alerts: AlertSettings = AlertSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    metrics: MetricsSettings = MetricsSettings()
     stack: StackSettings = StackSettings()
 
 

@@ -71,6 +71,21 @@ class RunSummary:
         return {**asdict(self), "fell_behind": self.fell_behind}
 
 
+def summary_row(summary: RunSummary) -> dict[str, Any]:
+    """The run as one row of a table: counts by outcome and by type, rates."""
+    row = {
+        "run_id": summary.run_id,
+        "events": summary.events,
+        "malformed": summary.malformed,
+        "delivered": summary.delivered,
+        "failed": summary.failed,
+        "undelivered": summary.undelivered,
+        "seconds": round(summary.elapsed_seconds, 1),
+        "records_per_second": round(summary.achieved_rate),
+    }
+    return row | {f"type_{kind}": count for kind, count in sorted(summary.by_type.items())}
+
+
 class GeneratorRun:
     """Generates and produces bursts on a schedule, keeping the ground truth of what was sent."""
 

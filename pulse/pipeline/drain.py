@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from pulse.ingest.batch import MicroBatch
 from pulse.pipeline.apply import BatchReport
@@ -54,8 +54,11 @@ class DrainSummary:
     caught_up: bool = False
     lag: dict[int, int] = field(default_factory=dict)
     write_seconds: float = 0.0
+    batch_rows: list[dict[str, Any]] = field(default_factory=list)
+    """One row per applied micro-batch, for the run's table artifact."""
 
     def add(self, report: BatchReport) -> None:
+        self.batch_rows.append(batch_row(report))
         self.batches += 1
         self.records += report.records
         self.valid += report.valid
@@ -107,6 +110,19 @@ def drain(
     summary.lag = consumer.lag() if consumer.assigned else {}
     summary.caught_up = summary.caught_up or (bool(summary.lag) and not any(summary.lag.values()))
     return summary
+
+
+def batch_row(report: BatchReport) -> dict[str, Any]:
+    """A micro-batch as one row of a table: its offsets and what it counted and wrote."""
+    return {
+        "batch": report.batch_id.split("/", 1)[1],  # the topic is in the artifact's description
+        "records": report.records,
+        "valid": report.valid,
+        "dead_lettered": report.dead_lettered,
+        "documents_written": report.docs_written,
+        "write_seconds": round(report.seconds.get("write", 0.0), 3),
+        "replay": report.replay,
+    }
 
 
 def summary_markdown(summary: DrainSummary, topic: str) -> str:

@@ -20,6 +20,7 @@ class PrefectServer(LocalService):
     def __init__(self, prefect: PrefectSettings, stack: StackSettings) -> None:
         super().__init__(stack.state_dir)
         self.prefect = prefect
+        self.retention_seconds = round(stack.prefect_retention_days * 86_400)
         self._endpoint = Endpoint.parse(prefect.api_url, 4200)
 
     @property
@@ -64,6 +65,17 @@ class PrefectServer(LocalService):
             "PREFECT_HOME": str(self.home.resolve()),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_LOGGING_LEVEL": "WARNING",
+            **retention_env(self.retention_seconds),
         }
         env.pop("PREFECT_API_URL", None)  # the server must not try to talk to itself as a client
         return Launch(command, env=env)
+
+
+def retention_env(seconds: int) -> dict[str, str]:
+    """Prefect server settings that keep its database bounded: the vacuum service deletes flow
+    runs (and their task runs, logs, artifacts) and events older than `seconds`."""
+    return {
+        "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": '["events", "flow_runs"]',
+        "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD": f"PT{seconds}S",
+        "PREFECT_SERVER_EVENTS_RETENTION_PERIOD": f"PT{seconds}S",
+    }

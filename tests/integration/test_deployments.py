@@ -31,6 +31,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from pymongo.errors import PyMongoError
 
+from deployments.definitions import DRAIN, RETRY
 from flows.aggregate import aggregate_interactions
 from flows.retry import retry_failed_batches
 from pulse.config import Settings, load_settings
@@ -301,3 +302,44 @@ def test_a_database_outage_fails_the_run_visibly_and_a_retry_reconciles(
     aggregate_interactions(time_budget_seconds=120, max_batch_events=3_000)
     with mongo_client(settings.mongo) as client:
         assert_matches_truth(database(client, settings.mongo), truth)
+
+
+def test_a_drain_past_its_timeout_fails_visibly(
+    pipeline: Settings, prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in subprocess_env(pipeline).items():
+        if name.startswith("PULSE_"):
+            monkeypatch.setenv(name, value)
+    hung = aggregate_interactions.with_options(timeout_seconds=3)  # as if it hung for 15 min
+    started = time.monotonic()
+    state = hung(time_budget_seconds=60, stop_when_caught_up=False, return_state=True)
+    assert time.monotonic() - started < 60, "the timeout did not stop the run"
+    assert state.is_failed() and state.name == "TimedOut", state
+    assert "timed out" in (state.message or "").lower(), state.message
+
+
+def test_serving_creates_the_automations_and_a_failed_drain_starts_a_retry(
+    served: subprocess.Popen[bytes],
+) -> None:
+    with get_client(sync_client=True) as client:
+        names = {automation.name for automation in client.read_automations()}
+        assert {"pulse: retry failed drains", "pulse: crash unresponsive runs"} <= names
+        retry_id = client.read_deployment_by_name(RETRY).id
+        retries = DeploymentFilter(id=DeploymentFilterId(any_=[retry_id]))
+        before = {run.id for run in client.read_flow_runs(deployment_filter=retries)}
+
+    failed = _run(DRAIN, {"max_batch_events": 0})  # refused by the flow's parameter rules
+    assert failed.state is not None and failed.state.is_failed(), failed.state
+
+    def retry_completed() -> list[str]:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(deployment_filter=retries)
+        return [run.state_name or "" for run in runs if run.id not in before]
+
+    wait_until(
+        retry_completed,
+        timeout=120,
+        what="a retry-failed-batches run started by the automation, completed",
+        done=lambda states: "Completed" in states,
+        every=1.0,
+    )

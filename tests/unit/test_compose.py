@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
-from pulse.config import all_env_names
+from pulse.config import MetricsSettings, StackSettings, all_env_names
+from pulse.stack.prefect_server import retention_env
 
 REPO = Path(__file__).resolve().parents[2]
+METRICS = MetricsSettings().port
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +43,14 @@ def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
 
 
-def test_only_dashboard_and_prefect_ui_are_published_on_loopback(compose: dict[str, Any]) -> None:
+def test_only_the_uis_and_metrics_are_published_on_loopback(compose: dict[str, Any]) -> None:
     published = {
         name: service["ports"] for name, service in _services(compose).items() if "ports" in service
     }
     assert published == {
         "prefect": ["127.0.0.1:4200:4200"],
         "dashboard": ["127.0.0.1:8501:8501"],
+        "pipeline": [f"127.0.0.1:{METRICS}:{METRICS}"],
     }
 
 
@@ -91,3 +94,38 @@ def test_the_prefect_server_image_runs_the_locked_prefect(compose: dict[str, Any
 def test_secrets_in_env_files_stay_out_of_the_image() -> None:
     ignored = (REPO / ".dockerignore").read_text().split()
     assert ".env" in ignored and ".env.*" in ignored and "!.env.example" in ignored
+
+
+def test_one_image_is_built_tagged_and_shared(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    built = {name for name, service in services.items() if "build" in service}
+    assert built == {"pipeline"}, "the image is built once"
+    for name in ("pipeline", "dashboard"):
+        assert services[name]["image"] == "pulse:latest", name
+    assert services["dashboard"]["pull_policy"] == "never"
+
+
+def test_env_file_is_read_at_start_and_optional(compose: dict[str, Any]) -> None:
+    for name in ("pipeline", "dashboard"):
+        assert _services(compose)[name]["env_file"] == [{"path": ".env", "required": False}]
+
+
+def test_the_pipeline_health_check_probes_its_own_metrics_endpoint(compose: dict[str, Any]) -> None:
+    pipeline = _services(compose)["pipeline"]
+    probe = " ".join(pipeline["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{METRICS}/metrics" in probe
+    assert pipeline["environment"]["PULSE_METRICS_HOST"] == "0.0.0.0"  # noqa: S104 - in its container
+
+
+def test_the_prefect_server_keeps_what_make_run_keeps(compose: dict[str, Any]) -> None:
+    env = _services(compose)["prefect"]["environment"]
+    wanted = retention_env(round(StackSettings().prefect_retention_days * 86_400))
+    assert {key: env[key] for key in wanted} == wanted
+
+
+def test_the_dashboard_takes_its_options_from_the_shared_config(compose: dict[str, Any]) -> None:
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1" and config["server"]["headless"]
+    assert config["browser"]["gatherUsageStats"] is False
+    command = _services(compose)["dashboard"]["command"]
+    assert command == ["streamlit", "run", "streamlit_app/app.py", "--server.address=0.0.0.0"]

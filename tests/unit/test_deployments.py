@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid4
 
 import pytest
 import yaml
+from prefect.client.schemas.objects import StateType
+from prefect.events.actions import ChangeFlowRunState, RunDeployment
+from prefect.events.schemas.automations import EventTrigger
+from prefect.events.schemas.events import ResourceSpecification
 
-from deployments.definitions import definitions
+from deployments.automations import HEARTBEAT_SECONDS, crash_unresponsive_runs, retry_failed_drains
+from deployments.definitions import DRAIN, RETRY, definitions
 from deployments.prefect_yaml import PREFECT_YAML, render
 from deployments.serve import deployments
 from pulse.config import GeneratorSettings, Settings
@@ -40,3 +46,46 @@ def test_served_deployments_follow_the_definitions(served: Any) -> None:
     assert served.parameters == definition.parameters
     if definition.every:  # a scheduled run works for exactly one window of its schedule
         assert served.parameters["window_seconds"] == definition.every.total_seconds()
+
+
+def test_every_flow_has_a_timeout_longer_than_its_scheduled_window() -> None:
+    for definition in definitions(GeneratorSettings()):
+        timeout = definition.flow.timeout_seconds
+        assert timeout is not None, f"{definition.full_name} has no timeout"
+        if definition.every is not None:  # a scheduled run lasts about one window
+            assert timeout >= 5 * definition.every.total_seconds(), definition.full_name
+
+
+def test_a_failed_drain_starts_the_retry_deployment() -> None:
+    drain, retry = uuid4(), uuid4()
+    automation = retry_failed_drains(drain, retry)
+    trigger = automation.trigger
+    assert isinstance(trigger, EventTrigger)
+    assert trigger.expect == {
+        "prefect.flow-run.Failed",
+        "prefect.flow-run.Crashed",
+        "prefect.flow-run.TimedOut",
+    }
+    assert isinstance(trigger.match_related, ResourceSpecification)
+    assert trigger.match_related.root == {
+        "prefect.resource.id": f"prefect.deployment.{drain}",
+        "prefect.resource.role": "deployment",
+    }
+    (action,) = automation.actions
+    assert isinstance(action, RunDeployment) and action.deployment_id == retry
+
+
+def test_unresponsive_runs_are_crashed_after_three_missed_heartbeats() -> None:
+    automation = crash_unresponsive_runs([uuid4()])
+    trigger = automation.trigger
+    assert isinstance(trigger, EventTrigger)
+    assert trigger.posture == "Proactive" and trigger.after == {"prefect.flow-run.heartbeat"}
+    assert trigger.within.total_seconds() == 3 * HEARTBEAT_SECONDS
+    assert trigger.for_each == {"prefect.resource.id"}
+    (action,) = automation.actions
+    assert isinstance(action, ChangeFlowRunState) and action.state == StateType.CRASHED
+
+
+def test_the_automations_name_deployments_that_exist() -> None:
+    names = {d.full_name for d in definitions(GeneratorSettings())}
+    assert {DRAIN, RETRY} <= names

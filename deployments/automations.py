@@ -1,0 +1,152 @@
+"""Pulse's Prefect automations, defined in code and created (or updated) by `make run`.
+
+Prefect's server runs them, so they keep working when the process that served a run is gone:
+
+- pulse: retry failed drains      a drain run that fails, crashes or times out starts
+                                  retry-failed-batches/manual (idempotent: it re-applies only
+                                  unfinished batches over their recorded offsets)
+- pulse: crash unresponsive runs  a run that stops sending heartbeats for 90 s is marked
+                                  Crashed (Prefect's zombie-run recipe), which frees its
+                                  deployment's concurrency slot
+- pulse: notify failed runs       a Pulse flow run that fails, crashes or times out is sent to
+                                  every channel of PULSE_ALERTS_CHANNELS (one Apprise block each)
+
+docs/operations.md shows them in the Prefect UI.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from prefect.automations import AutomationCore
+from prefect.blocks.notifications import AppriseNotificationBlock
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
+from prefect.events.actions import ChangeFlowRunState, RunDeployment, SendNotification
+from prefect.events.schemas.automations import EventTrigger, Posture
+from prefect.events.schemas.events import ResourceSpecification
+from pydantic import SecretStr
+
+from deployments.definitions import DRAIN, RETRY, definitions
+from pulse.config import Settings
+
+HEARTBEAT_SECONDS = 30
+"""PREFECT_FLOWS_HEARTBEAT_FREQUENCY of the runs served by `make run` (Prefect's minimum)."""
+UNRESPONSIVE_AFTER = timedelta(seconds=3 * HEARTBEAT_SECONDS)
+FAILED_EVENTS = {"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"}
+PREFIX = "pulse: "
+
+
+def retry_failed_drains(drain_id: UUID, retry_id: UUID) -> AutomationCore:
+    return AutomationCore(
+        name=f"{PREFIX}retry failed drains",
+        description="A failed, crashed or timed-out drain run starts retry-failed-batches.",
+        trigger=EventTrigger(
+            expect=FAILED_EVENTS,
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related=_deployment(drain_id),
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[RunDeployment(source="selected", deployment_id=retry_id, parameters={})],
+    )
+
+
+def crash_unresponsive_runs(deployment_ids: list[UUID]) -> AutomationCore:
+    return AutomationCore(
+        name=f"{PREFIX}crash unresponsive runs",
+        description="A Pulse run without a heartbeat for 90 s is marked Crashed.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", *FAILED_EVENTS}
+            | {"prefect.flow-run.Completed", "prefect.flow-run.Cancelled"},
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            match_related=_deployments(deployment_ids),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=UNRESPONSIVE_AFTER,
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"No heartbeat for {UNRESPONSIVE_AFTER.total_seconds():.0f} s: its "
+                "runner is gone",
+            )
+        ],
+    )
+
+
+def notify_failed_runs(deployment_ids: list[UUID], blocks: list[UUID]) -> AutomationCore:
+    return AutomationCore(
+        name=f"{PREFIX}notify failed runs",
+        description="A failed, crashed or timed-out Pulse run is sent to the alert channels.",
+        trigger=EventTrigger(
+            expect=FAILED_EVENTS,
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related=_deployments(deployment_ids),
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[
+            SendNotification(
+                block_document_id=block,
+                subject="Pulse: {{ flow.name }} run {{ flow_run.name }} {{ flow_run.state.name }}",
+                body="{{ flow_run.state.message }}\nflow run id: {{ flow_run.id }}",
+            )
+            for block in blocks
+        ],
+    )
+
+
+def ensure_automations(settings: Settings) -> list[str]:
+    """Create or replace Pulse's automations (after the deployments are registered); returns
+    their names. Automations named `pulse: …` that are no longer wanted are removed."""
+    with get_client(sync_client=True) as client:
+        names = [d.full_name for d in definitions(settings.generator)]
+        ids = {name: client.read_deployment_by_name(name).id for name in names}
+        wanted = [
+            retry_failed_drains(ids[DRAIN], ids[RETRY]),
+            crash_unresponsive_runs(list(ids.values())),
+        ]
+        blocks = _channel_blocks(settings.alerts.channels)
+        if blocks:
+            wanted.append(notify_failed_runs(list(ids.values()), blocks))
+        for existing in client.read_automations():
+            if existing.name.startswith(PREFIX):
+                client.delete_automation(existing.id)
+        for automation in wanted:
+            client.create_automation(automation)
+    return [automation.name for automation in wanted]
+
+
+def _channel_blocks(channels: dict[str, SecretStr]) -> list[UUID]:
+    """One Apprise notification block per alert channel (its URL stored as a secret)."""
+    ids = []
+    for name, url in sorted(channels.items()):
+        block = AppriseNotificationBlock(url=url, allow_private_urls=True)
+        saved = block.save(f"pulse-{_slug(name)}", overwrite=True)
+        if not isinstance(saved, UUID):  # save() is sync outside an event loop
+            raise TypeError("ensure_automations() must be called outside an event loop")
+        ids.append(saved)
+    return ids
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-") or "channel"
+
+
+def _deployment(deployment_id: UUID) -> dict[str, Any]:
+    return {
+        "prefect.resource.id": f"prefect.deployment.{deployment_id}",
+        "prefect.resource.role": "deployment",
+    }
+
+
+def _deployments(deployment_ids: list[UUID]) -> dict[str, Any]:
+    return {
+        "prefect.resource.id": [f"prefect.deployment.{i}" for i in deployment_ids],
+        "prefect.resource.role": "deployment",
+    }

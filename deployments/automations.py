@@ -43,13 +43,7 @@ def retry_failed_drains(drain_id: UUID, retry_id: UUID) -> AutomationCore:
     return AutomationCore(
         name=f"{PREFIX}retry failed drains",
         description="A failed, crashed or timed-out drain run starts retry-failed-batches.",
-        trigger=EventTrigger(
-            expect=FAILED_EVENTS,
-            match={"prefect.resource.id": "prefect.flow-run.*"},
-            match_related=_deployment(drain_id),
-            posture=Posture.Reactive,
-            threshold=1,
-        ),
+        trigger=_failed_run_of(_deployment(drain_id)),
         actions=[RunDeployment(source="selected", deployment_id=retry_id, parameters={})],
     )
 
@@ -83,13 +77,7 @@ def notify_failed_runs(deployment_ids: list[UUID], blocks: list[UUID]) -> Automa
     return AutomationCore(
         name=f"{PREFIX}notify failed runs",
         description="A failed, crashed or timed-out Pulse run is sent to the alert channels.",
-        trigger=EventTrigger(
-            expect=FAILED_EVENTS,
-            match={"prefect.resource.id": "prefect.flow-run.*"},
-            match_related=_deployments(deployment_ids),
-            posture=Posture.Reactive,
-            threshold=1,
-        ),
+        trigger=_failed_run_of(_deployments(deployment_ids)),
         actions=[
             SendNotification(
                 block_document_id=block,
@@ -136,6 +124,17 @@ def _channel_blocks(channels: dict[str, SecretStr]) -> list[UUID]:
 
 def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-") or "channel"
+
+
+def _failed_run_of(deployments: dict[str, Any]) -> EventTrigger:
+    """Fires once for each run of these deployments that fails, crashes or times out."""
+    return EventTrigger(
+        expect=FAILED_EVENTS,
+        match={"prefect.resource.id": "prefect.flow-run.*"},
+        match_related=deployments,
+        posture=Posture.Reactive,
+        threshold=1,
+    )
 
 
 def _deployment(deployment_id: UUID) -> dict[str, Any]:

@@ -136,7 +136,10 @@ def main(
             logger.warning("marked %d runs of a previous runner as crashed", stale)
         for deployment in served:  # registered now: the automations refer to them
             deployment.apply()
-        logger.info("automations: %s", ", ".join(ensure_automations(settings)))
+        try:
+            logger.info("automations: %s", ", ".join(ensure_automations(settings)))
+        except Exception:  # serving goes on: the pipeline runs without them
+            logger.exception("could not create the automations (docs/operations.md)")
         serve(
             *served,
             pause_on_shutdown=False,  # schedules keep their state for the next start

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from pymongo.database import Database
 
 from pulse.config import Settings, env_name
@@ -174,3 +175,11 @@ def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
     env = {**os.environ, **{env_name(key): value for key, value in values.items()}}
     return env | extra
+
+
+def use_settings_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    """Point code in this process that loads its own settings (flows, the dashboard) at the
+    same isolated pipeline, for the current test only."""
+    for name, value in subprocess_env(settings).items():
+        if name.startswith("PULSE_"):
+            monkeypatch.setenv(name, value)

@@ -34,6 +34,7 @@ from tests.integration.reconcile import (
     produce,
     snapshot,
     subprocess_env,
+    use_settings_env,
     wait_for_events,
 )
 from tests.waiting import wait_until
@@ -48,9 +49,7 @@ def test_flow_drains_and_every_figure_equals_ground_truth(
 ) -> None:
     _, truth = produce(pipeline, tmp_path / "truth.json", events=30_000)
     assert truth["malformed"] > 0 and truth["late"] > 0
-    for name, value in subprocess_env(pipeline).items():
-        if name.startswith("PULSE_"):
-            monkeypatch.setenv(name, value)
+    use_settings_env(monkeypatch, pipeline)
 
     result = aggregate_interactions(time_budget_seconds=300, max_batch_events=8_000)
 

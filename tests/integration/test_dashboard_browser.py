@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
@@ -60,9 +61,18 @@ def dashboard(pipeline: Settings, tmp_path: Path) -> Iterator[str]:
         stdout=(tmp_path / "streamlit.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
-    yield f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _answers(f"{url}/_stcore/health"), timeout=60, what="Streamlit to answer")
+    yield url
     process.terminate()
     process.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _metrics(page: Page) -> dict[str, str]:
@@ -138,17 +148,23 @@ def test_sidebar_choices_survive_page_changes_and_ride_in_the_url(
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{dashboard}/?range=6h")  # a shared link opens the view it names
         sidebar = page.locator("[data-testid='stSidebar']")
-        time_range = sidebar.locator("[data-testid='stSelectbox']")
-        time_range.get_by_text("last 6 hours").wait_for(timeout=60_000)
+        time_range = sidebar.get_by_role("combobox", name="Time range")
+        wait_until(
+            lambda: time_range.input_value() if time_range.count() else None,
+            timeout=60,
+            what="the time range taken from the URL",
+            done=lambda value: value == "last 6 hours",
+            every=0.5,
+        )
 
-        pause = sidebar.get_by_role("checkbox", name="Pause")
-        pause.click(force=True)  # the switch's input is drawn over by its styled track
+        sidebar.get_by_text("Pause", exact=True).click()
         page.wait_for_url("**paused=1**", timeout=10_000)
         sidebar.get_by_role("link", name="Items").click()
         page.get_by_role("heading", name="Items").wait_for(timeout=30_000)
 
+        pause = sidebar.get_by_role("switch", name="Pause")
         assert pause.is_checked(), "Pause was reset by the page change"
-        assert time_range.get_by_text("last 6 hours").is_visible()
+        assert time_range.input_value() == "last 6 hours"
         url = page.url
         assert "/items" in url and "range=6h" in url and "paused=1" in url, url
         page.get_by_text("Paused at").wait_for(timeout=10_000)  # the page obeys the choice

@@ -13,7 +13,12 @@ from pulse.pipeline.session import open_pipeline
 from pulse.store import writes
 from pulse.store.client import database, mongo_client
 from pulse.store.schema import DEAD_LETTERS, TOTALS, TOTALS_ID
-from tests.integration.reconcile import drain_until_caught_up, produce, snapshot, subprocess_env
+from tests.integration.reconcile import (
+    drain_until_caught_up,
+    produce,
+    snapshot,
+    use_settings_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +40,7 @@ def test_fixed_dead_letters_are_revived_exactly_once(
     assert teleports > 0  # the generator's "unknown_type" records use the type 'teleport'
 
     # The fix: 'teleport' becomes a known interaction type.
-    for name, value in subprocess_env(pipeline).items():
-        if name.startswith("PULSE_"):
-            monkeypatch.setenv(name, value)
+    use_settings_env(monkeypatch, pipeline)
     monkeypatch.setenv(
         "PULSE_GENERATOR_INTERACTION_TYPES", str(TYPES_WITH_TELEPORT).replace("'", '"')
     )

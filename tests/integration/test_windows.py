@@ -16,7 +16,7 @@ from flows.generate import generate_interactions
 from pulse.config import Settings
 from pulse.generate.params import GeneratorParams
 from pulse.store.client import database, mongo_client
-from tests.integration.reconcile import assert_matches_truth, subprocess_env
+from tests.integration.reconcile import assert_matches_truth, use_settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -46,9 +46,7 @@ def _ms(text: str) -> int:
 def test_a_windowed_generator_streams_its_window_and_a_windowed_consumer_drains_it(
     pipeline: Settings, prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in subprocess_env(pipeline).items():
-        if name.startswith("PULSE_"):
-            monkeypatch.setenv(name, value)
+    use_settings_env(monkeypatch, pipeline)
     truth_path = tmp_path / "truth.json"
     topic = pipeline.kafka.topic
 

@@ -9,19 +9,28 @@ Prefect's server runs them, so they keep working when the process that served a 
                                   Crashed (Prefect's zombie-run recipe), which frees its
                                   deployment's concurrency slot
 - pulse: notify failed runs       a Pulse flow run that fails, crashes or times out is sent to
-                                  every channel of PULSE_ALERTS_CHANNELS (one Apprise block each)
+                                  every channel of PULSE_ALERTS_CHANNELS Prefect can reach
+                                  (JSON webhooks and Slack: one notification block each)
 
 docs/operations.md shows them in the Prefect UI.
 """
 
 from __future__ import annotations
 
+import base64
+import logging
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 from uuid import UUID
 
 from prefect.automations import AutomationCore
-from prefect.blocks.notifications import AppriseNotificationBlock
+from prefect.blocks.abstract import NotificationBlock
+from prefect.blocks.fields import SecretDict
+from prefect.blocks.notifications import (
+    CustomWebhookNotificationBlock,
+    SlackWebhook,
+)
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 from prefect.events.actions import ChangeFlowRunState, RunDeployment, SendNotification
@@ -31,6 +40,8 @@ from pydantic import SecretStr
 
 from deployments.definitions import DRAIN, RETRY, definitions
 from pulse.config import Settings
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 30
 """PREFECT_FLOWS_HEARTBEAT_FREQUENCY of the runs served by `make run` (Prefect's minimum)."""
@@ -111,15 +122,60 @@ def ensure_automations(settings: Settings) -> list[str]:
 
 
 def _channel_blocks(channels: dict[str, SecretStr]) -> list[UUID]:
-    """One Apprise notification block per alert channel (its URL stored as a secret)."""
+    """A saved Prefect notification block per alert channel Prefect can reach."""
     ids = []
     for name, url in sorted(channels.items()):
-        block = AppriseNotificationBlock(url=url, allow_private_urls=True)
+        block = channel_block(url.get_secret_value())
+        if block is None:
+            log.warning(
+                "alert channel %r: Prefect has no notification block for its kind of URL; "
+                "failed runs are not sent there (alerts still are)",
+                name,
+            )
+            continue
         saved = block.save(f"pulse-{_slug(name)}", overwrite=True)
         if not isinstance(saved, UUID):  # save() is sync outside an event loop
             raise TypeError("ensure_automations() must be called outside an event loop")
         ids.append(saved)
     return ids
+
+
+def channel_block(url: str) -> NotificationBlock | None:
+    """The Prefect notification block that reaches an Apprise channel URL, or None.
+
+    Prefect's server sends an automation's notification with one of its own block types, so
+    only the kinds it has are covered: JSON webhooks (Apprise `json://`, `jsons://`) and Slack.
+    Credentials stay secret: a webhook's user and password go into the
+    block's secret values, not into its URL.
+    """
+    parts = urlsplit(url)
+    if parts.scheme in ("json", "jsons"):
+        scheme = "https" if parts.scheme == "jsons" else "http"
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        secrets: dict[str, str] = {}
+        headers: dict[str, str] = {}
+        if parts.username:
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            secrets["auth"] = base64.b64encode(credentials.encode()).decode()
+            headers["Authorization"] = "Basic {{auth}}"
+        return CustomWebhookNotificationBlock(
+            name="pulse",
+            url=urlunsplit((scheme, netloc, parts.path, "", "")),
+            # The body Apprise's json:// sends, so one receiver reads alerts and failed runs.
+            json_data={
+                "version": "1.0",
+                "title": "{{subject}}",
+                "message": "{{body}}",
+                "type": "failure",
+            },
+            headers=headers or None,
+            secrets=SecretDict(secrets),
+        )
+    if parts.scheme == "slack" or parts.hostname in ("hooks.slack.com", "hooks.slack-gov.com"):
+        return SlackWebhook(url=SecretStr(url))
+    return None
 
 
 def _slug(name: str) -> str:

@@ -64,13 +64,21 @@ def _wait_for(condition: Any, timeout: float, what: str) -> None:
 
 @pytest.fixture
 def served(
-    pipeline: Settings, prefect_api: str, tmp_path: Path
+    pipeline: Settings,
+    prefect_api: str,
+    tmp_path: Path,
+    webhook: tuple[str, list[dict[str, Any]]],
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`python -m deployments.serve --paused` pointed at the isolated pipeline.
+    """`python -m deployments.serve --paused` pointed at the isolated pipeline, its alert
+    channel the test's webhook.
 
     Paused, so that only the runs this test triggers touch its topic.
     """
-    env = subprocess_env(pipeline, PULSE_CONSUMER_TIME_BUDGET_SECONDS="20")
+    env = subprocess_env(
+        pipeline,
+        PULSE_CONSUMER_TIME_BUDGET_SECONDS="20",
+        PULSE_ALERTS_CHANNELS=orjson.dumps({"ops": webhook[0]}).decode(),
+    )
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "deployments.serve", "--paused"],
@@ -320,11 +328,15 @@ def test_a_drain_past_its_timeout_fails_visibly(
 
 
 def test_serving_creates_the_automations_and_a_failed_drain_starts_a_retry(
-    served: subprocess.Popen[bytes],
+    served: subprocess.Popen[bytes], webhook: tuple[str, list[dict[str, Any]]]
 ) -> None:
     with get_client(sync_client=True) as client:
         names = {automation.name for automation in client.read_automations()}
-        assert {"pulse: retry failed drains", "pulse: crash unresponsive runs"} <= names
+        assert {
+            "pulse: retry failed drains",
+            "pulse: crash unresponsive runs",
+            "pulse: notify failed runs",
+        } <= names
         retry_id = client.read_deployment_by_name(RETRY).id
         retries = DeploymentFilter(id=DeploymentFilterId(any_=[retry_id]))
         before = {run.id for run in client.read_flow_runs(deployment_filter=retries)}
@@ -344,3 +356,10 @@ def test_serving_creates_the_automations_and_a_failed_drain_starts_a_retry(
         done=lambda states: "Completed" in states,
         every=1.0,
     )
+    _, received = webhook
+    notices = wait_until(
+        lambda: [n for n in received if failed.name in str(n.get("title", ""))],
+        timeout=60,
+        what=f"the alert channel told of the failed run {failed.name}",
+    )
+    assert "Failed" in notices[0]["title"] and "not a topic" in notices[0]["message"]

@@ -7,12 +7,21 @@ from uuid import uuid4
 
 import pytest
 import yaml
+from prefect.blocks.notifications import (
+    CustomWebhookNotificationBlock,
+    SlackWebhook,
+)
 from prefect.client.schemas.objects import StateType
 from prefect.events.actions import ChangeFlowRunState, RunDeployment
 from prefect.events.schemas.automations import EventTrigger
 from prefect.events.schemas.events import ResourceSpecification
 
-from deployments.automations import HEARTBEAT_SECONDS, crash_unresponsive_runs, retry_failed_drains
+from deployments.automations import (
+    HEARTBEAT_SECONDS,
+    channel_block,
+    crash_unresponsive_runs,
+    retry_failed_drains,
+)
 from deployments.definitions import DRAIN, RETRY, definitions
 from deployments.prefect_yaml import PREFECT_YAML, render
 from deployments.serve import deployments
@@ -89,3 +98,21 @@ def test_unresponsive_runs_are_crashed_after_three_missed_heartbeats() -> None:
 def test_the_automations_name_deployments_that_exist() -> None:
     names = {d.full_name for d in definitions(GeneratorSettings())}
     assert {DRAIN, RETRY} <= names
+
+
+def test_a_json_channel_becomes_a_webhook_block_with_its_credentials_kept_secret() -> None:
+    block = channel_block("jsons://ops:s3cret@hooks.example.com:8443/pulse")
+    assert isinstance(block, CustomWebhookNotificationBlock)
+    assert block.url == "https://hooks.example.com:8443/pulse"
+    assert "s3cret" not in block.model_dump_json()  # stored only as a secret value
+    assert block.headers == {"Authorization": "Basic {{auth}}"}
+    assert block.json_data is not None and block.json_data["title"] == "{{subject}}"
+
+
+def test_a_slack_channel_uses_prefects_slack_block() -> None:
+    slack = channel_block("https://hooks.slack.com/services/T0/B0/XYZ")
+    assert isinstance(slack, SlackWebhook)
+
+
+def test_a_channel_prefect_cannot_reach_gets_no_block() -> None:
+    assert channel_block("mailto://ops:pw@example.com") is None

@@ -391,8 +391,17 @@ class LagReader:
     scrape must not open a client each time. Safe to share between threads."""
 
     def __init__(self, kafka: KafkaSettings) -> None:
-        self._reader = make_consumer(kafka, group="pulse-dashboard", **{"socket.timeout.ms": 3_000})
+        self._kafka = kafka
+        self._opened: Consumer | None = None  # opened on first use: building one does no I/O
         self._lock = threading.Lock()
+
+    @property
+    def _reader(self) -> Consumer:
+        if self._opened is None:
+            self._opened = make_consumer(
+                self._kafka, group="pulse-dashboard", **{"socket.timeout.ms": 3_000}
+            )
+        return self._opened
 
     def lag(self, db: Database[Document], topic: str, now: datetime | None = None) -> PipelineLag:
         """Records not yet aggregated per partition (Kafka's end offset minus the stored
@@ -435,7 +444,9 @@ class LagReader:
 
     def close(self) -> None:
         with self._lock:
-            self._reader.close()
+            if self._opened is not None:
+                self._opened.close()
+                self._opened = None
 
 
 def pipeline_lag(

@@ -101,7 +101,7 @@ def notify_failed_runs(deployment_ids: list[UUID], blocks: list[UUID]) -> Automa
 
 
 def ensure_automations(settings: Settings) -> list[str]:
-    """Create or replace Pulse's automations (after the deployments are registered); returns
+    """Create or update Pulse's automations (after the deployments are registered); returns
     their names. Automations named `pulse: …` that are no longer wanted are removed."""
     with get_client(sync_client=True) as client:
         names = [d.full_name for d in definitions(settings.generator)]
@@ -113,11 +113,17 @@ def ensure_automations(settings: Settings) -> list[str]:
         blocks = _channel_blocks(settings.alerts.channels)
         if blocks:
             wanted.append(notify_failed_runs(list(ids.values()), blocks))
-        for existing in client.read_automations():
-            if existing.name.startswith(PREFIX):
-                client.delete_automation(existing.id)
+        # Updated in place, not deleted and re-created: no moment without them.
+        ours = [a for a in client.read_automations() if a.name.startswith(PREFIX)]
         for automation in wanted:
-            client.create_automation(automation)
+            same = [a for a in ours if a.name == automation.name]
+            if same:
+                client.update_automation(same[0].id, automation)
+                ours.remove(same[0])
+            else:
+                client.create_automation(automation)
+        for unwanted in ours:  # no longer defined, or a duplicate
+            client.delete_automation(unwanted.id)
     return [automation.name for automation in wanted]
 
 

@@ -330,13 +330,19 @@ def test_a_drain_past_its_timeout_fails_visibly(
 def test_serving_creates_the_automations_and_a_failed_drain_starts_a_retry(
     served: subprocess.Popen[bytes], webhook: tuple[str, list[dict[str, Any]]]
 ) -> None:
+    wanted = {
+        "pulse: retry failed drains",
+        "pulse: crash unresponsive runs",
+        "pulse: notify failed runs",
+    }
+
+    def automations() -> set[str]:
+        with get_client(sync_client=True) as client:
+            return {automation.name for automation in client.read_automations()}
+
+    # The serve process creates them right after registering the deployments.
+    wait_until(automations, timeout=60, what="the automations", done=wanted.issubset)
     with get_client(sync_client=True) as client:
-        names = {automation.name for automation in client.read_automations()}
-        assert {
-            "pulse: retry failed drains",
-            "pulse: crash unresponsive runs",
-            "pulse: notify failed runs",
-        } <= names
         retry_id = client.read_deployment_by_name(RETRY).id
         retries = DeploymentFilter(id=DeploymentFilterId(any_=[retry_id]))
         before = {run.id for run in client.read_flow_runs(deployment_filter=retries)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -61,9 +62,12 @@ def test_a_windowed_generator_streams_its_window_and_a_windowed_consumer_drains_
     def drain() -> dict[str, Any]:
         return aggregate_interactions(window_seconds=20.0, handover_seconds=3.0, topic=topic)
 
-    # Started together, as the schedule starts them; each waits for its own window.
+    # Started together, as the schedule starts them; each waits for its own window. Each thread
+    # runs in a copy of this context, so its flow reports to the stack's Prefect server
+    # (prefect_api) instead of starting a temporary server of its own.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        produced, drained = pool.submit(stream), pool.submit(drain)
+        produced = pool.submit(contextvars.copy_context().run, stream)
+        drained = pool.submit(contextvars.copy_context().run, drain)
         sent, counted = produced.result(), drained.result()
 
     start, end = _ms(sent["window"]["start"]), _ms(sent["window"]["end"])

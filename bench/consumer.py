@@ -183,13 +183,19 @@ def main(
     with fresh_topic(settings, "consumer") as topic:
         console.print(f"prefilling {topic} with {events:,} events")
         prefill(settings, topic, events, users, items)
-        runs = [
+        # The ceiling is the faster of two reads: once, right after the prefill, a read ran at a
+        # sixth of its usual speed, which would have flattered every ratio against it.
+        ceilings = [
             _measure(
-                "consume-only (confluent-kafka)",
+                "consume-only (confluent-kafka, faster of two reads)",
                 settings,
                 events,
                 lambda: consume_only(settings, topic, events),
-            ),
+            )
+            for _ in range(2)
+        ]
+        runs = [
+            max(ceilings, key=lambda run: run.rate),
             _measure(
                 f"naive (kafka-python, update_one per message; {naive_events:,} events)",
                 settings,

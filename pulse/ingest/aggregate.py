@@ -1,4 +1,7 @@
-"""Polars aggregation of one micro-batch of valid events (pure: frames in, frames out).
+"""Polars aggregation of valid events (pure: frames in, frames out).
+
+`count` gives a micro-batch's count tier (per minute and overall); `aggregate` gives every
+figure, for an entity flush (docs/consumer.md, "Two tiers").
 
 Every figure is a sum, min, max or sketch, so the aggregates of consecutive batches merge into
 MongoDB with `$inc`, `$min` and `$max` and equal the aggregates of all events at once.
@@ -18,21 +21,27 @@ TIME = pl.Datetime("ms", "UTC")
 
 
 @dataclass(frozen=True)
-class Aggregates:
-    """One batch's contribution to every aggregate document."""
+class Counts:
+    """One batch's contribution to the count tier: the per-minute and overall counts."""
+
+    minutes: pl.DataFrame
+    """minute (start, UTC), minute_id ('2026-11-27T18:05Z'), total, type counts."""
+    totals: pl.DataFrame
+    """One row: events, first_seen, last_seen, type counts."""
+
+
+@dataclass(frozen=True)
+class Aggregates(Counts):
+    """One batch's (or entity flush's) contribution to every aggregate document."""
 
     users: pl.DataFrame
     """user_id, total, first_seen, last_seen, one count column per type ("types.<type>")."""
     items: pl.DataFrame
     """item_id, total, first_seen, last_seen, type counts."""
-    minutes: pl.DataFrame
-    """minute (start, UTC), minute_id ('2026-11-27T18:05Z'), total, type counts."""
     item_minutes: pl.DataFrame
     """item_id, minute, minute_id, total, type counts."""
     minute_sketches: dict[str, tuple[dict[int, int], dict[int, int]]]
     """minute_id -> HyperLogLog registers of its (users, items)."""
-    totals: pl.DataFrame
-    """One row: events, first_seen, last_seen, type counts."""
     user_minutes: pl.DataFrame
     """partition, minute_id, user_id, count: a user's interactions per minute (for alerts)."""
 
@@ -56,8 +65,8 @@ def _seen() -> list[pl.Expr]:
     return [pl.col("seen").min().alias("first_seen"), pl.col("seen").max().alias("last_seen")]
 
 
-def aggregate(events: pl.DataFrame, types: tuple[str, ...]) -> Aggregates:
-    """Aggregate valid events (event schema) by user, item, minute, item x minute and overall."""
+def _timed(events: pl.DataFrame) -> pl.LazyFrame:
+    """The events with their time (`seen`), minute and minute id."""
     timed = events.lazy().with_columns(
         pl.col("timestamp").cast(TIME).alias("seen"),
         (pl.col("timestamp") // MINUTE_MS * MINUTE_MS).cast(TIME).alias("minute"),
@@ -65,37 +74,54 @@ def aggregate(events: pl.DataFrame, types: tuple[str, ...]) -> Aggregates:
     timed = timed.with_columns(pl.col("minute").dt.strftime(MINUTE_FORMAT).alias("minute_id"))
     if "partition" not in events.columns:  # frames built by hand, e.g. in tests
         timed = timed.with_columns(pl.lit(0, pl.Int32).alias("partition"))
-    users, items, minutes, item_minutes, totals, user_minutes = pl.collect_all(
+    return timed
+
+
+def _count_queries(timed: pl.LazyFrame, types: tuple[str, ...]) -> list[pl.LazyFrame]:
+    """The queries of Counts' frames, in its field order."""
+    return [
+        timed.group_by("minute", "minute_id").agg(*_counts(types)).sort("minute"),
+        timed.select(
+            pl.len().cast(pl.Int64).alias("events"),
+            *[
+                (pl.col("interaction_type") == kind).sum().cast(pl.Int64).alias(type_column(kind))
+                for kind in types
+            ],
+            *_seen(),
+        ),
+    ]
+
+
+def count(events: pl.DataFrame, types: tuple[str, ...]) -> Counts:
+    """Only the count tier's figures: what every micro-batch writes at once (a fraction of
+    `aggregate`'s work, which groups by user and item too)."""
+    minutes, totals = pl.collect_all(_count_queries(_timed(events), types))
+    return Counts(minutes=minutes, totals=totals)
+
+
+def aggregate(events: pl.DataFrame, types: tuple[str, ...]) -> Aggregates:
+    """Aggregate valid events (event schema) by user, item, minute, item x minute and overall."""
+    timed = _timed(events)
+    minutes, totals, users, items, item_minutes, user_minutes = pl.collect_all(
         [
+            *_count_queries(timed, types),
             timed.group_by("user_id").agg(*_counts(types), *_seen()).sort("user_id"),
             timed.group_by("item_id").agg(*_counts(types), *_seen()).sort("item_id"),
-            timed.group_by("minute", "minute_id").agg(*_counts(types)).sort("minute"),
             timed.group_by("item_id", "minute", "minute_id")
             .agg(*_counts(types))
             .sort("item_id", "minute"),
-            timed.select(
-                pl.len().cast(pl.Int64).alias("events"),
-                *[
-                    (pl.col("interaction_type") == kind)
-                    .sum()
-                    .cast(pl.Int64)
-                    .alias(type_column(kind))
-                    for kind in types
-                ],
-                *_seen(),
-            ),
             timed.group_by("partition", "minute_id", "user_id")
             .agg(pl.len().cast(pl.Int64).alias("count"))
             .sort("partition", "minute_id", "user_id"),
         ]
     )
     return Aggregates(
+        minutes=minutes,
+        totals=totals,
         users=users,
         items=items,
-        minutes=minutes,
         item_minutes=item_minutes,
         minute_sketches=_sketches(events),
-        totals=totals,
         user_minutes=user_minutes,
     )
 

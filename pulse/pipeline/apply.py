@@ -22,7 +22,7 @@ import polars as pl
 from pymongo.database import Database
 
 from pulse.alerts.engine import Alerting
-from pulse.ingest.aggregate import Aggregates, aggregate
+from pulse.ingest.aggregate import Aggregates, Counts, aggregate, count
 from pulse.ingest.batch import MicroBatch, OffsetRange, entity_flush_id
 from pulse.ingest.validate import ValidationRules, Verdict, validate
 from pulse.pipeline.entities import Flush
@@ -143,7 +143,8 @@ class _Work:
     ledger_id: str
     guard: Guard
     ranges: list[OffsetRange]
-    aggregates: Aggregates
+    aggregates: Counts
+    """A micro-batch's counts, or an entity flush's Aggregates (`_entities`)."""
     now: datetime
     record_offsets: bool
     verdict: Verdict | None = None
@@ -209,12 +210,12 @@ class BatchWriter:
         with _timer() as validating:
             verdict = validate(batch.records, self.rules)
         with _timer() as aggregating:
-            aggregates = aggregate(verdict.events, self.types)
+            counts = count(verdict.events, self.types)
         work = _Work(
             ledger_id=batch_id,
             guard=guard,
             ranges=ranges,
-            aggregates=aggregates,
+            aggregates=counts,
             now=datetime.now(UTC),
             record_offsets=record_offsets,
             verdict=verdict,
@@ -350,7 +351,7 @@ class BatchWriter:
     def _users(self, work: _Work) -> None:
         """Per-user figures in their buckets. Totals before the flush tell new users apart
         and feed the activity histogram and the leader board."""
-        users = work.aggregates.users
+        users = _entities(work).users
         added = dict(users.select("user_id", "total").iter_rows())
         work.user_totals_before = writes.user_totals_before(
             self.db, self.user_buckets, added, *work.guard.key
@@ -361,20 +362,20 @@ class BatchWriter:
         work.results[USER_BUCKETS] = writes.apply(self.db, USER_BUCKETS, statements)
 
     def _items(self, work: _Work) -> None:
-        items = work.aggregates.items
+        items = _entities(work).items
         statements = entity_updates(items, "item_id", work.guard, work.ledger_id, self.types)
         work.results[ITEMS] = writes.apply(self.db, ITEMS, statements)
         work.new_items = self._created(ITEMS, items, "item_id", work)
 
     def _item_minutes(self, work: _Work) -> None:
         """Item x minute counts (alerts and item charts read these)."""
-        statements = item_minute_updates(work.aggregates, work.guard, self.types)
+        statements = item_minute_updates(_entities(work), work.guard, self.types)
         work.results[ITEM_MINUTES] = writes.apply(self.db, ITEM_MINUTES, statements)
 
     def _active(self, work: _Work) -> None:
         """Each minute's active-user and active-item sketches, then their estimates. Here and
         not with every batch: merging 2 x 1,024 registers is the costliest write of a minute."""
-        aggregates = work.aggregates
+        aggregates = _entities(work)
         statements = minute_sketch_updates(aggregates, work.guard)
         work.results[MINUTE_SKETCHES] = writes.apply(self.db, MINUTE_SKETCHES, statements)
         minute_ids = aggregates.minutes["minute_id"].to_list()
@@ -385,13 +386,13 @@ class BatchWriter:
             work.guard,
             new_users=work.new_users,
             new_items=work.new_items,
-            user_bins=user_bin_changes(work.user_totals_before, work.aggregates.users),
+            user_bins=user_bin_changes(work.user_totals_before, _entities(work).users),
         )
         work.results[TOTALS] = writes.apply(self.db, TOTALS, [statement])
 
     def _leaders(self, work: _Work) -> None:
         """Offer the touched users and items to the leader boards."""
-        aggregates = work.aggregates
+        aggregates = _entities(work)
         # Items get events from every partition, so only a read after the write is exact.
         item_totals = writes.current_totals(self.db, ITEMS, aggregates.items["item_id"].to_list())
         item_added = dict(aggregates.items.select("item_id", "total").iter_rows())
@@ -404,9 +405,9 @@ class BatchWriter:
         if self.alerting is None:
             return
         if self.alerting.needs_user_minutes:
-            statements = user_minute_updates(work.aggregates, work.guard)
+            statements = user_minute_updates(_entities(work), work.guard)
             work.results[USER_MINUTES] = writes.apply(self.db, USER_MINUTES, statements)
-        self.alerting.after_batch(work.aggregates, work.now)
+        self.alerting.after_batch(_entities(work), work.now)
 
     def _entity_offsets(self, work: _Work) -> None:
         if work.record_offsets:
@@ -459,6 +460,12 @@ def _verdict(work: _Work) -> Verdict:
     if work.verdict is None:
         raise RuntimeError(f"{work.ledger_id}: a micro-batch step ran without a verdict")
     return work.verdict
+
+
+def _entities(work: _Work) -> Aggregates:
+    if not isinstance(work.aggregates, Aggregates):
+        raise TypeError(f"{work.ledger_id}: an entity step ran on a micro-batch's counts")
+    return work.aggregates
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from pulse.ingest.aggregate import Aggregates, type_column
+from pulse.ingest.aggregate import Aggregates, Counts, type_column
 from pulse.ingest.batch import OffsetRange
 from pulse.store.schema import (
     COUNT_MARKS,
@@ -109,7 +109,7 @@ def user_bucket_updates(
     return [_statement(bucket, guard, update) for bucket, update in sorted(updates.items())]
 
 
-def minute_updates(aggregates: Aggregates, guard: Guard, types: tuple[str, ...]) -> list[Statement]:
+def minute_updates(aggregates: Counts, guard: Guard, types: tuple[str, ...]) -> list[Statement]:
     """Per-minute counts (what the dashboard reads; its sketches live apart, see below)."""
     return [
         _statement(
@@ -156,7 +156,7 @@ def item_minute_updates(
 
 
 def totals_update(
-    aggregates: Aggregates,
+    aggregates: Counts,
     guard: Guard,
     types: tuple[str, ...],
     *,

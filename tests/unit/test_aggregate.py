@@ -9,7 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from pulse.ingest import sketches
-from pulse.ingest.aggregate import TIME, aggregate
+from pulse.ingest.aggregate import TIME, aggregate, count
 
 TYPES = ("view", "click")
 T0 = 1_795_737_600_000  # 2026-11-27T00:00:00Z
@@ -122,6 +122,15 @@ def test_two_batches_add_up_to_one() -> None:
     )
     assert_frame_equal(merged, whole.item_minutes)
     assert first.totals["events"][0] + second.totals["events"][0] == whole.totals["events"][0]
+
+
+@pytest.mark.parametrize("size", [0, 1, 40])
+def test_a_micro_batchs_counts_are_the_counts_of_the_full_aggregation(size: int) -> None:
+    rows = [(f"u{n % 3}", f"i{n % 4}", TYPES[n % 2], T0 + n * 7_001) for n in range(size)]
+    counts, whole = count(_events(rows), TYPES), aggregate(_events(rows), TYPES)
+    assert_frame_equal(counts.minutes, whole.minutes)
+    assert_frame_equal(counts.totals, whole.totals)
+    assert counts.totals["events"][0] == size
 
 
 def test_minute_sketches_count_distinct_users_and_items() -> None:

@@ -11,6 +11,9 @@ Prefect's server runs them, so they keep working when the process that served a 
 - pulse: notify failed runs       a Pulse flow run that fails, crashes or times out is sent to
                                   every channel of PULSE_ALERTS_CHANNELS Prefect can reach
                                   (JSON webhooks and Slack: one notification block each)
+- pulse: send alerts to <channel> with PULSE_ALERTS_ROUTE=prefect, one per such channel: an
+                                  alert's `pulse.alert.firing` event naming the channel is sent
+                                  to it (with the default route, the consumer sends alerts)
 
 docs/operations.md shows them in the Prefect UI.
 """
@@ -39,6 +42,7 @@ from prefect.events.schemas.events import ResourceSpecification
 from pydantic import SecretStr
 
 from deployments.definitions import DRAIN, RETRY, definitions
+from pulse.alerts.engine import channel_resource
 from pulse.config import Settings
 
 log = logging.getLogger(__name__)
@@ -100,6 +104,31 @@ def notify_failed_runs(deployment_ids: list[UUID], blocks: list[UUID]) -> Automa
     )
 
 
+def send_alerts(channel: str, block: UUID) -> AutomationCore:
+    return AutomationCore(
+        name=f"{PREFIX}send alerts to {channel}",
+        description=f"A firing Pulse alert meant for the channel {channel!r} is sent to it "
+        "(PULSE_ALERTS_ROUTE=prefect).",
+        trigger=EventTrigger(
+            expect={"pulse.alert.firing"},
+            match={"prefect.resource.id": "pulse.alert.*"},
+            match_related={
+                "prefect.resource.id": channel_resource(channel),
+                "prefect.resource.role": "channel",
+            },
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[
+            SendNotification(
+                block_document_id=block,
+                subject="{{ event.payload.title }}",
+                body="{{ event.payload.body }}",
+            )
+        ],
+    )
+
+
 def ensure_automations(settings: Settings) -> list[str]:
     """Create or update Pulse's automations (after the deployments are registered); returns
     their names. Automations named `pulse: …` that are no longer wanted are removed."""
@@ -112,7 +141,9 @@ def ensure_automations(settings: Settings) -> list[str]:
         ]
         blocks = _channel_blocks(settings.alerts.channels)
         if blocks:
-            wanted.append(notify_failed_runs(list(ids.values()), blocks))
+            wanted.append(notify_failed_runs(list(ids.values()), list(blocks.values())))
+        if settings.alerts.route == "prefect":
+            wanted += [send_alerts(channel, block) for channel, block in blocks.items()]
         # Updated in place, not deleted and re-created: no moment without them.
         ours = [a for a in client.read_automations() if a.name.startswith(PREFIX)]
         for automation in wanted:
@@ -127,22 +158,22 @@ def ensure_automations(settings: Settings) -> list[str]:
     return [automation.name for automation in wanted]
 
 
-def _channel_blocks(channels: dict[str, SecretStr]) -> list[UUID]:
-    """A saved Prefect notification block per alert channel Prefect can reach."""
-    ids = []
+def _channel_blocks(channels: dict[str, SecretStr]) -> dict[str, UUID]:
+    """A saved Prefect notification block per alert channel Prefect can reach, by channel."""
+    ids = {}
     for name, url in sorted(channels.items()):
         block = channel_block(url.get_secret_value())
         if block is None:
             log.warning(
                 "alert channel %r: Prefect has no notification block for its kind of URL; "
-                "failed runs are not sent there (alerts still are)",
+                "failed runs are not sent there, nor alerts with PULSE_ALERTS_ROUTE=prefect",
                 name,
             )
             continue
         saved = block.save(f"pulse-{_slug(name)}", overwrite=True)
         if not isinstance(saved, UUID):  # save() is sync outside an event loop
             raise TypeError("ensure_automations() must be called outside an event loop")
-        ids.append(saved)
+        ids[name] = saved
     return ids
 
 

@@ -206,6 +206,11 @@ class AlertSettings(_Section):
     """YAML file of alert rules, loaded at start."""
     channel_timeout_seconds: float = Field(5.0, gt=0)
     """Longest wait for one channel; a slow or failing channel never blocks the pipeline."""
+    route: Literal["pulse", "prefect"] = "pulse"
+    """Who sends alerts to their channels. pulse: the consumer, through Apprise (every kind of
+    channel; each delivery stored on the alert). prefect: Prefect's server, by one automation
+    per channel on the alert's `pulse.alert.firing` event (JSON webhooks and Slack only).
+    Never both, so no alert is sent twice."""
 
 
 class DashboardSettings(_Section):

@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
-from pydantic import SecretStr
 from pymongo.database import Database
 
 from pulse.alerts.channels import Delivery, send
@@ -293,7 +292,8 @@ class Notifier:
             if alert is None or alert.get("delivery") != "pending":
                 return
             results = self.send(alert)
-            state = "sent" if all(r.ok for r in results) else "failed"
+            sent = "sent" if self.settings.route == "pulse" else "sent to Prefect"
+            state = sent if all(r.ok for r in results) else "failed"
             self.db[ALERTS].update_one(
                 {"_id": alert_id},
                 {
@@ -310,56 +310,78 @@ class Notifier:
             log.exception("could not deliver alert %s", alert_id)
 
     def send(self, alert: Document) -> list[Delivery]:
-        """Log the alert, emit it as a Prefect event, and send it to its channels."""
-        title = f"[{alert['severity']}] {alert['rule_id']}: {alert['key']} at {alert['value']:g}"
-        metric = alert["metric"]
-        if alert.get("interaction_type"):
-            metric += f" ({alert['interaction_type']})"
-        body = (
-            f"{metric} of {alert['key']} reached {alert['value']:g} (threshold "
-            f"{alert['threshold']:g}) in the window {alert['window_start']:%Y-%m-%d %H:%M}-"
-            f"{alert['window_end']:%H:%M} UTC."
-        )
+        """Log the alert and send it by the configured route (`notify`)."""
+        title, body = message(alert)
         log.warning("ALERT %s: %s", title, body)
-        _emit_prefect_event(alert)
-        channels = self._channels(alert.get("channels", ["all"]))
-        return send(
-            channels,
-            title,
-            body,
-            level=alert["severity"],
-            timeout=self.settings.channel_timeout_seconds,
-        )
-
-    def _channels(self, names: list[str]) -> dict[str, SecretStr]:
-        configured = self.settings.channels
-        if "all" in names:
-            return dict(configured)
-        return {name: url for name, url in configured.items() if name in names}
+        return notify(alert, title, body, self.settings)
 
     def close(self) -> None:
         """Wait for the deliveries in flight (each is bounded by the channel timeout)."""
         self._pool.shutdown(wait=True, cancel_futures=False)
 
 
-def _emit_prefect_event(alert: Document) -> None:
-    """So that Prefect automations can route alerts too; skipped when no Prefect API is set."""
+def notify(alert: Document, title: str, body: str, settings: AlertSettings) -> list[Delivery]:
+    """Emit the alert as a Prefect event, and send it to its channels, or leave that to
+    Prefect's automations (PULSE_ALERTS_ROUTE=prefect)."""
+    names = alert.get("channels", ["all"])
+    channels = {
+        name: url for name, url in settings.channels.items() if "all" in names or name in names
+    }
+    if settings.route == "prefect":
+        emitted = _emit_prefect_event(alert, title, body, channels=list(channels))
+        error = None if emitted else "no Prefect API to send the alert's event to"
+        return [Delivery(f"{name} (by Prefect)", emitted, error) for name in channels]
+    _emit_prefect_event(alert, title, body, channels=[])
+    level = alert.get("severity", "info")
+    return send(channels, title, body, level=level, timeout=settings.channel_timeout_seconds)
+
+
+def message(alert: Document) -> tuple[str, str]:
+    """An alert's notification: its title and body."""
+    title = f"[{alert['severity']}] {alert['rule_id']}: {alert['key']} at {alert['value']:g}"
+    metric = alert["metric"]
+    if alert.get("interaction_type"):
+        metric += f" ({alert['interaction_type']})"
+    body = (
+        f"{metric} of {alert['key']} reached {alert['value']:g} (threshold "
+        f"{alert['threshold']:g}) in the window {alert['window_start']:%Y-%m-%d %H:%M}-"
+        f"{alert['window_end']:%H:%M} UTC."
+    )
+    return title, body
+
+
+def _emit_prefect_event(alert: Document, title: str, body: str, *, channels: list[str]) -> bool:
+    """So that Prefect automations can route alerts: the ones `make run` creates for the
+    `channels` named here (PULSE_ALERTS_ROUTE=prefect), or the user's own. False when no
+    Prefect API is set or the event could not be emitted."""
     try:
         from prefect.events import emit_event  # noqa: PLC0415 - Prefect only where it runs
         from prefect.settings import get_current_settings  # noqa: PLC0415
 
         if not get_current_settings().api.url:
-            return
-        emit_event(
+            return False
+        event = emit_event(
             event=f"pulse.alert.{alert['state']}",
             resource={
                 "prefect.resource.id": f"pulse.alert.{alert['rule_id']}.{alert['key']}",
                 "prefect.resource.name": alert["rule_id"],
             },
+            related=[
+                {"prefect.resource.id": channel_resource(name), "prefect.resource.role": "channel"}
+                for name in channels
+            ],
             payload={
                 key: str(alert.get(key))
                 for key in ("rule_id", "key", "value", "threshold", "severity", "window_start")
-            },
+            }
+            | {"title": title, "body": body},
         )
     except Exception:  # an event bus problem must not stop alert delivery
         log.exception("could not emit the Prefect event of alert %s", alert.get("_id"))
+        return False
+    return event is not None
+
+
+def channel_resource(channel: str) -> str:
+    """The Prefect resource id of an alert channel, named on the events meant for it."""
+    return f"pulse.channel.{channel}"

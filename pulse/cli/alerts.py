@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -9,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pulse.alerts.channels import send
-from pulse.alerts.engine import Alerting
+from deployments.prefect_api import prefect_api
+from pulse.alerts.engine import Alerting, notify
 from pulse.alerts.rules import RuleError, load_rules_file
 from pulse.config import load_settings
 from pulse.store.client import database, mongo_client
@@ -55,25 +56,37 @@ def test(
         list[str] | None, typer.Option(help="Only these channels (by name).")
     ] = None,
 ) -> None:
-    """Send a test alert through the configured channels and report each outcome."""
+    """Send a test alert through the configured channels and report each outcome.
+
+    With PULSE_ALERTS_ROUTE=prefect it goes the way alerts go: as an event to Prefect, whose
+    automations send it on."""
     settings = load_settings()
-    channels = {
-        name: url
-        for name, url in settings.alerts.channels.items()
-        if not channel or name in channel
-    }
+    channels = [name for name in settings.alerts.channels if not channel or name in channel]
     if not channels:
         console.print("No channels configured (PULSE_ALERTS_CHANNELS): alerts are only logged.")
         raise typer.Exit(1)
-    results = send(
-        channels,
-        "Pulse test alert",
-        f"Sent by `pulse alerts test` at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC.",
-        level="info",
-        timeout=settings.alerts.channel_timeout_seconds,
-    )
+    now = datetime.now(UTC)
+    alert = {
+        "rule_id": "pulse-test",
+        "key": "pulse alerts test",
+        "state": "firing",
+        "severity": "info",
+        "channels": channels,
+        "window_start": now,
+    }
+    # The pulse route sends the test itself; Prefect need not run for that.
+    route = prefect_api(settings) if settings.alerts.route == "prefect" else nullcontext()
+    with route:
+        results = notify(
+            alert,
+            "Pulse test alert",
+            f"Sent by `pulse alerts test` at {now:%Y-%m-%d %H:%M:%S} UTC.",
+            settings.alerts,
+        )
+    handed = "handed to Prefect; its automation sends it on (Prefect UI: Automations, Events)"
     for result in results:
-        mark = "[green]delivered[/green]" if result.ok else f"[red]failed: {result.error}[/red]"
+        done = handed if settings.alerts.route == "prefect" else "delivered"
+        mark = f"[green]{done}[/green]" if result.ok else f"[red]failed: {result.error}[/red]"
         console.print(f"{result.channel}: {mark}")
     if not all(result.ok for result in results):
         raise typer.Exit(1)

@@ -87,7 +87,9 @@ class _Hook(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
-        type(self).received.append(json.loads(self.rfile.read(length)))
+        payload = json.loads(self.rfile.read(length))
+        payload["_user_agent"] = self.headers.get("User-Agent", "")  # who sent it
+        type(self).received.append(payload)
         self.send_response(200)
         self.end_headers()
 
@@ -97,7 +99,8 @@ class _Hook(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A real HTTP receiver on a free port; yields (apprise url, received payloads)."""
+    """A real HTTP receiver on a free port; yields (apprise url, received payloads), each
+    with its sender's User-Agent as `_user_agent`."""
     received: list[dict[str, Any]] = []
     handler = type("Hook", (_Hook,), {"received": received})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -4,10 +4,13 @@ stop the consumer, and replays add nothing."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from pulse.alerts.evaluate import alert_id
@@ -19,7 +22,7 @@ from pulse.pipeline.consumer import replay_entry
 from pulse.pipeline.session import open_pipeline
 from pulse.store.client import database, mongo_client
 from pulse.store.schema import ALERTS, LEDGER
-from tests.integration.reconcile import drain_until_caught_up
+from tests.integration.reconcile import drain_until_caught_up, subprocess_env
 
 pytestmark = pytest.mark.integration
 
@@ -105,3 +108,25 @@ def test_one_alert_per_crossing_window_delivered_once_despite_a_dead_channel(
         )
     assert last is not None and last["state"] == "resolved"
     assert last["resolved_because"] == "fell back"
+
+
+def test_trying_the_channels_delivers_a_test_alert_and_reports_a_dead_one(
+    pipeline: Settings, webhook: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = webhook
+    channels = {"hook": url, "down": "json://127.0.0.1:9/alerts"}  # port 9: nothing listens
+    tried = subprocess.run(
+        [sys.executable, "-m", "pulse.cli.main", "alerts", "test"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=subprocess_env(pipeline, PULSE_ALERTS_CHANNELS=orjson.dumps(channels).decode()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert tried.returncode == 1, tried.stdout + tried.stderr  # one channel failed
+    assert "hook (json://127.0.0.1): delivered" in tried.stdout, tried.stdout
+    assert "down (json://127.0.0.1): failed" in tried.stdout, tried.stdout
+    # The pulse route (the default): sent by the command itself, through Apprise, at once.
+    (notice,) = [n for n in received if n.get("title") == "Pulse test alert"]
+    assert "apprise" in notice["_user_agent"].lower(), notice["_user_agent"]

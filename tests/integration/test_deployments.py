@@ -63,11 +63,18 @@ def _wait_for(condition: Any, timeout: float, what: str) -> None:
 
 
 @pytest.fixture
+def alert_route() -> str:
+    """PULSE_ALERTS_ROUTE of the served deployments (a test parametrizes it to change it)."""
+    return "pulse"
+
+
+@pytest.fixture
 def served(
     pipeline: Settings,
     prefect_api: str,
     tmp_path: Path,
     webhook: tuple[str, list[dict[str, Any]]],
+    alert_route: str,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`python -m deployments.serve --paused` pointed at the isolated pipeline, its alert
     channel the test's webhook.
@@ -78,6 +85,7 @@ def served(
         pipeline,
         PULSE_CONSUMER_TIME_BUDGET_SECONDS="20",
         PULSE_ALERTS_CHANNELS=orjson.dumps({"ops": webhook[0]}).decode(),
+        PULSE_ALERTS_ROUTE=alert_route,
     )
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(
@@ -327,6 +335,11 @@ def test_a_drain_past_its_timeout_fails_visibly(
     assert "exceeded timeout" in (state.message or ""), state.message
 
 
+def automations() -> set[str]:
+    with get_client(sync_client=True) as client:
+        return {automation.name for automation in client.read_automations()}
+
+
 def test_serving_creates_the_automations_and_a_failed_drain_starts_a_retry(
     served: subprocess.Popen[bytes], webhook: tuple[str, list[dict[str, Any]]]
 ) -> None:
@@ -335,10 +348,6 @@ def test_serving_creates_the_automations_and_a_failed_drain_starts_a_retry(
         "pulse: crash unresponsive runs",
         "pulse: notify failed runs",
     }
-
-    def automations() -> set[str]:
-        with get_client(sync_client=True) as client:
-            return {automation.name for automation in client.read_automations()}
 
     # The serve process creates them right after registering the deployments.
     wait_until(automations, timeout=60, what="the automations", done=wanted.issubset)
@@ -369,3 +378,45 @@ def test_serving_creates_the_automations_and_a_failed_drain_starts_a_retry(
         what=f"the alert channel told of the failed run {failed.name}",
     )
     assert "Failed" in notices[0]["title"] and "not a topic" in notices[0]["message"]
+
+
+@pytest.mark.parametrize("alert_route", ["prefect"])
+def test_with_the_prefect_route_alerts_reach_their_channel_through_an_automation(
+    served: subprocess.Popen[bytes],
+    webhook: tuple[str, list[dict[str, Any]]],
+    pipeline: Settings,
+    alert_route: str,
+) -> None:
+    url, received = webhook
+    wait_until(
+        automations,
+        timeout=60,
+        what="the automation sending alerts to the channel",
+        done=lambda names: "pulse: send alerts to ops" in names,
+    )
+    # The command a user tries the channels with takes the route alerts take.
+    env = subprocess_env(
+        pipeline,
+        PULSE_ALERTS_CHANNELS=orjson.dumps({"ops": url}).decode(),
+        PULSE_ALERTS_ROUTE=alert_route,
+    )
+    tried = subprocess.run(
+        [sys.executable, "-m", "pulse.cli.main", "alerts", "test"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert tried.returncode == 0, tried.stdout + tried.stderr
+    assert "handed to Prefect" in tried.stdout, tried.stdout
+    notices = wait_until(
+        lambda: [n for n in received if n.get("title") == "Pulse test alert"],
+        timeout=60,
+        what="the test alert at the channel, sent by Prefect's automation",
+    )
+    (notice,) = notices
+    assert "pulse alerts test" in notice["message"]
+    # Sent by Prefect's server (httpx), not by the command through Apprise.
+    assert "apprise" not in notice["_user_agent"].lower(), notice["_user_agent"]

@@ -3,11 +3,15 @@ nothing new on a replayed batch, resolve once the window has closed below the th
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import orjson
+import pytest
+from pydantic import SecretStr
 from pymongo.database import Database
 
+from pulse.alerts import engine
+from pulse.alerts.channels import Delivery
 from pulse.alerts.engine import Alerting
 from pulse.alerts.rules import AlertRule
 from pulse.config import AlertSettings
@@ -64,3 +68,39 @@ def test_a_user_rule_fires_once_and_resolves_after_its_window_closed() -> None:
     later.close()
     (alert,) = memory[ALERTS].find()
     assert alert["state"] == "resolved"
+
+
+@pytest.mark.parametrize("route", ["pulse", "prefect"])
+def test_an_alert_is_sent_by_one_route_only(route: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the prefect route, the event names the alert's channels for the automations and
+    the consumer sends nothing itself; with the pulse route, the reverse."""
+    events: list[list[str]] = []
+    sent: list[list[str]] = []
+
+    def emit(alert: Document, title: str, body: str, *, channels: list[str]) -> bool:
+        events.append(channels)
+        return True
+
+    def send(channels: dict[str, SecretStr], *args: Any, **kwargs: Any) -> list[Delivery]:
+        sent.append(list(channels))
+        return [Delivery(f"{name} (json://)", ok=True) for name in channels]
+
+    monkeypatch.setattr(engine, "_emit_prefect_event", emit)
+    monkeypatch.setattr(engine, "send", send)
+    memory = MemoryDatabase()
+    db = cast("Database[Document]", memory)
+    settings = AlertSettings.model_validate(
+        {"route": route, "channels": {"ops": "json://hooks.example/pulse"}}
+    )
+    alerting = Alerting(db, settings, [BUSY])
+    apply_now(BatchWriter(db, "t", RULES, alerting=alerting), _batch(0, 0, ["u1"] * 6))
+    alerting.close()
+
+    (alert,) = memory[ALERTS].find()
+    if route == "prefect":
+        assert (events, sent) == ([["ops"]], [])
+        assert alert["delivery"] == "sent to Prefect"
+        assert alert["deliveries"] == [{"channel": "ops (by Prefect)", "ok": True, "error": None}]
+    else:
+        assert (events, sent) == ([[]], [["ops"]])
+        assert alert["delivery"] == "sent"

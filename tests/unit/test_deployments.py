@@ -12,7 +12,7 @@ from prefect.blocks.notifications import (
     SlackWebhook,
 )
 from prefect.client.schemas.objects import StateType
-from prefect.events.actions import ChangeFlowRunState, RunDeployment
+from prefect.events.actions import ChangeFlowRunState, RunDeployment, SendNotification
 from prefect.events.schemas.automations import EventTrigger
 from prefect.events.schemas.events import ResourceSpecification
 
@@ -21,10 +21,12 @@ from deployments.automations import (
     channel_block,
     crash_unresponsive_runs,
     retry_failed_drains,
+    send_alerts,
 )
 from deployments.definitions import DRAIN, RETRY, definitions
 from deployments.prefect_yaml import PREFECT_YAML, render
 from deployments.serve import deployments
+from pulse.alerts.engine import channel_resource
 from pulse.config import GeneratorSettings, Settings
 
 
@@ -93,6 +95,20 @@ def test_unresponsive_runs_are_crashed_after_three_missed_heartbeats() -> None:
     assert trigger.for_each == {"prefect.resource.id"}
     (action,) = automation.actions
     assert isinstance(action, ChangeFlowRunState) and action.state == StateType.CRASHED
+
+
+def test_an_alert_event_naming_a_channel_is_sent_to_that_channels_block() -> None:
+    block = uuid4()
+    automation = send_alerts("ops", block)
+    trigger = automation.trigger
+    assert isinstance(trigger, EventTrigger)
+    assert trigger.expect == {"pulse.alert.firing"} and trigger.threshold == 1
+    assert isinstance(trigger.match_related, ResourceSpecification)
+    assert trigger.match_related.root["prefect.resource.id"] == channel_resource("ops")
+    (action,) = automation.actions
+    assert isinstance(action, SendNotification) and action.block_document_id == block
+    # The engine puts the title and body in the event (pulse/alerts/engine.py:message).
+    assert "event.payload.title" in action.subject and "event.payload.body" in action.body
 
 
 def test_the_automations_name_deployments_that_exist() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -175,6 +177,21 @@ def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
     env = {**os.environ, **{env_name(key): value for key, value in values.items()}}
     return env | extra
+
+
+def run_pulse(
+    *arguments: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`pulse <arguments>` as a child process, from the repository, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "pulse.cli.main", *arguments],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def use_settings_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:

@@ -4,8 +4,6 @@ stop the consumer, and replays add nothing."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from pulse.pipeline.consumer import replay_entry
 from pulse.pipeline.session import open_pipeline
 from pulse.store.client import database, mongo_client
 from pulse.store.schema import ALERTS, LEDGER
-from tests.integration.reconcile import drain_until_caught_up, subprocess_env
+from tests.integration.reconcile import drain_until_caught_up, run_pulse, subprocess_env
 
 pytestmark = pytest.mark.integration
 
@@ -115,15 +113,8 @@ def test_trying_the_channels_delivers_a_test_alert_and_reports_a_dead_one(
 ) -> None:
     url, received = webhook
     channels = {"hook": url, "down": "json://127.0.0.1:9/alerts"}  # port 9: nothing listens
-    tried = subprocess.run(
-        [sys.executable, "-m", "pulse.cli.main", "alerts", "test"],
-        cwd=Path(__file__).resolve().parents[2],
-        env=subprocess_env(pipeline, PULSE_ALERTS_CHANNELS=orjson.dumps(channels).decode()),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = subprocess_env(pipeline, PULSE_ALERTS_CHANNELS=orjson.dumps(channels).decode())
+    tried = run_pulse("alerts", "test", env=env, timeout=60)
     assert tried.returncode == 1, tried.stdout + tried.stderr  # one channel failed
     assert "hook (json://127.0.0.1): delivered" in tried.stdout, tried.stdout
     assert "down (json://127.0.0.1): failed" in tried.stdout, tried.stdout

@@ -42,6 +42,7 @@ from pulse.store.schema import LEDGER, TOTALS, TOTALS_ID
 from tests.integration.reconcile import (
     assert_matches_truth,
     produce,
+    run_pulse,
     subprocess_env,
     use_settings_env,
 )
@@ -400,15 +401,7 @@ def test_with_the_prefect_route_alerts_reach_their_channel_through_an_automation
         PULSE_ALERTS_CHANNELS=orjson.dumps({"ops": url}).decode(),
         PULSE_ALERTS_ROUTE=alert_route,
     )
-    tried = subprocess.run(
-        [sys.executable, "-m", "pulse.cli.main", "alerts", "test"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    tried = run_pulse("alerts", "test", env=env, timeout=60)
     assert tried.returncode == 0, tried.stdout + tried.stderr
     assert "handed to Prefect" in tried.stdout, tried.stdout
     notices = wait_until(

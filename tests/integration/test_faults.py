@@ -29,6 +29,7 @@ from tests.integration.reconcile import (
     assert_matches_truth,
     drain_until_caught_up,
     produce,
+    run_pulse,
     subprocess_env,
     wait_for_events,
 )
@@ -287,15 +288,7 @@ def test_bad_configuration_gives_one_clear_line(
     env = subprocess_env(pipeline) | {
         key: value.replace("__BAD_RULES__", str(rules)) for key, value in environment.items()
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "pulse.cli.main", *arguments],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_pulse(*arguments, env=env)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert names in output

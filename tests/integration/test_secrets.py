@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +20,11 @@ from pulse.config import Settings, load_settings
 from pulse.generate.params import GeneratorParams
 from pulse.store.client import database, mongo_client
 from pulse.store.schema import ALERT_STATE, ALERTS, DEAD_LETTERS, LEDGER, OFFSETS, TOTALS
-from tests.integration.reconcile import subprocess_env
+from tests.integration.reconcile import run_pulse, subprocess_env
 
 pytestmark = pytest.mark.integration
 
 CANARY = "canary-s3cret-7Qx9"
-REPO = Path(__file__).resolve().parents[2]
 RULES = """
 rules:
   - id: canary-hot
@@ -123,15 +120,7 @@ def test_secret_values_leak_nowhere(
             "PULSE_MONGO_URI": f"mongodb://pulse:{CANARY}@127.0.0.1:1/?authMechanism=PLAIN",
             "PULSE_MONGO_TIMEOUT_MS": "1000",
         }
-        result = subprocess.run(
-            [sys.executable, "-m", "pulse.cli.main", *command],
-            cwd=REPO,
-            env=bad_host,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = run_pulse(*command, env=bad_host)
         seen += [result.stdout, result.stderr]
     captured = capfd.readouterr()
     seen += [captured.out, captured.err]

@@ -13,6 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.objects import Log
 from prefect.client.schemas.sorting import FlowRunSort
+from prefect.logging.handlers import APILogHandler
 
 from flows.aggregate import aggregate_interactions
 from flows.generate import generate_interactions
@@ -105,6 +106,7 @@ def test_secret_values_leak_nowhere(
     assert alerts, "an alert fired and was delivered"
     assert any(d["ok"] for a in alerts for d in a["deliveries"])
     seen.append(json.dumps(received))
+    APILogHandler().flush()  # run logs reach the API in the background; send what is queued
     with get_client(sync_client=True) as prefect:
         recent = [
             run.id for run in prefect.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=10)

@@ -63,6 +63,11 @@ bench: install ## all benchmarks against the running stack (`make up` first; nee
 bench-smoke: install ## the benchmarks with tiny sizes, in seconds (checks they run)
 	@$(RUN) python -m bench.run --smoke
 
+FUZZ_RUNS ?= 1000000
+.PHONY: fuzz
+fuzz: install ## fuzz the intake with atheris (FUZZ_RUNS inputs, default 1,000,000; ~4 min)
+	@$(RUN) python -m tests.fuzz_intake -atheris_runs=$(FUZZ_RUNS)
+
 .PHONY: clean
 clean: down ## stop the stack and delete its state (.state/); keeps the download cache
 	rm -rf .state

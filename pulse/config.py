@@ -187,8 +187,13 @@ class ConsumerSettings(_Section):
     written with every micro-batch; docs/consumer.md explains the two tiers."""
     entity_flush_events: int = Field(500_000, ge=1)
     """An entity flush also happens once this many events wait for it (bounds memory)."""
-    max_record_bytes: int = Field(65_536, ge=64)
-    """Records larger than this are dead-lettered unread."""
+    max_record_bytes: int = Field(65_536, ge=64, le=8_388_608)
+    """Records larger than this are dead-lettered unread. At most 8 MiB: a record rejected for
+    a field is kept whole in its dead letter, which must fit in one MongoDB document."""
+    dead_letter_keep_bytes: int = Field(1_024, ge=0, le=65_536)
+    """How much of a record rejected as a whole (too big, not UTF-8, not JSON) its dead letter
+    keeps, with the whole record's size and SHA-256. Records rejected for a field are kept
+    whole."""
     max_event_age_seconds: int = Field(7 * 24 * 3600, ge=1)
     """An event older than this before its Kafka timestamp is absurd and dead-lettered."""
     max_event_lead_seconds: int = Field(3600, ge=0)

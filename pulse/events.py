@@ -32,6 +32,12 @@ import polars as pl
 SCHEMA_VERSION: Final = 1
 ID_PATTERN: Final = r"^[A-Za-z0-9_:-]{1,64}$"
 ID_MAX_LENGTH: Final = 64
+EARLIEST_MS: Final = 0
+"""The earliest event time accepted: 1970-01-01T00:00Z."""
+LATEST_MS: Final = 253_370_764_799_999
+"""The latest event time accepted: the last millisecond of 9998 (UTC). A later time, even one
+its Kafka timestamp agrees with, is refused: a day's window after it would leave the range of
+Python's datetime."""
 
 # Column order is the wire order.
 SCHEMA: Final = pl.Schema(

@@ -21,7 +21,6 @@ from pulse.ingest.batch import MicroBatch, OffsetRange, batch_id
 from pulse.ingest.validate import DEAD_SCHEMA, Verdict
 from pulse.pipeline.apply import BatchReport, BatchWriter
 from pulse.pipeline.entities import EntityBuffer
-from pulse.store.statements import Guard
 from pulse.store.writes import DUPLICATE_KEY
 
 Doc = dict[str, Any]
@@ -258,9 +257,7 @@ class ListSource:
 def apply_batch(writer: BatchWriter, batch: MicroBatch) -> BatchReport:
     """Write a batch's counts, as the consumer does (its entities wait for a flush)."""
     ranges = batch.ranges()
-    return writer.apply(
-        batch, batch_id=batch_id(writer.topic, ranges), guard=Guard(tuple(ranges)), ranges=ranges
-    )
+    return writer.apply(batch, batch_id=batch_id(writer.topic, ranges), ranges=ranges)
 
 
 def flush(writer: BatchWriter, reports: list[BatchReport]) -> BatchReport:

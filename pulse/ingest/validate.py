@@ -11,7 +11,9 @@ are ignored and counted.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,9 +22,18 @@ from typing import Any
 import orjson
 import polars as pl
 
-from pulse.events import FIELDS, ID_PATTERN, SCHEMA, SCHEMA_VERSION
+from pulse.events import EARLIEST_MS, FIELDS, ID_PATTERN, LATEST_MS, SCHEMA, SCHEMA_VERSION
 from pulse.ingest.bulk import nothing_read, read_usual
-from pulse.ingest.wire import KNOWN, PREVIEW, Rejected, read_event
+from pulse.ingest.wire import KNOWN, PREVIEW, Rejected, quote, read_event
+
+log = logging.getLogger(__name__)
+
+NESTING_TRIED = 512
+"""Brackets beyond which a refused record is not handed to `json.loads`, which recurses (1,100
+`[` raise RecursionError in it): orjson's own message is the reason then."""
+UNREADABLE = "could not be read"
+"""The reason of a record whose reading raised: a bug to report, kept as a dead letter."""
+_KAFKA_TS_BOUND = 2**62  # Kafka timestamps clipped to this before adding bounds: no overflow
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,7 @@ def validate(records: pl.DataFrame, rules: ValidationRules, *, bulk: bool = True
     path to.
     """
     values = records.get_column("value")
-    fast, fast_rows = read_usual(values, rules.max_record_bytes) if bulk else nothing_read()
+    fast, fast_rows = _read_usual(values, rules.max_record_bytes) if bulk else nothing_read()
     read = pl.Series([False] * values.len(), dtype=pl.Boolean).scatter(fast_rows, True)
     slow_rows = read.not_().arg_true()
     rows: list[int] = []
@@ -111,40 +122,68 @@ def validate(records: pl.DataFrame, rules: ValidationRules, *, bulk: bool = True
     return Verdict(events, _dead_letters(records, dead_rows), dict(sorted(ignored.items())))
 
 
+def _read_usual(values: pl.Series, max_bytes: int) -> tuple[pl.DataFrame, pl.Series]:
+    """The bulk pass, or nothing when Polars cannot read what the pattern let through: the
+    per-record reader then judges every record and names what is wrong."""
+    try:
+        return read_usual(values, max_bytes)
+    except Exception:  # input must never stop a batch; the slow path gives the verdicts
+        log.exception("the bulk reader failed on a batch; reading its records one by one")
+        return nothing_read()
+
+
 def _parse(value: bytes | None, max_bytes: int) -> tuple[dict[str, Any], dict[str, Any]] | Rejected:
-    """The record as sent and its event fields, or why it is no event."""
+    """The record as sent and its event fields, or why it is no event; never raises."""
+    try:
+        return _parse_record(value, max_bytes)
+    except Exception as exc:  # a verdict per record: no byte string may stop the batch
+        return Rejected(f"{UNREADABLE} ({type(exc).__name__})")
+
+
+def _parse_record(
+    value: bytes | None, max_bytes: int
+) -> tuple[dict[str, Any], dict[str, Any]] | Rejected:
     if value is None or len(value) == 0:
         return Rejected("record is empty")
     if len(value) > max_bytes:
         return Rejected(f"record is {len(value)} bytes, over the {max_bytes}-byte limit")
     try:
         event = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return _why_not_json(value)
+    except orjson.JSONDecodeError as exc:
+        return _why_not_json(value, exc)
     if not isinstance(event, dict):
         return Rejected(f"not a JSON object but a JSON {type(event).__name__}")
     fields = read_event(event)
     return fields if isinstance(fields, Rejected) else (event, fields)
 
 
-def _why_not_json(value: bytes) -> Rejected:
+def _why_not_json(value: bytes, refusal: orjson.JSONDecodeError) -> Rejected:
     """A precise reason for a record orjson refused (slow path: bad records only)."""
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
         return Rejected("not UTF-8 text")
+    if value.count(b"[") + value.count(b"{") > NESTING_TRIED:
+        return Rejected(f"not valid JSON ({refusal.msg} at character {refusal.pos})")
     try:
         event = json.loads(text)  # accepts NaN/Infinity and huge integers, to name the field
     except json.JSONDecodeError as exc:
         return Rejected(f"not valid JSON ({exc.msg} at character {exc.pos})")
+    except RecursionError:
+        return Rejected("not valid JSON (nested too deeply)")
     except ValueError:  # e.g. an integer with more digits than Python will convert
         return Rejected("not valid JSON (a number is out of range)")
-    if isinstance(event, dict):
-        for name, item in event.items():
-            if isinstance(item, float) and not math.isfinite(item):
-                return Rejected(f"{name} is not a finite number", str(name))
-            if isinstance(item, int) and not -(2**63) <= item < 2**63:
-                return Rejected(f"{name} is out of the 64-bit range", str(name))
+    return _bad_number(event) if isinstance(event, dict) else Rejected("not valid JSON")
+
+
+def _bad_number(event: dict[str, Any]) -> Rejected:
+    """The field orjson refused for its number: not finite, or beyond 64 bits."""
+    for name, item in event.items():
+        field, said = (name, name) if name in KNOWN else ("", f"field {quote(name)}")
+        if isinstance(item, float) and not math.isfinite(item):
+            return Rejected(f"{said} is not a finite number", field)
+        if isinstance(item, int) and not -(2**63) <= item < 2**63:
+            return Rejected(f"{said} is out of the 64-bit range", field)
     return Rejected("not valid JSON")
 
 
@@ -154,6 +193,7 @@ def _value_problems(rules: ValidationRules) -> list[pl.Expr]:
     known = ", ".join(rules.interaction_types)
     age_s, lead_s = rules.max_age_ms // 1000, rules.max_lead_ms // 1000
     stamp = pl.col("timestamp").cast(pl.String)
+    kafka_ts = pl.col("kafka_ts").clip(-_KAFKA_TS_BOUND, _KAFKA_TS_BOUND)
     checks: list[tuple[pl.Expr, pl.Expr, str]] = [
         (
             ~pl.col(name).str.contains(ID_PATTERN).fill_null(value=True),  # event_id: optional
@@ -182,12 +222,17 @@ def _value_problems(rules: ValidationRules) -> list[pl.Expr]:
             "schema_version",
         ),
         (
-            pl.col("timestamp") < pl.col("kafka_ts") - rules.max_age_ms,
+            ~pl.col("timestamp").is_between(EARLIEST_MS, LATEST_MS),
+            _says("timestamp ", stamp, " is not between the years 1970 and 9998"),
+            "timestamp",
+        ),
+        (
+            pl.col("timestamp") < kafka_ts - rules.max_age_ms,
             _says("timestamp ", stamp, f" is more than {age_s} s before its Kafka timestamp"),
             "timestamp",
         ),
         (
-            pl.col("timestamp") > pl.col("kafka_ts") + rules.max_lead_ms,
+            pl.col("timestamp") > kafka_ts + rules.max_lead_ms,
             _says("timestamp ", stamp, f" is more than {lead_s} s after its Kafka timestamp"),
             "timestamp",
         ),
@@ -232,4 +277,33 @@ def _dead_letters(records: pl.DataFrame, rows: list[tuple[int, str, str]]) -> pl
             pl.Series("field", [field for _, _, field in rows], pl.String),
         )
         .select(DEAD_SCHEMA.names())
+    )
+
+
+KEY_KEPT_BYTES = 1_024
+"""A dead letter keeps at most this much of a record's Kafka key."""
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What a dead letter keeps of a rejected record: bounded, with the whole one's size and
+    SHA-256, so a record too big to keep can still be recognised."""
+
+    value: bytes
+    size: int
+    sha256: str
+    truncated: bool
+
+
+def kept(value: bytes | None, field: str | None, keep_bytes: int) -> Kept:
+    """A record rejected as a whole (too big, not UTF-8, not JSON, not an object) keeps its
+    first `keep_bytes`; one rejected for a field is valid JSON within the size limit and is
+    kept whole, so that it can be fixed and replayed."""
+    whole = value or b""
+    truncated = not field and len(whole) > keep_bytes
+    return Kept(
+        value=whole[:keep_bytes] if truncated else whole,
+        size=len(whole),
+        sha256=hashlib.sha256(whole).hexdigest(),
+        truncated=truncated,
     )

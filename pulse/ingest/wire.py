@@ -31,7 +31,8 @@ PREVIEW: Final = 40  # characters of a bad value quoted in a reason
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 _INT64 = 2**63
-_DIGITS = re.compile(r"-?\d+(\.\d+)?")
+_DIGITS = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # ASCII only: int() also reads other scripts' digits
+_MAX_INTEGER_DIGITS = 19  # 2**63 has 19 digits; int() of a longer text is refused unconverted
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,8 @@ def _from_number(value: float) -> int | str:
 def _parse_text(text: str) -> int | str:
     stripped = text.strip()
     if _DIGITS.fullmatch(stripped):
+        if len(stripped.split(".", 1)[0].lstrip("-0")) > _MAX_INTEGER_DIGITS:
+            return "timestamp is out of the 64-bit range"  # before int(): it refuses 4,300+
         number = float(stripped) if "." in stripped else int(stripped)
         return _from_number(number)
     try:

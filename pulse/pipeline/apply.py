@@ -29,10 +29,12 @@ from pulse.pipeline.entities import Flush
 from pulse.store import writes
 from pulse.store.client import Document
 from pulse.store.schema import (
+    COUNT_MARKS,
     DEAD_LETTERS,
     ENTITY_MARKS,
     ITEM_MINUTES,
     ITEMS,
+    MARKS_BY_TOPIC,
     MINUTE_SKETCHES,
     MINUTES,
     TOTALS,
@@ -176,8 +178,10 @@ class BatchWriter:
         alerting: Alerting | None = None,
         after_step: StepHook | None = None,
         user_buckets: int = 1_024,
+        dead_letter_bytes: int = 1_024,
     ) -> None:
         self.alerting = alerting
+        self.dead_letter_bytes = dead_letter_bytes
         self.user_buckets = user_buckets  # fixed per database: writes.settle_user_buckets
         self.db = db
         self.topic = topic
@@ -194,15 +198,17 @@ class BatchWriter:
         batch: MicroBatch,
         *,
         batch_id: str,
-        guard: Guard,
         ranges: list[OffsetRange],
         record_offsets: bool = True,
         store_dead_letters: bool = True,
         replay: bool = False,
         consume_seconds: float = 0.0,
         ledger_extra: dict[str, Any] | None = None,
+        marks_by_topic: bool = True,
     ) -> BatchReport:
-        """Validate and aggregate the batch (pure), then write its counts in COUNT_STEPS.
+        """Validate and aggregate the batch (pure), then write its counts in COUNT_STEPS,
+        guarded by watermarks over `ranges` (`marks_by_topic=False`: the layout of ledger
+        entries written before watermarks named their topic).
 
         Its valid events (`report.verdict.events`) are for an entity flush to write later;
         with `record_offsets` the batch is listed as waiting for one.
@@ -213,7 +219,7 @@ class BatchWriter:
             counts = count(verdict.events, self.types)
         work = _Work(
             ledger_id=batch_id,
-            guard=guard,
+            guard=Guard(tuple(ranges), COUNT_MARKS, self.topic if marks_by_topic else None),
             ranges=ranges,
             aggregates=counts,
             now=datetime.now(UTC),
@@ -227,7 +233,8 @@ class BatchWriter:
             "totals": self._totals,
             "offsets": self._offsets,
         }
-        writes.ledger_begin(self.db, batch_id, self.topic, ranges, batch.size, ledger_extra)
+        extra = _marks_layout(marks_by_topic) | (ledger_extra or {})
+        writes.ledger_begin(self.db, batch_id, self.topic, ranges, batch.size, extra)
         self._done("ledger-writing")
         timers = self._run(work, steps)
         seconds = {
@@ -248,6 +255,7 @@ class BatchWriter:
         record_offsets: bool = True,
         replay: bool = False,
         ledger_extra: dict[str, Any] | None = None,
+        marks_by_topic: bool = True,
     ) -> BatchReport:
         """Write the entity documents of a flush (the valid events of its batches, within its
         ranges) in ENTITY_STEPS, guarded by the flush's own watermarks (`ws`)."""
@@ -256,7 +264,9 @@ class BatchWriter:
         flush_id = entity_flush_id(self.topic, pending.ranges)
         work = _Work(
             ledger_id=flush_id,
-            guard=Guard(tuple(pending.ranges), ENTITY_MARKS),
+            guard=Guard(
+                tuple(pending.ranges), ENTITY_MARKS, self.topic if marks_by_topic else None
+            ),
             ranges=pending.ranges,
             aggregates=aggregates,
             now=datetime.now(UTC),
@@ -272,7 +282,11 @@ class BatchWriter:
             "alerts": self._alerts,
             "entity-offsets": self._entity_offsets,
         }
-        extra = {"kind": writes.ENTITY_FLUSH, "batches": pending.batches} | (ledger_extra or {})
+        extra = (
+            {"kind": writes.ENTITY_FLUSH, "batches": pending.batches}
+            | _marks_layout(marks_by_topic)
+            | (ledger_extra or {})
+        )
         records = pending.events.height
         writes.ledger_begin(self.db, flush_id, self.topic, pending.ranges, records, extra)
         self._done("flush-writing")
@@ -314,7 +328,9 @@ class BatchWriter:
         dead = _verdict(work).dead
         if not (work.store_dead_letters and dead.height):
             return
-        statements = dead_letter_statements(dead, self.topic, work.ledger_id, work.now)
+        statements = dead_letter_statements(
+            dead, self.topic, work.ledger_id, work.now, self.dead_letter_bytes
+        )
         result = writes.apply(self.db, DEAD_LETTERS, statements)
         work.results[DEAD_LETTERS] = result
         if self.dead_letter_sink is not None and result.upserted_ids:
@@ -454,6 +470,16 @@ class BatchWriter:
         if result.already_applied == 0:
             return result.upserted
         return writes.count_created(self.db, collection, frame[key].to_list(), work.ledger_id)
+
+
+def _marks_layout(by_topic: bool) -> dict[str, Any]:
+    """What a ledger entry records of its watermarks' layout, for its replays."""
+    return {"marks": MARKS_BY_TOPIC} if by_topic else {}
+
+
+def marks_by_topic(entry: dict[str, Any]) -> bool:
+    """Whether a ledger entry was written with watermarks that name the topic."""
+    return entry.get("marks") == MARKS_BY_TOPIC
 
 
 def _verdict(work: _Work) -> Verdict:

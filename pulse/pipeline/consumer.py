@@ -30,30 +30,34 @@ from pulse.ingest.validate import validate
 from pulse.kafka.clients import consumer as make_consumer
 from pulse.kafka.clients import ensure_topic
 from pulse.kafka.source import poll_batch, read_ranges
-from pulse.pipeline.apply import BatchReport, StepHook
+from pulse.pipeline.apply import BatchReport, StepHook, marks_by_topic
 from pulse.pipeline.entities import EntityBuffer, Flush, backlog, covering, within
 from pulse.pipeline.flusher import EntityFlusher
 from pulse.pipeline.session import Pipeline, open_pipeline
 from pulse.preflight import check_kafka
 from pulse.store import writes
 from pulse.store.reads import entity_progress, records_behind, stored_offsets, watermarks
-from pulse.store.statements import Guard
 
 log = logging.getLogger(__name__)
 
 
 def apply_batch(
-    pipeline: Pipeline, batch: MicroBatch, *, replay: bool, consume_seconds: float = 0.0
+    pipeline: Pipeline,
+    batch: MicroBatch,
+    *,
+    replay: bool,
+    consume_seconds: float = 0.0,
+    marks_by_topic: bool = True,
 ) -> BatchReport:
     """Write one Kafka batch, guarded by its own offset ranges."""
     ranges = batch.ranges()
     return pipeline.writer.apply(
         batch,
         batch_id=batch_id(pipeline.topic, ranges),
-        guard=Guard(tuple(ranges)),
         ranges=ranges,
         replay=replay,
         consume_seconds=consume_seconds,
+        marks_by_topic=marks_by_topic,
     )
 
 
@@ -80,14 +84,14 @@ def replay_entry(pipeline: Pipeline, entry: dict[str, Any], group: str) -> Batch
     log.warning("replaying unfinished %s", entry["_id"])
     if entry.get("kind") == writes.ENTITY_FLUSH:
         flush = reread(pipeline, ranges, list(entry["batches"]), group)
-        return pipeline.writer.flush(flush, replay=True)
+        return pipeline.writer.flush(flush, replay=True, marks_by_topic=marks_by_topic(entry))
     batch = read_ranges(pipeline.settings.kafka, pipeline.topic, f"{group}-replay", ranges)
     if batch.batch_id != entry["_id"]:
         raise RuntimeError(
             f"batch {entry['_id']} cannot be replayed: its records now read as "
             f"{batch.batch_id} (retention or compaction removed some)"
         )
-    return apply_batch(pipeline, batch, replay=True)
+    return apply_batch(pipeline, batch, replay=True, marks_by_topic=marks_by_topic(entry))
 
 
 class AggregatingConsumer:

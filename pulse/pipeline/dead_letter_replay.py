@@ -1,8 +1,8 @@
 """Re-ingest selected (fixed) dead letters exactly once.
 
 Dead letters are applied directly to the aggregates as a batch of their own, guarded like a
-Kafka batch but by a replay sequence number (`wm.p-1`; `ws.p-1` for its entity documents,
-written at once), so a replay interrupted at any point is completed, not repeated:
+Kafka batch but by a replay sequence number (`wm.<topic>.p-1`; `ws.<topic>.p-1` for its entity
+documents, written at once), so a replay interrupted at any point is completed, not repeated:
 unfinished replays are finished before new ones are selected.
 Records that are still invalid stay dead letters with their new reason. Fix a record by
 editing its `raw` bytes in the `dead_letters` collection, or by changing the rules (for example
@@ -19,12 +19,11 @@ from typing import Any
 from pymongo.database import Database
 
 from pulse.ingest.batch import MicroBatch, OffsetRange
-from pulse.pipeline.apply import BatchReport, BatchWriter
+from pulse.pipeline.apply import BatchReport, BatchWriter, marks_by_topic
 from pulse.pipeline.entities import Flush
 from pulse.store import writes
 from pulse.store.client import Document
 from pulse.store.schema import DEAD_LETTERS, LEDGER, record_id
-from pulse.store.statements import Guard
 
 REPLAY_PARTITION = -1
 
@@ -48,8 +47,10 @@ def select(
     ids: list[str] | None = None,
     limit: int = 1_000,
 ) -> list[Document]:
-    """Dead letters of `topic` still dead, filtered by reason text, field or ids."""
-    query: dict[str, Any] = {"topic": topic, "status": "dead"}
+    """Dead letters of `topic` still dead and kept whole, filtered by reason text, field or
+    ids."""
+    # A truncated record is only the start of one: replaying it would judge something else.
+    query: dict[str, Any] = {"topic": topic, "status": "dead", "truncated": {"$ne": True}}
     if ids:
         query["_id"] = {"$in": ids}
     if field_name:
@@ -71,7 +72,8 @@ def replay(
     report = ReplayReport()
     for entry in _unmarked(writer.db, writer.topic):
         first = int(entry["ranges"][0]["first"])
-        _run(writer, entry["_id"], first, entry["dead_letter_ids"], report)
+        ids = entry["dead_letter_ids"]
+        _run(writer, entry["_id"], first, ids, report, by_topic=marks_by_topic(entry))
     # Selected only now: records of a replay finished just above are no longer 'dead'.
     docs = select(
         writer.db,
@@ -95,7 +97,13 @@ def _unmarked(db: Database[Document], topic: str) -> list[Document]:
 
 
 def _run(
-    writer: BatchWriter, batch_id: str, sequence: int, ids: list[str], report: ReplayReport
+    writer: BatchWriter,
+    batch_id: str,
+    sequence: int,
+    ids: list[str],
+    report: ReplayReport,
+    *,
+    by_topic: bool = True,
 ) -> None:
     db = writer.db
     docs = {doc["_id"]: doc for doc in db[DEAD_LETTERS].find({"_id": {"$in": ids}})}
@@ -104,7 +112,7 @@ def _run(
         writer.topic,
         [doc["partition"] for doc in ordered],
         [doc["offset"] for doc in ordered],
-        [int(doc["kafka_timestamp"].timestamp() * 1000) for doc in ordered],
+        [_kafka_ts(doc) for doc in ordered],
         [doc.get("key") for doc in ordered],
         [doc.get("raw") for doc in ordered],
     )
@@ -112,12 +120,12 @@ def _run(
     result: BatchReport = writer.apply(
         batch,
         batch_id=batch_id,
-        guard=Guard(tuple(ranges)),
         ranges=ranges,
         record_offsets=False,
         store_dead_letters=False,
         replay=True,
         ledger_extra={"kind": writes.DLQ_REPLAY, "dead_letter_ids": ids},
+        marks_by_topic=by_topic,
     )
     verdict = result.verdict
     if verdict is None:
@@ -127,11 +135,20 @@ def _run(
         record_offsets=False,
         replay=True,
         ledger_extra={"kind": writes.DLQ_REPLAY_ENTITIES},
+        marks_by_topic=by_topic,
     )
     _mark(db, writer.topic, batch_id, result)
     report.revived += result.valid
     report.still_dead += result.dead_lettered
     report.batches.append(batch_id)
+
+
+def _kafka_ts(doc: Document) -> int:
+    """The record's Kafka timestamp (ms); dead letters stored before `kafka_ts` have only the
+    time."""
+    if "kafka_ts" in doc:
+        return int(doc["kafka_ts"])
+    return int(doc["kafka_timestamp"].timestamp() * 1000)
 
 
 def _mark(db: Database[Document], topic: str, batch_id: str, result: BatchReport) -> None:

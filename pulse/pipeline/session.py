@@ -17,13 +17,16 @@ from pymongo.database import Database
 
 from pulse.alerts.engine import Alerting
 from pulse.config import Settings
-from pulse.ingest.validate import ValidationRules
+from pulse.ingest.validate import KEY_KEPT_BYTES, ValidationRules, kept
 from pulse.kafka.clients import producer as make_producer
 from pulse.pipeline.apply import BatchWriter, StepHook
 from pulse.preflight import check_mongo
 from pulse.store import writes
 from pulse.store.client import Document, database, mongo_client
 from pulse.store.schema import record_id
+
+DLQ_VALUE_BYTES = 512 * 1_024
+"""The largest value sent to the dead-letter topic: under Kafka's default 1 MB message limit."""
 
 
 def validation_rules(settings: Settings) -> ValidationRules:
@@ -47,30 +50,52 @@ class Pipeline:
 
 
 class DeadLetterTopic:
-    """Also publishes dead letters to PULSE_KAFKA_DLQ_TOPIC (raw value, reason header)."""
+    """Also publishes dead letters to PULSE_KAFKA_DLQ_TOPIC: what the dead letter keeps of
+    the record (bounded like it, so always under Kafka's message size), the reason, the
+    source record and its whole size and SHA-256 as headers."""
 
     def __init__(self, settings: Settings, topic: str, dlq_topic: str) -> None:
         self.settings = settings
         self.topic = topic
         self.dlq_topic = dlq_topic
+        self.keep_bytes = min(settings.consumer.dead_letter_keep_bytes, DLQ_VALUE_BYTES)
         self._producer: Producer | None = None
 
     def send(self, dead: pl.DataFrame) -> None:
         if self._producer is None:
             self._producer = make_producer(self.settings.kafka)
+        producer = self._producer
         for row in dead.iter_rows(named=True):
+            record = kept(row["value"], row["field"], self.keep_bytes)
+            if len(record.value) > DLQ_VALUE_BYTES:  # a field-rejected record is kept whole
+                record = kept(row["value"], None, DLQ_VALUE_BYTES)
             source = record_id(self.topic, row["partition"], row["offset"])
-            self._producer.produce(
-                self.dlq_topic,
-                row["value"],
-                row["key"],
-                headers={"pulse.reason": row["reason"].encode(), "pulse.source": source.encode()},
-            )
-        self._producer.flush(30)
+            headers: dict[str, str | bytes | None] = {
+                "pulse.reason": row["reason"].encode(),
+                "pulse.source": source.encode(),
+                "pulse.size": str(record.size).encode(),
+                "pulse.sha256": record.sha256.encode(),
+                "pulse.truncated": b"true" if record.truncated else b"false",
+            }
+            key = row["key"][:KEY_KEPT_BYTES] if row["key"] is not None else None
+            _produce(producer, self.dlq_topic, record.value, key, headers)
+        producer.flush(30)
 
     def close(self) -> None:
         if self._producer is not None:
             self._producer.flush(30)
+
+
+def _produce(
+    producer: Producer, topic: str, value: bytes, key: bytes | None, headers: dict[str, str | bytes | None]
+) -> None:
+    while True:
+        try:
+            producer.produce(topic, value, key, headers=headers)
+        except BufferError:  # the local queue is full: let deliveries drain, never drop
+            producer.poll(1.0)
+        else:
+            return
 
 
 @contextmanager
@@ -105,5 +130,6 @@ def open_pipeline(
             alerting,
             after_step=after_step,
             user_buckets=buckets,
+            dead_letter_bytes=settings.consumer.dead_letter_keep_bytes,
         )
         yield Pipeline(settings=settings, topic=topic, db=db, writer=writer)

@@ -52,10 +52,22 @@ ALERT_STATE = "alert_state"
 ALERT_RULES = "alert_rules"
 
 COUNT_MARKS = "wm"
-"""Watermarks of the documents written with every micro-batch: `wm.p<partition>`."""
+"""Watermarks of the documents written with every micro-batch: `wm.<topic>.p<partition>`."""
 ENTITY_MARKS = "ws"
 """Watermarks of the documents written by entity flushes (users, items, item x minute, the
-global document's user and item figures): `ws.p<partition>` (docs/consumer.md)."""
+global document's user and item figures): `ws.<topic>.p<partition>` (docs/consumer.md)."""
+MARKS_BY_TOPIC = "topic"
+"""A ledger entry's `marks` when its watermarks name the topic. Entries without it were
+written when watermarks were `wm.p<partition>` for every topic, and are replayed so."""
+
+
+def marks_field(marks: str, topic: str | None, partition: int) -> str:
+    """The watermark of one topic's partition: 'wm.<topic>.p<n>'; 'wm.p<n>' for topic None
+    (the layout before watermarks named their topic). A '.' of a topic name becomes '~',
+    which no Kafka topic name holds, so every topic has watermarks of its own."""
+    scope = marks if topic is None else f"{marks}.{topic.replace('.', '~')}"
+    return f"{scope}.p{partition}"
+
 
 TOTALS_ID = "global"
 """The one document of `totals`."""

@@ -1,16 +1,17 @@
 """MongoDB update statements for one batch's aggregates (pure: builds documents, sends nothing).
 
-Every statement is an upsert guarded by the batch's offset watermark, which is what makes a
+Every statement is an upsert guarded by the batch's offset watermarks, which is what makes a
 replay harmless (see docs/consumer.md):
 
-    filter: {_id: X, "wm.p<r>": {$not: {$gte: <last offset of partition r>}}}
-    update: {$inc: counts, $min/$max: times, $max: {"wm.p<p>": <last offset of p>, ...}}
+    filter: {_id: X, "wm.<topic>.p<r>": {$not: {$gte: <first offset of r>}}, ...}  (every r)
+    update: {$inc: counts, $min/$max: times, $max: {"wm.<topic>.p<r>": <last offset of r>, ...}}
 
-where r is the batch's lowest partition. A document that already holds this batch fails the
-filter, so the upsert collides with its own _id (duplicate key, code 11000) instead of
-counting twice; the store treats that error as "already applied". Entity flushes (users,
+A document that already holds this batch (or any later record of one of its partitions)
+fails the filter, so the upsert collides with its own _id (duplicate key, code 11000) instead
+of counting twice; the store treats that error as "already applied". Entity flushes (users,
 items, item x minute) carry watermarks of their own, `ws` instead of `wm`, over their own
-offset ranges.
+offset ranges. Watermarks name the topic, so topics written into one database never mistake
+each other's offsets for their own.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from typing import Any
 
 import polars as pl
 
+from pulse.events import EARLIEST_MS, LATEST_MS
 from pulse.ingest.aggregate import Aggregates, Counts, type_column
 from pulse.ingest.batch import OffsetRange
+from pulse.ingest.validate import KEY_KEPT_BYTES, kept
 from pulse.store.schema import (
     COUNT_MARKS,
     TOTALS_ID,
     item_minute_id,
+    marks_field,
     record_id,
     user_bucket,
     user_minute_id,
@@ -38,26 +42,34 @@ Statement = dict[str, Any]
 
 @dataclass(frozen=True)
 class Guard:
-    """The watermark that marks a document as holding one batch (or one entity flush)."""
+    """The watermarks that mark a document as holding one batch (or one entity flush)."""
 
     ranges: tuple[OffsetRange, ...]
-    marks_field: str = COUNT_MARKS
+    marks: str = COUNT_MARKS
     """`wm` for the per-batch tier, `ws` for entity flushes (pulse/store/schema.py)."""
+    topic: str | None = None
+    """The topic the watermarks belong to; None for the layout before they named it."""
 
     @property
     def filter(self) -> dict[str, Any]:
-        field, last = self.key
-        return {field: {"$not": {"$gte": last}}}
+        """The document holds no record of the batch, in any of its partitions: a batch that
+        overlaps one the document holds, with other boundaries (a stale member's), matches
+        no document it could count twice."""
+        return {
+            marks_field(self.marks, self.topic, r.partition): {"$not": {"$gte": r.first}}
+            for r in self.ranges
+        }
 
     @property
     def key(self) -> tuple[str, int]:
-        """The watermark field checked, and the offset a document holding the batch has in it."""
+        """A watermark a document holding the batch has, and the offset it holds there."""
         first = min(self.ranges, key=lambda r: r.partition)
-        return f"{self.marks_field}.p{first.partition}", first.last
+        return marks_field(self.marks, self.topic, first.partition), first.last
 
     @property
-    def marks(self) -> dict[str, int]:
-        return {f"{self.marks_field}.p{r.partition}": r.last for r in self.ranges}
+    def marks_set(self) -> dict[str, int]:
+        """The watermarks a document holding the batch has: every range's last offset."""
+        return {marks_field(self.marks, self.topic, r.partition): r.last for r in self.ranges}
 
 
 def _statement(doc_id: str, guard: Guard, update: dict[str, Any]) -> Statement:
@@ -84,7 +96,7 @@ def entity_updates(
             {
                 "$inc": _counts(row, types),
                 "$min": {"first_seen": row["first_seen"]},
-                "$max": {"last_seen": row["last_seen"], **guard.marks},
+                "$max": {"last_seen": row["last_seen"], **guard.marks_set},
                 "$setOnInsert": {"first_batch": batch_id},
             },
         )
@@ -101,7 +113,7 @@ def user_bucket_updates(
         user = row["user_id"]
         path = user_path(user)
         update = updates.setdefault(
-            user_bucket(user, buckets), {"$inc": {}, "$min": {}, "$max": dict(guard.marks)}
+            user_bucket(user, buckets), {"$inc": {}, "$min": {}, "$max": dict(guard.marks_set)}
         )
         update["$inc"] |= {f"{path}.{name}": n for name, n in _counts(row, types).items()}
         update["$min"][f"{path}.first_seen"] = row["first_seen"]
@@ -117,7 +129,7 @@ def minute_updates(aggregates: Counts, guard: Guard, types: tuple[str, ...]) -> 
             guard,
             {
                 "$inc": _counts(row, types),
-                "$max": guard.marks,
+                "$max": guard.marks_set,
                 "$setOnInsert": {"minute": row["minute"]},
             },
         )
@@ -133,7 +145,7 @@ def minute_sketch_updates(aggregates: Aggregates, guard: Guard) -> list[Statemen
     for minute_id, (users, items) in aggregates.minute_sketches.items():
         sketch = {f"users_hll.r{index}": rank for index, rank in users.items()}
         sketch |= {f"items_hll.r{index}": rank for index, rank in items.items()}
-        statements.append(_statement(minute_id, guard, {"$max": {**sketch, **guard.marks}}))
+        statements.append(_statement(minute_id, guard, {"$max": {**sketch, **guard.marks_set}}))
     return statements
 
 
@@ -147,7 +159,7 @@ def item_minute_updates(
             guard,
             {
                 "$inc": _counts(row, types),
-                "$max": guard.marks,
+                "$max": guard.marks_set,
                 "$setOnInsert": {"item_id": row["item_id"], "minute": row["minute"]},
             },
         )
@@ -166,7 +178,7 @@ def totals_update(
     """The global document's per-batch figures: totals per type, dead letters, newest event."""
     row = aggregates.totals.row(0, named=True)
     increments = _counts(row, types, total="events") | {"dead_lettered": dead_lettered}
-    maxima: dict[str, Any] = {**guard.marks, "applied_at": applied_at}
+    maxima: dict[str, Any] = {**guard.marks_set, "applied_at": applied_at}
     minima: dict[str, Any] = {}
     if row["events"]:
         maxima["last_event"] = row["last_seen"]
@@ -182,7 +194,7 @@ def entity_totals_update(
 ) -> Statement:
     """The global document's entity figures: distinct users and items, the user histogram."""
     increments = {"users": new_users, "items": new_items} | user_bins
-    return _statement(TOTALS_ID, guard, {"$inc": increments, "$max": guard.marks})
+    return _statement(TOTALS_ID, guard, {"$inc": increments, "$max": guard.marks_set})
 
 
 def user_minute_updates(aggregates: Aggregates, guard: Guard) -> list[Statement]:
@@ -199,7 +211,7 @@ def user_minute_updates(aggregates: Aggregates, guard: Guard) -> list[Statement]
             _statement(
                 user_minute_id(minute_id, partition),
                 guard,
-                {"$inc": counts, "$max": guard.marks, "$setOnInsert": {"minute_id": minute_id}},
+                {"$inc": counts, "$max": guard.marks_set, "$setOnInsert": {"minute_id": minute_id}},
             )
         )
     return statements
@@ -228,28 +240,45 @@ def user_bin_changes(before: dict[str, int], users: pl.DataFrame) -> dict[str, i
 
 
 def dead_letter_statements(
-    dead: pl.DataFrame, topic: str, batch_id: str, received_at: datetime
+    dead: pl.DataFrame, topic: str, batch_id: str, received_at: datetime, keep_bytes: int
 ) -> list[Statement]:
-    """One document per rejected record, keyed by topic:partition:offset so replays add none."""
-    return [
-        {
-            "q": {"_id": record_id(topic, row["partition"], row["offset"])},
-            "u": {
-                "$setOnInsert": {
-                    "topic": topic,
-                    "partition": row["partition"],
-                    "offset": row["offset"],
-                    "kafka_timestamp": datetime.fromtimestamp(row["kafka_ts"] / 1000, UTC),
-                    "key": row["key"],
-                    "raw": row["value"],
-                    "reason": row["reason"],
-                    "field": row["field"] or None,
-                    "batch_id": batch_id,
-                    "received_at": received_at,
-                    "status": "dead",
-                }
-            },
-            "upsert": True,
-        }
-        for row in dead.iter_rows(named=True)
-    ]
+    """One document per rejected record, keyed by topic:partition:offset so replays add none.
+    What a record keeps is bounded (pulse/ingest/validate.py:kept): a batch of megabyte
+    records makes dead letters of a kilobyte each."""
+    statements = []
+    for row in dead.iter_rows(named=True):
+        record = kept(row["value"], row["field"], keep_bytes)
+        key = row["key"]
+        statements.append(
+            {
+                "q": {"_id": record_id(topic, row["partition"], row["offset"])},
+                "u": {
+                    "$setOnInsert": {
+                        "topic": topic,
+                        "partition": row["partition"],
+                        "offset": row["offset"],
+                        "kafka_ts": row["kafka_ts"],
+                        "kafka_timestamp": kafka_time(row["kafka_ts"]),
+                        "key": key[:KEY_KEPT_BYTES] if key is not None else None,
+                        "raw": record.value,
+                        "size": record.size,
+                        "sha256": record.sha256,
+                        "truncated": record.truncated,
+                        "reason": row["reason"],
+                        "field": row["field"] or None,
+                        "batch_id": batch_id,
+                        "received_at": received_at,
+                        "status": "dead",
+                    }
+                },
+                "upsert": True,
+            }
+        )
+    return statements
+
+
+def kafka_time(stamp_ms: int) -> datetime | None:
+    """A Kafka timestamp as a time, or None where a producer set one no datetime can hold."""
+    if not EARLIEST_MS <= stamp_ms <= LATEST_MS:
+        return None
+    return datetime.fromtimestamp(stamp_ms / 1000, UTC)

@@ -7,11 +7,12 @@ upsert, `$inc/$min/$max/$setOnInsert`, finds on `_id`, single-field indexes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import bson
 from pymongo import UpdateOne
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
@@ -54,11 +55,43 @@ ENTITY_FLUSH = "entities"
 """Ledger kind of an entity flush (pulse/pipeline/entities.py)."""
 REPLAY_ORDER: tuple[str | None, ...] = (None, ENTITY_FLUSH)
 """Unfinished Kafka batches (no kind) are replayed before unfinished entity flushes."""
-_CHUNK = 1_000  # statements per update command: well under MongoDB's 48 MB message limit
+_CHUNK = 1_000
+"""Statements per update command at most."""
+CHUNK_BYTES = 8 * 1_024 * 1_024
+"""Encoded statements per update command at most: half of MongoDB's 16 MiB command limit,
+whatever the documents hold (a catch-up flush of a thousand minute sketches is 40 MB)."""
+STATEMENT_BYTES = 16 * 1_024 * 1_024 - 64 * 1_024
+"""The largest statement a command can carry (16 MiB, less room for the command around it)."""
 
 
 class WriteFailedError(RuntimeError):
     """The database refused a write for a reason other than 'already applied'."""
+
+
+class StatementTooLargeError(WriteFailedError):
+    """One statement is larger than any command can carry."""
+
+
+def chunks(
+    statements: Sequence[Statement], max_count: int = _CHUNK, max_bytes: int = CHUNK_BYTES
+) -> Iterator[list[Statement]]:
+    """The statements in commands of at most `max_count` statements and `max_bytes` encoded."""
+    chunk: list[Statement] = []
+    size = 0
+    for statement in statements:
+        encoded = len(bson.encode(statement))
+        if encoded > STATEMENT_BYTES:
+            raise StatementTooLargeError(
+                f"a statement for {statement.get('q', {}).get('_id')!r} is {encoded:,} bytes, "
+                f"over the {STATEMENT_BYTES:,}-byte limit of one command"
+            )
+        if chunk and (len(chunk) >= max_count or size + encoded > max_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(statement)
+        size += encoded
+    if chunk:
+        yield chunk
 
 
 @dataclass
@@ -102,8 +135,7 @@ def apply(db: Database[Document], collection: str, statements: Sequence[Statemen
     statement, which is safe because every statement is guarded.
     """
     result = ApplyResult(statements=len(statements))
-    for start in range(0, len(statements), _CHUNK):
-        chunk = list(statements[start : start + _CHUNK])
+    for chunk in chunks(statements):
         reply = db.command("update", collection, updates=chunk, ordered=False)
         errors = reply.get("writeErrors", [])
         if not errors:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 import polars as pl
+import pytest
 
 from pulse.ingest.aggregate import Aggregates, aggregate
 from pulse.ingest.batch import OffsetRange
@@ -26,7 +28,9 @@ from pulse.store.statements import (
 
 TYPES = ("view", "click")
 T0 = 1_795_737_600_000
-GUARD = Guard((OffsetRange(3, 100, 180), OffsetRange(1, 40, 90)))
+GUARD = Guard((OffsetRange(3, 100, 180), OffsetRange(1, 40, 90)), topic="clicks.eu")
+HELD = {"wm.clicks~eu.p3": {"$not": {"$gte": 100}}, "wm.clicks~eu.p1": {"$not": {"$gte": 40}}}
+"""The guard: the document holds no record of the batch in any of its partitions."""
 
 
 def _aggregates() -> Aggregates:
@@ -42,9 +46,17 @@ def _aggregates() -> Aggregates:
     return aggregate(events, TYPES)
 
 
-def test_guard_checks_the_lowest_partition_and_marks_all() -> None:
-    assert GUARD.filter == {"wm.p1": {"$not": {"$gte": 90}}}
-    assert GUARD.marks == {"wm.p3": 180, "wm.p1": 90}
+def test_guard_checks_every_partition_of_its_topic_and_marks_all() -> None:
+    assert GUARD.filter == HELD
+    assert GUARD.marks_set == {"wm.clicks~eu.p3": 180, "wm.clicks~eu.p1": 90}
+    assert GUARD.key == ("wm.clicks~eu.p1", 90)
+
+
+def test_watermarks_of_two_topics_are_apart_and_the_old_layout_has_none() -> None:
+    ranges = (OffsetRange(0, 0, 9),)
+    a, b, old = Guard(ranges, topic="a"), Guard(ranges, topic="b"), Guard(ranges)
+    assert set(a.marks_set).isdisjoint(b.marks_set)
+    assert old.marks_set == {"wm.p0": 9}
 
 
 def test_user_statements_are_guarded_upserts_with_counts_and_times() -> None:
@@ -53,10 +65,10 @@ def test_user_statements_are_guarded_upserts_with_counts_and_times() -> None:
     assert [s["q"]["_id"] for s in statements] == ["u1", "u2"]
     first = statements[0]
     assert first["upsert"] is True
-    assert first["q"]["wm.p1"] == {"$not": {"$gte": 90}}
+    assert {key: first["q"][key] for key in HELD} == HELD
     assert first["u"]["$inc"] == {"total": 2, "types.view": 2}  # zero counts are left out
     assert first["u"]["$min"] == {"first_seen": datetime.fromtimestamp(T0 / 1000, UTC)}
-    assert first["u"]["$max"]["wm.p3"] == 180
+    assert first["u"]["$max"]["wm.clicks~eu.p3"] == 180
     assert first["u"]["$setOnInsert"] == {"first_batch": "batch-1"}
 
 
@@ -68,7 +80,8 @@ def test_minute_statements_carry_sketches_and_item_minutes_their_keys() -> None:
     sketches = minute_sketch_updates(aggregates, GUARD)
     assert [s["q"]["_id"] for s in sketches] == ["2026-11-27T00:00Z", "2026-11-27T00:01Z"]
     assert any(key.startswith("users_hll.r") for key in sketches[0]["u"]["$max"])
-    assert sketches[0]["u"]["$max"]["wm.p3"] == minutes[0]["u"]["$max"]["wm.p3"]
+    mark = "wm.clicks~eu.p3"
+    assert sketches[0]["u"]["$max"][mark] == minutes[0]["u"]["$max"][mark]
     item_minutes = item_minute_updates(aggregates, GUARD, TYPES)
     assert [s["q"]["_id"] for s in item_minutes] == [
         "i1|2026-11-27T00:00Z",
@@ -91,11 +104,15 @@ def test_totals_statement_adds_events_and_dead_letters() -> None:
 
 
 def test_entity_totals_statement_adds_new_users_under_the_entity_watermarks() -> None:
-    guard = Guard(GUARD.ranges, ENTITY_MARKS)
+    guard = Guard(GUARD.ranges, ENTITY_MARKS, "t")
     statement = entity_totals_update(guard, new_users=2, new_items=1, user_bins={"user_bins.b0": 2})
-    assert statement["q"] == {"_id": "global", "ws.p1": {"$not": {"$gte": 90}}}
+    assert statement["q"] == {
+        "_id": "global",
+        "ws.t.p3": {"$not": {"$gte": 100}},
+        "ws.t.p1": {"$not": {"$gte": 40}},
+    }
     assert statement["u"]["$inc"] == {"users": 2, "items": 1, "user_bins.b0": 2}
-    assert set(statement["u"]["$max"]) == {"ws.p1", "ws.p3"}
+    assert set(statement["u"]["$max"]) == {"ws.t.p1", "ws.t.p3"}
 
 
 def test_dead_letters_are_keyed_by_topic_partition_offset() -> None:
@@ -112,10 +129,42 @@ def test_dead_letters_are_keyed_by_topic_partition_offset() -> None:
         schema=DEAD_SCHEMA,
     )
     now = datetime(2026, 11, 27, tzinfo=UTC)
-    (statement,) = dead_letter_statements(dead, "interactions", "b1", now)
+    (statement,) = dead_letter_statements(dead, "interactions", "b1", now, keep_bytes=1_024)
     assert statement["q"] == {"_id": "interactions:2:77"}
     doc = statement["u"]["$setOnInsert"]
     assert doc["raw"] == b"{oops" and doc["reason"] == "not valid JSON" and doc["field"] is None
+    assert doc["size"] == 5 and not doc["truncated"]
+    assert doc["sha256"] == hashlib.sha256(b"{oops").hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("field", "kept_bytes"),
+    [("", 16), ("user_id", 100)],  # a record refused as a whole keeps a prefix; by field, all
+)
+def test_dead_letters_keep_a_bounded_prefix_of_records_refused_whole(
+    field: str, kept_bytes: int
+) -> None:
+    value = b"x" * 100
+    dead = pl.DataFrame(
+        {
+            "partition": [0],
+            "offset": [1],
+            "kafka_ts": [2**63 - 1],  # a producer's timestamp no datetime can hold
+            "key": [b"k" * 5_000],
+            "value": [value],
+            "reason": ["r"],
+            "field": [field],
+        },
+        schema=DEAD_SCHEMA,
+    )
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    (statement,) = dead_letter_statements(dead, "t", "b1", now, keep_bytes=16)
+    doc = statement["u"]["$setOnInsert"]
+    assert doc["raw"] == value[:kept_bytes]
+    assert doc["truncated"] == (kept_bytes < len(value))
+    assert doc["size"] == 100 and doc["sha256"] == hashlib.sha256(value).hexdigest()
+    assert len(doc["key"]) == 1_024
+    assert doc["kafka_timestamp"] is None and doc["kafka_ts"] == 2**63 - 1
 
 
 def test_activity_bins_are_powers_of_two() -> None:
@@ -143,14 +192,18 @@ def test_user_bin_changes_move_users_across_bins() -> None:
 
 def test_users_are_written_one_statement_per_bucket() -> None:
     users = _aggregates().users
-    statements = user_bucket_updates(users, 1, Guard(GUARD.ranges, ENTITY_MARKS), TYPES)
+    statements = user_bucket_updates(users, 1, Guard(GUARD.ranges, ENTITY_MARKS, "t"), TYPES)
     (only,) = statements  # one bucket holds everyone
-    assert only["q"] == {"_id": "b0", "ws.p1": {"$not": {"$gte": 90}}}
+    assert only["q"] == {
+        "_id": "b0",
+        "ws.t.p3": {"$not": {"$gte": 100}},
+        "ws.t.p1": {"$not": {"$gte": 40}},
+    }
     counts = {key: n for key, n in only["u"]["$inc"].items() if key.endswith(".total")}
     assert counts == {
         f"u.{user}.total": total for user, total in users.select("user_id", "total").iter_rows()
     }
-    assert {"ws.p1", "ws.p3"} <= set(only["u"]["$max"])
+    assert {"ws.t.p1", "ws.t.p3"} <= set(only["u"]["$max"])
     spread = user_bucket_updates(users, 4096, GUARD, TYPES)
     assert sorted(s["q"]["_id"] for s in spread) == sorted(
         {user_bucket(user, 4096) for user in users["user_id"]}

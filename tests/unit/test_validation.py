@@ -97,7 +97,7 @@ BAD_RECORDS: list[tuple[str, bytes | None, str, str]] = [
     (
         "negative timestamp",
         _event(timestamp=-5),
-        "timestamp -5000 is more than 3600 s before",
+        "timestamp -5000 is not between the years 1970 and 9998",
         "timestamp",
     ),
     (
@@ -119,6 +119,12 @@ BAD_RECORDS: list[tuple[str, bytes | None, str, str]] = [
         "timestamp",
     ),
     ("huge string", _event(user_id="u" * 500), "user_id 'uuuu", "user_id"),
+    (
+        "year 10000",
+        _event(timestamp=253_402_300_800_000),
+        "is not between the years 1970 and 9998",
+        "timestamp",
+    ),
     ("over the size limit", _event(item_id="i" * 2_000), "bytes, over the 1024-byte limit", ""),
     ("control characters", _event(user_id="u\x00\x07x"), "user_id 'u??x' is not an id", "user_id"),
     ("odd unicode", _event(item_id="ítem-☃"), "item_id 'ítem-☃' is not an id", "item_id"),
@@ -151,6 +157,27 @@ def test_bad_record_is_dead_lettered_with_its_reason(
     assert reason in dead["reason"]
     assert dead["field"] == field
     assert dead["offset"] == 1 and dead["value"] == value  # raw bytes kept for inspection
+
+
+@pytest.mark.parametrize(
+    ("record", "reason", "field"),
+    [
+        (b"[" * 1_100, "not valid JSON", ""),  # json.loads would raise RecursionError
+        (b"[" * 600 + b"]" * 600, "not a JSON object but a JSON list", ""),
+        (b'{"a":' * 900 + b"1" + b"}" * 900, "user_id is missing", "user_id"),
+        (_event(timestamp="9" * 5_000), "timestamp is out of the 64-bit range", "timestamp"),
+    ],
+    ids=["1,100 brackets", "600 levels", "900 objects", "5,000-digit timestamp"],
+)
+def test_records_python_cannot_parse_or_convert_are_dead_lettered(
+    record: bytes, reason: str, field: str
+) -> None:
+    rules = ValidationRules(interaction_types=RULES.interaction_types)  # 64 KiB records
+    for bulk in (True, False):
+        verdict = validate(_batch([record, _event()]).records, rules, bulk=bulk)
+        assert verdict.events.height == 1
+        dead = verdict.dead.row(0, named=True)
+        assert reason in dead["reason"] and dead["field"] == field
 
 
 def test_at_least_twenty_kinds_of_bad_input_are_covered() -> None:

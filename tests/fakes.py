@@ -92,6 +92,12 @@ def _apply_update(doc: Doc, update: Doc, inserting: bool) -> None:
                 _set(doc, key, value if current is _MISSING else max(current, value))
             elif op == "$min":
                 _set(doc, key, value if current is _MISSING else min(current, value))
+            elif op == "$pullAll":
+                _set(
+                    doc,
+                    key,
+                    [v for v in ([] if current is _MISSING else current) if v not in value],
+                )
             elif op == "$push":
                 _set(doc, key, [*([] if current is _MISSING else current), value])
             elif op == "$unset":

@@ -10,7 +10,6 @@ Shared by the Kafka consumer (batches identified by offset ranges) and the dead-
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -189,9 +188,6 @@ class BatchWriter:
         self.types = rules.interaction_types
         self.dead_letter_sink = dead_letter_sink
         self.after_step = after_step
-        # Batches and an entity flush (pulse/pipeline/flusher.py) may be written at the same
-        # time; both rewrite the offsets documents' list of batches waiting for a flush.
-        self._offsets_lock = threading.Lock()
 
     def apply(
         self,
@@ -359,8 +355,7 @@ class BatchWriter:
 
     def _offsets(self, work: _Work) -> None:
         if work.record_offsets:
-            with self._offsets_lock:
-                writes.advance_offsets(self.db, self.topic, work.ranges, work.ledger_id)
+            writes.advance_offsets(self.db, self.topic, work.ranges, work.ledger_id)
 
     # --- the steps of an entity flush ----------------------------------------------------
 
@@ -427,8 +422,7 @@ class BatchWriter:
 
     def _entity_offsets(self, work: _Work) -> None:
         if work.record_offsets:
-            with self._offsets_lock:
-                writes.advance_entity_offsets(self.db, self.topic, work.ranges)
+            writes.advance_entity_offsets(self.db, self.topic, work.ranges)
 
     # --- helpers -------------------------------------------------------------------------
 

@@ -87,7 +87,11 @@ class DeadLetterTopic:
 
 
 def _produce(
-    producer: Producer, topic: str, value: bytes, key: bytes | None, headers: dict[str, str | bytes | None]
+    producer: Producer,
+    topic: str,
+    value: bytes,
+    key: bytes | None,
+    headers: dict[str, str | bytes | None],
 ) -> None:
     while True:
         try:

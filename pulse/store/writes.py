@@ -335,25 +335,25 @@ def advance_entity_offsets(
 ) -> None:
     """Record that an entity flush covered `ranges`: its batches leave `entity_batches`.
 
-    Only the owner of a partition flushes it, one flush after another, so reading the list
-    and writing back what is left cannot lose a batch listed meanwhile.
+    The flushed batches are removed by name (`$pullAll`), never by writing back what is left,
+    so a batch listed meanwhile by another writer (a retry, a member replaying a split batch)
+    stays listed.
     """
     flushed = {r.partition: r.last for r in ranges}
     ids = [offsets_id(topic, partition) for partition in flushed]
     statements = []
     for doc in db[OFFSETS].find({"_id": {"$in": ids}}, {"partition": 1, ENTITY_BATCHES: 1}):
-        last = flushed[int(doc["partition"])]
-        left = [
+        partition = int(doc["partition"])
+        last = flushed[partition]
+        covered = [
             listed
             for listed in dict.fromkeys(doc.get(ENTITY_BATCHES, []))
-            if any(r.partition == doc["partition"] and r.last > last for r in ranges_of(listed))
+            if all(r.last <= last for r in ranges_of(listed) if r.partition == partition)
         ]
-        statements.append(
-            {
-                "q": {"_id": doc["_id"]},
-                "u": {"$max": {ENTITIES_NEXT: last + 1}, "$set": {ENTITY_BATCHES: left}},
-            }
-        )
+        update: dict[str, Any] = {"$max": {ENTITIES_NEXT: last + 1}}
+        if covered:
+            update["$pullAll"] = {ENTITY_BATCHES: covered}
+        statements.append({"q": {"_id": doc["_id"]}, "u": update})
     if statements:
         reply = db.command("update", OFFSETS, updates=statements, ordered=False)
         _raise_unless_duplicates(OFFSETS, reply.get("writeErrors", []))

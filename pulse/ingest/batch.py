@@ -71,6 +71,11 @@ class MicroBatch:
     def size(self) -> int:
         return self.records.height
 
+    def without(self, partitions: set[int]) -> MicroBatch:
+        """The batch less the records of `partitions`."""
+        kept = self.records.filter(~pl.col("partition").is_in(sorted(partitions)))
+        return MicroBatch(self.topic, kept)
+
     def ranges(self) -> list[OffsetRange]:
         """First and last offset per partition, by partition."""
         bounds = (

@@ -5,8 +5,9 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -38,25 +39,79 @@ def cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass
+class Revocations:
+    """Which partitions were revoked, and when (a running count), so that a poll can drop the
+    records it gathered for a partition before that partition was taken away."""
+
+    count: int = 0
+    _last: dict[int, int] = field(default_factory=dict)  # one entry per partition: bounded
+
+    def revoked(self, partitions: Iterable[int]) -> None:
+        self.count += 1
+        for partition in partitions:
+            self._last[partition] = self.count
+
+    def since(self, mark: int) -> set[int]:
+        """Partitions revoked after `count` was `mark`."""
+        return {partition for partition, when in self._last.items() if when > mark}
+
+
+@dataclass(frozen=True)
+class Polled:
+    """A poll's micro-batch (None: no records), and the partitions whose gathered records it
+    dropped because they were revoked meanwhile (if the member owns one again, its position
+    has moved past records it never counted: it must seek back)."""
+
+    batch: MicroBatch | None
+    dropped: set[int]
+
+
 def poll_batch(
-    consumer: Consumer, topic: str, *, limit: int, wait: float, linger: float, age: float
-) -> MicroBatch | None:
+    consumer: Consumer,
+    topic: str,
+    *,
+    limit: int,
+    wait: float,
+    linger: float,
+    age: float,
+    revocations: Revocations | None = None,
+) -> Polled:
     """Up to `limit` records: wait at most `wait` seconds for the first, then close the batch
     once no more arrive for `linger` seconds, or `age` seconds after its first record (a
-    steady stream never pauses for `linger`; a backlog fills the batch at once)."""
+    steady stream never pauses for `linger`; a backlog fills the batch at once). Records of
+    a partition revoked during the poll are dropped: the batch holds only records of
+    partitions the member owned throughout."""
     with cyclic_gc_paused():
-        return _poll_batch(consumer, topic, limit=limit, wait=wait, linger=linger, age=age)
+        return _poll_batch(
+            consumer,
+            topic,
+            limit=limit,
+            wait=wait,
+            linger=linger,
+            age=age,
+            revocations=revocations or Revocations(),
+        )
 
 
 def _poll_batch(
-    consumer: Consumer, topic: str, *, limit: int, wait: float, linger: float, age: float
-) -> MicroBatch | None:
+    consumer: Consumer,
+    topic: str,
+    *,
+    limit: int,
+    wait: float,
+    linger: float,
+    age: float,
+    revocations: Revocations,
+) -> Polled:
     deadline = time.monotonic() + wait
     messages: list[Message] = []
+    dropped: set[int] = set()
     while len(messages) < limit:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
+        mark = revocations.count
         # consume() blocks until it has num_messages or the timeout passes: ask for one record
         # until the batch has some, then for as many as are already there.
         chunk = consumer.consume(
@@ -64,12 +119,19 @@ def _poll_batch(
             timeout=min(remaining, linger) if messages else remaining,
         )
         usable = [message for message in chunk if usable_message(message)]
+        # A rebalance callback ran inside that call: what this batch holds of a revoked
+        # partition, gathered before or in that call, may already be another member's.
+        revoked = revocations.since(mark)
+        if revoked:
+            dropped |= {m.partition() or 0 for m in (*messages, *usable)} & revoked
+            messages = [m for m in messages if m.partition() not in revoked]
+            usable = [m for m in usable if m.partition() not in revoked]
         if messages and not usable:
             break  # nothing more within the linger time: the batch is complete
         if usable and not messages:
             deadline = min(deadline, time.monotonic() + age)
         messages += usable
-    return to_batch(topic, messages) if messages else None
+    return Polled(to_batch(topic, messages) if messages else None, dropped)
 
 
 def read_ranges(

@@ -62,6 +62,19 @@ DeadLetterSink = Callable[[pl.DataFrame], None]
 """Also receives each batch's dead letters (e.g. the optional DLQ topic)."""
 
 
+class StaleBatchError(RuntimeError):
+    """A new batch holds records of partitions that others counted past its start; nothing of
+    it was written."""
+
+    def __init__(self, batch_id: str, partitions: set[int]) -> None:
+        super().__init__(
+            f"{batch_id}: partitions {sorted(partitions)} were counted past its start by "
+            "another member; their records were dropped"
+        )
+        self.batch_id = batch_id
+        self.partitions = partitions
+
+
 @dataclass(frozen=True)
 class BatchReport:
     """What applying one micro-batch did; also stored in its ledger entry."""
@@ -84,6 +97,11 @@ class BatchReport:
     ignored_fields: dict[str, int] = field(default_factory=dict)
     """Fields outside the event schema: how many valid records carried each."""
     verdict: Verdict | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def nothing(cls, batch_id: str) -> BatchReport:
+        """The report of a batch none of whose records were this member's to write."""
+        return cls(batch_id, [], 0, 0, 0, 0, 0, 0, 0, replay=False)
 
     def ledger_stats(self) -> dict[str, Any]:
         return {
@@ -230,7 +248,9 @@ class BatchWriter:
             "offsets": self._offsets,
         }
         extra = _marks_layout(marks_by_topic) | (ledger_extra or {})
-        writes.ledger_begin(self.db, batch_id, self.topic, ranges, batch.size, extra)
+        attempt = writes.ledger_begin(self.db, batch_id, self.topic, ranges, batch.size, extra)
+        if record_offsets and not replay and attempt == 1:
+            self._refuse_if_stale(batch_id, ranges)
         self._done("ledger-writing")
         timers = self._run(work, steps)
         seconds = {
@@ -296,6 +316,14 @@ class BatchWriter:
         writes.ledger_finish(self.db, flush_id, report.ledger_stats())
         self._done("flush-applied")
         return report
+
+    def _refuse_if_stale(self, batch_id: str, ranges: list[OffsetRange]) -> None:
+        """A new batch starts where MongoDB's offsets say counting stands, or it is stale: read
+        before another member took over its partitions and counted some of the records."""
+        stale = writes.stale_partitions(self.db, self.topic, ranges)
+        if stale:
+            writes.ledger_stale(self.db, batch_id, stale)
+            raise StaleBatchError(batch_id, stale)
 
     def _run(
         self, work: _Work, steps: Mapping[str, Callable[[_Work], None]]

@@ -22,15 +22,15 @@ from types import TracebackType
 from typing import Any, Self
 
 import polars as pl
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from pulse.config import Settings
 from pulse.ingest.batch import MicroBatch, OffsetRange, batch_id, ranges_of
 from pulse.ingest.validate import validate
 from pulse.kafka.clients import consumer as make_consumer
 from pulse.kafka.clients import ensure_topic
-from pulse.kafka.source import poll_batch, read_ranges
-from pulse.pipeline.apply import BatchReport, StepHook, marks_by_topic
+from pulse.kafka.source import Revocations, poll_batch, read_ranges
+from pulse.pipeline.apply import BatchReport, StaleBatchError, StepHook, marks_by_topic
 from pulse.pipeline.entities import EntityBuffer, Flush, backlog, covering, within
 from pulse.pipeline.flusher import EntityFlusher
 from pulse.pipeline.session import Pipeline, open_pipeline
@@ -106,6 +106,7 @@ class AggregatingConsumer:
         self._consumer: Consumer | None = None
         self.replays: list[BatchReport] = []
         self.assigned: set[int] = set()
+        self.revocations = Revocations()
         limits = self.settings.consumer
         self.flusher = EntityFlusher(
             pipeline.writer,
@@ -172,6 +173,7 @@ class AggregatingConsumer:
         # inside consume(): there is never a half-applied batch of ours to finish here. What
         # waits for an entity flush is flushed while the partitions are still ours.
         self.flusher.flush_all()
+        self.revocations.revoked(tp.partition for tp in partitions)
         self.assigned -= {tp.partition for tp in partitions}
         log.info(
             "revoked partitions %s of %s", sorted(tp.partition for tp in partitions), self.topic
@@ -184,14 +186,17 @@ class AggregatingConsumer:
     ) -> MicroBatch | None:
         """The next micro-batch, closed by size, wait, linger or age (pulse/kafka/source.py)."""
         limits = self.settings.consumer
-        return poll_batch(
+        polled = poll_batch(
             self.consumer,
             self.topic,
             limit=max_events or limits.max_batch_events,
             wait=max_wait if max_wait is not None else limits.max_batch_wait_seconds,
             linger=limits.batch_linger_seconds,
             age=limits.max_batch_age_seconds,
+            revocations=self.revocations,
         )
+        self._resume(polled.dropped & self.assigned)
+        return polled.batch
 
     def lag(self) -> dict[int, int]:
         """Records not yet applied per assigned partition."""
@@ -199,8 +204,24 @@ class AggregatingConsumer:
         return records_behind(stored_offsets(self.db, self.topic), marks)
 
     def process(self, batch: MicroBatch, consume_seconds: float = 0.0) -> BatchReport:
-        """Apply one batch, commit its offsets to Kafka, then start the entity flush if due."""
-        report = apply_batch(self.pipeline, batch, replay=False, consume_seconds=consume_seconds)
+        """Apply one batch, commit its offsets to Kafka, then start the entity flush if due.
+
+        Records of partitions another member counted past the batch's start are dropped, and
+        those partitions, if still ours, read again from where MongoDB says counting stands.
+        """
+        try:
+            report = apply_batch(
+                self.pipeline, batch, replay=False, consume_seconds=consume_seconds
+            )
+        except StaleBatchError as stale:
+            log.warning("%s", stale)
+            self._resume(stale.partitions & self.assigned)
+            rest = batch.without(stale.partitions)
+            return (
+                self.process(rest, consume_seconds)
+                if rest.size
+                else BatchReport.nothing(stale.batch_id)
+            )
         self._commit(report.ranges)
         self.flusher.add(report)
         self.flusher.flush_due()
@@ -213,6 +234,19 @@ class AggregatingConsumer:
     def flush_entities(self) -> None:
         """Write everything waiting for an entity flush, and wait until it is written."""
         self.flusher.flush_all()
+
+    def _resume(self, partitions: set[int]) -> None:
+        """Read `partitions` again from the offsets stored in MongoDB (where counting stands)."""
+        if not partitions:
+            return
+        stored = stored_offsets(self.db, self.topic)
+        for partition in sorted(partitions):
+            offset = stored.get(partition, OFFSET_BEGINNING)
+            try:
+                self.consumer.seek(TopicPartition(self.topic, partition, offset))
+            except KafkaException as exc:  # not fetching yet: it starts at the stored offset
+                log.info("partition %d not repositioned: %s", partition, exc.args[0].str())
+            log.info("partition %d of %s reads again from offset %d", partition, self.topic, offset)
 
     def _commit(self, ranges: list[OffsetRange]) -> None:
         """Tell Kafka too (lag tools read it); MongoDB's offsets stay the source of truth."""

@@ -395,6 +395,33 @@ def ledger_begin(
     return int(doc["attempts"]) if doc else 1
 
 
+def stale_partitions(db: Database[Document], topic: str, ranges: Sequence[OffsetRange]) -> set[int]:
+    """Partitions of a new batch that MongoDB already counts past the batch's first offset:
+    another member (a member that lost them and did not notice) applied those records."""
+    first = {r.partition: r.first for r in ranges}
+    ids = [offsets_id(topic, partition) for partition in first]
+    return {
+        int(doc["partition"])
+        for doc in db[OFFSETS].find({"_id": {"$in": ids}}, {"partition": 1, "next_offset": 1})
+        if int(doc["next_offset"]) > first[int(doc["partition"])]
+    }
+
+
+def ledger_stale(db: Database[Document], batch_id: str, partitions: Iterable[int]) -> None:
+    """Mark a batch not written because others counted some of its partitions first."""
+    db[LEDGER].update_one(
+        {"_id": batch_id},
+        {
+            "$set": {
+                "status": "stale",
+                "stale_partitions": sorted(partitions),
+                "updated_at": datetime.now(UTC),
+            }
+        },
+    )
+    db[OPEN_BATCHES].delete_one({"_id": batch_id})
+
+
 def ledger_finish(db: Database[Document], batch_id: str, stats: dict[str, Any]) -> None:
     """Mark the batch applied, with its counts and durations."""
     now = datetime.now(UTC)

@@ -14,7 +14,7 @@ from pymongo.database import Database
 from pulse.config import SettingsError
 from pulse.ingest.batch import MicroBatch, OffsetRange
 from pulse.ingest.validate import ValidationRules
-from pulse.pipeline.apply import COUNT_STEPS, ENTITY_STEPS, STEPS, BatchWriter
+from pulse.pipeline.apply import COUNT_STEPS, ENTITY_STEPS, STEPS, BatchWriter, StaleBatchError
 from pulse.pipeline.entities import backlog
 from pulse.store import reads, writes
 from pulse.store.client import Document
@@ -227,3 +227,28 @@ def test_per_user_documents_of_an_older_database_move_into_buckets_once() -> Non
     flushed = apply_now(writer, _batch(0, 0, 20, 15))
     assert flushed.valid == 20
     assert reads.user_totals(db)["u1"] >= 3  # kept, and counted on from there
+
+
+def test_a_new_batch_starting_before_the_stored_offsets_is_refused_unwritten() -> None:
+    memory = MemoryDatabase()
+    writer = BatchWriter(_db(memory), TOPIC, RULES)
+    apply_batch(writer, _batch(0, 0, 10, seed=1))
+    before = memory[TOTALS].find_one({"_id": TOTALS_ID})
+    stale = _batch(0, 5, 10, seed=2)  # read by a member that lost p0 while it polled
+    with pytest.raises(StaleBatchError) as refused:
+        apply_batch(writer, stale)
+    assert refused.value.partitions == {0}
+    assert memory[TOTALS].find_one({"_id": TOTALS_ID}) == before
+    entry = memory[LEDGER].find_one({"_id": refused.value.batch_id})
+    assert entry is not None and entry["status"] == "stale"
+    assert writes.unfinished_batches(_db(memory), TOPIC) == []
+
+
+def test_two_topics_in_one_database_count_apart() -> None:
+    memory = MemoryDatabase()
+    one, two = BatchWriter(_db(memory), "b", RULES), BatchWriter(_db(memory), "a", RULES)
+    first, second = _batch(0, 0, 1_000, seed=1), _batch(0, 0, 100, seed=2)
+    apply_now(one, MicroBatch("b", first.records))
+    apply_now(two, MicroBatch("a", second.records))
+    totals = reads.totals(_db(memory))
+    assert totals is not None and totals.events == 1_100

@@ -13,6 +13,7 @@ from pulse.ingest.batch import MicroBatch
 from pulse.pipeline.apply import BatchReport
 from pulse.pipeline.consumer import consuming
 from pulse.pipeline.drain import drain
+from pulse.pipeline.failures import retry_transient
 
 console = Console()
 
@@ -39,7 +40,11 @@ def consume(
         )
 
         def apply(batch: MicroBatch, consume_seconds: float) -> BatchReport:
-            report = consumer.process(batch, consume_seconds)
+            report = retry_transient(
+                lambda: consumer.process(batch, consume_seconds),
+                stop=stop,
+                say=lambda line: console.print(f"[yellow]{line}[/yellow]"),
+            )
             console.print(
                 f"{report.batch_id}: {report.records:,} records, "
                 f"{report.dead_lettered:,} dead-lettered, {report.docs_written:,} documents "

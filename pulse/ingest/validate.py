@@ -58,6 +58,8 @@ class Verdict:
     """Rejected records: partition, offset, kafka_ts, key, value, reason, field."""
     ignored_fields: dict[str, int] = field(default_factory=dict)
     """Fields outside the event schema, by name: how many valid records carried each."""
+    isolated: int = 0
+    """Dead letters among `dead` because processing them raised (pulse/ingest/isolate.py)."""
 
 
 DEAD_SCHEMA = pl.Schema(

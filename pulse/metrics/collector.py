@@ -20,6 +20,7 @@ from pymongo.database import Database
 
 from pulse.store import reads
 from pulse.store.client import Document
+from pulse.store.schema import REFUSED_FLUSHES, UNFINISHED
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,16 @@ def database_series(db: Database[Document], now: datetime) -> Iterator[Metric]:
     figures = reads.totals(db) or reads.Totals()
     yield _counter("pulse_events", "Valid events counted", figures.events)
     yield _counter("pulse_dead_letters", "Records dead-lettered", figures.dead_lettered)
+    yield _counter(
+        "pulse_records_isolated",
+        "Records dead-lettered because processing or writing them failed (isolated)",
+        figures.isolated,
+    )
+    yield _counter(
+        "pulse_entity_flushes_refused",
+        "Entity flushes of one batch left out because writing them failed for their records",
+        reads.counter(db, REFUSED_FLUSHES),
+    )
     yield _gauge("pulse_users", "Distinct users seen", figures.users)
     yield _gauge("pulse_items", "Distinct items seen", figures.items)
     yield _gauge(
@@ -94,11 +105,11 @@ def batch_series(ledger: pl.DataFrame) -> Iterator[Metric]:
         seconds = ledger.get_column("write_seconds")
         for q in QUANTILES:
             latency.add_metric([str(q)], float(seconds.quantile(q, "nearest") or 0.0))
-        unfinished = ledger.filter(pl.col("status") != "applied").height
+        unfinished = ledger.filter(pl.col("status").is_in(UNFINISHED)).height
     yield latency
     yield _gauge(
         "pulse_batches_unfinished",
-        f"Of the last {RECENT_BATCHES} ledger entries, those not applied (failed or running)",
+        f"Of the last {RECENT_BATCHES} ledger entries, those not applied yet (writing or failed)",
         unfinished,
     )
 

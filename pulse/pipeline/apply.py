@@ -21,9 +21,10 @@ import polars as pl
 from pymongo.database import Database
 
 from pulse.alerts.engine import Alerting
-from pulse.ingest.aggregate import Aggregates, Counts, aggregate, count
+from pulse.ingest.aggregate import Aggregates, Counts, aggregate
 from pulse.ingest.batch import MicroBatch, OffsetRange, entity_flush_id
-from pulse.ingest.validate import ValidationRules, Verdict, validate
+from pulse.ingest.isolate import judge, refusal
+from pulse.ingest.validate import ValidationRules, Verdict
 from pulse.pipeline.entities import Flush
 from pulse.store import writes
 from pulse.store.client import Document
@@ -96,12 +97,35 @@ class BatchReport:
     """Documents written (inserted or changed) per collection."""
     ignored_fields: dict[str, int] = field(default_factory=dict)
     """Fields outside the event schema: how many valid records carried each."""
+    isolated: int = 0
+    """Dead letters because processing or writing them failed (pulse/pipeline/isolation.py)."""
     verdict: Verdict | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def nothing(cls, batch_id: str) -> BatchReport:
         """The report of a batch none of whose records were this member's to write."""
         return cls(batch_id, [], 0, 0, 0, 0, 0, 0, 0, replay=False)
+
+    @classmethod
+    def merged(cls, batch_id: str, reports: list[BatchReport]) -> BatchReport:
+        """One report of a batch written in parts (pulse/pipeline/isolation.py)."""
+        return cls(
+            batch_id,
+            [r for report in reports for r in report.ranges],
+            sum(report.records for report in reports),
+            sum(report.valid for report in reports),
+            sum(report.dead_lettered for report in reports),
+            sum(report.docs_written for report in reports),
+            sum(report.already_applied for report in reports),
+            sum(report.new_users for report in reports),
+            sum(report.new_items for report in reports),
+            replay=any(report.replay for report in reports),
+            seconds={
+                name: sum(report.seconds.get(name, 0.0) for report in reports)
+                for name in {name for report in reports for name in report.seconds}
+            },
+            isolated=sum(report.isolated for report in reports),
+        )
 
     def ledger_stats(self) -> dict[str, Any]:
         return {
@@ -114,6 +138,7 @@ class BatchReport:
             "seconds": self.seconds,
             "step_seconds": self.step_seconds,
             "docs": self.docs_by_collection,
+            "isolated": self.isolated,
             # A list, not a map: producers' field names may hold '.' or '$'.
             "ignored_fields": [
                 {"field": name, "records": count}
@@ -168,6 +193,9 @@ class _Work:
     record_offsets: bool
     verdict: Verdict | None = None
     store_dead_letters: bool = True
+    listed: bool = True
+    """Listed as waiting for an entity flush: a refused batch has nothing a flush could
+    write, and a re-read would judge its records anew."""
     results: dict[str, writes.ApplyResult] = field(default_factory=dict)
     leader_updates: int = 0
     user_totals_before: dict[str, int] = field(default_factory=dict)
@@ -219,18 +247,22 @@ class BatchWriter:
         consume_seconds: float = 0.0,
         ledger_extra: dict[str, Any] | None = None,
         marks_by_topic: bool = True,
+        refused: str | None = None,
     ) -> BatchReport:
         """Validate and aggregate the batch (pure), then write its counts in COUNT_STEPS,
         guarded by watermarks over `ranges` (`marks_by_topic=False`: the layout of ledger
         entries written before watermarks named their topic).
 
         Its valid events (`report.verdict.events`) are for an entity flush to write later;
-        with `record_offsets` the batch is listed as waiting for one.
+        with `record_offsets` the batch is listed as waiting for one. A `refused` batch
+        (one whose writing failed for what its record holds, pulse/pipeline/isolation.py)
+        makes dead letters of all its records with that reason.
         """
-        with _timer() as validating:
-            verdict = validate(batch.records, self.rules)
-        with _timer() as aggregating:
-            counts = count(verdict.events, self.types)
+        if refused:
+            judged = refusal(batch.records, refused, self.rules)
+        else:
+            judged = judge(batch.records, self.rules)
+        verdict, counts = judged.verdict, judged.counts
         work = _Work(
             ledger_id=batch_id,
             guard=Guard(tuple(ranges), COUNT_MARKS, self.topic if marks_by_topic else None),
@@ -240,6 +272,7 @@ class BatchWriter:
             record_offsets=record_offsets,
             verdict=verdict,
             store_dead_letters=store_dead_letters,
+            listed=refused is None,
         )
         steps = {
             "dead-letters": self._dead_letters,
@@ -247,7 +280,8 @@ class BatchWriter:
             "totals": self._totals,
             "offsets": self._offsets,
         }
-        extra = _marks_layout(marks_by_topic) | (ledger_extra or {})
+        extra = marks_layout(marks_by_topic) | ({"refused": refused} if refused else {})
+        extra |= ledger_extra or {}
         attempt = writes.ledger_begin(self.db, batch_id, self.topic, ranges, batch.size, extra)
         if record_offsets and not replay and attempt == 1:
             self._refuse_if_stale(batch_id, ranges)
@@ -255,8 +289,8 @@ class BatchWriter:
         timers = self._run(work, steps)
         seconds = {
             "consume": consume_seconds,
-            "validate": validating.seconds,
-            "aggregate": aggregating.seconds,
+            "validate": judged.validate_seconds,
+            "aggregate": judged.count_seconds,
             "write": sum(timer.seconds for timer in timers.values()),
         }
         report = self._report(work, timers, seconds, records=batch.size, replay=replay)
@@ -300,7 +334,7 @@ class BatchWriter:
         }
         extra = (
             {"kind": writes.ENTITY_FLUSH, "batches": pending.batches}
-            | _marks_layout(marks_by_topic)
+            | marks_layout(marks_by_topic)
             | (ledger_extra or {})
         )
         records = pending.events.height
@@ -378,12 +412,14 @@ class BatchWriter:
             if work.store_dead_letters
             else -verdict.events.height,
             applied_at=work.now,
+            isolated=verdict.isolated,
         )
         work.results[TOTALS] = writes.apply(self.db, TOTALS, [statement])
 
     def _offsets(self, work: _Work) -> None:
         if work.record_offsets:
-            writes.advance_offsets(self.db, self.topic, work.ranges, work.ledger_id)
+            listed = work.ledger_id if work.listed else None
+            writes.advance_offsets(self.db, self.topic, work.ranges, listed)
 
     # --- the steps of an entity flush ----------------------------------------------------
 
@@ -477,6 +513,7 @@ class BatchWriter:
             new_items=work.new_items,
             replay=replay,
             ignored_fields=verdict.ignored_fields if verdict else {},
+            isolated=verdict.isolated if verdict else 0,
             seconds={name: round(value, 4) for name, value in seconds.items()},
             step_seconds={name: round(timer.seconds, 4) for name, timer in timers.items()},
             docs_by_collection={
@@ -494,7 +531,7 @@ class BatchWriter:
         return writes.count_created(self.db, collection, frame[key].to_list(), work.ledger_id)
 
 
-def _marks_layout(by_topic: bool) -> dict[str, Any]:
+def marks_layout(by_topic: bool) -> dict[str, Any]:
     """What a ledger entry records of its watermarks' layout, for its replays."""
     return {"marks": MARKS_BY_TOPIC} if by_topic else {}
 

@@ -33,6 +33,7 @@ from pulse.kafka.source import Revocations, poll_batch, read_ranges
 from pulse.pipeline.apply import BatchReport, StaleBatchError, StepHook, marks_by_topic
 from pulse.pipeline.entities import EntityBuffer, Flush, backlog, covering, within
 from pulse.pipeline.flusher import EntityFlusher
+from pulse.pipeline.isolation import IsolatingFlushes, apply_isolating, flush_isolating
 from pulse.pipeline.session import Pipeline, open_pipeline
 from pulse.preflight import check_kafka
 from pulse.store import writes
@@ -84,14 +85,17 @@ def replay_entry(pipeline: Pipeline, entry: dict[str, Any], group: str) -> Batch
     log.warning("replaying unfinished %s", entry["_id"])
     if entry.get("kind") == writes.ENTITY_FLUSH:
         flush = reread(pipeline, ranges, list(entry["batches"]), group)
-        return pipeline.writer.flush(flush, replay=True, marks_by_topic=marks_by_topic(entry))
+        by_topic = marks_by_topic(entry)
+        reports = flush_isolating(pipeline.writer, flush, replay=True, marks_by_topic=by_topic)
+        return reports[0] if len(reports) == 1 else BatchReport.merged(entry["_id"], reports)
     batch = read_ranges(pipeline.settings.kafka, pipeline.topic, f"{group}-replay", ranges)
     if batch.batch_id != entry["_id"]:
         raise RuntimeError(
             f"batch {entry['_id']} cannot be replayed: its records now read as "
             f"{batch.batch_id} (retention or compaction removed some)"
         )
-    return apply_batch(pipeline, batch, replay=True, marks_by_topic=marks_by_topic(entry))
+    reports = apply_isolating(pipeline, batch, replay=True, marks_by_topic=marks_by_topic(entry))
+    return reports[0] if len(reports) == 1 else BatchReport.merged(entry["_id"], reports)
 
 
 class AggregatingConsumer:
@@ -109,7 +113,7 @@ class AggregatingConsumer:
         self.revocations = Revocations()
         limits = self.settings.consumer
         self.flusher = EntityFlusher(
-            pipeline.writer,
+            IsolatingFlushes(pipeline.writer),
             EntityBuffer(limits.entity_flush_seconds, limits.entity_flush_events),
             background=limits.entity_flush_seconds > 0,  # 0: each batch flushed before the next
         )
@@ -159,7 +163,7 @@ class AggregatingConsumer:
         if batches:
             log.info("re-reading %d batches waiting for an entity flush", len(batches))
             flush = reread(self.pipeline, owed, batches, self.group)
-            self.replays.append(self.pipeline.writer.flush(flush, replay=True))
+            self.replays += flush_isolating(self.pipeline.writer, flush, replay=True)
         resume = stored_offsets(self.db, self.topic)
         for tp in partitions:
             if tp.partition in resume:

@@ -59,6 +59,8 @@ class Totals:
     users: int = 0
     items: int = 0
     dead_lettered: int = 0
+    isolated: int = 0
+    """Of the dead letters, those made because processing or writing the record failed."""
     first_event: datetime | None = None
     last_event: datetime | None = None
     applied_at: datetime | None = None
@@ -84,6 +86,7 @@ def totals(db: Database[Document]) -> Totals | None:
         users=int(doc.get("users", 0)),
         items=int(doc.get("items", 0)),
         dead_lettered=int(doc.get("dead_lettered", 0)),
+        isolated=int(doc.get("isolated", 0)),
         first_event=doc.get("first_event"),
         last_event=doc.get("last_event"),
         applied_at=doc.get("applied_at"),
@@ -176,6 +179,12 @@ def _most(db: Database[Document], collection: str, n: int) -> list[Document] | N
 def _by_ids(db: Database[Document], collection: str, ids: list[str]) -> list[Document]:
     """Users (from their buckets) or items by id, each as a document of its own."""
     return users_by_ids(db, ids) if collection == USERS else by_ids(db, collection, ids, _ENTITY)
+
+
+def counter(db: Database[Document], name: str) -> int:
+    """The value of a `counters` document (0 before it is first counted)."""
+    doc = db[COUNTERS].find_one({"_id": name}, {"value": 1}) or {}
+    return int(doc.get("value", 0))
 
 
 def user_bucket_count(db: Database[Document]) -> int:

@@ -33,6 +33,10 @@ LEADERS = "leaders"
 # --- bookkeeping (exactly-once, retries, inspection) ---------------------------------------
 LEDGER = "ledger"
 """`_id` = the batch id (pulse.ingest.batch.batch_id): '<topic>/p0:100-199,p3:40-80'."""
+UNFINISHED = ("writing", "failed")
+"""Ledger statuses of entries still to be applied. `applied` is done; `split` (written in
+parts), `stale` (others counted its records), `refused` (an entity flush left out) and `lost`
+(its records gone from Kafka) were set aside for the reason the entry gives."""
 OPEN_BATCHES = "open_batches"
 """One marker per batch not applied yet, `_id` = batch id: FerretDB filters the ledger by
 scanning it, so finding unfinished batches there would cost more with every batch."""
@@ -44,6 +48,8 @@ ENTITY_BATCHES = "entity_batches"
 COUNTERS = "counters"
 USER_BUCKETS_COUNTER = "user_buckets"
 """`counters` _id holding the number of user buckets the database was first written with."""
+REFUSED_FLUSHES = "refused_flushes"
+"""`counters` _id: entity flushes left out because writing them failed for their records."""
 DEAD_LETTERS = "dead_letters"
 
 # --- alerts ---------------------------------------------------------------------------------

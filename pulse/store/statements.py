@@ -174,10 +174,14 @@ def totals_update(
     *,
     dead_lettered: int,
     applied_at: datetime,
+    isolated: int = 0,
 ) -> Statement:
-    """The global document's per-batch figures: totals per type, dead letters, newest event."""
+    """The global document's per-batch figures: totals per type, dead letters (`isolated`:
+    how many because processing or writing them failed), newest event."""
     row = aggregates.totals.row(0, named=True)
     increments = _counts(row, types, total="events") | {"dead_lettered": dead_lettered}
+    if isolated:
+        increments["isolated"] = isolated
     maxima: dict[str, Any] = {**guard.marks_set, "applied_at": applied_at}
     minima: dict[str, Any] = {}
     if row["events"]:

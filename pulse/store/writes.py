@@ -35,6 +35,8 @@ from pulse.store.schema import (
     MINUTES,
     OFFSETS,
     OPEN_BATCHES,
+    REFUSED_FLUSHES,
+    UNFINISHED,
     USER_BUCKETS,
     USER_BUCKETS_COUNTER,
     offsets_id,
@@ -45,7 +47,6 @@ from pulse.store.statements import Statement
 
 log = logging.getLogger(__name__)
 
-_UNFINISHED = ("writing", "failed")
 DUPLICATE_KEY = 11000
 DLQ_REPLAY = "dlq-replay"
 """Ledger kind of a dead-letter replay (its batches are not Kafka offset ranges)."""
@@ -118,7 +119,7 @@ def ensure_indexes(db: Database[Document]) -> None:
                 {"_id": doc["_id"]}, {"$max": {ENTITIES_NEXT: doc["next_offset"]}}
             )
     if db[COUNTERS].find_one({"_id": OPEN_BATCHES}) is None:
-        for entry in db[LEDGER].find({"status": {"$in": list(_UNFINISHED)}}, {"_id": 1}):
+        for entry in db[LEDGER].find({"status": {"$in": list(UNFINISHED)}}, {"_id": 1}):
             _open(db, entry["_id"])
         db[COUNTERS].update_one({"_id": OPEN_BATCHES}, {"$set": {"value": 1}}, upsert=True)
 
@@ -422,6 +423,66 @@ def ledger_stale(db: Database[Document], batch_id: str, partitions: Iterable[int
     db[OPEN_BATCHES].delete_one({"_id": batch_id})
 
 
+def ledger_split(
+    db: Database[Document],
+    topic: str,
+    batch_id: str,
+    ranges: Sequence[OffsetRange],
+    parts: list[str],
+    error: str,
+) -> None:
+    """Mark a batch written in `parts` instead (their entries exist already): it is neither
+    replayed nor re-read for an entity flush any more; its parts are."""
+    db[LEDGER].update_one(
+        {"_id": batch_id},
+        {
+            "$set": {
+                "status": "split",
+                "parts": parts,
+                "error": error[:2_000],
+                "updated_at": datetime.now(UTC),
+            }
+        },
+    )
+    unlist = [
+        {
+            "q": {"_id": offsets_id(topic, r.partition)},
+            "u": {"$pullAll": {ENTITY_BATCHES: [batch_id]}},
+        }
+        for r in ranges
+    ]
+    reply = db.command("update", OFFSETS, updates=unlist, ordered=False)
+    _raise_unless_duplicates(OFFSETS, reply.get("writeErrors", []))
+    db[OPEN_BATCHES].delete_one({"_id": batch_id})
+
+
+def ledger_refuse_flush(
+    db: Database[Document], topic: str, flush_id: str, ranges: Sequence[OffsetRange], error: str
+) -> None:
+    """Give up an entity flush of one batch that fails for what its records hold: its user and
+    item figures are left out, and the flushes after it go on."""
+    now = datetime.now(UTC)
+    db[LEDGER].update_one(
+        {"_id": flush_id},
+        {
+            "$set": {"status": "refused", "error": error[:2_000], "updated_at": now},
+            "$setOnInsert": {
+                "topic": topic,
+                "kind": ENTITY_FLUSH,
+                "ranges": [
+                    {"partition": r.partition, "first": r.first, "last": r.last} for r in ranges
+                ],
+                "partitions": [r.partition for r in ranges],
+                "started_at": now,
+            },
+        },
+        upsert=True,
+    )
+    advance_entity_offsets(db, topic, ranges)
+    db[COUNTERS].update_one({"_id": REFUSED_FLUSHES}, {"$inc": {"value": 1}}, upsert=True)
+    db[OPEN_BATCHES].delete_one({"_id": flush_id})
+
+
 def ledger_finish(db: Database[Document], batch_id: str, stats: dict[str, Any]) -> None:
     """Mark the batch applied, with its counts and durations."""
     now = datetime.now(UTC)
@@ -469,13 +530,13 @@ def unfinished_batches(
     if not ids:
         return []  # the usual case: and FerretDB would scan the ledger for an empty $in
     entries = {entry["_id"]: entry for entry in db[LEDGER].find({"_id": {"$in": ids}})}
-    for stale in [bid for bid in ids if entries.get(bid, {}).get("status") not in _UNFINISHED]:
+    for stale in [bid for bid in ids if entries.get(bid, {}).get("status") not in UNFINISHED]:
         db[OPEN_BATCHES].delete_one({"_id": stale})
     wanted = None if partitions is None else set(partitions)
     pending = [
         entry
         for entry in entries.values()
-        if entry.get("status") in _UNFINISHED
+        if entry.get("status") in UNFINISHED
         and entry.get("topic") == topic
         and entry.get("kind") in kinds
         and (wanted is None or wanted & set(entry["partitions"]))

@@ -1,0 +1,195 @@
+"""A batch whose writing fails for what its records hold cannot block its partitions.
+
+Transient failures (the database or broker down) are raised: the caller retries the same
+batch later. A *record-caused* failure (pulse/pipeline/failures.py) splits the batch in two
+halves with ledger entries of their own, written one after the other; a half that fails too
+is split again, down to one record, which is then written as a dead letter with the error as
+its reason (a *refused* record). The batch's own entry becomes `split` once its parts are
+recorded, so a crash at any point replays either the batch (which splits the same way
+again) or its parts.
+
+Documents the failed batch wrote before it failed hold its watermarks, so both halves leave
+them alone: they already count every record of the batch. A refused record may therefore
+stay counted in such documents (the minutes, say) while the global totals count it as a
+dead letter; docs/reliability.md says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pulse.ingest.batch import MicroBatch, batch_id, entity_flush_id, ranges_of
+from pulse.pipeline.apply import BatchReport, BatchWriter, marks_layout
+from pulse.pipeline.entities import Flush, covering, within
+from pulse.pipeline.failures import is_record_caused
+from pulse.pipeline.session import Pipeline
+from pulse.store import writes
+
+log = logging.getLogger(__name__)
+
+MAX_REFUSED = 8
+"""More records of one batch failing to write on their own is not a few bad records but a
+fault of the database or of Pulse: the error is raised and the batch retried."""
+REFUSED = "could not be written"
+"""The start of a refused record's reason."""
+
+
+class IsolationError(RuntimeError):
+    """Too many records of one batch fail to write: the cause is not in the records."""
+
+
+@dataclass
+class _Refusals:
+    left: int = MAX_REFUSED
+
+
+def apply_isolating(
+    pipeline: Pipeline,
+    batch: MicroBatch,
+    *,
+    replay: bool,
+    consume_seconds: float = 0.0,
+    marks_by_topic: bool = True,
+) -> list[BatchReport]:
+    """Write the batch, or its parts if record-caused failures split it; one report each."""
+    return _write(pipeline, batch, replay, consume_seconds, marks_by_topic, _Refusals())
+
+
+def _write(
+    pipeline: Pipeline,
+    batch: MicroBatch,
+    replay: bool,
+    consume_seconds: float,
+    marks_by_topic: bool,
+    refusals: _Refusals,
+) -> list[BatchReport]:
+    ranges = batch.ranges()
+    own_id = batch_id(pipeline.topic, ranges)
+    try:
+        report = pipeline.writer.apply(
+            batch,
+            batch_id=own_id,
+            ranges=ranges,
+            replay=replay,
+            consume_seconds=consume_seconds,
+            marks_by_topic=marks_by_topic,
+        )
+    except Exception as exc:
+        if not is_record_caused(exc):
+            raise
+        error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        if batch.size == 1:
+            return [_refuse(pipeline, batch, own_id, error, marks_by_topic, refusals)]
+        return _split(pipeline, batch, own_id, error, marks_by_topic, refusals)
+    return [report]
+
+
+def _refuse(
+    pipeline: Pipeline,
+    batch: MicroBatch,
+    own_id: str,
+    error: str,
+    marks_by_topic: bool,
+    refusals: _Refusals,
+) -> BatchReport:
+    refusals.left -= 1
+    if refusals.left < 0:
+        raise IsolationError(
+            f"more than {MAX_REFUSED} records of one batch fail to write, the last "
+            f"{own_id}: the cause is not in the records ({error})"
+        )
+    log.error("record %s is refused and dead-lettered: %s", own_id, error)
+    return pipeline.writer.apply(
+        batch,
+        batch_id=own_id,
+        ranges=batch.ranges(),
+        replay=True,
+        marks_by_topic=marks_by_topic,
+        refused=f"{REFUSED} ({error})",
+    )
+
+
+def _split(
+    pipeline: Pipeline,
+    batch: MicroBatch,
+    own_id: str,
+    error: str,
+    marks_by_topic: bool,
+    refusals: _Refusals,
+) -> list[BatchReport]:
+    middle = batch.size // 2
+    halves = [
+        MicroBatch(batch.topic, batch.records[:middle]),
+        MicroBatch(batch.topic, batch.records[middle:]),
+    ]
+    db, topic = pipeline.db, pipeline.topic
+    marks = marks_layout(marks_by_topic)
+    parts = []
+    for half in halves:  # recorded before the batch is marked split: a crash loses neither
+        part_id = batch_id(topic, half.ranges())
+        writes.ledger_begin(
+            db, part_id, topic, half.ranges(), half.size, {"part_of": own_id} | marks
+        )
+        parts.append(part_id)
+    writes.ledger_split(db, topic, own_id, batch.ranges(), parts, error)
+    log.warning("batch %s failed (%s); writing it in two parts", own_id, error)
+    reports = []
+    for half in halves:
+        reports += _write(pipeline, half, True, 0.0, marks_by_topic, refusals)
+    return reports
+
+
+def flush_isolating(
+    writer: BatchWriter, pending: Flush, *, replay: bool = False, marks_by_topic: bool = True
+) -> list[BatchReport]:
+    """Write an entity flush, or its parts if a record-caused failure splits it by batches.
+    A flush of one batch that still fails is refused: its users' and items' figures are left
+    out (its counts are written already), recorded in the ledger and counted, and the flushes
+    after it go on."""
+    try:
+        return [writer.flush(pending, replay=replay, marks_by_topic=marks_by_topic)]
+    except Exception as exc:
+        if not is_record_caused(exc):
+            raise
+        error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    flush_id = entity_flush_id(writer.topic, pending.ranges)
+    if len(pending.batches) == 1:
+        log.error("entity flush %s is refused: %s", flush_id, error)
+        writes.ledger_refuse_flush(writer.db, writer.topic, flush_id, pending.ranges, error)
+        return [BatchReport.nothing(flush_id)]
+    middle = len(pending.batches) // 2
+    parts = [_part(pending, pending.batches[:middle]), _part(pending, pending.batches[middle:])]
+    for part in parts:  # recorded before the flush is marked split: a crash loses neither
+        extra = {"kind": writes.ENTITY_FLUSH, "batches": part.batches} | marks_layout(
+            marks_by_topic
+        )
+        part_id = entity_flush_id(writer.topic, part.ranges)
+        writes.ledger_begin(
+            writer.db, part_id, writer.topic, part.ranges, part.events.height, extra
+        )
+    part_ids = [entity_flush_id(writer.topic, part.ranges) for part in parts]
+    writes.ledger_split(writer.db, writer.topic, flush_id, pending.ranges, part_ids, error)
+    log.warning("entity flush %s failed (%s); writing it in two parts", flush_id, error)
+    reports = []
+    for part in parts:
+        reports += flush_isolating(writer, part, replay=True, marks_by_topic=marks_by_topic)
+    return reports
+
+
+class IsolatingFlushes:
+    """What the entity flusher writes with: `flush_isolating`, one report per flush."""
+
+    def __init__(self, writer: BatchWriter) -> None:
+        self.writer = writer
+
+    def flush(self, pending: Flush) -> BatchReport:
+        reports = flush_isolating(self.writer, pending)
+        if len(reports) == 1:
+            return reports[0]
+        return BatchReport.merged(entity_flush_id(self.writer.topic, pending.ranges), reports)
+
+
+def _part(pending: Flush, batches: list[str]) -> Flush:
+    ranges = covering(r for listed in batches for r in ranges_of(listed))
+    return Flush(ranges=ranges, batches=batches, events=within(pending.events, ranges))

@@ -51,8 +51,8 @@ _MISSING = _Missing()
 
 def _compare(value: Any, op: str, arg: Any) -> bool:
     present = value is not _MISSING
-    if op == "$in":
-        return present and value in arg
+    if op in {"$in", "$nin"}:
+        return (present and value in arg) == (op == "$in")
     if op == "$ne":
         return bool((value if present else None) != arg)
     if op == "$not":
@@ -173,6 +173,12 @@ class MemoryCollection:
                 del self.docs[key]
                 return _Result(deleted_count=1)
         return _Result()
+
+    def delete_many(self, query: Doc) -> _Result:
+        doomed = [key for key, doc in self.docs.items() if matches(doc, query)]
+        for key in doomed:
+            del self.docs[key]
+        return _Result(deleted_count=len(doomed))
 
     def bulk_write(self, requests: list[UpdateOne], ordered: bool = True) -> _Result:
         total = _Result()

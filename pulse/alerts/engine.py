@@ -9,10 +9,11 @@ fails the pipeline, and its outcome is stored on the alert.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -28,9 +29,10 @@ from pulse.alerts.evaluate import (
     resolutions,
     window_start,
 )
-from pulse.alerts.rules import AlertRule, load_rules_file, merge, parse_rules
+from pulse.alerts.rules import AlertRule, Rejection, load_rules_file, merge, parse_stored
 from pulse.config import AlertSettings
 from pulse.ingest.aggregate import Aggregates
+from pulse.store import writes
 from pulse.store.client import Document
 from pulse.store.reads import by_ids
 from pulse.store.schema import (
@@ -51,6 +53,11 @@ from pulse.store.schema import (
 log = logging.getLogger(__name__)
 
 RULES_REFRESH_SECONDS = 30.0
+MAX_QUEUED_NOTIFICATIONS = 100
+"""Notifications waiting to be sent, at most; more stay `pending` in MongoDB and are sent by
+the next consumer to start (at-least-once), so a flood of alerts never fills memory."""
+CLOSE_WAIT_SECONDS = 10.0
+"""How long a consumer that stops waits for notifications being sent."""
 
 
 def _minutes(start: datetime, count: int) -> list[str]:
@@ -67,6 +74,8 @@ class Alerting:
         self.settings = settings
         self.file_rules = file_rules
         self._rules: list[AlertRule] = merge(self.file_rules, [])
+        self.rejected: list[Rejection] = []
+        """Stored rules that did not validate at the last refresh (skipped)."""
         self._loaded = 0.0
         self.notifier = Notifier(db, settings)
 
@@ -83,13 +92,18 @@ class Alerting:
 
     def rules(self) -> dict[str, AlertRule]:
         """File rules, replaced by same-id rules from the `alert_rules` collection (re-read
-        every 30 s, so rules can be edited while the pipeline runs)."""
+        every 30 s, so rules can be edited while the pipeline runs). A stored rule that does
+        not validate is skipped with a warning and recorded (Alerts page, /metrics); it never
+        stops the others, nor the counting."""
         if time.monotonic() - self._loaded > RULES_REFRESH_SECONDS:
-            stored = [
-                {k: v for k, v in doc.items() if k != "_id"} | {"id": doc["_id"]}
-                for doc in self.db[ALERT_RULES].find()
-            ]
-            self._rules = merge(self.file_rules, parse_rules(stored, ALERT_RULES))
+            stored, rejected = parse_stored(list(self.db[ALERT_RULES].find()), ALERT_RULES)
+            known = {rejection.reason for rejection in self.rejected}
+            for rejection in rejected:
+                if rejection.reason not in known:
+                    log.warning("alert rule skipped: %s", rejection.reason)
+            writes.record_rule_rejections(self.db, rejected)
+            self.rejected = rejected
+            self._rules = merge(self.file_rules, stored)
             self._loaded = time.monotonic()
         return {rule.id: rule for rule in self._rules}
 
@@ -111,7 +125,11 @@ class Alerting:
         states = self._states(keys) | self._firing()
         decisions = fires(rules, observations, states)
         firing = {key: state for key, state in self._firing().items() if key[0] in rules}
-        decisions += resolutions(rules, firing, self._closed_values(rules, firing, now), now)
+        # Windows close by event time: while counting lags behind the clock, a window the
+        # counts have not reached yet holds nothing, and must not resolve an alert.
+        counted = aggregates.totals["last_seen"].item()
+        clock = min(now, counted) if isinstance(counted, datetime) else now
+        decisions += resolutions(rules, firing, self._closed_values(rules, firing, clock), clock)
         new = self._store(decisions, now)
         self.notifier.deliver(new)
         return decisions
@@ -270,12 +288,18 @@ def _state(doc: Document) -> RuleState:
 
 
 class Notifier:
-    """Sends new alerts to their channels on a background thread and records the outcome."""
+    """Sends new alerts to their channels on a background thread and records the outcome;
+    at most MAX_QUEUED_NOTIFICATIONS wait at a time."""
 
     def __init__(self, db: Database[Document], settings: AlertSettings) -> None:
         self.db = db
         self.settings = settings
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-notifier")
+        self._queued: set[Future[None]] = set()
+        # Reentrant: a delivery done already runs its callback (`_sent`) in `deliver` itself.
+        self._lock = threading.RLock()
+        self.left_pending = 0
+        """Alerts not queued because the queue was full (sent by the next consumer)."""
 
     def resend_pending(self) -> None:
         """Deliver the alerts a previous process stored but did not get to send."""
@@ -283,8 +307,20 @@ class Notifier:
         self.deliver([doc["_id"] for doc in pending])
 
     def deliver(self, alert_ids: list[str]) -> None:
-        for alert_id in alert_ids:
-            self._pool.submit(self._send, alert_id)
+        with self._lock:
+            room = MAX_QUEUED_NOTIFICATIONS - len(self._queued)
+            for alert_id in alert_ids[: max(room, 0)]:
+                future = self._pool.submit(self._send, alert_id)
+                self._queued.add(future)
+                future.add_done_callback(self._sent)
+            skipped = len(alert_ids) - max(room, 0)
+        if skipped > 0:
+            self.left_pending += skipped
+            log.warning("%d alerts left pending: %d notifications wait already", skipped, room)
+
+    def _sent(self, future: Future[None]) -> None:
+        with self._lock:
+            self._queued.discard(future)
 
     def _send(self, alert_id: str) -> None:
         try:
@@ -316,8 +352,12 @@ class Notifier:
         return notify(alert, title, body, self.settings)
 
     def close(self) -> None:
-        """Wait for the deliveries in flight (each is bounded by the channel timeout)."""
-        self._pool.shutdown(wait=True, cancel_futures=False)
+        """Wait for the deliveries in flight, for CLOSE_WAIT_SECONDS at most; what is not
+        sent by then stays `pending` for the next consumer."""
+        with self._lock:
+            queued = list(self._queued)
+        wait(queued, timeout=CLOSE_WAIT_SECONDS)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def notify(alert: Document, title: str, body: str, settings: AlertSettings) -> list[Delivery]:

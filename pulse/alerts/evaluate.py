@@ -18,6 +18,10 @@ from typing import Literal
 
 from pulse.alerts.rules import AlertRule
 
+MAX_FIRES_PER_CHECK = 100
+"""New alerts of one rule in one check (one entity flush), at most, oldest windows first: a
+rule that fires for every user cannot flood the database and the channels. Keys left out
+fire at a later check if their windows still qualify."""
 CLOSE_GRACE = timedelta(minutes=1)
 """How long after a window ends late events may still arrive before it counts as closed."""
 
@@ -80,12 +84,16 @@ def fires(
     observations: Iterable[Observation],
     states: Mapping[tuple[str, str], RuleState],
 ) -> list[Decision]:
-    """New alerts among the observations, oldest window first, cooldowns applied."""
+    """New alerts among the observations, oldest window first, cooldowns applied, at most
+    MAX_FIRES_PER_CHECK per rule."""
     decisions: list[Decision] = []
     current = dict(states)
+    fired: dict[str, int] = {}
     for seen in sorted(observations, key=lambda o: (o.window_start, o.rule_id, o.key)):
         rule = rules.get(seen.rule_id)
         if rule is None or seen.value < rule.threshold:
+            continue
+        if fired.get(rule.id, 0) >= MAX_FIRES_PER_CHECK:
             continue
         if rule.scope is not None and seen.key not in rule.scope:
             continue
@@ -100,6 +108,7 @@ def fires(
                 Decision("resolve", rule, seen.key, state.firing, seen.value, "superseded")
             )
         decisions.append(Decision("fire", rule, seen.key, seen.window_start, seen.value))
+        fired[rule.id] = fired.get(rule.id, 0) + 1
         current[(rule.id, seen.key)] = RuleState(
             last_fired=seen.window_start, firing=seen.window_start
         )

@@ -6,9 +6,9 @@ A rule watches one metric per key (an item, or a user) over tumbling windows of 
       - id: hot-item
         metric: item_interactions        # or user_interactions
         interaction_type: purchase       # optional: count only this type
-        window_minutes: 5                # windows aligned to the hour: 12:00-12:05, 12:05-12:10
+        window_minutes: 5                # 1-60, windows aligned to the hour: 12:00-12:05, ...
         threshold: 50                    # fires when the window's count reaches it
-        cooldown_minutes: 15             # no new alert for the same key meanwhile
+        cooldown_minutes: 15             # 1-10080: no new alert for the same key meanwhile
         resolve_below: 0.8               # resolves when a later window stays under 80% of it
         severity: critical               # info | warning | critical
         channels: [all]                  # names from PULSE_ALERTS_CHANNELS, or all
@@ -18,6 +18,7 @@ A rule watches one metric per key (an item, or a user) over tumbling windows of 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -27,6 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pulse.config import TYPE_PATTERN
 
 Metric = Literal["item_interactions", "user_interactions"]
+MAX_WINDOW_MINUTES = 60
+"""Rule cost is bounded: a flush reads at most this many item x minute documents per touched
+item and rule."""
+MIN_COOLDOWN_MINUTES = 1
+"""At most one alert per rule, key and minute."""
 
 
 class AlertRule(BaseModel):
@@ -37,9 +43,9 @@ class AlertRule(BaseModel):
     id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     metric: Metric
     interaction_type: str | None = Field(None, pattern=TYPE_PATTERN)
-    window_minutes: int = Field(1, ge=1, le=1_440)
+    window_minutes: int = Field(1, ge=1, le=MAX_WINDOW_MINUTES)
     threshold: float = Field(gt=0)
-    cooldown_minutes: int = Field(0, ge=0, le=10_080)
+    cooldown_minutes: int = Field(1, ge=MIN_COOLDOWN_MINUTES, le=10_080)
     resolve_below: float = Field(1.0, gt=0, le=1)
     severity: Literal["info", "warning", "critical"] = "warning"
     channels: tuple[str, ...] = ("all",)
@@ -83,6 +89,37 @@ def parse_rules(raw: list[dict[str, Any]], source: str) -> list[AlertRule]:
     if problems:
         raise RuleError("invalid alert rules:\n  " + "\n  ".join(problems))
     return rules
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A stored rule that does not validate: skipped, with the reason."""
+
+    rule_id: str
+    reason: str
+
+
+def parse_stored(
+    docs: list[dict[str, Any]], source: str
+) -> tuple[list[AlertRule], list[Rejection]]:
+    """Rules from documents (the id as `_id`), each judged on its own: one that does not
+    validate is rejected with a one-line reason and the others stay in force."""
+    rules: list[AlertRule] = []
+    rejected: list[Rejection] = []
+    for doc in docs:
+        raw_id = doc.get("_id")
+        name = raw_id if isinstance(raw_id, str) else repr(raw_id)
+        entry = {k: v for k, v in doc.items() if k != "_id"} | {"id": raw_id}
+        try:
+            rules.append(AlertRule.model_validate(entry))
+        except ValidationError as exc:
+            reason = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'rule'}: {error['msg']}"
+                for error in exc.errors()
+            )
+            said = f"rule {name[:100]!r} in {source}: {reason}"
+            rejected.append(Rejection(name[:100], said[:500]))
+    return rules, rejected
 
 
 def load_rules_file(path: Path) -> list[AlertRule]:

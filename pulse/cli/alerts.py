@@ -28,13 +28,15 @@ def rules() -> None:
     with mongo_client(settings.mongo) as client:
         try:
             db = database(client, settings.mongo)
-            # Read-only: no Alerting.start(), which would also send pending notifications.
+            # No Alerting.start(), which would also send pending notifications.
             alerting = Alerting(db, settings.alerts, load_rules_file(settings.alerts.rules_file))
             in_force = alerting.rules()
         except RuleError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
         alerting.close()
+    for rejection in alerting.rejected:
+        console.print(f"[red]skipped: {rejection.reason}[/red]")
     table = Table("id", "metric", "type", "window", "threshold", "cooldown", "severity", "channels")
     for rule in in_force.values():
         table.add_row(
@@ -48,6 +50,8 @@ def rules() -> None:
             ", ".join(rule.channels),
         )
     console.print(table)
+    if alerting.rejected:
+        raise typer.Exit(2)
 
 
 @app.command()

@@ -87,6 +87,11 @@ def database_series(db: Database[Document], now: datetime) -> Iterator[Metric]:
     for field, count in reads.dead_letter_reasons(db).iter_rows():
         waiting.add_metric([field], float(count))
     yield waiting
+    yield _gauge(
+        "pulse_alert_rules_rejected",
+        "Rules in the alert_rules collection skipped because they do not validate",
+        reads.rule_rejections(db).height,
+    )
     firing = GaugeMetricFamily("pulse_alerts_firing", "Alerts firing now, by rule", labels=["rule"])
     for rule, count in sorted(reads.firing_alerts(db).items()):
         firing.add_metric([rule], float(count))

@@ -10,6 +10,7 @@ Shared by the Kafka consumer (batches identified by offset ranges) and the dead-
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from pulse.ingest.batch import MicroBatch, OffsetRange, entity_flush_id
 from pulse.ingest.isolate import judge, refusal
 from pulse.ingest.validate import ValidationRules, Verdict
 from pulse.pipeline.entities import Flush
+from pulse.pipeline.failures import is_transient
 from pulse.store import writes
 from pulse.store.client import Document
 from pulse.store.schema import (
@@ -56,6 +58,8 @@ from pulse.store.statements import (
     user_bucket_updates,
     user_minute_updates,
 )
+
+log = logging.getLogger(__name__)
 
 _IGNORED_FIELDS_KEPT = 20  # names per ledger entry: a producer sending random keys stays bounded
 
@@ -482,7 +486,13 @@ class BatchWriter:
         if self.alerting.needs_user_minutes:
             statements = user_minute_updates(_entities(work), work.guard)
             work.results[USER_MINUTES] = writes.apply(self.db, USER_MINUTES, statements)
-        self.alerting.after_batch(_entities(work), work.now)
+        try:
+            self.alerting.after_batch(_entities(work), work.now)
+        except Exception as exc:
+            if is_transient(exc):
+                raise  # the flush is retried, and its alerts with it
+            # Alerting is advice about the figures: its failure must not cost the figures.
+            log.exception("alert checks of %s failed; the flush goes on", work.ledger_id)
 
     def _entity_offsets(self, work: _Work) -> None:
         if work.record_offsets:

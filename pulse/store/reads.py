@@ -35,6 +35,7 @@ from pulse.store.schema import (
     LEDGER,
     MINUTES,
     OFFSETS,
+    RULE_REJECTIONS,
     TOTALS,
     TOTALS_ID,
     USER_BUCKETS,
@@ -518,6 +519,17 @@ def alerts(db: Database[Document], since: datetime) -> pl.DataFrame:
     if not rows:
         return pl.DataFrame(schema={"rule": pl.String, "state": pl.String})
     return pl.from_dicts(rows, infer_schema_length=None)
+
+
+def rule_rejections(db: Database[Document]) -> pl.DataFrame:
+    """Stored alert rules the consumer skips because they do not validate, with why."""
+    rows = [
+        {"rule": doc["_id"], "reason": doc.get("reason"), "seen_at": doc.get("seen_at")}
+        for doc in db[RULE_REJECTIONS].find({})
+    ]
+    if not rows:
+        return pl.DataFrame(schema={"rule": pl.String, "reason": pl.String, "seen_at": TIME})
+    return pl.from_dicts(rows).sort("rule")
 
 
 def firing_alerts(db: Database[Document]) -> dict[str, int]:

@@ -56,6 +56,9 @@ DEAD_LETTERS = "dead_letters"
 ALERTS = "alerts"
 ALERT_STATE = "alert_state"
 ALERT_RULES = "alert_rules"
+RULE_REJECTIONS = "alert_rule_rejections"
+"""One document per stored rule that does not validate (`_id` its id, `reason`), kept in
+step with `alert_rules` by the consumer at each refresh of the rules."""
 
 COUNT_MARKS = "wm"
 """Watermarks of the documents written with every micro-batch: `wm.<topic>.p<partition>`."""

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import bson
 from pymongo import UpdateOne
@@ -36,6 +36,7 @@ from pulse.store.schema import (
     OFFSETS,
     OPEN_BATCHES,
     REFUSED_FLUSHES,
+    RULE_REJECTIONS,
     UNFINISHED,
     USER_BUCKETS,
     USER_BUCKETS_COUNTER,
@@ -63,6 +64,16 @@ CHUNK_BYTES = 8 * 1_024 * 1_024
 whatever the documents hold (a catch-up flush of a thousand minute sketches is 40 MB)."""
 STATEMENT_BYTES = 16 * 1_024 * 1_024 - 64 * 1_024
 """The largest statement a command can carry (16 MiB, less room for the command around it)."""
+
+
+class Rejected(Protocol):
+    """A stored alert rule that does not validate (pulse/alerts/rules.py:Rejection)."""
+
+    @property
+    def rule_id(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
 
 
 class WriteFailedError(RuntimeError):
@@ -548,6 +559,18 @@ def unfinished_batches(
             min(r["first"] for r in entry["ranges"]),
         ),
     )
+
+
+def record_rule_rejections(db: Database[Document], rejected: Sequence[Rejected]) -> None:
+    """Keep `alert_rule_rejections` to the stored rules rejected now (one document each)."""
+    now = datetime.now(UTC)
+    for rejection in rejected:
+        db[RULE_REJECTIONS].update_one(
+            {"_id": rejection.rule_id},
+            {"$set": {"reason": rejection.reason, "seen_at": now}},
+            upsert=True,
+        )
+    db[RULE_REJECTIONS].delete_many({"_id": {"$nin": [r.rule_id for r in rejected]}})
 
 
 def next_sequence(db: Database[Document], name: str) -> int:

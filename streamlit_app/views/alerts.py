@@ -15,6 +15,14 @@ view = current_view()
 
 
 def render(now: datetime) -> None:
+    rejected = fetch(reads.rule_rejections)
+    if rejected.height:
+        st.warning(
+            f"{rejected.height} rule(s) in the `alert_rules` collection do not validate and are "
+            "skipped; the other rules and the counting go on.",
+            icon=":material/rule:",
+        )
+        st.dataframe(rejected, hide_index=True, key="rejected_rules")
     recent = fetch(reads.alerts, view.since(now))
     if recent.height == 0:
         st.info("No alerts in this time range.", icon=":material/check_circle:")

@@ -3,6 +3,7 @@ nothing new on a replayed batch, resolve once the window has closed below the th
 
 from __future__ import annotations
 
+import threading
 from typing import Any, cast
 
 import orjson
@@ -18,8 +19,9 @@ from pulse.config import AlertSettings
 from pulse.ingest.batch import MicroBatch
 from pulse.ingest.validate import ValidationRules
 from pulse.pipeline.apply import BatchWriter
+from pulse.store import reads
 from pulse.store.client import Document
-from pulse.store.schema import ALERTS, USER_MINUTES
+from pulse.store.schema import ALERT_RULES, ALERTS, USER_MINUTES
 from tests.fakes import MemoryDatabase, apply_now
 
 TYPES = ("view", "click", "add_to_cart", "purchase")
@@ -30,10 +32,11 @@ KAFKA_TS = 1_795_737_600_000  # on a minute boundary
 BUSY = AlertRule(id="busy", metric="user_interactions", threshold=5, severity="info")
 
 
-def _batch(partition: int, first: int, users: list[str]) -> MicroBatch:
+def _batch(partition: int, first: int, users: list[str], later_ms: int = 0) -> MicroBatch:
+    stamp = KAFKA_TS + later_ms
     values = [
         orjson.dumps(
-            {"user_id": u, "item_id": "i1", "interaction_type": "view", "timestamp": KAFKA_TS + n}
+            {"user_id": u, "item_id": "i1", "interaction_type": "view", "timestamp": stamp + n}
         )
         for n, u in enumerate(users)
     ]
@@ -61,13 +64,17 @@ def test_a_user_rule_fires_once_and_resolves_after_its_window_closed() -> None:
     (alert,) = memory[ALERTS].find()
     assert (alert["rule_id"], alert["key"], alert["value"]) == ("busy", "u1", 6.0)
     assert memory[USER_MINUTES].count_documents({}) == 2  # one per minute and partition
-    # The engine runs after later batches with the wall clock as "now": u1's minute has long
-    # closed, and the latest closed minute holds nothing of u1, so the alert resolves.
+    # Windows close by event time. A flush still in u1's minute (counting lags the clock by
+    # days here) resolves nothing; one three minutes later closes the minute after it, which
+    # holds nothing of u1, so the alert resolves.
     later = Alerting(db, AlertSettings(), [BUSY])
-    apply_now(BatchWriter(db, "t", RULES, alerting=later), _batch(3, 0, ["u3"]))
+    apply_now(BatchWriter(db, "t", RULES, alerting=later), _batch(3, 0, ["u3"], later_ms=30_000))
+    (alert,) = memory[ALERTS].find()
+    assert alert["state"] == "firing"
+    apply_now(BatchWriter(db, "t", RULES, alerting=later), _batch(3, 1, ["u3"], later_ms=180_000))
     later.close()
     (alert,) = memory[ALERTS].find()
-    assert alert["state"] == "resolved"
+    assert alert["state"] == "resolved" and alert["resolved_because"] == "fell back"
 
 
 @pytest.mark.parametrize("route", ["pulse", "prefect"])
@@ -104,3 +111,45 @@ def test_an_alert_is_sent_by_one_route_only(route: str, monkeypatch: pytest.Monk
     else:
         assert (events, sent) == ([[]], [["ops"]])
         assert alert["delivery"] == "sent"
+
+
+def test_a_stored_rule_that_does_not_validate_is_skipped_and_recorded() -> None:
+    memory = MemoryDatabase()
+    db = cast("Database[Document]", memory)
+    memory[ALERT_RULES].insert_one({"_id": 17, "metric": "item_interactions", "threshold": 1})
+    memory[ALERT_RULES].insert_one(
+        {"_id": "day", "metric": "item_interactions", "threshold": 1, "window_minutes": 1_440}
+    )
+    memory[ALERT_RULES].insert_one({"_id": "ok", "metric": "item_interactions", "threshold": 9})
+    alerting = Alerting(db, AlertSettings(), [BUSY])
+    assert set(alerting.rules()) == {"busy", "ok"}
+    rejected = reads.rule_rejections(db)
+    assert rejected["rule"].to_list() == ["17", "day"]
+    assert "id: Input should be a valid string" in rejected["reason"][0]
+    assert "window_minutes" in rejected["reason"][1]
+    alerting.close()
+
+    memory[ALERT_RULES].delete_one({"_id": 17})
+    memory[ALERT_RULES].update_one({"_id": "day"}, {"$set": {"window_minutes": 60}})
+    fixed = Alerting(db, AlertSettings(), [])
+    assert set(fixed.rules()) == {"day", "ok"}
+    assert reads.rule_rejections(db).height == 0
+    fixed.close()
+
+
+def test_notifications_wait_in_a_bounded_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    sent: list[str] = []
+
+    def send(self: engine.Notifier, alert_id: str) -> None:
+        release.wait(timeout=30)
+        sent.append(alert_id)
+
+    monkeypatch.setattr(engine.Notifier, "_send", send)
+    notifier = engine.Notifier(cast("Database[Document]", MemoryDatabase()), AlertSettings())
+    ids = [f"a{n}" for n in range(engine.MAX_QUEUED_NOTIFICATIONS + 50)]
+    notifier.deliver(ids)
+    assert notifier.left_pending == 50  # stay 'pending' in MongoDB for the next consumer
+    release.set()
+    notifier.close()
+    assert sorted(sent) == sorted(ids[: engine.MAX_QUEUED_NOTIFICATIONS])

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pulse.alerts.evaluate import (
+    MAX_FIRES_PER_CHECK,
     Observation,
     RuleState,
     alert_id,
@@ -108,3 +109,11 @@ def test_a_firing_alert_resolves_only_after_a_later_window_closed_low() -> None:
     assert resolutions({rule.id: rule}, firing, {("hot", "i1"): 80}, late) == []  # not below 80
     decisions = resolutions({rule.id: rule}, firing, {("hot", "i1"): 79}, late)
     assert [(d.kind, d.window_start, d.reason) for d in decisions] == [("resolve", T0, "fell back")]
+
+
+def test_a_rule_fires_at_most_its_cap_of_alerts_in_one_check() -> None:
+    rule = _rule(threshold=1)
+    start = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    observations = [Observation(rule.id, f"u{n}", start, 5.0) for n in range(500)]
+    decisions = fires({rule.id: rule}, observations, {})
+    assert len(decisions) == MAX_FIRES_PER_CHECK

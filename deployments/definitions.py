@@ -7,6 +7,7 @@
                                  hands its partitions to the next run (one consumer group)
 - retry-failed-batches/manual    no schedule: run it from the UI or `pulse trigger retry`
 - replay-dead-letters/manual     no schedule: `pulse trigger replay-dead-letters --reason ...`
+- resolve-lost-batch/manual      no schedule: what `pulse ledger resolve <id>` does
 
 Scheduled runs size themselves from their scheduled start (pulse/pipeline/windows.py): a run
 starts early, waits for its window and ends when the next run's window begins, so no run is
@@ -28,6 +29,7 @@ from prefect import Flow
 from flows.aggregate import aggregate_interactions
 from flows.generate import generate_interactions
 from flows.replay import replay_dead_letters
+from flows.resolve import resolve_lost_batch
 from flows.retry import retry_failed_batches
 from pulse.config import GeneratorSettings
 
@@ -114,6 +116,13 @@ def definitions(generator: GeneratorSettings) -> list[Definition]:
             replay_dead_letters,
             "manual",
             "Re-ingest selected (fixed) dead letters exactly once.",
+            ("pulse", "recovery"),
+            limit=1,
+        ),
+        Definition(
+            resolve_lost_batch,
+            "manual",
+            "Record a batch Kafka can no longer replay as lost, so its partitions count on.",
             ("pulse", "recovery"),
             limit=1,
         ),

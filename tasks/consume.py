@@ -7,9 +7,11 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from pulse.config import load_settings
 from pulse.pipeline.apply import BatchReport
 from pulse.pipeline.consumer import replay_entry
 from pulse.store import writes
+from pulse.store.client import database, mongo_client
 from tasks.retries import RETRY_DELAYS, transient_failure
 from tasks.sessions import session
 
@@ -56,3 +58,17 @@ def unfinished_batches(session_id: str) -> list[dict[str, Any]]:
 def replay_batch(session_id: str, entry: dict[str, Any], group: str) -> BatchReport:
     """Re-read and re-apply one ledger entry; documents that hold it already are left alone."""
     return replay_entry(session(session_id).pipeline, entry, group)
+
+
+@task(cache_policy=NO_CACHE)
+def resolve_lost_entry(entry_id: str) -> dict[str, Any]:
+    """Record an unfinished ledger entry's records as lost; its partitions count on after it."""
+    settings = load_settings()
+    with mongo_client(settings.mongo) as client:
+        entry = writes.resolve_lost(database(client, settings.mongo), entry_id, by="Prefect")
+    get_run_logger().warning("%s recorded as lost (%s records)", entry_id, entry.get("records"))
+    return {
+        "entry": entry_id,
+        "kind": entry.get("kind") or "batch",
+        "records": entry.get("records"),
+    }

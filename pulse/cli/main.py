@@ -8,13 +8,14 @@ import typer
 from rich.console import Console
 
 from pulse.alerts.rules import RuleError
-from pulse.cli import alerts, config, stack, trigger
+from pulse.cli import alerts, config, ledger, stack, trigger
 from pulse.cli.consume import consume
 from pulse.cli.generate import generate
 from pulse.cli.run import run
 from pulse.config import SettingsError
 from pulse.preflight import ServiceUnavailableError
 from pulse.stack.prerequisites import MissingPrerequisiteError
+from pulse.store.writes import ResolveError
 
 app = typer.Typer(
     name="pulse",
@@ -26,12 +27,19 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(config.app, name="config")
 app.add_typer(trigger.app, name="trigger")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(ledger.app, name="ledger")
 app.command()(run)
 app.command()(generate)
 app.command()(consume)
 
 # Mistakes a user can fix: one line naming what to change, no traceback.
-FIXABLE = (SettingsError, ServiceUnavailableError, RuleError, MissingPrerequisiteError)
+FIXABLE = (
+    SettingsError,
+    ServiceUnavailableError,
+    RuleError,
+    MissingPrerequisiteError,
+    ResolveError,
+)
 
 
 def main() -> None:

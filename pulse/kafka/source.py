@@ -134,12 +134,28 @@ def _poll_batch(
     return Polled(to_batch(topic, messages) if messages else None, dropped)
 
 
+class RecordsGoneError(RuntimeError):
+    """Kafka no longer holds (or never held) records of ranges that must be read again."""
+
+
 def read_ranges(
     kafka: KafkaSettings, topic: str, group: str, ranges: list[OffsetRange], timeout: float = 120.0
 ) -> MicroBatch:
-    """Read exactly the given offset ranges with a group-less reader (never commits)."""
+    """Read exactly the given offset ranges with a group-less reader (never commits).
+
+    Ranges Kafka no longer holds whole (retention deleted their start, or the log ends before
+    their end) raise RecordsGoneError at once, naming them. A range read is complete once the
+    reader's position passes its end, so offsets that hold no record (compaction, transaction
+    markers) do not make it wait.
+    """
     reader = make_consumer(kafka, group)
     try:
+        gone = [
+            _gone(r, reader.get_watermark_offsets(TopicPartition(topic, r.partition), 10))
+            for r in ranges
+        ]
+        if any(gone):
+            raise RecordsGoneError(f"Kafka no longer holds {'; '.join(g for g in gone if g)}")
         reader.assign([TopicPartition(topic, r.partition, r.first) for r in ranges])
         wanted = {r.partition: r.last for r in ranges}
         done: set[int] = set()
@@ -157,11 +173,21 @@ def read_ranges(
                 if partition is None or offset is None or offset > wanted[partition]:
                     continue
                 messages.append(message)
-                if offset == wanted[partition]:
-                    done.add(partition)
+            positions = reader.position([TopicPartition(topic, p) for p in wanted])
+            done |= {tp.partition for tp in positions if tp.offset > wanted[tp.partition]}
     finally:
         reader.close()
     return to_batch(topic, messages)
+
+
+def _gone(wanted: OffsetRange, marks: tuple[int, int] | None) -> str:
+    """Why Kafka cannot give back the range ('' when it can), from its (low, high) offsets."""
+    low, high = marks or (0, 0)
+    if wanted.first < low:
+        return f"{wanted} (retention: p{wanted.partition} now starts at offset {low})"
+    if wanted.last >= high:
+        return f"{wanted} (p{wanted.partition} ends at offset {high - 1})"
+    return ""
 
 
 def usable_message(message: Message) -> bool:

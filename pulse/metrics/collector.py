@@ -20,7 +20,7 @@ from pymongo.database import Database
 
 from pulse.store import reads
 from pulse.store.client import Document
-from pulse.store.schema import REFUSED_FLUSHES, UNFINISHED
+from pulse.store.schema import LOST_RECORDS, REFUSED_FLUSHES, UNFINISHED
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,11 @@ def database_series(db: Database[Document], now: datetime) -> Iterator[Metric]:
         "pulse_records_isolated",
         "Records dead-lettered because processing or writing them failed (isolated)",
         figures.isolated,
+    )
+    yield _counter(
+        "pulse_records_lost",
+        "Records of batches Kafka no longer held, resolved as lost (pulse ledger resolve)",
+        reads.counter(db, LOST_RECORDS),
     )
     yield _counter(
         "pulse_entity_flushes_refused",

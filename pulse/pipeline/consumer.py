@@ -29,7 +29,7 @@ from pulse.ingest.batch import MicroBatch, OffsetRange, batch_id, ranges_of
 from pulse.ingest.validate import validate
 from pulse.kafka.clients import consumer as make_consumer
 from pulse.kafka.clients import ensure_topic
-from pulse.kafka.source import Revocations, poll_batch, read_ranges
+from pulse.kafka.source import RecordsGoneError, Revocations, poll_batch, read_ranges
 from pulse.pipeline.apply import BatchReport, StaleBatchError, StepHook, marks_by_topic
 from pulse.pipeline.entities import EntityBuffer, Flush, backlog, covering, within
 from pulse.pipeline.flusher import EntityFlusher
@@ -71,10 +71,13 @@ def reread(pipeline: Pipeline, ranges: list[OffsetRange], batches: list[str], gr
         f"{group}-replay",
         covering(r for batch in batches for r in ranges_of(batch)),
     ).records
-    frames = [
-        validate(within(records, ranges_of(batch)), pipeline.writer.rules).events
-        for batch in batches
-    ]
+    parts = {batch: within(records, ranges_of(batch)) for batch in batches}
+    missing = [b for b, part in parts.items() if MicroBatch(pipeline.topic, part).batch_id != b]
+    if missing:
+        raise RecordsGoneError(
+            f"records of {', '.join(missing)} no longer read back whole (retention or compaction)"
+        )
+    frames = [validate(part, pipeline.writer.rules).events for part in parts.values()]
     events = pl.concat(frames, how="vertical_relaxed")
     return Flush(ranges=ranges, batches=batches, events=within(events, ranges))
 
@@ -90,9 +93,9 @@ def replay_entry(pipeline: Pipeline, entry: dict[str, Any], group: str) -> Batch
         return reports[0] if len(reports) == 1 else BatchReport.merged(entry["_id"], reports)
     batch = read_ranges(pipeline.settings.kafka, pipeline.topic, f"{group}-replay", ranges)
     if batch.batch_id != entry["_id"]:
-        raise RuntimeError(
-            f"batch {entry['_id']} cannot be replayed: its records now read as "
-            f"{batch.batch_id} (retention or compaction removed some)"
+        raise RecordsGoneError(
+            f"the records of {entry['_id']} now read as {batch.batch_id} "
+            "(retention or compaction removed some)"
         )
     reports = apply_isolating(pipeline, batch, replay=True, marks_by_topic=marks_by_topic(entry))
     return reports[0] if len(reports) == 1 else BatchReport.merged(entry["_id"], reports)
@@ -111,6 +114,8 @@ class AggregatingConsumer:
         self.replays: list[BatchReport] = []
         self.assigned: set[int] = set()
         self.revocations = Revocations()
+        self.held: set[int] = set()
+        """Assigned partitions held (paused) behind an entry Kafka can no longer replay."""
         limits = self.settings.consumer
         self.flusher = EntityFlusher(
             IsolatingFlushes(pipeline.writer),
@@ -157,20 +162,48 @@ class AggregatingConsumer:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = [tp.partition for tp in partitions]
+        blocked: set[int] = set()
         for entry in writes.unfinished_batches(self.db, self.topic, numbers):
-            self.replays.append(replay_entry(self.pipeline, entry, self.group))
+            try:
+                self.replays.append(replay_entry(self.pipeline, entry, self.group))
+            except RecordsGoneError as gone:
+                blocked |= self._cannot_replay(entry["_id"], entry["partitions"], gone)
         owed, batches = backlog(entity_progress(self.db, self.topic, numbers))
+        owed = [r for r in owed if r.partition not in blocked]
+        batches = [b for b in batches if not blocked & {r.partition for r in ranges_of(b)}]
         if batches:
             log.info("re-reading %d batches waiting for an entity flush", len(batches))
-            flush = reread(self.pipeline, owed, batches, self.group)
-            self.replays += flush_isolating(self.pipeline.writer, flush, replay=True)
+            try:
+                flush = reread(self.pipeline, owed, batches, self.group)
+            except RecordsGoneError as gone:
+                flush_id = writes.record_unreadable_flush(self.db, self.topic, owed, batches, gone)
+                blocked |= self._cannot_replay(flush_id, [r.partition for r in owed], gone)
+            else:
+                self.replays += flush_isolating(self.pipeline.writer, flush, replay=True)
         resume = stored_offsets(self.db, self.topic)
         for tp in partitions:
             if tp.partition in resume:
                 tp.offset = resume[tp.partition]
         consumer.incremental_assign(partitions)
         self.assigned |= set(numbers)
+        if blocked & set(numbers):
+            # Held, not read: counting them on would build over what the entry still owes.
+            consumer.pause([tp for tp in partitions if tp.partition in blocked])
+            self.held |= blocked & set(numbers)
         log.info("assigned partitions %s of %s", sorted(numbers), self.topic)
+
+    def _cannot_replay(self, entry_id: str, partitions: list[int], gone: Exception) -> set[int]:
+        """Report an entry whose records Kafka lost; its partitions wait for an operator."""
+        writes.ledger_fail(self.db, entry_id, f"cannot be replayed: {gone}")
+        log.error(
+            "%s cannot be replayed: %s. Its partitions %s are held until `pulse ledger resolve "
+            "%s` records its records as lost.",
+            entry_id,
+            gone,
+            sorted(partitions),
+            entry_id,
+        )
+        return set(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Batches are applied whole before the next consume() call, and this callback runs
@@ -179,6 +212,7 @@ class AggregatingConsumer:
         self.flusher.flush_all()
         self.revocations.revoked(tp.partition for tp in partitions)
         self.assigned -= {tp.partition for tp in partitions}
+        self.held -= {tp.partition for tp in partitions}
         log.info(
             "revoked partitions %s of %s", sorted(tp.partition for tp in partitions), self.topic
         )
@@ -203,8 +237,9 @@ class AggregatingConsumer:
         return polled.batch
 
     def lag(self) -> dict[int, int]:
-        """Records not yet applied per assigned partition."""
-        marks = watermarks(self.consumer, self.topic, sorted(self.assigned), timeout=10)
+        """Records not yet applied per assigned partition (held ones left out: nothing of
+        them is read until an operator resolves what holds them)."""
+        marks = watermarks(self.consumer, self.topic, sorted(self.assigned - self.held), 10)
         return records_behind(stored_offsets(self.db, self.topic), marks)
 
     def process(self, batch: MicroBatch, consume_seconds: float = 0.0) -> BatchReport:

@@ -19,7 +19,7 @@ from pymongo.errors import PyMongoError
 
 from pulse.config import SettingsError
 from pulse.ingest import sketches
-from pulse.ingest.batch import OffsetRange, ranges_of
+from pulse.ingest.batch import OffsetRange, entity_flush_id, ranges_of
 from pulse.store import leaders
 from pulse.store.client import Document
 from pulse.store.reads import by_ids
@@ -31,6 +31,7 @@ from pulse.store.schema import (
     LEADERS,
     LEDGER,
     LEGACY_USERS,
+    LOST_RECORDS,
     MINUTE_SKETCHES,
     MINUTES,
     OFFSETS,
@@ -492,6 +493,54 @@ def ledger_refuse_flush(
     advance_entity_offsets(db, topic, ranges)
     db[COUNTERS].update_one({"_id": REFUSED_FLUSHES}, {"$inc": {"value": 1}}, upsert=True)
     db[OPEN_BATCHES].delete_one({"_id": flush_id})
+
+
+def record_unreadable_flush(
+    db: Database[Document],
+    topic: str,
+    ranges: Sequence[OffsetRange],
+    batches: list[str],
+    error: Exception,
+) -> str:
+    """A ledger entry for the entity flush of waiting batches Kafka no longer holds, so that
+    it can be named and resolved; returns its id."""
+    flush_id = entity_flush_id(topic, ranges)
+    extra = {"kind": ENTITY_FLUSH, "batches": batches}
+    ledger_begin(db, flush_id, topic, ranges, 0, extra)
+    ledger_fail(db, flush_id, f"cannot be replayed: {error}")
+    return flush_id
+
+
+class ResolveError(ValueError):
+    """The ledger entry cannot be resolved as lost (unknown, or not unfinished)."""
+
+
+def resolve_lost(db: Database[Document], entry_id: str, by: str) -> Document:
+    """Record an unfinished ledger entry's records as lost, and let counting go on after it:
+    a batch's partitions resume after its ranges, an entity flush's batches are unlisted. The
+    documents it wrote before it stopped keep what they hold. Returns the entry."""
+    entry = db[LEDGER].find_one({"_id": entry_id})
+    if entry is None:
+        raise ResolveError(f"no ledger entry {entry_id!r} (pulse ledger list shows them)")
+    if entry.get("status") not in UNFINISHED:
+        raise ResolveError(f"{entry_id} is {entry.get('status')}, not unfinished: nothing to do")
+    now = datetime.now(UTC)
+    claimed = db[LEDGER].find_one_and_update(
+        {"_id": entry_id, "status": {"$in": list(UNFINISHED)}},
+        {"$set": {"status": "lost", "resolved_at": now, "resolved_by": by, "updated_at": now}},
+        return_document=True,
+    )
+    if claimed is None:  # resolved by someone else meanwhile
+        raise ResolveError(f"{entry_id} was resolved meanwhile")
+    ranges = [OffsetRange(r["partition"], r["first"], r["last"]) for r in entry["ranges"]]
+    if entry.get("kind") == ENTITY_FLUSH:
+        advance_entity_offsets(db, entry["topic"], ranges)
+    elif entry.get("kind") is None:
+        advance_offsets(db, entry["topic"], ranges)
+        records = int(entry.get("records", 0))
+        db[COUNTERS].update_one({"_id": LOST_RECORDS}, {"$inc": {"value": records}}, upsert=True)
+    db[OPEN_BATCHES].delete_one({"_id": entry_id})
+    return claimed
 
 
 def ledger_finish(db: Database[Document], batch_id: str, stats: dict[str, Any]) -> None:

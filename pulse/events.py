@@ -25,6 +25,7 @@ lines as they are, and need no JSON escaping. Pulse's own generator sends the fu
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import polars as pl
@@ -32,6 +33,14 @@ import polars as pl
 SCHEMA_VERSION: Final = 1
 ID_PATTERN: Final = r"^[A-Za-z0-9_:-]{1,64}$"
 ID_MAX_LENGTH: Final = 64
+_ID = re.compile(ID_PATTERN)
+
+
+def is_id(text: str) -> bool:
+    """Whether `text` can be a user, item or event id (ID_PATTERN)."""
+    return _ID.fullmatch(text) is not None
+
+
 EARLIEST_MS: Final = 0
 """The earliest event time accepted: 1970-01-01T00:00Z."""
 LATEST_MS: Final = 253_370_764_799_999

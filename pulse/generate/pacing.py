@@ -59,6 +59,29 @@ class RatePlan(BaseModel):
         bursts = self.total_bursts
         return bursts * self.batch_size if bursts else None
 
+    def head_start_ms(self) -> int:
+        """How far before the run's start its simulated time begins, so that time running
+        `speed_multiplier` times faster reaches the present as the run ends, never later:
+        an event time ahead of its Kafka timestamp is dead-lettered (PULSE_CONSUMER_MAX_EVENT_
+        LEAD_SECONDS). A run without a known end starts UNBOUNDED_HEAD_START_SECONDS of wall
+        time back; once its time has caught up, it runs with the clock."""
+        if self.speed_multiplier <= 1:
+            return 0
+        bursts = self.total_bursts
+        if self.duration_seconds:
+            planned = self.duration_seconds
+        elif bursts and self.interval_seconds:
+            planned = bursts * self.interval_seconds
+        else:
+            planned = UNBOUNDED_HEAD_START_SECONDS
+        return round(min((self.speed_multiplier - 1) * planned, MAX_HEAD_START_SECONDS) * 1000)
+
+    def simulated_ms(self, wall_start_ms: int, elapsed_s: float) -> int:
+        """The simulated time `elapsed_s` wall seconds into a run that started at
+        `wall_start_ms`: faster than the clock, but never ahead of it."""
+        fast = wall_start_ms - self.head_start_ms() + elapsed_s * self.speed_multiplier * 1000
+        return int(min(fast, wall_start_ms + elapsed_s * 1000))
+
     def burst_size(self, index: int) -> int:
         """Events in burst `index` (the last burst of an `events` total may be partial)."""
         if self.events:
@@ -68,6 +91,12 @@ class RatePlan(BaseModel):
     def due(self, index: int) -> float:
         """Seconds after the start at which burst `index` is due."""
         return index * self.interval_seconds
+
+
+UNBOUNDED_HEAD_START_SECONDS = 3_600.0
+"""The wall time a run without a known end is given to run faster than the clock."""
+MAX_HEAD_START_SECONDS = 86_400.0
+"""Simulated time starts at most a day back: well within PULSE_CONSUMER_MAX_EVENT_AGE_SECONDS."""
 
 
 @dataclass(frozen=True)

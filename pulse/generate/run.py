@@ -119,6 +119,7 @@ class GeneratorRun:
         self.pacer = pacer or Pacer(plan)
         start = now or datetime.now(UTC)
         self.origin_ms = int(start.timestamp() * 1000)
+        """The run's wall-clock start; simulated time starts `plan.head_start_ms()` before."""
         self.bursts = 0
         self.max_behind = 0.0
         self._last_burst_seconds = 0.0
@@ -204,17 +205,16 @@ class GeneratorRun:
 
     def _prepare(self, index: int, first_seq: int, count: int) -> tuple[Burst, Tally | None]:
         """Generate burst `index` on the simulated clock (and count it, if truth is kept)."""
-        speed = self.plan.speed_multiplier
         if self.plan.interval_seconds:
             start_s, span_s = self.plan.due(index), self.plan.interval_seconds
         else:  # back-to-back bursts: simulated time follows the wall clock
             start_s, span_s = self.pacer.elapsed(), self._last_burst_seconds
-        start_ms = self.origin_ms + int(start_s * speed * 1000)
+        start_ms = self.plan.simulated_ms(self.origin_ms, start_s)
         burst = self.generator.burst(
             first_seq=first_seq,
             count=count,
             start_ms=start_ms,
-            span_ms=int(span_s * speed * 1000),
+            span_ms=self.plan.simulated_ms(self.origin_ms, start_s + span_s) - start_ms,
             hot=self.generator.config.is_hot(index, start_ms),
         )
         return burst, tally(burst.events) if self.truth is not None else None

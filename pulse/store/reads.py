@@ -20,6 +20,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
 from pulse.config import KafkaSettings
+from pulse.events import is_id
 from pulse.kafka.clients import consumer as make_consumer
 from pulse.store.client import Document
 from pulse.store.leaders import LOW_CAP, candidates, low_doc_ids
@@ -239,7 +240,10 @@ def _fewest(db: Database[Document], collection: str, n: int) -> list[Document] |
 def entity(
     db: Database[Document], collection: str, key: str, entity_id: str
 ) -> dict[str, Any] | None:
-    """One user or item, flattened, or None."""
+    """One user or item, flattened, or None (also for text that cannot be an id: it would
+    make a field path of the query)."""
+    if not is_id(entity_id):
+        return None
     docs = _by_ids(db, collection, [entity_id])
     return _flatten(docs[0], key) if docs else None
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import streamlit as st
 
+from pulse.events import ID_PATTERN, is_id
 from pulse.store import reads
 from pulse.store.schema import ITEMS
 from streamlit_app import charts
@@ -41,7 +42,11 @@ def render(now: datetime) -> None:
     if lookup:
         item = fetch(reads.entity, ITEMS, "item_id", lookup)
         if item is None:
-            st.warning(f"No item {lookup!r}.")
+            st.warning(
+                f"No item {lookup!r}."
+                if is_id(lookup)
+                else f"{lookup!r} is not an id: ids are {ID_PATTERN.strip('^$')}."
+            )
             return
         st.subheader(f"Item {lookup}")
         columns = st.columns(3)

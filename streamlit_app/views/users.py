@@ -6,6 +6,7 @@ from datetime import datetime
 
 import streamlit as st
 
+from pulse.events import ID_PATTERN, is_id
 from pulse.store import reads
 from pulse.store.schema import USERS
 from streamlit_app import charts
@@ -34,7 +35,11 @@ def render(now: datetime) -> None:
     if lookup:
         user = fetch(reads.entity, USERS, "user_id", lookup)
         if user is None:
-            st.warning(f"No user {lookup!r}.")
+            st.warning(
+                f"No user {lookup!r}."
+                if is_id(lookup)
+                else f"{lookup!r} is not an id: ids are {ID_PATTERN.strip('^$')}."
+            )
             return
         st.subheader(f"User {lookup}")
         cards = st.columns(3)

@@ -84,3 +84,25 @@ def test_back_to_back_bursts_stop_when_the_duration_is_spent() -> None:
 def test_bad_rates_are_refused(plan: dict[str, float], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         RatePlan(**plan)
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        RatePlan(batch_size=10, interval_seconds=1.0, speed_multiplier=3.0, duration_seconds=1_800),
+        RatePlan(batch_size=10, interval_seconds=1.0, speed_multiplier=3.0),  # no known end
+        RatePlan(batch_size=10, interval_seconds=1.0, speed_multiplier=1.0),
+    ],
+    ids=["30 minutes at 3x", "unbounded at 3x", "real time"],
+)
+def test_simulated_time_runs_faster_but_never_ahead_of_the_clock(plan: RatePlan) -> None:
+    start_ms = 1_795_737_600_000
+    elapsed = [n * 60.0 for n in range(0, 181)]  # three hours of wall time, by the minute
+    times = [plan.simulated_ms(start_ms, s) for s in elapsed]
+    assert all(t <= start_ms + s * 1_000 for t, s in zip(times, elapsed, strict=True))
+    assert times == sorted(times)
+    if plan.speed_multiplier > 1:  # faster than the clock while it has a head start
+        assert times[1] - times[0] == 3 * 60_000
+        assert times[0] == start_ms - plan.head_start_ms() < start_ms
+    if plan.duration_seconds:  # ends at the present, exactly
+        assert plan.simulated_ms(start_ms, plan.duration_seconds) == start_ms + 1_800_000

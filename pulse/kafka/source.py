@@ -67,43 +67,30 @@ class Polled:
     dropped: set[int]
 
 
+@dataclass(frozen=True)
+class Closing:
+    """When a micro-batch closes: at `limit` records; `wait` seconds at most for the first;
+    once none arrive for `linger` seconds, or `age` seconds after its first record (a steady
+    stream never pauses for `linger`; a backlog fills the batch at once)."""
+
+    limit: int
+    wait: float
+    linger: float
+    age: float
+
+
 def poll_batch(
-    consumer: Consumer,
-    topic: str,
-    *,
-    limit: int,
-    wait: float,
-    linger: float,
-    age: float,
-    revocations: Revocations | None = None,
+    consumer: Consumer, topic: str, closing: Closing, revocations: Revocations | None = None
 ) -> Polled:
-    """Up to `limit` records: wait at most `wait` seconds for the first, then close the batch
-    once no more arrive for `linger` seconds, or `age` seconds after its first record (a
-    steady stream never pauses for `linger`; a backlog fills the batch at once). Records of
-    a partition revoked during the poll are dropped: the batch holds only records of
-    partitions the member owned throughout."""
+    """The next micro-batch, closed as `closing` says. Records of a partition revoked during
+    the poll are dropped: the batch holds only records of partitions the member owned
+    throughout."""
     with cyclic_gc_paused():
-        return _poll_batch(
-            consumer,
-            topic,
-            limit=limit,
-            wait=wait,
-            linger=linger,
-            age=age,
-            revocations=revocations or Revocations(),
-        )
+        return _gather(consumer, topic, closing, revocations or Revocations())
 
 
-def _poll_batch(
-    consumer: Consumer,
-    topic: str,
-    *,
-    limit: int,
-    wait: float,
-    linger: float,
-    age: float,
-    revocations: Revocations,
-) -> Polled:
+def _gather(consumer: Consumer, topic: str, closing: Closing, revocations: Revocations) -> Polled:
+    limit, wait, linger, age = closing.limit, closing.wait, closing.linger, closing.age
     deadline = time.monotonic() + wait
     messages: list[Message] = []
     dropped: set[int] = set()

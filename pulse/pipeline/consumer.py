@@ -25,11 +25,17 @@ import polars as pl
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from pulse.config import Settings
-from pulse.ingest.batch import MicroBatch, OffsetRange, batch_id, ranges_of
+from pulse.ingest.batch import MicroBatch, OffsetRange, ranges_of
 from pulse.ingest.validate import validate
 from pulse.kafka.clients import consumer as make_consumer
 from pulse.kafka.clients import ensure_topic
-from pulse.kafka.source import RecordsGoneError, Revocations, poll_batch, read_ranges
+from pulse.kafka.source import (
+    Closing,
+    RecordsGoneError,
+    Revocations,
+    poll_batch,
+    read_ranges,
+)
 from pulse.pipeline.apply import BatchReport, StaleBatchError, StepHook, marks_by_topic
 from pulse.pipeline.entities import EntityBuffer, Flush, backlog, covering, within
 from pulse.pipeline.flusher import EntityFlusher
@@ -40,26 +46,6 @@ from pulse.store import writes
 from pulse.store.reads import entity_progress, records_behind, stored_offsets, watermarks
 
 log = logging.getLogger(__name__)
-
-
-def apply_batch(
-    pipeline: Pipeline,
-    batch: MicroBatch,
-    *,
-    replay: bool,
-    consume_seconds: float = 0.0,
-    marks_by_topic: bool = True,
-) -> BatchReport:
-    """Write one Kafka batch, guarded by its own offset ranges."""
-    ranges = batch.ranges()
-    return pipeline.writer.apply(
-        batch,
-        batch_id=batch_id(pipeline.topic, ranges),
-        ranges=ranges,
-        replay=replay,
-        consume_seconds=consume_seconds,
-        marks_by_topic=marks_by_topic,
-    )
 
 
 def reread(pipeline: Pipeline, ranges: list[OffsetRange], batches: list[str], group: str) -> Flush:
@@ -224,15 +210,13 @@ class AggregatingConsumer:
     ) -> MicroBatch | None:
         """The next micro-batch, closed by size, wait, linger or age (pulse/kafka/source.py)."""
         limits = self.settings.consumer
-        polled = poll_batch(
-            self.consumer,
-            self.topic,
+        closing = Closing(
             limit=max_events or limits.max_batch_events,
             wait=max_wait if max_wait is not None else limits.max_batch_wait_seconds,
             linger=limits.batch_linger_seconds,
             age=limits.max_batch_age_seconds,
-            revocations=self.revocations,
         )
+        polled = poll_batch(self.consumer, self.topic, closing, self.revocations)
         self._resume(polled.dropped & self.assigned)
         return polled.batch
 
@@ -249,22 +233,21 @@ class AggregatingConsumer:
         those partitions, if still ours, read again from where MongoDB says counting stands.
         """
         try:
-            report = apply_batch(
+            reports = apply_isolating(
                 self.pipeline, batch, replay=False, consume_seconds=consume_seconds
             )
         except StaleBatchError as stale:
             log.warning("%s", stale)
             self._resume(stale.partitions & self.assigned)
             rest = batch.without(stale.partitions)
-            return (
-                self.process(rest, consume_seconds)
-                if rest.size
-                else BatchReport.nothing(stale.batch_id)
-            )
-        self._commit(report.ranges)
-        self.flusher.add(report)
+            if not rest.size:
+                return BatchReport.nothing(stale.batch_id)
+            return self.process(rest, consume_seconds)
+        for report in reports:
+            self._commit(report.ranges)
+            self.flusher.add(report)
         self.flusher.flush_due()
-        return report
+        return reports[0] if len(reports) == 1 else BatchReport.merged(batch.batch_id, reports)
 
     def flush_due(self) -> None:
         """Start the entity flush if its time or size has come (also while idle)."""

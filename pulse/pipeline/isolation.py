@@ -39,11 +39,6 @@ class IsolationError(RuntimeError):
     """Too many records of one batch fail to write: the cause is not in the records."""
 
 
-@dataclass
-class _Refusals:
-    left: int = MAX_REFUSED
-
-
 def apply_isolating(
     pipeline: Pipeline,
     batch: MicroBatch,
@@ -53,91 +48,79 @@ def apply_isolating(
     marks_by_topic: bool = True,
 ) -> list[BatchReport]:
     """Write the batch, or its parts if record-caused failures split it; one report each."""
-    return _write(pipeline, batch, replay, consume_seconds, marks_by_topic, _Refusals())
+    return _Isolation(pipeline, marks_by_topic).write(batch, replay, consume_seconds)
 
 
-def _write(
-    pipeline: Pipeline,
-    batch: MicroBatch,
-    replay: bool,
-    consume_seconds: float,
-    marks_by_topic: bool,
-    refusals: _Refusals,
-) -> list[BatchReport]:
-    ranges = batch.ranges()
-    own_id = batch_id(pipeline.topic, ranges)
-    try:
-        report = pipeline.writer.apply(
+@dataclass
+class _Isolation:
+    """One batch's writing, with what its isolation has refused so far."""
+
+    pipeline: Pipeline
+    marks_by_topic: bool
+    refusals_left: int = MAX_REFUSED
+
+    def write(self, batch: MicroBatch, replay: bool, consume_seconds: float) -> list[BatchReport]:
+        ranges = batch.ranges()
+        own_id = batch_id(self.pipeline.topic, ranges)
+        try:
+            report = self.pipeline.writer.apply(
+                batch,
+                batch_id=own_id,
+                ranges=ranges,
+                replay=replay,
+                consume_seconds=consume_seconds,
+                marks_by_topic=self.marks_by_topic,
+            )
+        except Exception as exc:
+            if not is_record_caused(exc):
+                raise
+            error = _error(exc)
+            if batch.size == 1:
+                return [self._refuse(batch, own_id, error)]
+            return self._split(batch, own_id, error)
+        return [report]
+
+    def _refuse(self, batch: MicroBatch, own_id: str, error: str) -> BatchReport:
+        self.refusals_left -= 1
+        if self.refusals_left < 0:
+            raise IsolationError(
+                f"more than {MAX_REFUSED} records of one batch fail to write, the last "
+                f"{own_id}: the cause is not in the records ({error})"
+            )
+        log.error("record %s is refused and dead-lettered: %s", own_id, error)
+        return self.pipeline.writer.apply(
             batch,
             batch_id=own_id,
-            ranges=ranges,
-            replay=replay,
-            consume_seconds=consume_seconds,
-            marks_by_topic=marks_by_topic,
+            ranges=batch.ranges(),
+            replay=True,
+            marks_by_topic=self.marks_by_topic,
+            refused=f"{REFUSED} ({error})",
         )
-    except Exception as exc:
-        if not is_record_caused(exc):
-            raise
-        error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-        if batch.size == 1:
-            return [_refuse(pipeline, batch, own_id, error, marks_by_topic, refusals)]
-        return _split(pipeline, batch, own_id, error, marks_by_topic, refusals)
-    return [report]
+
+    def _split(self, batch: MicroBatch, own_id: str, error: str) -> list[BatchReport]:
+        middle = batch.size // 2
+        halves = [
+            MicroBatch(batch.topic, batch.records[:middle]),
+            MicroBatch(batch.topic, batch.records[middle:]),
+        ]
+        db, topic = self.pipeline.db, self.pipeline.topic
+        parts = []
+        for half in halves:  # recorded before the batch is marked split: a crash loses neither
+            part_id = batch_id(topic, half.ranges())
+            extra = {"part_of": own_id} | marks_layout(self.marks_by_topic)
+            writes.ledger_begin(db, part_id, topic, half.ranges(), half.size, extra)
+            parts.append(part_id)
+        writes.ledger_split(db, topic, own_id, batch.ranges(), parts, error)
+        log.warning("batch %s failed (%s); writing it in two parts", own_id, error)
+        reports = []
+        for half in halves:
+            reports += self.write(half, replay=True, consume_seconds=0.0)
+        return reports
 
 
-def _refuse(
-    pipeline: Pipeline,
-    batch: MicroBatch,
-    own_id: str,
-    error: str,
-    marks_by_topic: bool,
-    refusals: _Refusals,
-) -> BatchReport:
-    refusals.left -= 1
-    if refusals.left < 0:
-        raise IsolationError(
-            f"more than {MAX_REFUSED} records of one batch fail to write, the last "
-            f"{own_id}: the cause is not in the records ({error})"
-        )
-    log.error("record %s is refused and dead-lettered: %s", own_id, error)
-    return pipeline.writer.apply(
-        batch,
-        batch_id=own_id,
-        ranges=batch.ranges(),
-        replay=True,
-        marks_by_topic=marks_by_topic,
-        refused=f"{REFUSED} ({error})",
-    )
-
-
-def _split(
-    pipeline: Pipeline,
-    batch: MicroBatch,
-    own_id: str,
-    error: str,
-    marks_by_topic: bool,
-    refusals: _Refusals,
-) -> list[BatchReport]:
-    middle = batch.size // 2
-    halves = [
-        MicroBatch(batch.topic, batch.records[:middle]),
-        MicroBatch(batch.topic, batch.records[middle:]),
-    ]
-    db, topic = pipeline.db, pipeline.topic
-    marks = marks_layout(marks_by_topic)
-    parts = []
-    for half in halves:  # recorded before the batch is marked split: a crash loses neither
-        part_id = batch_id(topic, half.ranges())
-        writes.ledger_begin(
-            db, part_id, topic, half.ranges(), half.size, {"part_of": own_id} | marks
-        )
-        parts.append(part_id)
-    writes.ledger_split(db, topic, own_id, batch.ranges(), parts, error)
-    log.warning("batch %s failed (%s); writing it in two parts", own_id, error)
-    reports = []
-    for half in halves:
-        reports += _write(pipeline, half, True, 0.0, marks_by_topic, refusals)
-    return reports
+def _error(exc: Exception) -> str:
+    """An error in one line of at most 300 characters after its type."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
 
 
 def flush_isolating(
@@ -152,7 +135,7 @@ def flush_isolating(
     except Exception as exc:
         if not is_record_caused(exc):
             raise
-        error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        error = _error(exc)
     flush_id = entity_flush_id(writer.topic, pending.ranges)
     if len(pending.batches) == 1:
         log.error("entity flush %s is refused: %s", flush_id, error)

@@ -30,7 +30,7 @@ rules:
     metric: item_interactions
     window_minutes: 1
     threshold: 500
-    cooldown_minutes: 0
+    cooldown_minutes: 1
     severity: critical
     channels: [hook, down]
 """

@@ -8,12 +8,14 @@ from typing import Any, cast
 
 import orjson
 import pytest
+from confluent_kafka import Consumer
 from pymongo.database import Database
 
 from pulse.config import load_settings
 from pulse.ingest.batch import MicroBatch
 from pulse.ingest.validate import ValidationRules
 from pulse.pipeline.apply import BatchWriter
+from pulse.pipeline.consumer import AggregatingConsumer
 from pulse.pipeline.entities import EntityBuffer
 from pulse.pipeline.isolation import (
     MAX_REFUSED,
@@ -150,3 +152,30 @@ def test_an_entity_flush_failing_for_one_batch_leaves_that_batch_out_and_goes_on
     assert writes.unfinished_batches(db, TOPIC) == []
     counter = memory[COUNTERS].find_one({"_id": REFUSED_FLUSHES})
     assert counter is not None and counter["value"] == 1
+
+
+class _Commits:
+    """Stands for the Kafka consumer of a member: records what it is told to commit."""
+
+    def __init__(self) -> None:
+        self.committed: list[list[Any]] = []
+
+    def commit(self, offsets: list[Any], asynchronous: bool) -> None:
+        self.committed.append(offsets)
+
+
+def test_a_member_processes_a_poisoned_batch_through_isolation() -> None:
+    memory = RefusingDatabase()
+    member = AggregatingConsumer(_pipeline(memory))
+    kafka = _Commits()
+    member._consumer = cast(Consumer, kafka)  # a member as it is once it joined the group
+    stamps = [KAFKA_TS - 1_000] * 10
+    stamps[4] = POISON_MS
+    report = member.process(_batch(stamps))
+    member.flusher.flush_all()
+    member.flusher.close()
+
+    assert (report.records, report.dead_lettered, report.isolated) == (10, 1, 1)
+    assert [tp.offset for offsets in kafka.committed for tp in offsets][-1] == 10
+    totals = reads.totals(member.db)
+    assert totals is not None and (totals.events, totals.users) == (9, 1)

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from confluent_kafka import Consumer
 
-from pulse.kafka.source import Revocations, poll_batch
+from pulse.kafka.source import Closing, Revocations, poll_batch
 
 
 @dataclass
@@ -54,15 +54,8 @@ class _ScriptedConsumer:
 
 
 def _poll(consumer: _ScriptedConsumer, revocations: Revocations) -> Any:
-    return poll_batch(
-        cast(Consumer, consumer),
-        "t",
-        limit=1_000,
-        wait=5.0,
-        linger=0.01,
-        age=5.0,
-        revocations=revocations,
-    )
+    closing = Closing(limit=1_000, wait=5.0, linger=0.01, age=5.0)
+    return poll_batch(cast(Consumer, consumer), "t", closing, revocations)
 
 
 def test_records_of_a_partition_revoked_during_the_poll_are_dropped() -> None:

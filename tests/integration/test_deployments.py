@@ -104,6 +104,7 @@ def served(
         "aggregate-interactions/drain",
         "retry-failed-batches/manual",
         "replay-dead-letters/manual",
+        "resolve-lost-batch/manual",
     }
     started = time.time()
 

@@ -3,6 +3,7 @@ broker restart under load, a consumer killed during a rebalance, and bad configu
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import socket
 import subprocess
@@ -91,9 +92,16 @@ def test_every_kind_of_bad_input_is_dead_lettered_and_good_counts_stay_exact(
         db = database(client, pipeline.mongo)
         by_kind = {bytes(doc["key"]).decode(): doc for doc in db[DEAD_LETTERS].find()}
         assert len(by_kind) == len(bad) + 1  # + the duplicate
+        keep = pipeline.consumer.dead_letter_keep_bytes
         for kind, record in bad:
             assert kind in by_kind, kind
-            assert bytes(by_kind[kind].get("raw") or b"") == (record or b""), kind
+            doc = by_kind[kind]
+            # kept whole when refused for a field; refused as a whole, its first bytes
+            whole = record or b""
+            kept = whole if doc.get("field") else whole[:keep]
+            assert bytes(doc.get("raw") or b"") == kept, kind
+            assert doc["size"] == len(whole)
+            assert doc["sha256"] == hashlib.sha256(whole).hexdigest()
             assert by_kind[kind]["reason"], kind
         assert "over the 65536-byte limit" in by_kind["1 MB message"]["reason"]
         assert by_kind["unknown type"]["field"] == "interaction_type"

@@ -76,10 +76,11 @@ class RatePlan(BaseModel):
             planned = UNBOUNDED_HEAD_START_SECONDS
         return round(min((self.speed_multiplier - 1) * planned, MAX_HEAD_START_SECONDS) * 1000)
 
-    def simulated_ms(self, wall_start_ms: int, elapsed_s: float) -> int:
-        """The simulated time `elapsed_s` wall seconds into a run that started at
-        `wall_start_ms`: faster than the clock, but never ahead of it."""
-        fast = wall_start_ms - self.head_start_ms() + elapsed_s * self.speed_multiplier * 1000
+    def simulated_ms(self, origin_ms: int, wall_start_ms: int, elapsed_s: float) -> int:
+        """The simulated time `elapsed_s` wall seconds into a run whose simulated time starts
+        at `origin_ms` and which started at `wall_start_ms` by the clock: faster than the
+        clock, but never ahead of it."""
+        fast = origin_ms + elapsed_s * self.speed_multiplier * 1000
         return int(min(fast, wall_start_ms + elapsed_s * 1000))
 
     def burst_size(self, index: int) -> int:

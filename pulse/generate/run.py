@@ -117,9 +117,12 @@ class GeneratorRun:
         self.late = 0
         self.by_type: Counter[str] = Counter()
         self.pacer = pacer or Pacer(plan)
-        start = now or datetime.now(UTC)
-        self.origin_ms = int(start.timestamp() * 1000)
-        """The run's wall-clock start; simulated time starts `plan.head_start_ms()` before."""
+        self.wall_start_ms = int(datetime.now(UTC).timestamp() * 1000)
+        self.origin_ms = (
+            int(now.timestamp() * 1000) if now else self.wall_start_ms - plan.head_start_ms()
+        )
+        """Where simulated time starts: `now`, or early enough for time running faster than
+        the clock to reach the present as the run ends (RatePlan.head_start_ms)."""
         self.bursts = 0
         self.max_behind = 0.0
         self._last_burst_seconds = 0.0
@@ -209,12 +212,13 @@ class GeneratorRun:
             start_s, span_s = self.plan.due(index), self.plan.interval_seconds
         else:  # back-to-back bursts: simulated time follows the wall clock
             start_s, span_s = self.pacer.elapsed(), self._last_burst_seconds
-        start_ms = self.plan.simulated_ms(self.origin_ms, start_s)
+        start_ms = self.plan.simulated_ms(self.origin_ms, self.wall_start_ms, start_s)
+        end_ms = self.plan.simulated_ms(self.origin_ms, self.wall_start_ms, start_s + span_s)
         burst = self.generator.burst(
             first_seq=first_seq,
             count=count,
             start_ms=start_ms,
-            span_ms=self.plan.simulated_ms(self.origin_ms, start_s + span_s) - start_ms,
+            span_ms=end_ms - start_ms,
             hot=self.generator.config.is_hot(index, start_ms),
         )
         return burst, tally(burst.events) if self.truth is not None else None

@@ -5,7 +5,7 @@ confluent-kafka producer sending only the mission's four fields) sends 2,000 eve
 5 s one member leaves or a new one joins (between two and three run). Afterwards the applied
 ledger ranges of every partition follow each other without a gap or an overlap, and the
 totals, per user and per item, equal what the producer sent (issue 23).
-`PULSE_CHURN_SECONDS` sets the duration (60 s here; the issue's run is 600).
+`PULSE_CHURN_SECONDS` sets the duration (45 s in `make test`; the issue asks for 600).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from tests.integration.reconcile import drain_until_caught_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SECONDS = float(os.environ.get("PULSE_CHURN_SECONDS", "60"))
+SECONDS = float(os.environ.get("PULSE_CHURN_SECONDS", "45"))
 RATE = 2_000
 CHURN_EVERY = 5.0
 TYPES = ("view", "click", "add_to_cart", "purchase")

@@ -98,11 +98,13 @@ def test_bad_rates_are_refused(plan: dict[str, float], message: str) -> None:
 def test_simulated_time_runs_faster_but_never_ahead_of_the_clock(plan: RatePlan) -> None:
     start_ms = 1_795_737_600_000
     elapsed = [n * 60.0 for n in range(0, 181)]  # three hours of wall time, by the minute
-    times = [plan.simulated_ms(start_ms, s) for s in elapsed]
+    origin_ms = start_ms - plan.head_start_ms()
+    times = [plan.simulated_ms(origin_ms, start_ms, s) for s in elapsed]
     assert all(t <= start_ms + s * 1_000 for t, s in zip(times, elapsed, strict=True))
     assert times == sorted(times)
     if plan.speed_multiplier > 1:  # faster than the clock while it has a head start
         assert times[1] - times[0] == 3 * 60_000
         assert times[0] == start_ms - plan.head_start_ms() < start_ms
     if plan.duration_seconds:  # ends at the present, exactly
-        assert plan.simulated_ms(start_ms, plan.duration_seconds) == start_ms + 1_800_000
+        end = plan.simulated_ms(origin_ms, start_ms, plan.duration_seconds)
+        assert end == start_ms + 1_800_000

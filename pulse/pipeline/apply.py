@@ -252,6 +252,7 @@ class BatchWriter:
         ledger_extra: dict[str, Any] | None = None,
         marks_by_topic: bool = True,
         refused: str | None = None,
+        check_stale: bool = True,
     ) -> BatchReport:
         """Validate and aggregate the batch (pure), then write its counts in COUNT_STEPS,
         guarded by watermarks over `ranges` (`marks_by_topic=False`: the layout of ledger
@@ -260,7 +261,9 @@ class BatchWriter:
         Its valid events (`report.verdict.events`) are for an entity flush to write later;
         with `record_offsets` the batch is listed as waiting for one. A `refused` batch
         (one whose writing failed for what its record holds, pulse/pipeline/isolation.py)
-        makes dead letters of all its records with that reason.
+        makes dead letters of all its records with that reason. A new batch is refused
+        unwritten (StaleBatchError) if MongoDB counts past its start; `check_stale=False`
+        skips that read for a batch its member polled just now (pulse/pipeline/consumer.py).
         """
         if refused:
             judged = refusal(batch.records, refused, self.rules)
@@ -287,7 +290,7 @@ class BatchWriter:
         extra = marks_layout(marks_by_topic) | ({"refused": refused} if refused else {})
         extra |= ledger_extra or {}
         attempt = writes.ledger_begin(self.db, batch_id, self.topic, ranges, batch.size, extra)
-        if record_offsets and not replay and attempt == 1:
+        if check_stale and record_offsets and not replay and attempt == 1:
             self._refuse_if_stale(batch_id, ranges)
         self._done("ledger-writing")
         timers = self._run(work, steps)

@@ -16,6 +16,7 @@ from the offsets stored in MongoDB.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -46,6 +47,14 @@ from pulse.store import writes
 from pulse.store.reads import entity_progress, records_behind, stored_offsets, watermarks
 
 log = logging.getLogger(__name__)
+
+FRESH_SECONDS = 5.0
+"""A batch written this soon after its poll returned is not checked for staleness (a read of
+MongoDB's offsets per batch, which costs freshness under load). A member only writes a stale
+batch after losing its partitions without noticing: frozen or cut off for longer than the
+group's session timeout (PULSE_KAFKA_SESSION_TIMEOUT_MS) or max.poll.interval.ms, and a poll
+serves the revocation it would notice. So an old batch (a retried task, a resumed process) is
+checked, a fresh one is not."""
 
 
 def reread(pipeline: Pipeline, ranges: list[OffsetRange], batches: list[str], group: str) -> Flush:
@@ -100,6 +109,8 @@ class AggregatingConsumer:
         self.replays: list[BatchReport] = []
         self.assigned: set[int] = set()
         self.revocations = Revocations()
+        self._polled: tuple[str, float] = ("", 0.0)
+        """The last batch polled, and when (monotonic)."""
         self.held: set[int] = set()
         """Assigned partitions held (paused) behind an entry Kafka can no longer replay."""
         limits = self.settings.consumer
@@ -218,6 +229,8 @@ class AggregatingConsumer:
         )
         polled = poll_batch(self.consumer, self.topic, closing, self.revocations)
         self._resume(polled.dropped & self.assigned)
+        if polled.batch is not None:
+            self._polled = (polled.batch.batch_id, time.monotonic())
         return polled.batch
 
     def lag(self) -> dict[int, int]:
@@ -232,9 +245,15 @@ class AggregatingConsumer:
         Records of partitions another member counted past the batch's start are dropped, and
         those partitions, if still ours, read again from where MongoDB says counting stands.
         """
+        polled_id, polled_at = self._polled
+        fresh = polled_id == batch.batch_id and time.monotonic() - polled_at < FRESH_SECONDS
         try:
             reports = apply_isolating(
-                self.pipeline, batch, replay=False, consume_seconds=consume_seconds
+                self.pipeline,
+                batch,
+                replay=False,
+                consume_seconds=consume_seconds,
+                check_stale=not fresh,
             )
         except StaleBatchError as stale:
             log.warning("%s", stale)

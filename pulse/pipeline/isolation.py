@@ -46,9 +46,11 @@ def apply_isolating(
     replay: bool,
     consume_seconds: float = 0.0,
     marks_by_topic: bool = True,
+    check_stale: bool = True,
 ) -> list[BatchReport]:
     """Write the batch, or its parts if record-caused failures split it; one report each."""
-    return _Isolation(pipeline, marks_by_topic).write(batch, replay, consume_seconds)
+    isolation = _Isolation(pipeline, marks_by_topic)
+    return isolation.write(batch, replay, consume_seconds, check_stale)
 
 
 @dataclass
@@ -59,7 +61,9 @@ class _Isolation:
     marks_by_topic: bool
     refusals_left: int = MAX_REFUSED
 
-    def write(self, batch: MicroBatch, replay: bool, consume_seconds: float) -> list[BatchReport]:
+    def write(
+        self, batch: MicroBatch, replay: bool, consume_seconds: float, check_stale: bool = True
+    ) -> list[BatchReport]:
         ranges = batch.ranges()
         own_id = batch_id(self.pipeline.topic, ranges)
         try:
@@ -70,6 +74,7 @@ class _Isolation:
                 replay=replay,
                 consume_seconds=consume_seconds,
                 marks_by_topic=self.marks_by_topic,
+                check_stale=check_stale,
             )
         except Exception as exc:
             if not is_record_caused(exc):

@@ -112,13 +112,13 @@ def test_users_page_histogram_counts_every_user(seeded: Settings) -> None:
     assert _metrics(at)["Interactions"] == f"{totals[busiest]:,}"
 
 
-@pytest.mark.parametrize("typed", ["$x", "u.1", "a b"])
-def test_a_lookup_of_text_that_is_no_id_says_so(seeded: Settings, typed: str) -> None:
+def test_a_lookup_of_text_that_is_no_id_says_so(seeded: Settings) -> None:
     at = _page("views/users.py")
-    at.text_input(key="user_lookup").input(typed).run()
-    assert not at.exception
-    (warning,) = [w.value for w in at.warning]
-    assert f"{typed!r} is not an id" in warning  # not "MongoDB is unreachable"
+    for typed in ("$x", "u.1", "a b"):
+        at.text_input(key="user_lookup").input(typed).run()
+        assert not at.exception
+        (warning,) = [w.value for w in at.warning]
+        assert f"{typed!r} is not an id" in warning  # not "MongoDB is unreachable"
 
 
 def test_health_page_shows_batches_and_dead_letters(seeded: Settings) -> None:

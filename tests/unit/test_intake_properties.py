@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from tests.intake_checks import RULES, batch_of, check_intake
 
 settings.register_profile(
-    "default", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "default", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile(
     "thorough", max_examples=5_000, deadline=None, suppress_health_check=list(HealthCheck)

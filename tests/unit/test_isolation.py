@@ -179,3 +179,16 @@ def test_a_member_processes_a_poisoned_batch_through_isolation() -> None:
     assert [tp.offset for offsets in kafka.committed for tp in offsets][-1] == 10
     totals = reads.totals(member.db)
     assert totals is not None and (totals.events, totals.users) == (9, 1)
+
+
+def test_a_member_drops_an_old_batch_that_others_counted_past() -> None:
+    member = AggregatingConsumer(_pipeline(MemoryDatabase()))
+    member._consumer = cast(Consumer, _Commits())
+    member.process(_batch([KAFKA_TS - 1_000] * 10))  # p0:0-9, counted
+    late = MicroBatch(TOPIC, _batch([KAFKA_TS - 1_000] * 15).records[5:])  # p0:5-14, not polled
+    report = member.process(late)  # so it is checked, as a batch resumed late would be
+    member.flusher.flush_all()
+    member.flusher.close()
+    assert report.records == 0
+    totals = reads.totals(member.db)
+    assert totals is not None and totals.events == 10

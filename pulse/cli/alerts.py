@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from deployments.prefect_api import prefect_api
 from pulse.alerts.engine import Alerting, notify
 from pulse.alerts.rules import RuleError, load_rules_file
 from pulse.config import load_settings
@@ -79,6 +78,9 @@ def test(
         "window_start": now,
     }
     # The pulse route sends the test itself; Prefect need not run for that.
+    # Prefect takes seconds to import: only the route that talks to it pays for that.
+    from deployments.prefect_api import prefect_api  # noqa: PLC0415
+
     route = prefect_api(settings) if settings.alerts.route == "prefect" else nullcontext()
     with route:
         results = notify(

@@ -5,11 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from prefect.client.schemas.objects import FlowRun
-from prefect.deployments import run_deployment
 from rich.console import Console
 
-from deployments.prefect_api import prefect_api
 from pulse.cli.options import model_options
 from pulse.config import load_settings
 from pulse.generate.params import GeneratorParams
@@ -26,6 +23,12 @@ def _given(**options: Any) -> dict[str, Any]:
 
 
 def _trigger(deployment: str, parameters: dict[str, Any], wait: bool) -> None:
+    # Prefect takes seconds to import: only the commands that talk to it pay for that.
+    from prefect.client.schemas.objects import FlowRun  # noqa: PLC0415
+    from prefect.deployments import run_deployment  # noqa: PLC0415
+
+    from deployments.prefect_api import prefect_api  # noqa: PLC0415
+
     settings = load_settings()
     with prefect_api(settings):
         run = run_deployment(

@@ -60,6 +60,12 @@ def backlog(progress: Mapping[int, tuple[int, list[str]]]) -> tuple[list[OffsetR
     return covering(owed), list(batches)
 
 
+BUFFER_FLUSHES = 2
+"""Events waiting for an entity flush are held to this many flushes' worth
+(PULSE_CONSUMER_ENTITY_FLUSH_EVENTS each): past it, the consumer waits for the flush being
+written before it reads on."""
+
+
 @dataclass
 class EntityBuffer:
     """Applied batches not flushed yet; due after `seconds` or `max_events` events."""
@@ -79,6 +85,11 @@ class EntityBuffer:
     @property
     def events(self) -> int:
         return sum(events.height for _, events in self._batches.values())
+
+    @property
+    def full(self) -> bool:
+        """Twice a flush's events wait: the bound of what one consumer holds (BUFFER_FLUSHES)."""
+        return self.events >= BUFFER_FLUSHES * self.max_events
 
     def due(self) -> bool:
         if not self._batches:

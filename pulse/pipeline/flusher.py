@@ -50,8 +50,10 @@ class EntityFlusher:
             self.buffer.add(report.batch_id, report.ranges, report.verdict.events)
 
     def flush_due(self) -> None:
-        """Start a flush if its time or size has come and none is being written."""
-        self._collect(wait=False)
+        """Start a flush if its time or size has come and none is being written. While the
+        buffer is full, wait for the flush being written first: the consumer stops reading
+        rather than holding more events the slower the database gets."""
+        self._collect(wait=self.buffer.full)
         if self._running is None and (self._failed is not None or self.buffer.due()):
             self._start()
 

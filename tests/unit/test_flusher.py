@@ -112,3 +112,25 @@ def test_discard_waits_for_the_flush_being_written_and_forgets_the_rest() -> Non
     flusher.flush_all()
     flusher.close()
     assert writer.written == [["t/p0:0-9"]]  # the discarded batch is the next owner's
+
+
+def test_a_full_buffer_waits_for_the_flush_being_written_before_reading_on() -> None:
+    writer = Writer()
+    # A batch here holds one valid event: a flush is due at one, the buffer full at two.
+    flusher = EntityFlusher(writer, EntityBuffer(seconds=3600, max_events=1), background=True)
+    writer.release.clear()  # the database is slow
+    flusher.add(_batch(0))
+    flusher.flush_due()  # due by size, written in the background
+    flusher.add(_batch(10))
+    flusher.flush_due()  # one waits, under the bound: the consumer reads on
+    assert writer.written == []
+    flusher.add(_batch(20))  # two wait: full
+    # The database answers a little later; returning before that would leave it unwritten.
+    answer = threading.Timer(0.3, writer.release.set)
+    answer.start()
+    flusher.flush_due()
+    assert writer.written[:1] == [["t/p0:0-9"]], "a full buffer did not wait for the flush"
+    flusher.flush_all()
+    flusher.close()
+    answer.join()
+    assert writer.written == [["t/p0:0-9"], ["t/p0:10-19", "t/p0:20-29"]]

@@ -27,12 +27,14 @@ from pulse.store import reads, writes
 from pulse.store.client import Document, mongo_client
 from pulse.store.schema import (
     COUNTERS,
+    DEAD_FIELDS,
     DEAD_LETTERS,
     ITEM_MINUTES,
     ITEMS,
     LEADERS,
     LEDGER,
     MINUTES,
+    TIMELINE,
     TOTALS,
     TOTALS_ID,
     USER_BUCKETS,
@@ -109,7 +111,7 @@ def _seed_entities(db: Database[Document], totals: dict[str, np.ndarray], now: d
 
 
 def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: datetime) -> None:
-    for name in (MINUTES, ITEM_MINUTES, TOTALS, LEDGER, DEAD_LETTERS, LEADERS):
+    for name in (MINUTES, ITEM_MINUTES, TOTALS, LEDGER, DEAD_LETTERS, LEADERS, TIMELINE):
         db.drop_collection(name)
     ensure_indexes(db)
     users, items = len(totals["users"]), len(totals["items"])
@@ -138,8 +140,10 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
     )
     db[TOTALS].insert_one(
         {"_id": TOTALS_ID, "events": users * 20, "users": users, "items": items, "last_event": now}
-        | {"user_bins": dict(bins)}
+        | {"user_bins": dict(bins), DEAD_FIELDS: {"timestamp": 1_000}}
     )
+    writes.file_in_timeline(db, LEDGER, now, [f"b{n}" for n in range(500)])
+    writes.file_in_timeline(db, DEAD_LETTERS, now, [record_id("t", 0, n) for n in range(1_000)])
     db[LEDGER].insert_many(
         {
             "_id": f"b{n}",

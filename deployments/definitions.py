@@ -8,6 +8,7 @@
 - retry-failed-batches/manual    no schedule: run it from the UI or `pulse trigger retry`
 - replay-dead-letters/manual     no schedule: `pulse trigger replay-dead-letters --reason ...`
 - resolve-lost-batch/manual      no schedule: what `pulse ledger resolve <id>` does
+- maintain-store/scheduled       every 10 minutes: `pulse maintain`, retention (PULSE_RETENTION_*)
 
 Scheduled runs size themselves from their scheduled start (pulse/pipeline/windows.py): a run
 starts early, waits for its window and ends when the next run's window begins, so no run is
@@ -28,6 +29,7 @@ from prefect import Flow
 
 from flows.aggregate import aggregate_interactions
 from flows.generate import generate_interactions
+from flows.maintain import maintain_store
 from flows.replay import replay_dead_letters
 from flows.resolve import resolve_lost_batch
 from flows.retry import retry_failed_batches
@@ -39,6 +41,7 @@ DRAIN = "aggregate-interactions/drain"
 RETRY = "retry-failed-batches/manual"
 GENERATOR_EVERY = timedelta(seconds=60)
 CONSUMER_EVERY = timedelta(seconds=120)
+MAINTAIN_EVERY = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,15 @@ def definitions(generator: GeneratorSettings) -> list[Definition]:
             "Re-ingest selected (fixed) dead letters exactly once.",
             ("pulse", "recovery"),
             limit=1,
+        ),
+        Definition(
+            maintain_store,
+            "scheduled",
+            "Remove what is past its retention: finished ledger entries, dead letters, alerts, "
+            "per-minute detail.",
+            ("pulse", "maintenance"),
+            every=MAINTAIN_EVERY,
+            limit=2,  # as the other schedules: a long pass is joined by the next, not cancelled
         ),
         Definition(
             resolve_lost_batch,

@@ -24,6 +24,9 @@ GENERATE_TIMEOUT_SECONDS = 3600.0
 """Manual generator runs can be long (a million events at the default pace takes half an hour)."""
 RECOVERY_TIMEOUT_SECONDS = 1800.0
 """Retry and replay runs re-read recorded offset ranges; half an hour means something is stuck."""
+MAINTAIN_TIMEOUT_SECONDS = 3600.0
+"""A retention pass removes at most a week of minutes per collection (seconds, usually); an
+hour means it is stuck."""
 JOIN_AHEAD_SECONDS = 5.0
 """Consumer runs join their group this long before their window opens (less than the
 handover, so the run has started by then): one overlap, not a gap, at each handover."""

@@ -186,7 +186,9 @@ class ConsumerSettings(_Section):
     written at most this often (0: with every micro-batch). Totals and per-minute counts are
     written with every micro-batch; docs/consumer.md explains the two tiers."""
     entity_flush_events: int = Field(500_000, ge=1)
-    """An entity flush also happens once this many events wait for it (bounds memory)."""
+    """An entity flush also happens once this many events wait for it. A consumer holds at
+    most twice this many: past that it waits for the flush being written before reading on,
+    so its memory does not grow with the database's slowness."""
     max_record_bytes: int = Field(65_536, ge=64, le=8_388_608)
     """Records larger than this are dead-lettered unread. At most 8 MiB: a record rejected for
     a field is kept whole in its dead letter, which must fit in one MongoDB document."""
@@ -198,6 +200,23 @@ class ConsumerSettings(_Section):
     """An event older than this before its Kafka timestamp is absurd and dead-lettered."""
     max_event_lead_seconds: int = Field(3600, ge=0)
     """An event newer than this after its Kafka timestamp is absurd and dead-lettered."""
+
+
+class RetentionSettings(_Section):
+    """How long `pulse maintain` keeps what grows with time (docs/operations.md)."""
+
+    ledger_hours: float = Field(48.0, gt=0)
+    """Finished ledger entries are removed this long after they started. Unfinished ones
+    (they can still be replayed) and those an entity flush still needs stay."""
+    dead_letter_days: float = Field(7.0, gt=0)
+    """Dead letters are removed this long after they were received; their counts by field
+    stay in the global document for good."""
+    alert_days: float = Field(30.0, gt=0)
+    """Alerts are removed this long after they fired."""
+    minute_days: float = Field(2.0, ge=1)
+    """Item x minute and user x minute documents and minute sketches are removed this long
+    after their minute. At least a day: the dashboard's longest range and the alert windows
+    read them."""
 
 
 class AlertSettings(_Section):
@@ -282,6 +301,7 @@ class Settings(BaseSettings):
     prefect: PrefectSettings = PrefectSettings()
     generator: GeneratorSettings = GeneratorSettings()
     consumer: ConsumerSettings = ConsumerSettings()
+    retention: RetentionSettings = RetentionSettings()
     alerts: AlertSettings = AlertSettings()
     dashboard: DashboardSettings = DashboardSettings()
     metrics: MetricsSettings = MetricsSettings()

@@ -98,6 +98,10 @@ def _apply_update(doc: Doc, update: Doc, inserting: bool) -> None:
                     key,
                     [v for v in ([] if current is _MISSING else current) if v not in value],
                 )
+            elif op == "$addToSet":
+                had = [] if current is _MISSING else current
+                added = value["$each"] if isinstance(value, dict) else [value]
+                _set(doc, key, [*had, *(v for v in dict.fromkeys(added) if v not in had)])
             elif op == "$push":
                 _set(doc, key, [*([] if current is _MISSING else current), value])
             elif op == "$unset":

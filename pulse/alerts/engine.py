@@ -224,6 +224,8 @@ class Alerting:
     def _store(self, decisions: list[Decision], now: datetime) -> list[str]:
         """Write the decisions; returns the ids of alerts this call created."""
         created = []
+        fired = [decision.alert_id for decision in decisions if decision.kind == "fire"]
+        writes.file_in_timeline(self.db, ALERTS, now, fired)
         for decision in decisions:
             state_id = alert_state_id(decision.rule.id, decision.key)
             if decision.kind == "fire":

@@ -11,6 +11,7 @@ from pulse.alerts.rules import RuleError
 from pulse.cli import alerts, config, ledger, stack, trigger
 from pulse.cli.consume import consume
 from pulse.cli.generate import generate
+from pulse.cli.maintain import maintain
 from pulse.cli.run import run
 from pulse.config import SettingsError
 from pulse.preflight import ServiceUnavailableError
@@ -31,6 +32,7 @@ app.add_typer(ledger.app, name="ledger")
 app.command()(run)
 app.command()(generate)
 app.command()(consume)
+app.command()(maintain)
 
 # Mistakes a user can fix: one line naming what to change, no traceback.
 FIXABLE = (

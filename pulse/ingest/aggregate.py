@@ -9,7 +9,8 @@ MongoDB with `$inc`, `$min` and `$max` and equal the aggregates of all events at
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 import polars as pl
 
@@ -144,3 +145,16 @@ def _sketches(events: pl.DataFrame) -> dict[str, tuple[dict[int, int], dict[int,
         minute_id: (sketches.registers(users), sketches.registers(items))
         for minute_id, users, items in distinct.iter_rows()
     }
+
+
+def without_detail_before(aggregates: Aggregates, cutoff: datetime) -> Aggregates:
+    """The aggregates less their per-minute detail (item x minute, user x minute, sketches)
+    of minutes before `cutoff`'s: detail past its retention is not written again, so pruning
+    (pulse/store/retention.py) never meets a minute behind where it stands."""
+    first = cutoff.astimezone(UTC).strftime(MINUTE_FORMAT)
+    return replace(
+        aggregates,
+        item_minutes=aggregates.item_minutes.filter(pl.col("minute_id") >= first),
+        user_minutes=aggregates.user_minutes.filter(pl.col("minute_id") >= first),
+        minute_sketches={m: s for m, s in aggregates.minute_sketches.items() if m >= first},
+    )

@@ -15,14 +15,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
 from pymongo.database import Database
 
 from pulse.alerts.engine import Alerting
-from pulse.ingest.aggregate import Aggregates, Counts, aggregate
+from pulse.ingest.aggregate import Aggregates, Counts, aggregate, without_detail_before
 from pulse.ingest.batch import MicroBatch, OffsetRange, entity_flush_id
 from pulse.ingest.isolate import judge, refusal
 from pulse.ingest.validate import ValidationRules, Verdict
@@ -47,6 +47,7 @@ from pulse.store.schema import (
 )
 from pulse.store.statements import (
     Guard,
+    dead_field_counts,
     dead_letter_statements,
     entity_totals_update,
     entity_updates,
@@ -228,7 +229,11 @@ class BatchWriter:
         after_step: StepHook | None = None,
         user_buckets: int = 1_024,
         dead_letter_bytes: int = 1_024,
+        minute_detail: timedelta = timedelta(days=2),
     ) -> None:
+        self.minute_detail = minute_detail
+        """How long per-minute detail is kept (PULSE_RETENTION_MINUTE_DAYS): none is written
+        for older minutes."""
         self.alerting = alerting
         self.dead_letter_bytes = dead_letter_bytes
         self.user_buckets = user_buckets  # fixed per database: writes.settle_user_buckets
@@ -316,8 +321,11 @@ class BatchWriter:
     ) -> BatchReport:
         """Write the entity documents of a flush (the valid events of its batches, within its
         ranges) in ENTITY_STEPS, guarded by the flush's own watermarks (`ws`)."""
+        now = datetime.now(UTC)
         with _timer() as aggregating:
-            aggregates = aggregate(pending.events, self.types)
+            aggregates = without_detail_before(
+                aggregate(pending.events, self.types), now - self.minute_detail
+            )
         flush_id = entity_flush_id(self.topic, pending.ranges)
         work = _Work(
             ledger_id=flush_id,
@@ -326,7 +334,7 @@ class BatchWriter:
             ),
             ranges=pending.ranges,
             aggregates=aggregates,
-            now=datetime.now(UTC),
+            now=now,
             record_offsets=record_offsets,
         )
         steps = {
@@ -396,6 +404,8 @@ class BatchWriter:
         statements = dead_letter_statements(
             dead, self.topic, work.ledger_id, work.now, self.dead_letter_bytes
         )
+        ids = [statement["q"]["_id"] for statement in statements]
+        writes.file_in_timeline(self.db, DEAD_LETTERS, work.now, ids)
         result = writes.apply(self.db, DEAD_LETTERS, statements)
         work.results[DEAD_LETTERS] = result
         if self.dead_letter_sink is not None and result.upserted_ids:
@@ -418,6 +428,7 @@ class BatchWriter:
             dead_lettered=verdict.dead.height
             if work.store_dead_letters
             else -verdict.events.height,
+            dead_fields=dead_field_counts(verdict.dead) if work.store_dead_letters else {},
             applied_at=work.now,
             isolated=verdict.isolated,
         )
@@ -460,7 +471,7 @@ class BatchWriter:
         aggregates = _entities(work)
         statements = minute_sketch_updates(aggregates, work.guard)
         work.results[MINUTE_SKETCHES] = writes.apply(self.db, MINUTE_SKETCHES, statements)
-        minute_ids = aggregates.minutes["minute_id"].to_list()
+        minute_ids = list(aggregates.minute_sketches)
         work.leader_updates += writes.refresh_minute_estimates(self.db, minute_ids)
 
     def _entity_totals(self, work: _Work) -> None:

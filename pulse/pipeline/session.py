@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 from confluent_kafka import Producer
@@ -21,7 +22,7 @@ from pulse.ingest.validate import KEY_KEPT_BYTES, ValidationRules, kept
 from pulse.kafka.clients import producer as make_producer
 from pulse.pipeline.apply import BatchWriter, StepHook
 from pulse.preflight import check_mongo
-from pulse.store import writes
+from pulse.store import reads, retention, writes
 from pulse.store.client import Document, database, mongo_client
 from pulse.store.schema import record_id
 
@@ -117,6 +118,8 @@ def open_pipeline(
         client = stack.enter_context(mongo_client(settings.mongo, app_name=app_name))
         db = database(client, settings.mongo)
         writes.ensure_indexes(db)
+        if reads.totals(db) is None:  # a new database: nothing older than now to prune
+            retention.start_marks(db, datetime.now(UTC), settings.retention)
         alerting = Alerting.start(db, settings.alerts)
         stack.callback(alerting.close)
         sink = None
@@ -135,5 +138,6 @@ def open_pipeline(
             after_step=after_step,
             user_buckets=buckets,
             dead_letter_bytes=settings.consumer.dead_letter_keep_bytes,
+            minute_detail=timedelta(days=settings.retention.minute_days),
         )
         yield Pipeline(settings=settings, topic=topic, db=db, writer=writer)

@@ -28,6 +28,7 @@ from pulse.store.schema import (
     ALERT_STATE,
     ALERTS,
     COUNTERS,
+    DEAD_FIELDS,
     DEAD_LETTERS,
     ENTITIES_NEXT,
     ENTITY_BATCHES,
@@ -37,20 +38,27 @@ from pulse.store.schema import (
     MINUTES,
     OFFSETS,
     RULE_REJECTIONS,
+    TIMELINE,
     TOTALS,
     TOTALS_ID,
     USER_BUCKETS,
     USER_BUCKETS_COUNTER,
     USERS,
+    WHOLE_RECORD,
     item_minute_id,
     minute_id,
     offsets_id,
+    timeline_id,
     user_bucket,
     user_path,
 )
 
 TIME = pl.Datetime("ms", "UTC")
 _IN_CHUNK = 500  # FerretDB checks $in linearly; short lists keep it fast
+RECENT_LOOKBACK = timedelta(days=1)
+"""How far back the recent ledger entries and dead letters are looked for."""
+_TIMELINE_STEP = 60
+"""Minutes of the timeline read at a time, newest first, until enough ids are found."""
 
 
 @dataclass(frozen=True)
@@ -275,9 +283,46 @@ def user_histogram(figures: Totals) -> pl.DataFrame:
     )
 
 
+def timeline(
+    db: Database[Document],
+    collection: str,
+    since: datetime,
+    until: datetime,
+    n: int | None = None,
+) -> list[str]:
+    """Ids of `collection`'s documents first written from `since` to `until` (by minute),
+    newest first, at most `n`: read by `_id` from the timeline, whatever the collection holds."""
+    minutes = minute_ids(since, until)[::-1]
+    found: dict[str, None] = {}
+    for start in range(0, len(minutes), _TIMELINE_STEP):
+        step = minutes[start : start + _TIMELINE_STEP]
+        docs = {
+            doc["_id"]: doc["ids"]
+            for doc in db[TIMELINE].find(
+                {"_id": {"$in": [timeline_id(collection, minute) for minute in step]}}
+            )
+        }
+        for minute in step:
+            for doc_id in reversed(docs.get(timeline_id(collection, minute), [])):
+                found.setdefault(doc_id)
+        if n is not None and len(found) >= n:
+            break
+    return list(found)[:n]
+
+
+def _recent(db: Database[Document], collection: str, n: int) -> list[str]:
+    now = datetime.now(UTC)
+    return timeline(db, collection, now - RECENT_LOOKBACK, now, n)
+
+
 def ledger(db: Database[Document], n: int = 200) -> pl.DataFrame:
-    """The most recent micro-batches: status, sizes, durations."""
-    cursor = db[LEDGER].find({}, {"dead_letter_ids": 0}).sort("started_at", DESCENDING).limit(n)
+    """The most recent micro-batches of the last day: status, sizes, durations."""
+    ids = _recent(db, LEDGER, n)
+    cursor = sorted(
+        by_ids(db, LEDGER, ids, {"dead_letter_ids": 0}),
+        key=lambda doc: doc.get("started_at") or datetime.min.replace(tzinfo=UTC),
+        reverse=True,
+    )
     rows = [
         {
             "batch": doc["_id"],
@@ -300,14 +345,13 @@ def ledger(db: Database[Document], n: int = 200) -> pl.DataFrame:
 
 
 def dead_letter_reasons(db: Database[Document]) -> pl.DataFrame:
-    """Dead letters still dead, counted by field."""
-    pipeline: list[dict[str, Any]] = [
-        {"$match": {"status": "dead"}},
-        {"$group": {"_id": "$field", "count": {"$sum": 1}}},
-    ]
+    """Records dead-lettered since counting began, by the field their reason names: counted
+    with each batch in the global document, so reading them costs the same on any day."""
+    doc = db[TOTALS].find_one({"_id": TOTALS_ID}, {DEAD_FIELDS: 1}) or {}
     rows = [
-        {"field": doc["_id"] or "(whole record)", "count": int(doc["count"])}
-        for doc in db[DEAD_LETTERS].aggregate(pipeline)
+        {"field": "(whole record)" if key == WHOLE_RECORD else key, "count": int(count)}
+        for key, count in doc.get(DEAD_FIELDS, {}).items()
+        if count
     ]
     if not rows:
         return pl.DataFrame(schema={"field": pl.String, "count": pl.Int64})
@@ -315,8 +359,15 @@ def dead_letter_reasons(db: Database[Document]) -> pl.DataFrame:
 
 
 def dead_letter_samples(db: Database[Document], n: int = 20) -> pl.DataFrame:
-    """The newest dead letters with their reason and the start of the raw record."""
-    cursor = db[DEAD_LETTERS].find({"status": "dead"}).sort("received_at", DESCENDING).limit(n)
+    """The newest dead letters of the last day with their reason and the start of the raw
+    record."""
+    docs = by_ids(db, DEAD_LETTERS, _recent(db, DEAD_LETTERS, 2 * n), {})
+    newest = sorted(
+        (doc for doc in docs if doc.get("status") == "dead"),
+        key=lambda doc: (doc.get("received_at") or datetime.min.replace(tzinfo=UTC), doc["_id"]),
+        reverse=True,
+    )
+    cursor = newest[:n]
     rows = [
         {
             "record": doc["_id"],
@@ -504,8 +555,10 @@ def by_ids(
 
 
 def alerts(db: Database[Document], since: datetime) -> pl.DataFrame:
-    """Alerts fired or resolved since `since`, newest first."""
-    cursor = db[ALERTS].find({"fired_at": {"$gte": since}}).sort("fired_at", DESCENDING).limit(500)
+    """Alerts fired since `since`, newest first (at most 500)."""
+    ids = timeline(db, ALERTS, since, datetime.now(UTC), 500)
+    fired = [doc for doc in by_ids(db, ALERTS, ids, {}) if doc.get("fired_at", since) >= since]
+    cursor = sorted(fired, key=lambda doc: doc["fired_at"], reverse=True)
     rows = [
         {
             "rule": doc.get("rule_id"),

@@ -54,6 +54,21 @@ held them)."""
 REFUSED_FLUSHES = "refused_flushes"
 """`counters` _id: entity flushes left out because writing them failed for their records."""
 DEAD_LETTERS = "dead_letters"
+DEAD_FIELDS = "dead_fields"
+"""The global document's dead letters by field (`dead_fields.<field>`, `record` for whole-record
+rejects), counted with each batch: the health page reads them instead of grouping dead letters."""
+WHOLE_RECORD = "record"
+"""`dead_fields` key of dead letters rejected whole (no field named)."""
+
+# --- time-bounded access (FerretDB indexes only `_id`) --------------------------------------
+TIMELINE = "timeline"
+"""Which documents of a growing collection were written in each minute: `_id` =
+'<collection>|<minute id>', `ids` = their `_id`s. Recent ledger entries, dead letters and
+alerts are read, and old ones pruned, through it by `_id`: on FerretDB a sort or a range on
+another field reads the whole collection."""
+MAINTENANCE = "maintenance"
+"""What `pulse maintain` has done, per target (`_id` the target, `through` the minute id up to
+which it is pruned), so a pass reads only the minutes since the last one."""
 
 # --- alerts ---------------------------------------------------------------------------------
 ALERTS = "alerts"
@@ -62,6 +77,9 @@ ALERT_RULES = "alert_rules"
 RULE_REJECTIONS = "alert_rule_rejections"
 """One document per stored rule that does not validate (`_id` its id, `reason`), kept in
 step with `alert_rules` by the consumer at each refresh of the rules."""
+
+TIMELINED = (LEDGER, DEAD_LETTERS, ALERTS)
+"""The collections listed in the timeline, by the minute their documents were first written."""
 
 COUNT_MARKS = "wm"
 """Watermarks of the documents written with every micro-batch: `wm.<topic>.p<partition>`."""
@@ -133,6 +151,12 @@ def user_bucket(user_id: str, buckets: int) -> str:
 def user_path(user_id: str) -> str:
     """Where a user's figures sit inside its bucket document: 'u.<user id>'."""
     return f"u.{user_id}"
+
+
+def timeline_id(collection: str, minute: str) -> str:
+    """`timeline` _id of a collection's documents first written in a minute:
+    '<collection>|<minute id>'."""
+    return f"{collection}|{minute}"
 
 
 def record_id(topic: str, partition: int, offset: int) -> str:

@@ -28,7 +28,9 @@ from pulse.ingest.batch import OffsetRange
 from pulse.ingest.validate import KEY_KEPT_BYTES, kept
 from pulse.store.schema import (
     COUNT_MARKS,
+    DEAD_FIELDS,
     TOTALS_ID,
+    WHOLE_RECORD,
     item_minute_id,
     marks_field,
     record_id,
@@ -174,12 +176,15 @@ def totals_update(
     *,
     dead_lettered: int,
     applied_at: datetime,
+    dead_fields: dict[str, int] | None = None,
     isolated: int = 0,
 ) -> Statement:
-    """The global document's per-batch figures: totals per type, dead letters (`isolated`:
-    how many because processing or writing them failed), newest event."""
+    """The global document's per-batch figures: totals per type, dead letters (by field:
+    `dead_fields`; `isolated`: how many because processing or writing them failed), newest
+    event."""
     row = aggregates.totals.row(0, named=True)
     increments = _counts(row, types, total="events") | {"dead_lettered": dead_lettered}
+    increments |= {f"{DEAD_FIELDS}.{key}": n for key, n in (dead_fields or {}).items()}
     if isolated:
         increments["isolated"] = isolated
     maxima: dict[str, Any] = {**guard.marks_set, "applied_at": applied_at}
@@ -241,6 +246,16 @@ def user_bin_changes(before: dict[str, int], users: pl.DataFrame) -> dict[str, i
         new_bin = activity_bin(old + added)
         changes[new_bin] = changes.get(new_bin, 0) + 1
     return {f"user_bins.{name}": delta for name, delta in changes.items() if delta}
+
+
+def dead_field_counts(dead: pl.DataFrame) -> dict[str, int]:
+    """Rejected records by the field their reason names (`record`: rejected whole), as keys
+    MongoDB accepts (no '.', no leading '$')."""
+    counts: dict[str, int] = {}
+    for field in dead.get_column("field").to_list():
+        key = (field or WHOLE_RECORD).replace(".", "~").lstrip("$") or WHOLE_RECORD
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def dead_letter_statements(

@@ -38,10 +38,13 @@ from pulse.store.schema import (
     OPEN_BATCHES,
     REFUSED_FLUSHES,
     RULE_REJECTIONS,
+    TIMELINE,
     UNFINISHED,
     USER_BUCKETS,
     USER_BUCKETS_COUNTER,
+    minute_id,
     offsets_id,
+    timeline_id,
     user_bucket,
     user_path,
 )
@@ -372,6 +375,22 @@ def advance_entity_offsets(
         _raise_unless_duplicates(OFFSETS, reply.get("writeErrors", []))
 
 
+# --- timeline ----------------------------------------------------------------------------
+
+
+def file_in_timeline(
+    db: Database[Document], collection: str, moment: datetime, ids: Sequence[str]
+) -> None:
+    """List `ids` of `collection` under the minute of `moment` (docs: schema.TIMELINE). Done
+    before the documents are written, so none exists unlisted; listing one twice is harmless."""
+    if ids:
+        db[TIMELINE].update_one(
+            {"_id": timeline_id(collection, minute_id(moment))},
+            {"$addToSet": {"ids": {"$each": list(ids)}}},
+            upsert=True,
+        )
+
+
 # --- ledger ----------------------------------------------------------------------------
 
 
@@ -386,6 +405,7 @@ def ledger_begin(
     """Record the batch (status 'writing') before any aggregate is touched; returns the attempt."""
     now = datetime.now(UTC)
     _open(db, batch_id)  # first: a marker without its entry is ignored, never the reverse
+    file_in_timeline(db, LEDGER, now, [batch_id])
     doc = db[LEDGER].find_one_and_update(
         {"_id": batch_id},
         {

@@ -27,7 +27,11 @@ def render(now: datetime) -> None:
     unfinished = batches.filter(pl.col("status").is_in(UNFINISHED)) if batches.height else batches
     columns[2].metric("Unfinished or failed", f"{unfinished.height:,}")
     reasons = fetch(reads.dead_letter_reasons)
-    columns[3].metric("Dead letters", f"{reasons['count'].sum() if reasons.height else 0:,}")
+    columns[3].metric(
+        "Dead letters",
+        f"{reasons['count'].sum() if reasons.height else 0:,}",
+        help="Records dead-lettered since counting began; the newest are listed below",
+    )
     figures = fetch(reads.totals) or reads.Totals()
     refused = fetch(reads.counter, REFUSED_FLUSHES)
     columns[4].metric(

@@ -14,7 +14,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from pulse.config import Settings
-from pulse.store import reads
+from pulse.store import reads, writes
 from pulse.store.client import database, mongo_client
 from pulse.store.schema import ALERTS, DEAD_LETTERS, TOTALS, TOTALS_ID
 from tests.integration.reconcile import (
@@ -135,7 +135,9 @@ def test_health_page_shows_batches_and_dead_letters(seeded: Settings) -> None:
 def test_alerts_page_lists_firing_and_recent_alerts(seeded: Settings) -> None:
     now = datetime.now(UTC)
     with mongo_client(seeded.mongo) as client:
-        database(client, seeded.mongo)[ALERTS].insert_many(
+        db = database(client, seeded.mongo)
+        writes.file_in_timeline(db, ALERTS, now, ["a1", "a2"])  # as the alert engine does
+        db[ALERTS].insert_many(
             [
                 {
                     "_id": "a1",

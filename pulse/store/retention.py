@@ -1,0 +1,227 @@
+"""Retention: what `pulse maintain` prunes, and how, without scanning what grows.
+
+Every target is pruned by `_id`, minute by minute, from where the last pass stopped
+(`maintenance` documents) up to its cutoff: the ledger, dead letters and alerts through the
+timeline (pulse/store/schema.py:TIMELINE), per-minute documents by the ids their minutes give.
+Each step can be repeated: a pass killed anywhere and run again removes what is left and no
+more, and moves its mark only after the documents before it are gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pymongo.database import Database
+
+from pulse.config import RetentionSettings
+from pulse.store.client import Document
+from pulse.store.reads import by_ids, minute_ids
+from pulse.store.schema import (
+    ALERTS,
+    DEAD_LETTERS,
+    ENTITY_BATCHES,
+    ITEM_MINUTES,
+    ITEMS,
+    LEDGER,
+    MAINTENANCE,
+    MINUTE_SKETCHES,
+    MINUTES,
+    OFFSETS,
+    TIMELINE,
+    UNFINISHED,
+    USER_MINUTES,
+    item_minute_id,
+    minute_id,
+    parse_minute_id,
+    timeline_id,
+    user_minute_id,
+)
+
+MINUTES_PER_STEP = 60
+"""Minutes pruned per step: each step's ids fit a few short `$in` lists."""
+MAX_MINUTES_PER_PASS = 7 * 24 * 60
+"""A pass prunes at most a week of minutes per target; the next pass goes on (after a long
+stop, or on a database older than its retention the first time)."""
+_DELETE_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What one pass did to one target."""
+
+    target: str
+    removed: int
+    kept: int
+    """Documents past their retention kept because they are still needed (unfinished ledger
+    entries: they can still be replayed)."""
+    through: str | None
+    """The last minute pruned (None: nothing is old enough yet)."""
+    cutoff: datetime
+
+    def row(self) -> dict[str, str | int]:
+        """The pass as one table row (`pulse maintain`, the flow's artifact)."""
+        return {
+            "collection": self.target,
+            "removed": self.removed,
+            "kept past retention": self.kept,
+            "pruned through": self.through or "nothing old enough",
+            "cutoff": minute_id(self.cutoff),
+        }
+
+
+def _mark(db: Database[Document], target: str) -> str | None:
+    doc = db[MAINTENANCE].find_one({"_id": target})
+    return None if doc is None else str(doc["through"])
+
+
+def _set_mark(db: Database[Document], target: str, through: str) -> None:
+    db[MAINTENANCE].update_one({"_id": target}, {"$max": {"through": through}}, upsert=True)
+
+
+def start_marks(db: Database[Document], since: datetime, retention: RetentionSettings) -> None:
+    """Give targets without a mark one where a database new at `since` can hold documents:
+    from `since` on, and per-minute detail from a minute retention before it (late events
+    are written that far back). Its first pass reads no minute before."""
+    for target in TARGETS:
+        start = since - timedelta(days=retention.minute_days) if target in DETAIL else since
+        db[MAINTENANCE].update_one(
+            {"_id": target},
+            {"$setOnInsert": {"through": minute_id(start - timedelta(minutes=1))}},
+            upsert=True,
+        )
+
+
+def _first_minute(db: Database[Document], target: str) -> str | None:
+    """Where a target without a mark starts: its oldest minute, found once by reading the
+    ids of the timeline (or of the global minutes), which hold no document bodies."""
+    collection, prefix = (TIMELINE, f"{target}|") if target in LISTED else (MINUTES, "")
+    oldest = None
+    for doc in db[collection].find({}, {"_id": 1}):
+        doc_id = str(doc["_id"])
+        if doc_id.startswith(prefix):
+            minute = doc_id.removeprefix(prefix)
+            oldest = minute if oldest is None or minute < oldest else oldest
+    return oldest
+
+
+def _minutes_due(db: Database[Document], target: str, cutoff: datetime) -> Iterator[list[str]]:
+    """The minute ids to prune, in steps, oldest first: after the mark, up to the cutoff."""
+    mark = _mark(db, target)
+    if mark is not None:
+        start = parse_minute_id(mark) + timedelta(minutes=1)
+    else:
+        first = _first_minute(db, target)
+        if first is None:
+            return
+        start = parse_minute_id(first)
+    last = min(cutoff - timedelta(minutes=1), start + timedelta(minutes=MAX_MINUTES_PER_PASS - 1))
+    due = minute_ids(start, last) if last >= start else []
+    for begin in range(0, len(due), MINUTES_PER_STEP):
+        yield due[begin : begin + MINUTES_PER_STEP]
+
+
+def _delete(db: Database[Document], collection: str, ids: list[str], extra: Document) -> int:
+    removed = 0
+    for begin in range(0, len(ids), _DELETE_CHUNK):
+        chunk = ids[begin : begin + _DELETE_CHUNK]
+        removed += db[collection].delete_many({"_id": {"$in": chunk}, **extra}).deleted_count
+    return removed
+
+
+def prune_listed(db: Database[Document], collection: str, cutoff: datetime) -> Pruned:
+    """Remove the documents of `collection` the timeline lists before `cutoff`, then those
+    timeline documents. Unfinished ledger entries stay, listed again under the current
+    minute, so a later pass removes them once they are done."""
+    removed = kept = 0
+    through = None
+    ledger = collection == LEDGER
+    keep: Document = {"status": {"$nin": list(UNFINISHED)}} if ledger else {}
+    waiting = _waiting_for_flush(db) if ledger else set()
+    for step in _minutes_due(db, collection, cutoff):
+        listing_ids = [timeline_id(collection, minute) for minute in step]
+        listed = [
+            str(doc_id)
+            for doc in by_ids(db, TIMELINE, listing_ids, {"ids": 1})
+            for doc_id in doc.get("ids", [])
+        ]
+        removed += _delete(db, collection, [i for i in listed if i not in waiting], keep)
+        if ledger:
+            left = [str(doc["_id"]) for doc in by_ids(db, collection, listed, {"_id": 1})]
+            if left:
+                kept += len(left)
+                db[TIMELINE].update_one(
+                    {"_id": timeline_id(collection, minute_id(cutoff))},
+                    {"$addToSet": {"ids": {"$each": left}}},
+                    upsert=True,
+                )
+        _delete(db, TIMELINE, listing_ids, {})
+        through = step[-1]
+        _set_mark(db, collection, through)
+    return Pruned(collection, removed, kept, through, cutoff)
+
+
+def _waiting_for_flush(db: Database[Document]) -> set[str]:
+    """Ledger entries an entity flush will re-read (listed in `offsets`), kept at any age."""
+    return {
+        str(batch_id)
+        for doc in db[OFFSETS].find({}, {ENTITY_BATCHES: 1})
+        for batch_id in doc.get(ENTITY_BATCHES, [])
+    }
+
+
+def _item_ids(db: Database[Document]) -> list[str]:
+    return [str(doc["_id"]) for doc in db[ITEMS].find({}, {"_id": 1})]
+
+
+def _partitions(db: Database[Document]) -> range:
+    found = [int(doc["partition"]) for doc in db[OFFSETS].find({}, {"partition": 1})]
+    return range(max(found, default=-1) + 1)
+
+
+def prune_minutes(
+    db: Database[Document],
+    collection: str,
+    ids_of: Callable[[list[str]], list[str]],
+    cutoff: datetime,
+) -> Pruned:
+    """Remove the per-minute documents of `collection` before `cutoff`, by the ids
+    `ids_of` gives for a step's minutes."""
+    removed = 0
+    through = None
+    for step in _minutes_due(db, collection, cutoff):
+        removed += _delete(db, collection, ids_of(step), {})
+        through = step[-1]
+        _set_mark(db, collection, through)
+    return Pruned(collection, removed, 0, through, cutoff)
+
+
+LISTED = (LEDGER, DEAD_LETTERS, ALERTS)
+"""Targets found through the timeline."""
+DETAIL = (ITEM_MINUTES, USER_MINUTES, MINUTE_SKETCHES)
+"""Per-minute detail, found by the ids of its minutes."""
+TARGETS = (*LISTED, *DETAIL)
+"""Every collection `pulse maintain` prunes, in the order it prunes them."""
+
+
+def maintain(db: Database[Document], retention: RetentionSettings, now: datetime) -> list[Pruned]:
+    """One pass over every target: what each removed and kept."""
+    minutes_cutoff = now - timedelta(days=retention.minute_days)
+    items = _item_ids(db)
+    partitions = _partitions(db)
+
+    def item_minute_ids(step: list[str]) -> list[str]:
+        return [item_minute_id(item, minute) for minute in step for item in items]
+
+    def user_minute_ids(step: list[str]) -> list[str]:
+        return [user_minute_id(minute, p) for minute in step for p in partitions]
+
+    return [
+        prune_listed(db, LEDGER, now - timedelta(hours=retention.ledger_hours)),
+        prune_listed(db, DEAD_LETTERS, now - timedelta(days=retention.dead_letter_days)),
+        prune_listed(db, ALERTS, now - timedelta(days=retention.alert_days)),
+        prune_minutes(db, ITEM_MINUTES, item_minute_ids, minutes_cutoff),
+        prune_minutes(db, USER_MINUTES, user_minute_ids, minutes_cutoff),
+        prune_minutes(db, MINUTE_SKETCHES, list, minutes_cutoff),
+    ]

@@ -1,0 +1,179 @@
+"""Retention removes what is past its time by `_id`, keeps what exactly-once needs, and a pass
+killed anywhere and run again ends where one whole pass ends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+from pymongo.database import Database
+
+from pulse.config import RetentionSettings
+from pulse.store import reads, retention, writes
+from pulse.store.client import Document
+from pulse.store.schema import (
+    ALERTS,
+    DEAD_LETTERS,
+    ENTITY_BATCHES,
+    ITEM_MINUTES,
+    ITEMS,
+    LEDGER,
+    MINUTE_SKETCHES,
+    MINUTES,
+    OFFSETS,
+    TIMELINE,
+    USER_MINUTES,
+    item_minute_id,
+    minute_id,
+    offsets_id,
+    user_minute_id,
+)
+from tests.fakes import MemoryDatabase
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+KEEP = RetentionSettings(ledger_hours=2, dead_letter_days=1, alert_days=1, minute_days=1)
+HOURS = 30
+"""History seeded: a ledger entry, a dead letter and an alert every 10 minutes, item and
+user minutes every minute, for this many hours before NOW."""
+
+
+def _seed(memory: MemoryDatabase) -> None:
+    db = cast(Database[Document], memory)
+    memory[ITEMS].insert_one({"_id": "i1", "total": 1})
+    memory[ITEMS].insert_one({"_id": "i2", "total": 1})
+    memory[OFFSETS].insert_one({"_id": offsets_id("t", 1), "partition": 1, ENTITY_BATCHES: []})
+    for n in range(HOURS * 60):
+        moment = NOW - timedelta(minutes=n)
+        minute = minute_id(moment)
+        for item in ("i1", "i2"):
+            memory[ITEM_MINUTES].insert_one({"_id": item_minute_id(item, minute)})
+        for partition in (0, 1):
+            memory[USER_MINUTES].insert_one({"_id": user_minute_id(minute, partition)})
+        memory[MINUTE_SKETCHES].insert_one({"_id": minute})
+        memory[MINUTES].insert_one({"_id": minute})
+        if n % 10:
+            continue
+        for collection, status in ((LEDGER, "applied"), (DEAD_LETTERS, "dead"), (ALERTS, None)):
+            doc_id = f"{collection}-{n}"
+            writes.file_in_timeline(db, collection, moment, [doc_id])
+            memory[collection].insert_one(
+                {"_id": doc_id, "status": status, "started_at": moment, "fired_at": moment}
+            )
+
+
+def _ids(memory: MemoryDatabase, collection: str) -> set[Any]:
+    return set(memory[collection].docs)
+
+
+def _expected_after_pass() -> dict[str, set[str]]:
+    memory = MemoryDatabase()
+    _seed(memory)
+    retention.maintain(cast(Database[Document], memory), KEEP, NOW)
+    return {c: _ids(memory, c) for c in retention.TARGETS}
+
+
+def test_a_pass_removes_what_is_past_each_retention_and_nothing_younger() -> None:
+    memory = MemoryDatabase()
+    _seed(memory)
+    passes = retention.maintain(cast(Database[Document], memory), KEEP, NOW)
+
+    removed = {pruned.target: pruned.removed for pruned in passes}
+    # Ledger entries every 10 minutes, kept 2 h: 12 younger than the cutoff, 13 with NOW's.
+    assert _ids(memory, LEDGER) == {f"{LEDGER}-{n}" for n in range(0, 121, 10)}
+    assert removed[LEDGER] == HOURS * 6 - 13
+    assert _ids(memory, DEAD_LETTERS) == {f"{DEAD_LETTERS}-{n}" for n in range(0, 24 * 60 + 1, 10)}
+    cutoff = minute_id(NOW - timedelta(days=1))
+    assert all(doc_id.split("|")[1] >= cutoff for doc_id in _ids(memory, ITEM_MINUTES))
+    assert len(_ids(memory, ITEM_MINUTES)) == 2 * (24 * 60 + 1)
+    assert len(_ids(memory, USER_MINUTES)) == 2 * (24 * 60 + 1)
+    assert min(_ids(memory, MINUTE_SKETCHES)) == cutoff
+    # The timeline of what was removed went with it.
+    assert not any(
+        str(doc_id).startswith(f"{LEDGER}|")
+        and str(doc_id).split("|")[1] < minute_id(NOW - timedelta(hours=2))
+        for doc_id in _ids(memory, TIMELINE)
+    )
+
+
+def test_a_second_pass_reads_only_the_minutes_since_the_first() -> None:
+    memory = MemoryDatabase()
+    _seed(memory)
+    db = cast(Database[Document], memory)
+    retention.maintain(db, KEEP, NOW)
+    again = retention.maintain(db, KEEP, NOW + timedelta(minutes=10))
+    by_target = {pruned.target: pruned for pruned in again}
+    assert by_target[LEDGER].removed == 1
+    assert by_target[ITEM_MINUTES].removed == 2 * 10
+    assert by_target[ITEM_MINUTES].through == minute_id(
+        NOW + timedelta(minutes=10) - timedelta(days=1, minutes=1)
+    )
+
+
+def test_unfinished_entries_and_entries_a_flush_will_reread_are_kept_at_any_age() -> None:
+    memory = MemoryDatabase()
+    _seed(memory)
+    db = cast(Database[Document], memory)
+    failed, waiting = f"{LEDGER}-1000", f"{LEDGER}-1200"
+    memory[LEDGER].docs[failed]["status"] = "failed"
+    memory[OFFSETS].docs[offsets_id("t", 1)][ENTITY_BATCHES] = [waiting]
+
+    first = {p.target: p for p in retention.maintain(db, KEEP, NOW)}
+    assert {failed, waiting} <= _ids(memory, LEDGER)
+    assert first[LEDGER].kept == 2
+
+    memory[LEDGER].docs[failed]["status"] = "applied"  # resolved, by a retry
+    memory[OFFSETS].docs[offsets_id("t", 1)][ENTITY_BATCHES] = []  # flushed
+    later = NOW + timedelta(hours=3)
+    retention.maintain(db, KEEP, later)
+    assert not {failed, waiting} & _ids(memory, LEDGER)
+
+
+class _KilledError(Exception):
+    pass
+
+
+@pytest.mark.parametrize("deletes_before_kill", [1, 7, 40, 90])
+def test_a_pass_killed_anywhere_and_run_again_ends_as_one_whole_pass(
+    deletes_before_kill: int,
+) -> None:
+    memory = MemoryDatabase()
+    _seed(memory)
+    db = cast(Database[Document], memory)
+    left = [deletes_before_kill]
+    originals = {name: memory[name].delete_many for name in [*retention.TARGETS, TIMELINE]}
+
+    def killing(name: str) -> Any:
+        def delete_many(query: Document) -> Any:
+            left[0] -= 1
+            if left[0] < 0:
+                raise _KilledError(name)
+            return originals[name](query)
+
+        return delete_many
+
+    for name in originals:
+        memory[name].delete_many = killing(name)  # type: ignore[method-assign]
+    with pytest.raises(_KilledError):
+        retention.maintain(db, KEEP, NOW)
+    for name, original in originals.items():
+        memory[name].delete_many = original  # type: ignore[method-assign]
+
+    retention.maintain(db, KEEP, NOW)
+    assert {c: _ids(memory, c) for c in retention.TARGETS} == _expected_after_pass()
+
+
+def test_recent_reads_go_through_the_timeline_newest_first() -> None:
+    memory = MemoryDatabase()
+    db = cast(Database[Document], memory)
+    for n in range(5):
+        moment = NOW - timedelta(minutes=n)
+        writes.file_in_timeline(db, LEDGER, moment, [f"b{n}a", f"b{n}b"])
+    ids = reads.timeline(db, LEDGER, NOW - timedelta(hours=1), NOW, 3)
+    assert ids == ["b0b", "b0a", "b1b"]
+    assert reads.timeline(db, LEDGER, NOW - timedelta(minutes=1), NOW) == [
+        "b0b",
+        "b0a",
+        "b1b",
+        "b1a",
+    ]

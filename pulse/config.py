@@ -215,8 +215,11 @@ class RetentionSettings(_Section):
     """Alerts are removed this long after they fired."""
     minute_days: float = Field(2.0, ge=1)
     """Item x minute and user x minute documents and minute sketches are removed this long
-    after their minute. At least a day: the dashboard's longest range and the alert windows
+    after their minute. At least a day: the dashboard's item trends and the alert windows
     read them."""
+    hour_days: float = Field(90.0, ge=8)
+    """Hourly sums are removed this long after their hour (days are kept for good). At least
+    8 days: late events (PULSE_CONSUMER_MAX_EVENT_AGE_SECONDS, a week) still add to them."""
 
 
 class AlertSettings(_Section):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import polars as pl
 
+from pulse.store.schema import DAY, HOUR, MINUTE
+
 TYPE_COLOURS = {
     "view": "#4C78A8",
     "click": "#F58518",
@@ -19,33 +21,37 @@ _LAYOUT = {
 }
 
 
-def every_minute(frame: pl.DataFrame) -> pl.DataFrame:
-    """The frame with a row for each minute from its first to its last: a minute without a
-    document gets nulls, which Plotly draws as a gap instead of a line across it."""
+_EVERY = {MINUTE: "1m", HOUR: "1h", DAY: "1d"}
+
+
+def every_period(frame: pl.DataFrame, period: str = MINUTE) -> pl.DataFrame:
+    """The frame with a row for each period (its column, `minute`, `hour` or `day`) from its
+    first to its last: a period without a document gets nulls, which Plotly draws as a gap
+    instead of a line across it."""
     if frame.height < 2:
         return frame
-    return frame.sort("minute").upsample(time_column="minute", every="1m")
+    return frame.sort(period).upsample(time_column=period, every=_EVERY[period])
 
 
 def _types(frame: pl.DataFrame, types: list[str]) -> list[str]:
     return [kind for kind in types if f"types.{kind}" in frame.columns]
 
 
-def per_minute_by_type(frame: pl.DataFrame, types: list[str]) -> go.Figure:
-    """Stacked bars: interactions per minute, one colour per type."""
-    frame = every_minute(frame)
+def per_period_by_type(frame: pl.DataFrame, types: list[str], period: str = MINUTE) -> go.Figure:
+    """Stacked bars: interactions per minute, hour or day, one colour per type."""
+    frame = every_period(frame, period)
     figure = go.Figure()
     for kind in _types(frame, types):
         figure.add_bar(
-            x=frame["minute"].to_list(),
+            x=frame[period].to_list(),
             y=frame[f"types.{kind}"].to_list(),
             name=kind,
             marker_color=TYPE_COLOURS.get(kind),
         )
     figure.update_layout(
         barmode="stack",
-        title="Interactions per minute (event time, UTC)",
-        xaxis_title="minute",
+        title=f"Interactions per {period} (event time, UTC)",
+        xaxis_title=period,
         yaxis_title="interactions",
         **_LAYOUT,
     )
@@ -54,7 +60,7 @@ def per_minute_by_type(frame: pl.DataFrame, types: list[str]) -> go.Figure:
 
 def active_per_minute(frame: pl.DataFrame) -> go.Figure:
     """Lines: estimated distinct users and items active per minute."""
-    frame = every_minute(frame)
+    frame = every_period(frame)
     figure = go.Figure()
     for column, label in (("active_users", "active users"), ("active_items", "active items")):
         if column in frame.columns:
@@ -98,7 +104,7 @@ def ranked_bars(frame: pl.DataFrame, key: str, types: list[str], title: str) -> 
 
 def timeline(frame: pl.DataFrame, title: str) -> go.Figure:
     """A single series over minutes."""
-    frame = every_minute(frame)
+    frame = every_period(frame)
     figure = go.Figure()
     figure.add_scatter(
         x=frame["minute"].to_list(), y=frame["total"].to_list(), mode="lines+markers"

@@ -19,6 +19,9 @@ RANGES = {
     "1h": ("last hour", timedelta(hours=1)),
     "6h": ("last 6 hours", timedelta(hours=6)),
     "24h": ("last 24 hours", timedelta(hours=24)),
+    "7d": ("last 7 days", timedelta(days=7)),
+    "30d": ("last 30 days", timedelta(days=30)),
+    "1y": ("last year", timedelta(days=365)),
 }
 """Time ranges by the name the URL carries (?range=6h)."""
 DEFAULT_RANGE = "1h"

@@ -39,6 +39,7 @@ from pulse.store.schema import (
     MARKS_BY_TOPIC,
     MINUTE_SKETCHES,
     MINUTES,
+    PERIODS,
     TOTALS,
     USER_BUCKETS,
     USER_MINUTES,
@@ -54,6 +55,7 @@ from pulse.store.statements import (
     item_minute_updates,
     minute_sketch_updates,
     minute_updates,
+    period_updates,
     totals_update,
     user_bin_changes,
     user_bucket_updates,
@@ -156,6 +158,7 @@ COUNT_STEPS = (
     "ledger-writing",
     "dead-letters",
     "minutes",
+    "periods",
     "totals",
     "offsets",
     "ledger-applied",
@@ -289,6 +292,7 @@ class BatchWriter:
         steps = {
             "dead-letters": self._dead_letters,
             "minutes": self._minutes,
+            "periods": self._periods,
             "totals": self._totals,
             "offsets": self._offsets,
         }
@@ -418,6 +422,11 @@ class BatchWriter:
         """Per-minute counts (what the dashboard's charts read)."""
         statements = minute_updates(work.aggregates, work.guard, self.types)
         work.results[MINUTES] = writes.apply(self.db, MINUTES, statements)
+
+    def _periods(self, work: _Work) -> None:
+        """The same counts per hour and per day (charts over days and weeks)."""
+        statements = period_updates(work.aggregates, work.guard, self.types)
+        work.results[PERIODS] = writes.apply(self.db, PERIODS, statements)
 
     def _totals(self, work: _Work) -> None:
         verdict = _verdict(work)

@@ -28,17 +28,22 @@ from pulse.store.schema import (
     ALERT_STATE,
     ALERTS,
     COUNTERS,
+    DAY,
     DEAD_FIELDS,
     DEAD_LETTERS,
     ENTITIES_NEXT,
     ENTITY_BATCHES,
+    HOUR,
     ITEM_MINUTES,
     LEADERS,
     LEDGER,
+    MINUTE,
     MINUTES,
     OFFSETS,
+    PERIODS,
     RULE_REJECTIONS,
     TIMELINE,
+    TIMELINE_PERIODS,
     TOTALS,
     TOTALS_ID,
     USER_BUCKETS,
@@ -48,6 +53,8 @@ from pulse.store.schema import (
     item_minute_id,
     minute_id,
     offsets_id,
+    period_id,
+    period_starts,
     timeline_id,
     user_bucket,
     user_path,
@@ -57,8 +64,10 @@ TIME = pl.Datetime("ms", "UTC")
 _IN_CHUNK = 500  # FerretDB checks $in linearly; short lists keep it fast
 RECENT_LOOKBACK = timedelta(days=1)
 """How far back the recent ledger entries and dead letters are looked for."""
-_TIMELINE_STEP = 60
-"""Minutes of the timeline read at a time, newest first, until enough ids are found."""
+_TIMELINE_FIRST_STEP = 4
+_TIMELINE_STEP = 64
+"""Timeline documents read at a time, newest first, until enough ids are found: 4 first
+(the last minutes hold what a page wants, at any rate of batches), then 16, then 64."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,33 @@ def minutes(
     type_columns = [c for c in frame.columns if c.startswith("types.")]
     return frame.with_columns(pl.col("minute").cast(TIME), pl.col(type_columns).fill_null(0)).sort(
         "minute"
+    )
+
+
+FINEST_PERIODS = ((timedelta(days=1), MINUTE), (timedelta(days=14), HOUR))
+"""The finest period a chart over a time range reads: minutes up to a day, hours up to two
+weeks, days beyond (a few hundred points at most)."""
+
+
+def period_for(window: timedelta) -> str:
+    """The period a chart over `window` is drawn in (FINEST_PERIODS)."""
+    return next((period for longest, period in FINEST_PERIODS if window <= longest), DAY)
+
+
+def periods(db: Database[Document], period: str, since: datetime, until: datetime) -> pl.DataFrame:
+    """Counts per hour or day (wide: types.<type>), in a column named after the period."""
+    ids = [period_id(period, start) for start in period_starts(period, since, until)]
+    rows = []
+    for doc in by_ids(db, PERIODS, ids, {"wm": 0}):
+        row: dict[str, Any] = {period: doc["start"], "total": int(doc.get("total", 0))}
+        row |= {f"types.{k}": int(v) for k, v in doc.get("types", {}).items()}
+        rows.append(row)
+    if not rows:
+        return pl.DataFrame(schema={period: TIME, "total": pl.Int64})
+    frame = pl.from_dicts(rows, infer_schema_length=None)
+    type_columns = [c for c in frame.columns if c.startswith("types.")]
+    return frame.with_columns(pl.col(period).cast(TIME), pl.col(type_columns).fill_null(0)).sort(
+        period
     )
 
 
@@ -290,23 +326,19 @@ def timeline(
     until: datetime,
     n: int | None = None,
 ) -> list[str]:
-    """Ids of `collection`'s documents first written from `since` to `until` (by minute),
-    newest first, at most `n`: read by `_id` from the timeline, whatever the collection holds."""
-    minutes = minute_ids(since, until)[::-1]
+    """Ids of `collection`'s documents first written from `since` to `until` (by the period
+    the timeline lists them in), newest first, at most `n`: read by `_id` from the timeline,
+    whatever the collection holds."""
+    starts = period_starts(TIMELINE_PERIODS[collection], since, until)[::-1]
     found: dict[str, None] = {}
-    for start in range(0, len(minutes), _TIMELINE_STEP):
-        step = minutes[start : start + _TIMELINE_STEP]
-        docs = {
-            doc["_id"]: doc["ids"]
-            for doc in db[TIMELINE].find(
-                {"_id": {"$in": [timeline_id(collection, minute) for minute in step]}}
-            )
-        }
-        for minute in step:
-            for doc_id in reversed(docs.get(timeline_id(collection, minute), [])):
+    begin, size = 0, _TIMELINE_FIRST_STEP
+    while begin < len(starts) and (n is None or len(found) < n):
+        step = [timeline_id(collection, start) for start in starts[begin : begin + size]]
+        docs = {doc["_id"]: doc["ids"] for doc in db[TIMELINE].find({"_id": {"$in": step}})}
+        for listing in step:
+            for doc_id in reversed(docs.get(listing, [])):
                 found.setdefault(doc_id)
-        if n is not None and len(found) >= n:
-            break
+        begin, size = begin + size, min(4 * size, _TIMELINE_STEP)
     return list(found)[:n]
 
 

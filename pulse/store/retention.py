@@ -22,19 +22,26 @@ from pulse.store.schema import (
     ALERTS,
     DEAD_LETTERS,
     ENTITY_BATCHES,
+    HOUR,
     ITEM_MINUTES,
     ITEMS,
     LEDGER,
     MAINTENANCE,
+    MINUTE,
     MINUTE_SKETCHES,
     MINUTES,
     OFFSETS,
+    PERIODS,
     TIMELINE,
+    TIMELINE_PERIODS,
     UNFINISHED,
     USER_MINUTES,
     item_minute_id,
     minute_id,
     parse_minute_id,
+    parse_period_key,
+    period_id,
+    period_start,
     timeline_id,
     user_minute_id,
 )
@@ -82,10 +89,13 @@ def _set_mark(db: Database[Document], target: str, through: str) -> None:
 
 def start_marks(db: Database[Document], since: datetime, retention: RetentionSettings) -> None:
     """Give targets without a mark one where a database new at `since` can hold documents:
-    from `since` on, and per-minute detail from a minute retention before it (late events
-    are written that far back). Its first pass reads no minute before."""
+    from `since` on; per-minute detail from a minute retention before it, and hourly sums
+    from LATE_HOURS before it (late events are written that far back). Its first pass reads
+    no minute before."""
+    reach = {target: timedelta(days=retention.minute_days) for target in DETAIL}
+    reach[HOURS] = LATE_HOURS
     for target in TARGETS:
-        start = since - timedelta(days=retention.minute_days) if target in DETAIL else since
+        start = since - reach.get(target, timedelta(0))
         db[MAINTENANCE].update_one(
             {"_id": target},
             {"$setOnInsert": {"through": minute_id(start - timedelta(minutes=1))}},
@@ -93,17 +103,19 @@ def start_marks(db: Database[Document], since: datetime, retention: RetentionSet
         )
 
 
-def _first_minute(db: Database[Document], target: str) -> str | None:
+def _first_minute(db: Database[Document], target: str) -> datetime | None:
     """Where a target without a mark starts: its oldest minute, found once by reading the
     ids of the timeline (or of the global minutes), which hold no document bodies."""
-    collection, prefix = (TIMELINE, f"{target}|") if target in LISTED else (MINUTES, "")
-    oldest = None
-    for doc in db[collection].find({}, {"_id": 1}):
-        doc_id = str(doc["_id"])
-        if doc_id.startswith(prefix):
-            minute = doc_id.removeprefix(prefix)
-            oldest = minute if oldest is None or minute < oldest else oldest
-    return oldest
+    if target in LISTED:
+        collection, prefix, period = TIMELINE, f"{target}|", TIMELINE_PERIODS[target]
+    else:
+        collection, prefix, period = MINUTES, "", MINUTE
+    keys = [
+        str(doc["_id"]).removeprefix(prefix)
+        for doc in db[collection].find({}, {"_id": 1})
+        if str(doc["_id"]).startswith(prefix)
+    ]
+    return parse_period_key(period, min(keys)) if keys else None
 
 
 def _minutes_due(db: Database[Document], target: str, cutoff: datetime) -> Iterator[list[str]]:
@@ -115,11 +127,23 @@ def _minutes_due(db: Database[Document], target: str, cutoff: datetime) -> Itera
         first = _first_minute(db, target)
         if first is None:
             return
-        start = parse_minute_id(first)
+        start = first
     last = min(cutoff - timedelta(minutes=1), start + timedelta(minutes=MAX_MINUTES_PER_PASS - 1))
     due = minute_ids(start, last) if last >= start else []
     for begin in range(0, len(due), MINUTES_PER_STEP):
         yield due[begin : begin + MINUTES_PER_STEP]
+
+
+def _period_ends(period: str, minutes: list[str]) -> list[datetime]:
+    """The periods that end with one of `minutes` (each given by its start): those whose
+    every minute is now due."""
+    ends = []
+    for minute in minutes:
+        start = parse_minute_id(minute)
+        after = start + timedelta(minutes=1)
+        if period_start(period, after) == after:
+            ends.append(start)
+    return ends
 
 
 def _delete(db: Database[Document], collection: str, ids: list[str], extra: Document) -> int:
@@ -139,8 +163,9 @@ def prune_listed(db: Database[Document], collection: str, cutoff: datetime) -> P
     ledger = collection == LEDGER
     keep: Document = {"status": {"$nin": list(UNFINISHED)}} if ledger else {}
     waiting = _waiting_for_flush(db) if ledger else set()
+    period = TIMELINE_PERIODS[collection]
     for step in _minutes_due(db, collection, cutoff):
-        listing_ids = [timeline_id(collection, minute) for minute in step]
+        listing_ids = [timeline_id(collection, end) for end in _period_ends(period, step)]
         listed = [
             str(doc_id)
             for doc in by_ids(db, TIMELINE, listing_ids, {"ids": 1})
@@ -152,7 +177,7 @@ def prune_listed(db: Database[Document], collection: str, cutoff: datetime) -> P
             if left:
                 kept += len(left)
                 db[TIMELINE].update_one(
-                    {"_id": timeline_id(collection, minute_id(cutoff))},
+                    {"_id": timeline_id(collection, cutoff)},
                     {"$addToSet": {"ids": {"$each": left}}},
                     upsert=True,
                 )
@@ -182,26 +207,32 @@ def _partitions(db: Database[Document]) -> range:
 
 def prune_minutes(
     db: Database[Document],
-    collection: str,
+    target: str,
     ids_of: Callable[[list[str]], list[str]],
     cutoff: datetime,
+    collection: str | None = None,
 ) -> Pruned:
-    """Remove the per-minute documents of `collection` before `cutoff`, by the ids
-    `ids_of` gives for a step's minutes."""
+    """Remove the documents of `collection` (default: the target's own) of the minutes
+    before `cutoff`, by the ids `ids_of` gives for a step's minutes."""
     removed = 0
     through = None
-    for step in _minutes_due(db, collection, cutoff):
-        removed += _delete(db, collection, ids_of(step), {})
+    for step in _minutes_due(db, target, cutoff):
+        removed += _delete(db, collection or target, ids_of(step), {})
         through = step[-1]
-        _set_mark(db, collection, through)
-    return Pruned(collection, removed, 0, through, cutoff)
+        _set_mark(db, target, through)
+    return Pruned(target, removed, 0, through, cutoff)
 
 
 LISTED = (LEDGER, DEAD_LETTERS, ALERTS)
 """Targets found through the timeline."""
 DETAIL = (ITEM_MINUTES, USER_MINUTES, MINUTE_SKETCHES)
 """Per-minute detail, found by the ids of its minutes."""
-TARGETS = (*LISTED, *DETAIL)
+LATE_HOURS = timedelta(days=8)
+"""How far back a new database's first hourly sums can reach: late events are accepted up
+to a week old (PULSE_CONSUMER_MAX_EVENT_AGE_SECONDS)."""
+HOURS = "hours"
+"""The target of the hourly sums in `periods` (daily ones are kept for good)."""
+TARGETS = (*LISTED, *DETAIL, HOURS)
 """Every collection `pulse maintain` prunes, in the order it prunes them."""
 
 
@@ -217,6 +248,9 @@ def maintain(db: Database[Document], retention: RetentionSettings, now: datetime
     def user_minute_ids(step: list[str]) -> list[str]:
         return [user_minute_id(minute, p) for minute in step for p in partitions]
 
+    def hour_ids(step: list[str]) -> list[str]:
+        return [period_id(HOUR, end) for end in _period_ends(HOUR, step)]
+
     return [
         prune_listed(db, LEDGER, now - timedelta(hours=retention.ledger_hours)),
         prune_listed(db, DEAD_LETTERS, now - timedelta(days=retention.dead_letter_days)),
@@ -224,4 +258,5 @@ def maintain(db: Database[Document], retention: RetentionSettings, now: datetime
         prune_minutes(db, ITEM_MINUTES, item_minute_ids, minutes_cutoff),
         prune_minutes(db, USER_MINUTES, user_minute_ids, minutes_cutoff),
         prune_minutes(db, MINUTE_SKETCHES, list, minutes_cutoff),
+        prune_minutes(db, HOURS, hour_ids, now - timedelta(days=retention.hour_days), PERIODS),
     ]

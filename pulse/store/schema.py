@@ -7,7 +7,7 @@ benchmarks and the tests all take names and ids from here.
 from __future__ import annotations
 
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, DESCENDING
 
@@ -24,6 +24,11 @@ USER_BUCKETS = "user_buckets"
 user's `total`, `types.<type>`, `first_seen`, `last_seen` (ids hold no '.' or '$')."""
 ITEMS = "items"
 MINUTES = "minutes"
+PERIODS = "periods"
+"""The global per-minute counts summed per hour and per day (MongoDB's computed pattern),
+written with each micro-batch beside its minutes: `_id` = '<period>|<period key>', e.g.
+'hour|2026-12-02T01Z', 'day|2026-12-02'; `start`, `total`, `types.<type>`, `wm`. A chart
+over weeks reads a few hundred of them, not tens of thousands of minutes."""
 ITEM_MINUTES = "item_minutes"
 USER_MINUTES = "user_minutes"
 MINUTE_SKETCHES = "minute_sketches"
@@ -111,6 +116,50 @@ INDEXES: dict[str, list[list[tuple[str, int]]]] = {
 }
 
 
+MINUTE, HOUR, DAY = "minute", "hour", "day"
+"""The periods figures are kept at: minutes, and their sums per hour and per day."""
+_PERIOD_FORMATS = {MINUTE: MINUTE_FORMAT, HOUR: "%Y-%m-%dT%HZ", DAY: "%Y-%m-%d"}
+PERIOD_LENGTHS = {
+    MINUTE: timedelta(minutes=1),
+    HOUR: timedelta(hours=1),
+    DAY: timedelta(days=1),
+}
+TIMELINE_PERIODS = {LEDGER: MINUTE, DEAD_LETTERS: MINUTE, ALERTS: DAY}
+"""How finely each timelined collection is listed: alerts are few, and read over weeks."""
+
+
+def period_start(period: str, moment: datetime) -> datetime:
+    """The start of the period holding `moment` (UTC)."""
+    moment = moment.astimezone(UTC)
+    if period == DAY:
+        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == HOUR:
+        return moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(second=0, microsecond=0)
+
+
+def period_key(period: str, moment: datetime) -> str:
+    """The period holding `moment`, as text that sorts by time: '2026-12-02T01Z' (an hour)."""
+    return moment.astimezone(UTC).strftime(_PERIOD_FORMATS[period])
+
+
+def parse_period_key(period: str, key: str) -> datetime:
+    """The start of the period a key names (period_key's inverse)."""
+    return datetime.strptime(key, _PERIOD_FORMATS[period]).replace(tzinfo=UTC)
+
+
+def period_starts(period: str, since: datetime, until: datetime) -> list[datetime]:
+    """The starts of the periods from the one holding `since` to the one holding `until`."""
+    start, step = period_start(period, since), PERIOD_LENGTHS[period]
+    count = int((until - start) / step) + 1
+    return [start + n * step for n in range(max(count, 0))]
+
+
+def period_id(period: str, moment: datetime) -> str:
+    """`periods` _id of the hour or day holding `moment`: 'hour|2026-12-02T01Z'."""
+    return f"{period}|{period_key(period, moment)}"
+
+
 def minute_id(moment: datetime) -> str:
     """`minutes` _id of the minute holding `moment`, e.g. '2026-11-27T18:05Z'."""
     return moment.astimezone(UTC).strftime(MINUTE_FORMAT)
@@ -153,10 +202,10 @@ def user_path(user_id: str) -> str:
     return f"u.{user_id}"
 
 
-def timeline_id(collection: str, minute: str) -> str:
-    """`timeline` _id of a collection's documents first written in a minute:
-    '<collection>|<minute id>'."""
-    return f"{collection}|{minute}"
+def timeline_id(collection: str, moment: datetime) -> str:
+    """`timeline` _id of a collection's documents first written in the period (minute, or
+    day for alerts: TIMELINE_PERIODS) holding `moment`: '<collection>|<period key>'."""
+    return f"{collection}|{period_key(TIMELINE_PERIODS[collection], moment)}"
 
 
 def record_id(topic: str, partition: int, offset: int) -> str:

@@ -28,11 +28,14 @@ from pulse.ingest.batch import OffsetRange
 from pulse.ingest.validate import KEY_KEPT_BYTES, kept
 from pulse.store.schema import (
     COUNT_MARKS,
+    DAY,
     DEAD_FIELDS,
+    HOUR,
     TOTALS_ID,
     WHOLE_RECORD,
     item_minute_id,
     marks_field,
+    period_id,
     record_id,
     user_bucket,
     user_minute_id,
@@ -137,6 +140,28 @@ def minute_updates(aggregates: Counts, guard: Guard, types: tuple[str, ...]) -> 
         )
         for row in aggregates.minutes.iter_rows(named=True)
     ]
+
+
+def period_updates(aggregates: Counts, guard: Guard, types: tuple[str, ...]) -> list[Statement]:
+    """The per-minute counts summed per hour and per day (`periods`), in the same update."""
+    minutes = aggregates.minutes
+    sums = [pl.col("total").sum(), *(pl.col(type_column(kind)).sum() for kind in types)]
+    statements = []
+    for period, every in ((HOUR, "1h"), (DAY, "1d")):
+        grouped = minutes.group_by(pl.col("minute").dt.truncate(every).alias("start")).agg(sums)
+        for row in grouped.sort("start").iter_rows(named=True):
+            statements.append(
+                _statement(
+                    period_id(period, row["start"]),
+                    guard,
+                    {
+                        "$inc": _counts(row, types),
+                        "$max": guard.marks_set,
+                        "$setOnInsert": {"start": row["start"]},
+                    },
+                )
+            )
+    return statements
 
 
 def minute_sketch_updates(aggregates: Aggregates, guard: Guard) -> list[Statement]:

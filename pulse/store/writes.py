@@ -42,7 +42,6 @@ from pulse.store.schema import (
     UNFINISHED,
     USER_BUCKETS,
     USER_BUCKETS_COUNTER,
-    minute_id,
     offsets_id,
     timeline_id,
     user_bucket,
@@ -381,11 +380,11 @@ def advance_entity_offsets(
 def file_in_timeline(
     db: Database[Document], collection: str, moment: datetime, ids: Sequence[str]
 ) -> None:
-    """List `ids` of `collection` under the minute of `moment` (docs: schema.TIMELINE). Done
+    """List `ids` of `collection` under the period of `moment` (docs: schema.TIMELINE). Done
     before the documents are written, so none exists unlisted; listing one twice is harmless."""
     if ids:
         db[TIMELINE].update_one(
-            {"_id": timeline_id(collection, minute_id(moment))},
+            {"_id": timeline_id(collection, moment)},
             {"$addToSet": {"ids": {"$each": list(ids)}}},
             upsert=True,
         )

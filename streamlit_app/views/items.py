@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import streamlit as st
 
@@ -12,6 +12,10 @@ from pulse.store.schema import ITEMS
 from streamlit_app import charts
 from streamlit_app.connection import fetch
 from streamlit_app.controls import current_view, live
+
+ITEM_TREND_WINDOW = timedelta(days=1)
+"""The longest item trend drawn: item x minute documents are kept a minute retention (at
+least a day, PULSE_RETENTION_MINUTE_DAYS)."""
 
 st.title("Items")
 view = current_view()
@@ -53,10 +57,13 @@ def render(now: datetime) -> None:
         columns[0].metric("Interactions", f"{item['total']:,}")
         columns[1].metric("First seen", f"{item['first_seen']:%Y-%m-%d %H:%M:%S}")
         columns[2].metric("Last seen", f"{item['last_seen']:%Y-%m-%d %H:%M:%S}")
-        trend = fetch(reads.item_minutes, lookup, view.since(now), now)
+        since = max(view.since(now), now - ITEM_TREND_WINDOW)
+        trend = fetch(reads.item_minutes, lookup, since, now)
         st.plotly_chart(
             charts.timeline(trend, f"{lookup}: interactions per minute"), key="item_trend"
         )
+        if view.since(now) < since:
+            st.caption("An item's interactions are kept per minute for the last 24 hours.")
 
 
 live(view, render)

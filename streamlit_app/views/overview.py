@@ -7,6 +7,7 @@ from datetime import datetime
 import streamlit as st
 
 from pulse.store import reads
+from pulse.store.schema import MINUTE
 from streamlit_app import charts
 from streamlit_app.connection import fetch
 from streamlit_app.controls import current_view, live
@@ -40,12 +41,19 @@ def render(now: datetime) -> None:
     )
     columns[6].metric("Dead-lettered", f"{figures.dead_lettered:,}")
 
-    per_minute = fetch(reads.minutes, view.since(now), now)
-    if per_minute.height == 0:
+    period = reads.period_for(view.window)
+    if period == MINUTE:
+        counts = fetch(reads.minutes, view.since(now), now)
+    else:
+        counts = fetch(reads.periods, period, view.since(now), now)
+    if counts.height == 0:
         st.info("No events in this time range.")
         return
-    st.plotly_chart(charts.per_minute_by_type(per_minute, view.types), key="per_minute")
-    st.plotly_chart(charts.active_per_minute(per_minute), key="active")
+    st.plotly_chart(charts.per_period_by_type(counts, view.types, period), key="per_period")
+    if period == MINUTE:
+        st.plotly_chart(charts.active_per_minute(counts), key="active")
+    else:
+        st.caption("Active users and items are estimated per minute: pick 24 hours or less.")
 
 
 live(view, render)

@@ -24,7 +24,9 @@ from pulse.store import reads
 from pulse.store.client import Document
 from pulse.store.leaders import LOW_CAP, low_doc_id
 from pulse.store.schema import (
+    DAY,
     DEAD_LETTERS,
+    HOUR,
     ITEM_MINUTES,
     ITEMS,
     LEADERS,
@@ -32,10 +34,13 @@ from pulse.store.schema import (
     MINUTE_SKETCHES,
     MINUTES,
     OFFSETS,
+    PERIODS,
     TOTALS,
     TOTALS_ID,
     USER_BUCKETS,
     USERS,
+    parse_minute_id,
+    period_id,
 )
 from pulse.store.statements import activity_bin
 from tests.waiting import wait_until
@@ -112,6 +117,7 @@ def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:
     assert items == truth["by_item"]
     minutes = {doc["_id"]: doc["types"] for doc in db[MINUTES].find({}, {"types": 1})}
     assert minutes == truth["by_minute"]
+    assert_periods_match(db, truth["by_minute"])
     item_minute_total = sum(doc["total"] for doc in db[ITEM_MINUTES].find({}, {"total": 1}))
     assert item_minute_total == truth["events"]
     merged = {doc["_id"]: doc for doc in db[MINUTE_SKETCHES].find()}
@@ -128,6 +134,17 @@ def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:
     assert db[DEAD_LETTERS].count_documents({}) == truth["malformed"]
     unfinished = list(db[LEDGER].find({"status": {"$ne": "applied"}}))
     assert unfinished == [], f"ledger entries left unfinished: {unfinished}"
+
+
+def assert_periods_match(db: Database[Document], by_minute: dict[str, dict[str, int]]) -> None:
+    """Every hour and day holds the sum of its minutes, by type."""
+    expected: dict[str, Counter[str]] = {}
+    for minute, types in by_minute.items():
+        start = parse_minute_id(minute)
+        for period in (HOUR, DAY):
+            expected.setdefault(period_id(period, start), Counter()).update(types)
+    periods = {doc["_id"]: doc["types"] for doc in db[PERIODS].find({}, {"types": 1})}
+    assert periods == {doc_id: dict(types) for doc_id, types in expected.items()}
 
 
 def assert_leaders_match(db: Database[Document], truth: dict[str, Any]) -> None:
@@ -153,6 +170,7 @@ def snapshot(db: Database[Document]) -> dict[str, list[Document]]:
         USER_BUCKETS,
         ITEMS,
         MINUTES,
+        PERIODS,
         ITEM_MINUTES,
         TOTALS,
         DEAD_LETTERS,

@@ -4,6 +4,7 @@ nothing new on a replayed batch, resolve once the window has closed below the th
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any, cast
 
 import orjson
@@ -29,6 +30,8 @@ RULES = ValidationRules(
     interaction_types=TYPES, max_record_bytes=1_024, max_age_ms=3_600_000, max_lead_ms=60_000
 )
 KAFKA_TS = 1_795_737_600_000  # on a minute boundary
+ALWAYS = timedelta(days=36_500)
+"""The events here are of 2026-11-27: their per-minute detail is written whatever today is."""
 BUSY = AlertRule(id="busy", metric="user_interactions", threshold=5, severity="info")
 
 
@@ -51,7 +54,7 @@ def test_a_user_rule_fires_once_and_resolves_after_its_window_closed() -> None:
     memory = MemoryDatabase()
     db = cast("Database[Document]", memory)
     alerting = Alerting(db, AlertSettings(), [BUSY])
-    writer = BatchWriter(db, "t", RULES, alerting=alerting)
+    writer = BatchWriter(db, "t", RULES, minute_detail=ALWAYS, alerting=alerting)
     # A user's records share a key, hence a partition; other users are on other partitions.
     apply_now(writer, _batch(0, 0, ["u1"] * 3 + ["u2"]))
     apply_now(writer, _batch(7, 0, ["u4"] * 2))
@@ -68,10 +71,16 @@ def test_a_user_rule_fires_once_and_resolves_after_its_window_closed() -> None:
     # days here) resolves nothing; one three minutes later closes the minute after it, which
     # holds nothing of u1, so the alert resolves.
     later = Alerting(db, AlertSettings(), [BUSY])
-    apply_now(BatchWriter(db, "t", RULES, alerting=later), _batch(3, 0, ["u3"], later_ms=30_000))
+    apply_now(
+        BatchWriter(db, "t", RULES, minute_detail=ALWAYS, alerting=later),
+        _batch(3, 0, ["u3"], later_ms=30_000),
+    )
     (alert,) = memory[ALERTS].find()
     assert alert["state"] == "firing"
-    apply_now(BatchWriter(db, "t", RULES, alerting=later), _batch(3, 1, ["u3"], later_ms=180_000))
+    apply_now(
+        BatchWriter(db, "t", RULES, minute_detail=ALWAYS, alerting=later),
+        _batch(3, 1, ["u3"], later_ms=180_000),
+    )
     later.close()
     (alert,) = memory[ALERTS].find()
     assert alert["state"] == "resolved" and alert["resolved_because"] == "fell back"
@@ -100,7 +109,10 @@ def test_an_alert_is_sent_by_one_route_only(route: str, monkeypatch: pytest.Monk
         {"route": route, "channels": {"ops": "json://hooks.example/pulse"}}
     )
     alerting = Alerting(db, settings, [BUSY])
-    apply_now(BatchWriter(db, "t", RULES, alerting=alerting), _batch(0, 0, ["u1"] * 6))
+    apply_now(
+        BatchWriter(db, "t", RULES, minute_detail=ALWAYS, alerting=alerting),
+        _batch(0, 0, ["u1"] * 6),
+    )
     alerting.close()
 
     (alert,) = memory[ALERTS].find()

@@ -27,7 +27,7 @@ def test_a_missing_minute_is_drawn_as_a_gap_not_a_line_across_it() -> None:
     for figure in (
         charts.timeline(frame, "item"),
         charts.active_per_minute(frame),
-        charts.per_minute_by_type(frame, ["view"]),
+        charts.per_period_by_type(frame, ["view"]),
     ):
         trace = figure.data[0]
         assert list(trace.y) == [5, 6, None, 8], figure.layout.title.text
@@ -35,8 +35,8 @@ def test_a_missing_minute_is_drawn_as_a_gap_not_a_line_across_it() -> None:
 
 
 def test_minutes_are_not_invented_beyond_the_data() -> None:
-    assert charts.every_minute(_minutes([2], [1])).height == 1
-    assert charts.every_minute(_minutes([0, 1], [1, 2])).height == 2
+    assert charts.every_period(_minutes([2], [1])).height == 1
+    assert charts.every_period(_minutes([0, 1], [1, 2])).height == 2
 
 
 def test_every_figure_keeps_the_users_zoom_across_refreshes() -> None:
@@ -44,3 +44,13 @@ def test_every_figure_keeps_the_users_zoom_across_refreshes() -> None:
     lag = pl.DataFrame({"partition": [0], "lag": [3]})
     for figure in (charts.timeline(frame, "t"), charts.lag_bars(lag)):
         assert figure.layout.uirevision == "pulse"
+
+
+def test_hours_and_days_are_drawn_per_hour_and_per_day() -> None:
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    hours = pl.DataFrame(
+        {"hour": [start, start + timedelta(hours=2)], "total": [4, 6], "types.view": [4, 6]}
+    ).with_columns(pl.col("hour").dt.cast_time_unit("ms"))
+    figure = charts.per_period_by_type(hours, ["view"], "hour")
+    assert list(figure.data[0].y) == [4, None, 6]
+    assert figure.layout.title.text.startswith("Interactions per hour")

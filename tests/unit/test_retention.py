@@ -4,6 +4,7 @@ killed anywhere and run again ends where one whole pass ends."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
 import pytest
@@ -66,6 +67,7 @@ def _ids(memory: MemoryDatabase, collection: str) -> set[Any]:
     return set(memory[collection].docs)
 
 
+@cache
 def _expected_after_pass() -> dict[str, set[str]]:
     memory = MemoryDatabase()
     _seed(memory)
@@ -133,14 +135,29 @@ class _KilledError(Exception):
     pass
 
 
-@pytest.mark.parametrize("deletes_before_kill", [1, 7, 40, 90])
-def test_a_pass_killed_anywhere_and_run_again_ends_as_one_whole_pass(
-    deletes_before_kill: int,
-) -> None:
+@cache
+def _deletes_of_one_pass() -> int:
+    memory = MemoryDatabase()
+    _seed(memory)
+    count = [0]
+    for name in [*retention.TARGETS, TIMELINE]:
+        original = memory[name].delete_many
+
+        def counting(query: Document, original: Any = original) -> Any:
+            count[0] += 1
+            return original(query)
+
+        memory[name].delete_many = counting  # type: ignore[method-assign]
+    retention.maintain(cast(Database[Document], memory), KEEP, NOW)
+    return count[0]
+
+
+@pytest.mark.parametrize("share_done", [0.0, 0.1, 0.35, 0.6, 0.97])
+def test_a_pass_killed_anywhere_and_run_again_ends_as_one_whole_pass(share_done: float) -> None:
     memory = MemoryDatabase()
     _seed(memory)
     db = cast(Database[Document], memory)
-    left = [deletes_before_kill]
+    left = [int(share_done * _deletes_of_one_pass())]
     originals = {name: memory[name].delete_many for name in [*retention.TARGETS, TIMELINE]}
 
     def killing(name: str) -> Any:

@@ -21,6 +21,7 @@ from pulse.store.statements import (
     item_minute_updates,
     minute_sketch_updates,
     minute_updates,
+    period_updates,
     totals_update,
     user_bin_changes,
     user_bucket_updates,
@@ -101,6 +102,30 @@ def test_totals_statement_adds_events_and_dead_letters() -> None:
         "dead_lettered": 4,
     }
     assert statement["u"]["$max"]["last_event"] == datetime.fromtimestamp((T0 + 61_000) / 1000, UTC)
+
+
+def test_hours_and_days_add_up_their_minutes_under_the_batch_guard() -> None:
+    events = pl.DataFrame(
+        {
+            "event_id": ["e1", "e2", "e3", "e4"],
+            "user_id": ["u1", "u1", "u2", "u2"],
+            "item_id": ["i1", "i2", "i1", "i1"],
+            "interaction_type": ["view", "view", "click", "view"],
+            # two minutes of one hour, the next hour, the next day
+            "timestamp": [T0, T0 + 61_000, T0 + 3_600_000, T0 + 86_400_000],
+        }
+    )
+    statements = period_updates(aggregate(events, TYPES), GUARD, TYPES)
+    by_id = {s["q"]["_id"]: s for s in statements}
+    start = datetime.fromtimestamp(T0 / 1000, UTC)
+    assert {i: s["u"]["$inc"] for i, s in by_id.items()} == {
+        f"hour|{start:%Y-%m-%dT%H}Z": {"total": 2, "types.view": 2},
+        f"hour|{start:%Y-%m-%dT}{start.hour + 1:02d}Z": {"total": 1, "types.click": 1},
+        f"hour|{start.replace(day=start.day + 1):%Y-%m-%dT%H}Z": {"total": 1, "types.view": 1},
+        f"day|{start:%Y-%m-%d}": {"total": 3, "types.view": 2, "types.click": 1},
+        f"day|{start.replace(day=start.day + 1):%Y-%m-%d}": {"total": 1, "types.view": 1},
+    }
+    assert all(HELD.items() <= s["q"].items() for s in statements)
 
 
 def test_entity_totals_statement_adds_new_users_under_the_entity_watermarks() -> None:

@@ -56,7 +56,7 @@ format: install ## apply ruff fixes and formatting
 	@$(RUN) ruff format .
 
 .PHONY: bench
-bench: install ## all benchmarks against the running stack (`make up` first; needs kcat; ~25 min)
+bench: install ## all benchmarks against the running stack (`make up` first; needs kcat; ~45 min)
 	@$(RUN) python -m bench.run
 
 .PHONY: bench-smoke

@@ -14,14 +14,14 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from bench import consumer, dashboard, deployed, freshness, producer, profile
+from bench import consumer, dashboard, deployed, freshness, history, producer, profile
 from bench.common import RESULTS, console, machine
 
 
 def main(
     smoke: Annotated[bool, typer.Option(help="Tiny sizes: checks the suite runs.")] = False,
 ) -> None:
-    """Run producer, consumer, freshness, dashboard, profile and deployed benchmarks."""
+    """Run producer, consumer, freshness, dashboard, history, profile and deployed benchmarks."""
     if shutil.which("kcat") is None:
         console.print("[red]kcat is missing (the producer baseline): apt-get install -y kcat[/red]")
         raise typer.Exit(2)
@@ -39,6 +39,7 @@ def main(
         results["dashboard"] = dashboard.main(
             users=2_000, items=300, repeat=1, database="pulse_bench_smoke"
         )
+        results["history"] = history.main(days="", repeat=1, scans=False)
         results["profile"] = profile.main(events=4_000, batch=2_000)
     else:
         results["producer"] = producer.main(events=1_000_000, repeat=3)
@@ -60,6 +61,7 @@ def main(
         results["dashboard"] = dashboard.main(
             users=1_000_000, items=100_000, repeat=5, database="pulse_bench_dashboard"
         )
+        results["history"] = history.main(days="1,7,30", repeat=5)
         results["profile"] = profile.main(events=200_000, batch=50_000)
         results["deployed"] = deployed.main(minutes=10, every=5.0)
     RESULTS.mkdir(exist_ok=True)

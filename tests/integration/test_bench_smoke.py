@@ -34,7 +34,8 @@ def test_benchmark_suite_runs_and_writes_its_summary(
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = orjson.loads((REPO / "bench" / "results" / "summary-smoke.json").read_bytes())
-    assert {"producer", "consumer", "freshness", "dashboard", "profile"} <= set(summary)
+    assert {"producer", "consumer", "freshness", "dashboard", "history", "profile"} <= set(summary)
+    assert [row["history"] for row in summary["history"]["rows"]] == ["empty", "1 hour"]
     assert {row["contender"] for row in summary["consumer"]["rows"]} >= {"pulse"}
     assert [row["page"] for row in summary["dashboard"]["rows"]] == [
         "overview",

@@ -39,6 +39,7 @@ from pulse.store.schema import (
     ITEM_MINUTES,
     ITEMS,
     LEDGER,
+    MAINTENANCE,
     MINUTE_SKETCHES,
     MINUTES,
     TOTALS,
@@ -84,10 +85,20 @@ def seed(
 ) -> int:
     """The documents `history` of the default run leaves; returns how many were written."""
     begin = now - history
-    retention.start_marks(db, begin, keep)
 
     def kept_since(period: timedelta) -> datetime:
         return begin if unpruned else max(begin, now - period - PAST_CUTOFF)
+
+    # Where the passes every 10 minutes left their marks (unpruned: none ever ran).
+    kept = {
+        LEDGER: timedelta(hours=keep.ledger_hours),
+        DEAD_LETTERS: timedelta(days=keep.dead_letter_days),
+        ALERTS: timedelta(days=keep.alert_days),
+        retention.HOURS: timedelta(days=keep.hour_days),
+    } | dict.fromkeys(retention.DETAIL, timedelta(days=keep.minute_days))
+    for target, period in kept.items():
+        mark = minute_id(kept_since(period) - timedelta(minutes=1))
+        db[MAINTENANCE].update_one({"_id": target}, {"$set": {"through": mark}}, upsert=True)
 
     written = 0
     sketch = {"users_hll": {f"r{n}": 5 for n in range(sketches.REGISTERS)}}

@@ -34,6 +34,7 @@ from pulse.store import retention, writes
 from pulse.store.client import Document, mongo_client
 from pulse.store.schema import (
     ALERTS,
+    COUNTERS,
     DEAD_FIELDS,
     DEAD_LETTERS,
     ITEM_MINUTES,
@@ -42,6 +43,7 @@ from pulse.store.schema import (
     MAINTENANCE,
     MINUTE_SKETCHES,
     MINUTES,
+    OPEN_BATCHES,
     TOTALS,
     TOTALS_ID,
     USER_MINUTES,
@@ -201,6 +203,8 @@ def seed(
             for n in range(ITEMS_PER_MINUTE)
         ],
     )
+    # Written by every Pulse database's first session: no open-batch markers to rebuild.
+    db[COUNTERS].update_one({"_id": OPEN_BATCHES}, {"$set": {"value": 1}}, upsert=True)
     by_id = {f"i{n}": 1_000 + n for n in range(ITEMS_PER_MINUTE)}
     writes.update_leaders(db, ITEMS, by_id, by_id)  # as the consumer keeps them
     db["offsets"].insert_many(

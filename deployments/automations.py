@@ -133,7 +133,7 @@ def ensure_automations(settings: Settings) -> list[str]:
     """Create or update Pulse's automations (after the deployments are registered); returns
     their names. Automations named `pulse: …` that are no longer wanted are removed."""
     with get_client(sync_client=True) as client:
-        names = [d.full_name for d in definitions(settings.generator)]
+        names = [d.full_name for d in definitions(settings.generator, settings.retention)]
         ids = {name: client.read_deployment_by_name(name).id for name in names}
         wanted = [
             retry_failed_drains(ids[DRAIN], ids[RETRY]),

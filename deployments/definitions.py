@@ -8,7 +8,7 @@
 - retry-failed-batches/manual    no schedule: run it from the UI or `pulse trigger retry`
 - replay-dead-letters/manual     no schedule: `pulse trigger replay-dead-letters --reason ...`
 - resolve-lost-batch/manual      no schedule: what `pulse ledger resolve <id>` does
-- maintain-store/scheduled       every 10 minutes: `pulse maintain`, retention (PULSE_RETENTION_*)
+- maintain-store/scheduled       every 10 minutes (PULSE_RETENTION_PASS_MINUTES): `pulse maintain`
 
 Scheduled runs size themselves from their scheduled start (pulse/pipeline/windows.py): a run
 starts early, waits for its window and ends when the next run's window begins, so no run is
@@ -33,7 +33,7 @@ from flows.maintain import maintain_store
 from flows.replay import replay_dead_letters
 from flows.resolve import resolve_lost_batch
 from flows.retry import retry_failed_batches
-from pulse.config import GeneratorSettings
+from pulse.config import GeneratorSettings, RetentionSettings
 
 REPO = Path(__file__).resolve().parents[1]
 DRAIN = "aggregate-interactions/drain"
@@ -41,7 +41,6 @@ DRAIN = "aggregate-interactions/drain"
 RETRY = "retry-failed-batches/manual"
 GENERATOR_EVERY = timedelta(seconds=60)
 CONSUMER_EVERY = timedelta(seconds=120)
-MAINTAIN_EVERY = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -78,8 +77,9 @@ def stream_params(generator: GeneratorSettings) -> dict[str, Any]:
     }
 
 
-def definitions(generator: GeneratorSettings) -> list[Definition]:
-    """Every deployment; the stream's parameters from the generator settings."""
+def definitions(generator: GeneratorSettings, retention: RetentionSettings) -> list[Definition]:
+    """Every deployment; the stream's parameters from the generator settings, the retention
+    pass's interval from the retention settings."""
     return [
         Definition(
             generate_interactions,
@@ -128,7 +128,7 @@ def definitions(generator: GeneratorSettings) -> list[Definition]:
             "Remove what is past its retention: finished ledger entries, dead letters, alerts, "
             "per-minute detail.",
             ("pulse", "maintenance"),
-            every=MAINTAIN_EVERY,
+            every=timedelta(minutes=retention.pass_minutes),
             limit=2,  # as the other schedules: a long pass is joined by the next, not cancelled
         ),
         Definition(

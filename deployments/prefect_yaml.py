@@ -14,7 +14,7 @@ import prefect
 import yaml
 
 from deployments.definitions import Definition, definitions
-from pulse.config import GeneratorSettings
+from pulse.config import GeneratorSettings, RetentionSettings
 
 PREFECT_YAML = Path(__file__).with_name("prefect.yaml")
 POOL = {"name": "pulse-process", "work_queue_name": "default"}
@@ -69,7 +69,7 @@ def render(generator: GeneratorSettings) -> str:
         "prefect-version": prefect.__version__,
         "build": None,
         "push": None,
-        "deployments": [_entry(d) for d in definitions(generator)],
+        "deployments": [_entry(d) for d in definitions(generator, RetentionSettings())],
     }
     return HEADER + "\n" + yaml.safe_dump(project, sort_keys=False, width=100)
 

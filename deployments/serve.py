@@ -74,7 +74,9 @@ def _runner_deployment(definition: Definition, paused: bool) -> RunnerDeployment
 
 def deployments(settings: Settings, paused: bool = False) -> list[RunnerDeployment]:
     """The deployments of definitions.py, the stream's parameters from the settings."""
-    return [_runner_deployment(d, paused) for d in definitions(settings.generator)]
+    return [
+        _runner_deployment(d, paused) for d in definitions(settings.generator, settings.retention)
+    ]
 
 
 def release_stale_runs(names: list[str]) -> int:

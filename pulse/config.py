@@ -9,6 +9,7 @@ that names the variable (see :func:`load_settings`).
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal, Self, cast
 
@@ -202,6 +203,11 @@ class ConsumerSettings(_Section):
     """An event newer than this after its Kafka timestamp is absurd and dead-lettered."""
 
 
+FOR_GOOD = timedelta(days=100 * 365)
+"""A retention that keeps everything (the unit tests' databases, whose events are of fixed
+past times)."""
+
+
 class RetentionSettings(_Section):
     """How long `pulse maintain` keeps what grows with time (docs/operations.md)."""
 
@@ -213,13 +219,20 @@ class RetentionSettings(_Section):
     stay in the global document for good."""
     alert_days: float = Field(30.0, gt=0)
     """Alerts are removed this long after they fired."""
-    minute_days: float = Field(2.0, ge=1)
-    """Item x minute and user x minute documents and minute sketches are removed this long
-    after their minute. At least a day: the dashboard's item trends and the alert windows
-    read them."""
+    minute_days: float = Field(2.0, gt=0)
+    """Per-minute documents (the global minutes, item x minute, user x minute, minute
+    sketches) are removed this long after their minute, and none are written for older
+    minutes. Below a day, charts of the last day and item trends show only what is kept;
+    an alert rule whose window needs older minutes is skipped (pulse/alerts/rules.py)."""
     hour_days: float = Field(90.0, ge=8)
     """Hourly sums are removed this long after their hour (days are kept for good). At least
     8 days: late events (PULSE_CONSUMER_MAX_EVENT_AGE_SECONDS, a week) still add to them."""
+    pass_minutes: int = Field(10, ge=1)
+    """How often the maintain-store deployment runs a pass."""
+
+    @property
+    def minutes_kept(self) -> timedelta:
+        return timedelta(days=self.minute_days)
 
 
 class AlertSettings(_Section):

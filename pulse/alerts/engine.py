@@ -29,8 +29,15 @@ from pulse.alerts.evaluate import (
     resolutions,
     window_start,
 )
-from pulse.alerts.rules import AlertRule, Rejection, load_rules_file, merge, parse_stored
-from pulse.config import AlertSettings
+from pulse.alerts.rules import (
+    AlertRule,
+    Rejection,
+    load_rules_file,
+    merge,
+    parse_stored,
+    within_retention,
+)
+from pulse.config import FOR_GOOD, AlertSettings
 from pulse.ingest.aggregate import Aggregates
 from pulse.store import writes
 from pulse.store.client import Document
@@ -68,11 +75,18 @@ class Alerting:
     """Evaluates the rules after each batch and keeps alerts and their state in MongoDB."""
 
     def __init__(
-        self, db: Database[Document], settings: AlertSettings, file_rules: list[AlertRule]
+        self,
+        db: Database[Document],
+        settings: AlertSettings,
+        file_rules: list[AlertRule],
+        minutes_kept: timedelta = FOR_GOOD,
     ) -> None:
         self.db = db
         self.settings = settings
         self.file_rules = file_rules
+        self.minutes_kept = minutes_kept
+        """How long per-minute documents are kept: rules whose windows need older ones are
+        skipped."""
         self._rules: list[AlertRule] = merge(self.file_rules, [])
         self.rejected: list[Rejection] = []
         """Stored rules that did not validate at the last refresh (skipped)."""
@@ -80,10 +94,12 @@ class Alerting:
         self.notifier = Notifier(db, settings)
 
     @classmethod
-    def start(cls, db: Database[Document], settings: AlertSettings) -> Alerting:
+    def start(
+        cls, db: Database[Document], settings: AlertSettings, minutes_kept: timedelta
+    ) -> Alerting:
         """Read the rules (invalid ones stop here, rule and field named) and send the alerts a
         previous process stored but did not get to send (at-least-once delivery)."""
-        alerting = cls(db, settings, load_rules_file(settings.rules_file))
+        alerting = cls(db, settings, load_rules_file(settings.rules_file), minutes_kept)
         alerting.rules()
         alerting.notifier.resend_pending()
         return alerting
@@ -97,13 +113,16 @@ class Alerting:
         stops the others, nor the counting."""
         if time.monotonic() - self._loaded > RULES_REFRESH_SECONDS:
             stored, rejected = parse_stored(list(self.db[ALERT_RULES].find()), ALERT_RULES)
+            self._rules, uncovered = within_retention(
+                merge(self.file_rules, stored), self.minutes_kept
+            )
+            rejected += uncovered
             known = {rejection.reason for rejection in self.rejected}
             for rejection in rejected:
                 if rejection.reason not in known:
                     log.warning("alert rule skipped: %s", rejection.reason)
             writes.record_rule_rejections(self.db, rejected)
             self.rejected = rejected
-            self._rules = merge(self.file_rules, stored)
             self._loaded = time.monotonic()
         return {rule.id: rule for rule in self._rules}
 

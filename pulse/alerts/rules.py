@@ -19,6 +19,7 @@ A rule watches one metric per key (an item, or a user) over tumbling windows of 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -131,6 +132,26 @@ def load_rules_file(path: Path) -> list[AlertRule]:
     if not isinstance(raw, list):
         raise RuleError(f"{path}: expected a top-level 'rules:' list")
     return parse_rules(raw, str(path))
+
+
+def within_retention(
+    rules: list[AlertRule], kept: timedelta
+) -> tuple[list[AlertRule], list[Rejection]]:
+    """The rules whose windows the kept per-minute documents cover, and a rejection for each
+    other: a window is read until it has closed and been judged, up to twice its length back
+    (PULSE_RETENTION_MINUTE_DAYS)."""
+    covered = [rule for rule in rules if timedelta(minutes=2 * rule.window_minutes) <= kept]
+    rejected = [
+        Rejection(
+            rule.id,
+            f"rule {rule.id!r}: window_minutes {rule.window_minutes} needs minutes kept "
+            f"{2 * rule.window_minutes} min; PULSE_RETENTION_MINUTE_DAYS keeps them "
+            f"{kept.total_seconds() / 60:g} min",
+        )
+        for rule in rules
+        if rule not in covered
+    ]
+    return covered, rejected
 
 
 def merge(file_rules: list[AlertRule], stored_rules: list[AlertRule]) -> list[AlertRule]:

@@ -28,7 +28,8 @@ def rules() -> None:
         try:
             db = database(client, settings.mongo)
             # No Alerting.start(), which would also send pending notifications.
-            alerting = Alerting(db, settings.alerts, load_rules_file(settings.alerts.rules_file))
+            file_rules = load_rules_file(settings.alerts.rules_file)
+            alerting = Alerting(db, settings.alerts, file_rules, settings.retention.minutes_kept)
             in_force = alerting.rules()
         except RuleError as exc:
             console.print(f"[red]{exc}[/red]")

@@ -147,6 +147,11 @@ def _sketches(events: pl.DataFrame) -> dict[str, tuple[dict[int, int], dict[int,
     }
 
 
+def minutes_since(minutes: pl.DataFrame, cutoff: datetime) -> pl.DataFrame:
+    """The rows of a per-minute frame (with `minute_id`) from `cutoff`'s minute on."""
+    return minutes.filter(pl.col("minute_id") >= cutoff.astimezone(UTC).strftime(MINUTE_FORMAT))
+
+
 def without_detail_before(aggregates: Aggregates, cutoff: datetime) -> Aggregates:
     """The aggregates less their per-minute detail (item x minute, user x minute, sketches)
     of minutes before `cutoff`'s: detail past its retention is not written again, so pruning
@@ -154,7 +159,7 @@ def without_detail_before(aggregates: Aggregates, cutoff: datetime) -> Aggregate
     first = cutoff.astimezone(UTC).strftime(MINUTE_FORMAT)
     return replace(
         aggregates,
-        item_minutes=aggregates.item_minutes.filter(pl.col("minute_id") >= first),
-        user_minutes=aggregates.user_minutes.filter(pl.col("minute_id") >= first),
+        item_minutes=minutes_since(aggregates.item_minutes, cutoff),
+        user_minutes=minutes_since(aggregates.user_minutes, cutoff),
         minute_sketches={m: s for m, s in aggregates.minute_sketches.items() if m >= first},
     )

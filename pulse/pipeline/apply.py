@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,14 @@ import polars as pl
 from pymongo.database import Database
 
 from pulse.alerts.engine import Alerting
-from pulse.ingest.aggregate import Aggregates, Counts, aggregate, without_detail_before
+from pulse.config import FOR_GOOD
+from pulse.ingest.aggregate import (
+    Aggregates,
+    Counts,
+    aggregate,
+    minutes_since,
+    without_detail_before,
+)
 from pulse.ingest.batch import MicroBatch, OffsetRange, entity_flush_id
 from pulse.ingest.isolate import judge, refusal
 from pulse.ingest.validate import ValidationRules, Verdict
@@ -232,7 +239,7 @@ class BatchWriter:
         after_step: StepHook | None = None,
         user_buckets: int = 1_024,
         dead_letter_bytes: int = 1_024,
-        minute_detail: timedelta = timedelta(days=2),
+        minute_detail: timedelta = FOR_GOOD,
     ) -> None:
         self.minute_detail = minute_detail
         """How long per-minute detail is kept (PULSE_RETENTION_MINUTE_DAYS): none is written
@@ -419,8 +426,12 @@ class BatchWriter:
             self.dead_letter_sink(dead.filter(pl.Series(fresh)))
 
     def _minutes(self, work: _Work) -> None:
-        """Per-minute counts (what the dashboard's charts read)."""
-        statements = minute_updates(work.aggregates, work.guard, self.types)
+        """Per-minute counts (what the dashboard's charts read), none for minutes past their
+        retention (late events still count in hours, days and totals)."""
+        recent = minutes_since(work.aggregates.minutes, work.now - self.minute_detail)
+        statements = minute_updates(
+            replace(work.aggregates, minutes=recent), work.guard, self.types
+        )
         work.results[MINUTES] = writes.apply(self.db, MINUTES, statements)
 
     def _periods(self, work: _Work) -> None:

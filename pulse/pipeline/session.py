@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import polars as pl
 from confluent_kafka import Producer
@@ -120,7 +120,7 @@ def open_pipeline(
         writes.ensure_indexes(db)
         if reads.totals(db) is None:  # a new database: nothing older than now to prune
             retention.start_marks(db, datetime.now(UTC), settings.retention)
-        alerting = Alerting.start(db, settings.alerts)
+        alerting = Alerting.start(db, settings.alerts, settings.retention.minutes_kept)
         stack.callback(alerting.close)
         sink = None
         if settings.kafka.dlq_topic:
@@ -138,6 +138,6 @@ def open_pipeline(
             after_step=after_step,
             user_buckets=buckets,
             dead_letter_bytes=settings.consumer.dead_letter_keep_bytes,
-            minute_detail=timedelta(days=settings.retention.minute_days),
+            minute_detail=settings.retention.minutes_kept,
         )
         yield Pipeline(settings=settings, topic=topic, db=db, writer=writer)

@@ -225,8 +225,9 @@ def prune_minutes(
 
 LISTED = (LEDGER, DEAD_LETTERS, ALERTS)
 """Targets found through the timeline."""
-DETAIL = (ITEM_MINUTES, USER_MINUTES, MINUTE_SKETCHES)
-"""Per-minute detail, found by the ids of its minutes."""
+DETAIL = (ITEM_MINUTES, USER_MINUTES, MINUTE_SKETCHES, MINUTES)
+"""Per-minute documents, found by the ids of their minutes (the global minutes last: a
+target without a mark starts from the oldest of them)."""
 LATE_HOURS = timedelta(days=8)
 """How far back a new database's first hourly sums can reach: late events are accepted up
 to a week old (PULSE_CONSUMER_MAX_EVENT_AGE_SECONDS)."""
@@ -258,5 +259,6 @@ def maintain(db: Database[Document], retention: RetentionSettings, now: datetime
         prune_minutes(db, ITEM_MINUTES, item_minute_ids, minutes_cutoff),
         prune_minutes(db, USER_MINUTES, user_minute_ids, minutes_cutoff),
         prune_minutes(db, MINUTE_SKETCHES, list, minutes_cutoff),
+        prune_minutes(db, MINUTES, list, minutes_cutoff),
         prune_minutes(db, HOURS, hour_ids, now - timedelta(days=retention.hour_days), PERIODS),
     ]

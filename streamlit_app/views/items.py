@@ -14,8 +14,8 @@ from streamlit_app.connection import fetch
 from streamlit_app.controls import current_view, live
 
 ITEM_TREND_WINDOW = timedelta(days=1)
-"""The longest item trend drawn: item x minute documents are kept a minute retention (at
-least a day, PULSE_RETENTION_MINUTE_DAYS)."""
+"""The longest item trend drawn: item x minute documents are kept a minute retention
+(PULSE_RETENTION_MINUTE_DAYS, two days by default)."""
 
 st.title("Items")
 view = current_view()

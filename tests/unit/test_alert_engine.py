@@ -30,7 +30,6 @@ RULES = ValidationRules(
     interaction_types=TYPES, max_record_bytes=1_024, max_age_ms=3_600_000, max_lead_ms=60_000
 )
 KAFKA_TS = 1_795_737_600_000  # on a minute boundary
-ALWAYS = timedelta(days=36_500)
 """The events here are of 2026-11-27: their per-minute detail is written whatever today is."""
 BUSY = AlertRule(id="busy", metric="user_interactions", threshold=5, severity="info")
 
@@ -54,7 +53,7 @@ def test_a_user_rule_fires_once_and_resolves_after_its_window_closed() -> None:
     memory = MemoryDatabase()
     db = cast("Database[Document]", memory)
     alerting = Alerting(db, AlertSettings(), [BUSY])
-    writer = BatchWriter(db, "t", RULES, minute_detail=ALWAYS, alerting=alerting)
+    writer = BatchWriter(db, "t", RULES, alerting=alerting)
     # A user's records share a key, hence a partition; other users are on other partitions.
     apply_now(writer, _batch(0, 0, ["u1"] * 3 + ["u2"]))
     apply_now(writer, _batch(7, 0, ["u4"] * 2))
@@ -72,13 +71,13 @@ def test_a_user_rule_fires_once_and_resolves_after_its_window_closed() -> None:
     # holds nothing of u1, so the alert resolves.
     later = Alerting(db, AlertSettings(), [BUSY])
     apply_now(
-        BatchWriter(db, "t", RULES, minute_detail=ALWAYS, alerting=later),
+        BatchWriter(db, "t", RULES, alerting=later),
         _batch(3, 0, ["u3"], later_ms=30_000),
     )
     (alert,) = memory[ALERTS].find()
     assert alert["state"] == "firing"
     apply_now(
-        BatchWriter(db, "t", RULES, minute_detail=ALWAYS, alerting=later),
+        BatchWriter(db, "t", RULES, alerting=later),
         _batch(3, 1, ["u3"], later_ms=180_000),
     )
     later.close()
@@ -110,7 +109,7 @@ def test_an_alert_is_sent_by_one_route_only(route: str, monkeypatch: pytest.Monk
     )
     alerting = Alerting(db, settings, [BUSY])
     apply_now(
-        BatchWriter(db, "t", RULES, minute_detail=ALWAYS, alerting=alerting),
+        BatchWriter(db, "t", RULES, alerting=alerting),
         _batch(0, 0, ["u1"] * 6),
     )
     alerting.close()
@@ -165,3 +164,20 @@ def test_notifications_wait_in_a_bounded_queue(monkeypatch: pytest.MonkeyPatch) 
     release.set()
     notifier.close()
     assert sorted(sent) == sorted(ids[: engine.MAX_QUEUED_NOTIFICATIONS])
+
+
+def test_a_rule_whose_window_needs_minutes_past_their_retention_is_skipped() -> None:
+    memory = MemoryDatabase()
+    db = cast("Database[Document]", memory)
+    memory[ALERT_RULES].insert_one(
+        {"_id": "hour", "metric": "item_interactions", "threshold": 1, "window_minutes": 60}
+    )
+    # Kept 90 minutes: a 1-minute window is covered, an hour's (read up to 2 h back) is not.
+    alerting = Alerting(db, AlertSettings(), [BUSY], minutes_kept=timedelta(minutes=90))
+    assert set(alerting.rules()) == {"busy"}
+    (reason,) = reads.rule_rejections(db)["reason"].to_list()
+    assert reason == (
+        "rule 'hour': window_minutes 60 needs minutes kept 120 min; "
+        "PULSE_RETENTION_MINUTE_DAYS keeps them 90 min"
+    )
+    alerting.close()

@@ -4,6 +4,7 @@ write stops after any step and the batch is applied again (bytewax-style crash t
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 from typing import Any, cast
 
 import orjson
@@ -20,14 +21,20 @@ from pulse.store import reads, writes
 from pulse.store.client import Document
 from pulse.store.reads import entity_progress, stored_offsets
 from pulse.store.schema import (
+    DAY,
     DEAD_LETTERS,
+    HOUR,
+    ITEM_MINUTES,
     ITEMS,
     LEDGER,
     LEGACY_USERS,
+    MINUTE_SKETCHES,
     MINUTES,
+    PERIODS,
     TOTALS,
     TOTALS_ID,
     USER_BUCKETS,
+    USER_MINUTES,
     USERS,
 )
 from tests.fakes import MemoryDatabase, apply_batch, apply_now, flush
@@ -105,6 +112,22 @@ def test_applying_batches_counts_every_event_once() -> None:
         assert sum(entry["docs"].values()) == entry["docs_written"] > 0
         if steps is ENTITY_STEPS:  # one bucket document per touched bucket, not per user
             assert 0 < entry["docs"][USER_BUCKETS] <= len(truth["by_user"])
+
+
+def test_minutes_past_their_retention_get_no_documents_and_still_count_everywhere_else() -> None:
+    memory = MemoryDatabase()
+    # The batch's events are days old: past a retention of one day, within the hours'.
+    writer = BatchWriter(_db(memory), TOPIC, RULES, minute_detail=timedelta(days=1))
+    batch = _batch(0, 0, 60, 5)
+    apply_now(writer, batch)
+    events = _truth([batch])["events"]
+    assert _totals(memory)["events"] == events
+    assert sum(d["total"] for d in memory[ITEMS].find()) == events
+    for period in (HOUR, DAY):
+        sums = [d["total"] for d in memory[PERIODS].find() if d["_id"].startswith(period)]
+        assert sum(sums) == events, period
+    for collection in (MINUTES, ITEM_MINUTES, USER_MINUTES, MINUTE_SKETCHES):
+        assert memory[collection].count_documents({}) == 0, collection
 
 
 def test_applying_a_batch_twice_changes_nothing() -> None:

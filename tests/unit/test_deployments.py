@@ -28,7 +28,7 @@ from deployments.definitions import DRAIN, RETRY, definitions
 from deployments.prefect_yaml import PREFECT_YAML, render
 from deployments.serve import deployments
 from pulse.alerts.engine import channel_resource
-from pulse.config import GeneratorSettings, Settings
+from pulse.config import GeneratorSettings, RetentionSettings, Settings
 
 
 def test_prefect_yaml_is_generated_from_the_definitions() -> None:
@@ -40,7 +40,7 @@ def test_prefect_yaml_is_generated_from_the_definitions() -> None:
 def test_every_yaml_entrypoint_names_the_flow_of_its_definition() -> None:
     project = yaml.safe_load(PREFECT_YAML.read_text())
     for entry, definition in zip(
-        project["deployments"], definitions(GeneratorSettings()), strict=True
+        project["deployments"], definitions(GeneratorSettings(), RetentionSettings()), strict=True
     ):
         path, function = entry["entrypoint"].split(":")
         assert function == definition.flow.fn.__name__
@@ -49,7 +49,7 @@ def test_every_yaml_entrypoint_names_the_flow_of_its_definition() -> None:
 
 @pytest.mark.parametrize("served", deployments(Settings()), ids=lambda d: f"{d.flow_name}/{d.name}")
 def test_served_deployments_follow_the_definitions(served: Any) -> None:
-    by_name = {d.full_name: d for d in definitions(Settings().generator)}
+    by_name = {d.full_name: d for d in definitions(Settings().generator, Settings().retention)}
     definition = by_name[f"{served.flow_name}/{served.name}"]
     intervals = [schedule.schedule.interval for schedule in served.schedules or []]
     assert intervals == ([definition.every] if definition.every else [])
@@ -62,7 +62,7 @@ def test_served_deployments_follow_the_definitions(served: Any) -> None:
 
 
 def test_every_flow_has_a_timeout_longer_than_its_scheduled_window() -> None:
-    for definition in definitions(GeneratorSettings()):
+    for definition in definitions(GeneratorSettings(), RetentionSettings()):
         timeout = definition.flow.timeout_seconds
         assert timeout is not None, f"{definition.full_name} has no timeout"
         if definition.every is not None:  # a scheduled run lasts about one window
@@ -114,7 +114,7 @@ def test_an_alert_event_naming_a_channel_is_sent_to_that_channels_block() -> Non
 
 
 def test_the_automations_name_deployments_that_exist() -> None:
-    names = {d.full_name for d in definitions(GeneratorSettings())}
+    names = {d.full_name for d in definitions(GeneratorSettings(), RetentionSettings())}
     assert {DRAIN, RETRY} <= names
 
 

@@ -90,6 +90,8 @@ def test_a_pass_removes_what_is_past_each_retention_and_nothing_younger() -> Non
     assert len(_ids(memory, ITEM_MINUTES)) == 2 * (24 * 60 + 1)
     assert len(_ids(memory, USER_MINUTES)) == 2 * (24 * 60 + 1)
     assert min(_ids(memory, MINUTE_SKETCHES)) == cutoff
+    assert min(_ids(memory, MINUTES)) == cutoff
+    assert len(_ids(memory, MINUTES)) == 24 * 60 + 1
     # The timeline of what was removed went with it.
     assert not any(
         str(doc_id).startswith(f"{LEDGER}|")

@@ -59,6 +59,10 @@ format: install ## apply ruff fixes and formatting
 bench: install ## all benchmarks against the running stack (`make up` first; needs kcat; ~45 min)
 	@$(RUN) python -m bench.run
 
+.PHONY: soak
+soak: install ## the served pipeline for an hour, retention scaled down, per-minute counts/RSS/freshness (`make up` first)
+	@$(RUN) python -m bench.soak
+
 .PHONY: bench-smoke
 bench-smoke: install ## the benchmarks with tiny sizes, in seconds (checks they run)
 	@$(RUN) python -m bench.run --smoke

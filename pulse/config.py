@@ -286,9 +286,10 @@ class StackSettings(_Section):
     """JVM heap of the local broker."""
     dashboard_port: int = Field(8501, ge=1, le=65_535)
     """Port of the Streamlit dashboard."""
-    prefect_retention_days: float = Field(2.0, gt=0)
+    prefect_retention_days: float = Field(2.0, gt=1 / 24)
     """The local Prefect server deletes flow runs (with their task runs, logs and artifacts)
-    and events older than this: the default schedules make about 2,000 flow runs a day."""
+    and events older than this: the default schedules make about 2,000 flow runs a day. Over
+    an hour (Prefect's own lower bound)."""
     start_timeout_seconds: float = Field(120.0, gt=0)
     """How long `up` waits for each service to answer."""
 

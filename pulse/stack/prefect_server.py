@@ -73,9 +73,11 @@ class PrefectServer(LocalService):
 
 def retention_env(seconds: int) -> dict[str, str]:
     """Prefect server settings that keep its database bounded: the vacuum service deletes flow
-    runs (and their task runs, logs, artifacts) and events older than `seconds`."""
+    runs (and their task runs, logs, artifacts) and events older than `seconds`, looking
+    hourly, or four times per retention when that is shorter."""
     return {
         "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": '["events", "flow_runs"]',
         "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD": f"PT{seconds}S",
+        "PREFECT_SERVER_SERVICES_DB_VACUUM_LOOP_SECONDS": str(max(60, min(3_600, seconds // 4))),
         "PREFECT_SERVER_EVENTS_RETENTION_PERIOD": f"PT{seconds}S",
     }

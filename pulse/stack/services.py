@@ -76,7 +76,7 @@ def up(settings: Settings, say: Say) -> list[ServiceStatus]:
     timeout = settings.stack.start_timeout_seconds
     stack = services(settings)
     with ThreadPoolExecutor(max_workers=len(stack)) as pool:
-        futures = [pool.submit(_ensure, service, timeout, say) for service in stack]
+        futures = [pool.submit(ensure, service, timeout, say) for service in stack]
     errors = [str(future.exception()) for future in futures if future.exception()]
     if errors:
         raise StackError("\n".join(errors))
@@ -97,7 +97,7 @@ def down(settings: Settings, say: Say) -> None:
             say(f"{service.name} at {service.url} was not started by Pulse: left running")
 
 
-def _ensure(service: LocalService, timeout: float, say: Say) -> None:
+def ensure(service: LocalService, timeout: float, say: Say) -> None:
     """Start `service` unless it already answers, then wait until it does."""
     if service.answers():
         return

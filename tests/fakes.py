@@ -263,6 +263,9 @@ class ListSource:
     def lag(self) -> dict[int, int]:
         return dict.fromkeys(self.assigned, sum(batch.size for batch in self.batches))
 
+    def caught_up(self) -> bool:
+        return not any(self.lag().values())
+
     def flush_due(self) -> None:
         pass
 

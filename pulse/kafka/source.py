@@ -177,6 +177,18 @@ def _gone(wanted: OffsetRange, marks: tuple[int, int] | None) -> str:
     return ""
 
 
+def fetched_behind(consumer: Consumer, topic: str, partitions: Iterable[int]) -> bool:
+    """True when the last fetch of one of `partitions` saw records past the consumer's
+    position: more is on its way, so nothing is caught up. Asks no broker (positions and the
+    watermarks fetches bring); False also when that is not known yet."""
+    wanted = [TopicPartition(topic, partition) for partition in partitions]
+    for position in consumer.position(wanted) if wanted else []:
+        _, high = consumer.get_watermark_offsets(position, cached=True)
+        if 0 <= position.offset < high:
+            return True
+    return False
+
+
 def usable_message(message: Message) -> bool:
     """True for a data message; raises on fatal errors, skips informational events."""
     error = message.error()

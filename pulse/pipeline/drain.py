@@ -30,6 +30,8 @@ class Source(Protocol):
 
     def lag(self) -> dict[int, int]: ...
 
+    def caught_up(self) -> bool: ...
+
     def flush_due(self) -> None: ...
 
     def flush_entities(self) -> None: ...
@@ -96,7 +98,7 @@ def drain(
         consume_seconds = time.monotonic() - polled
         if batch is None:
             consumer.flush_due()
-            if stop_when_caught_up and consumer.assigned and not any(consumer.lag().values()):
+            if stop_when_caught_up and consumer.assigned and consumer.caught_up():
                 summary.caught_up = True
                 break
             continue

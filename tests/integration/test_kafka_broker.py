@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from confluent_kafka import TopicPartition
 
 from pulse.config import Settings
 from pulse.kafka.clients import admin_client, consumer, ensure_topic, producer
+from pulse.kafka.source import fetched_behind
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +67,31 @@ def test_every_produced_message_is_consumed_once_with_its_key(
     # The key decides the partition: one user's events stay in order on one partition.
     assert all(len(parts) == 1 for parts in partitions_by_key.values())
     assert len({p for parts in partitions_by_key.values() for p in parts}) > 1
+
+
+def test_a_fetch_that_saw_more_records_says_so_without_asking_the_broker(
+    live_stack: Settings, kafka_topic: str
+) -> None:
+    out = producer(live_stack.kafka)
+    for n in range(50):
+        out.produce(kafka_topic, value=f"event-{n}".encode(), partition=0)
+    assert out.flush(30) == 0
+    reader = consumer(live_stack.kafka, group=f"{kafka_topic}-reader")
+    try:
+        # Before any fetch nothing is known: no claim that more is on its way.
+        assert not fetched_behind(reader, kafka_topic, [0])
+        reader.assign([TopicPartition(kafka_topic, 0, 0)])
+        first = wait_until(lambda: reader.consume(1, timeout=1), timeout=30, what="a record")
+        assert first[0].offset() == 0
+        assert fetched_behind(reader, kafka_topic, [0])
+        offsets: list[int | None] = [first[0].offset()]
+
+        def read_more() -> list[int | None]:
+            offsets.extend(message.offset() for message in reader.consume(100, timeout=1))
+            return offsets
+
+        wait_until(read_more, timeout=30, what="all 50 records", done=lambda seen: len(seen) >= 50)
+        assert offsets == list(range(50))
+        assert not fetched_behind(reader, kafka_topic, [0, 1])
+    finally:
+        reader.close()

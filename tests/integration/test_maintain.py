@@ -28,7 +28,12 @@ from pulse.store.schema import (
     TOTALS_ID,
     minute_id,
 )
-from tests.integration.reconcile import drain_until_caught_up, run_pulse, subprocess_env
+from tests.integration.reconcile import (
+    assert_periods_match,
+    drain_until_caught_up,
+    run_pulse,
+    subprocess_env,
+)
 from tests.waiting import wait_until
 
 EVENTS = 12_000
@@ -96,12 +101,14 @@ def test_maintain_killed_mid_pass_and_rerun_keeps_exact_figures(
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "item_minutes" in rerun.stdout
 
-    # What is kept is exact: the global minutes for good, item x minute since the cutoff.
+    # What is kept is exact: hours and days whole, minutes and item x minute since the cutoff.
     cutoff = minute_id(before - timedelta(days=1))
     totals = db[TOTALS].find_one({"_id": TOTALS_ID}) or {}
     assert totals["events"] == EVENTS and totals["dead_lettered"] == bad
+    assert_periods_match(db, {minute: {"view": n} for minute, n in by_minute.items()})
     minutes = {doc["_id"]: doc["total"] for doc in db[MINUTES].find({}, {"total": 1})}
-    assert minutes == dict(by_minute)
+    assert min(minutes) >= cutoff
+    assert minutes == {minute: n for minute, n in by_minute.items() if minute >= min(minutes)}
     items = {doc["_id"]: doc["total"] for doc in db["items"].find({}, {"total": 1})}
     assert items == dict(by_item)
     kept = [doc for doc in db[ITEM_MINUTES].find({}, {"total": 1, "minute": 1})]

@@ -349,6 +349,36 @@ def summarise(rows: list[dict[str, Any]], warmup: int) -> dict[str, Any]:
     }
 
 
+TABLE_COLLECTIONS = ("ledger", "dead_letters", "timeline", "minutes", "item_minutes", "periods")
+TABLE_PROCESSES = ("runner", "flow_run_max", "dashboard", "prefect", "kafka", "mongo")
+
+
+def markdown(rows: list[dict[str, Any]], every: int = 5) -> str:
+    """Every `every`-th minute as a Markdown table row (docs/performance.md)."""
+    head = [
+        "minute",
+        "freshness p99 (s)",
+        "flush median / max (s)",
+        *TABLE_COLLECTIONS,
+        *(f"{name} MiB" for name in TABLE_PROCESSES),
+        "Prefect DB MiB",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        if row["minute"] % every:
+            continue
+        cells = [
+            str(row["minute"]),
+            f"{row['freshness_p99']:.2f}",
+            f"{row['flush_median']} / {row['flush_max']}",
+            *(f"{row['counts'].get(name, 0):,}" for name in TABLE_COLLECTIONS),
+            *(f"{row['rss_mb'].get(name, 0):,.0f}" for name in TABLE_PROCESSES),
+            f"{row['prefect_db_mb']:.1f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(
     minutes: Annotated[int, typer.Option(help="How long to run, warm-up included.")] = 60,
     warmup: Annotated[int, typer.Option(help="Minutes left out of the flatness figures.")] = 25,
@@ -402,6 +432,7 @@ def main(
         orjson.dumps(result, option=orjson.OPT_INDENT_2, default=str)
     )
     console.print(summary)
+    console.print(markdown(rows), markup=False)
     return result
 
 

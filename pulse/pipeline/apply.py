@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +35,7 @@ from pulse.ingest.isolate import judge, refusal
 from pulse.ingest.validate import ValidationRules, Verdict
 from pulse.pipeline.entities import Flush
 from pulse.pipeline.failures import is_transient
+from pulse.pipeline.priority import CountsFirst
 from pulse.store import writes
 from pulse.store.client import Document
 from pulse.store.schema import (
@@ -55,6 +56,7 @@ from pulse.store.schema import (
 )
 from pulse.store.statements import (
     Guard,
+    Statement,
     dead_field_counts,
     dead_letter_statements,
     entity_totals_update,
@@ -188,6 +190,10 @@ ENTITY_STEPS = (
 minute's active users and items, of the micro-batches applied since the last flush
 (pulse/pipeline/entities.py)."""
 
+ENTITY_COMMAND_STATEMENTS = 50
+"""Statements per command of an entity flush running beside the counts: a batch's counts
+wait at most for one such command (on FerretDB under load, a few hundred milliseconds)."""
+
 STEPS = COUNT_STEPS + ENTITY_STEPS
 """Every named step; with PULSE_CONSUMER_ENTITY_FLUSH_SECONDS=0 one batch runs all of them."""
 
@@ -240,7 +246,11 @@ class BatchWriter:
         user_buckets: int = 1_024,
         dead_letter_bytes: int = 1_024,
         minute_detail: timedelta = FOR_GOOD,
+        priority: CountsFirst | None = None,
     ) -> None:
+        self.priority = priority
+        """Given when entity flushes run beside the counts (in the background): their commands
+        are short and wait while counts are written (pulse/pipeline/priority.py)."""
         self.minute_detail = minute_detail
         """How long per-minute detail is kept (PULSE_RETENTION_MINUTE_DAYS): none is written
         for older minutes."""
@@ -305,19 +315,20 @@ class BatchWriter:
         }
         extra = marks_layout(marks_by_topic) | ({"refused": refused} if refused else {})
         extra |= ledger_extra or {}
-        attempt = writes.ledger_begin(self.db, batch_id, self.topic, ranges, batch.size, extra)
-        if check_stale and record_offsets and not replay and attempt == 1:
-            self._refuse_if_stale(batch_id, ranges)
-        self._done("ledger-writing")
-        timers = self._run(work, steps)
-        seconds = {
-            "consume": consume_seconds,
-            "validate": judged.validate_seconds,
-            "aggregate": judged.count_seconds,
-            "write": sum(timer.seconds for timer in timers.values()),
-        }
-        report = self._report(work, timers, seconds, records=batch.size, replay=replay)
-        writes.ledger_finish(self.db, batch_id, report.ledger_stats())
+        with self.priority.counting() if self.priority else nullcontext():
+            attempt = writes.ledger_begin(self.db, batch_id, self.topic, ranges, batch.size, extra)
+            if check_stale and record_offsets and not replay and attempt == 1:
+                self._refuse_if_stale(batch_id, ranges)
+            self._done("ledger-writing")
+            timers = self._run(work, steps)
+            seconds = {
+                "consume": consume_seconds,
+                "validate": judged.validate_seconds,
+                "aggregate": judged.count_seconds,
+                "write": sum(timer.seconds for timer in timers.values()),
+            }
+            report = self._report(work, timers, seconds, records=batch.size, replay=replay)
+            writes.ledger_finish(self.db, batch_id, report.ledger_stats())
         self._done("ledger-applied")
         return report
 
@@ -376,6 +387,18 @@ class BatchWriter:
         writes.ledger_finish(self.db, flush_id, report.ledger_stats())
         self._done("flush-applied")
         return report
+
+    def _write_entities(self, collection: str, statements: list[Statement]) -> writes.ApplyResult:
+        """An entity flush's statements, in short commands that let counts go first."""
+        if self.priority is None:
+            return writes.apply(self.db, collection, statements)
+        return writes.apply(
+            self.db,
+            collection,
+            statements,
+            max_count=ENTITY_COMMAND_STATEMENTS,
+            before_each=self.priority.wait_turn,
+        )
 
     def _refuse_if_stale(self, batch_id: str, ranges: list[OffsetRange]) -> None:
         """A new batch starts where MongoDB's offsets say counting stands, or it is stale: read
@@ -472,25 +495,25 @@ class BatchWriter:
         work.user_totals = {u: work.user_totals_before[u] + n for u, n in added.items()}
         work.new_users = sum(1 for total in work.user_totals_before.values() if total == 0)
         statements = user_bucket_updates(users, self.user_buckets, work.guard, self.types)
-        work.results[USER_BUCKETS] = writes.apply(self.db, USER_BUCKETS, statements)
+        work.results[USER_BUCKETS] = self._write_entities(USER_BUCKETS, statements)
 
     def _items(self, work: _Work) -> None:
         items = _entities(work).items
         statements = entity_updates(items, "item_id", work.guard, work.ledger_id, self.types)
-        work.results[ITEMS] = writes.apply(self.db, ITEMS, statements)
+        work.results[ITEMS] = self._write_entities(ITEMS, statements)
         work.new_items = self._created(ITEMS, items, "item_id", work)
 
     def _item_minutes(self, work: _Work) -> None:
         """Item x minute counts (alerts and item charts read these)."""
         statements = item_minute_updates(_entities(work), work.guard, self.types)
-        work.results[ITEM_MINUTES] = writes.apply(self.db, ITEM_MINUTES, statements)
+        work.results[ITEM_MINUTES] = self._write_entities(ITEM_MINUTES, statements)
 
     def _active(self, work: _Work) -> None:
         """Each minute's active-user and active-item sketches, then their estimates. Here and
         not with every batch: merging 2 x 1,024 registers is the costliest write of a minute."""
         aggregates = _entities(work)
         statements = minute_sketch_updates(aggregates, work.guard)
-        work.results[MINUTE_SKETCHES] = writes.apply(self.db, MINUTE_SKETCHES, statements)
+        work.results[MINUTE_SKETCHES] = self._write_entities(MINUTE_SKETCHES, statements)
         minute_ids = list(aggregates.minute_sketches)
         work.leader_updates += writes.refresh_minute_estimates(self.db, minute_ids)
 
@@ -519,7 +542,7 @@ class BatchWriter:
             return
         if self.alerting.needs_user_minutes:
             statements = user_minute_updates(_entities(work), work.guard)
-            work.results[USER_MINUTES] = writes.apply(self.db, USER_MINUTES, statements)
+            work.results[USER_MINUTES] = self._write_entities(USER_MINUTES, statements)
         try:
             self.alerting.after_batch(_entities(work), work.now)
         except Exception as exc:

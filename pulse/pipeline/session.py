@@ -21,6 +21,7 @@ from pulse.config import Settings
 from pulse.ingest.validate import KEY_KEPT_BYTES, ValidationRules, kept
 from pulse.kafka.clients import producer as make_producer
 from pulse.pipeline.apply import BatchWriter, StepHook
+from pulse.pipeline.priority import CountsFirst
 from pulse.preflight import check_mongo
 from pulse.store import reads, retention, writes
 from pulse.store.client import Document, database, mongo_client
@@ -139,5 +140,7 @@ def open_pipeline(
             user_buckets=buckets,
             dead_letter_bytes=settings.consumer.dead_letter_keep_bytes,
             minute_detail=settings.retention.minutes_kept,
+            # Flushes then run in the background, beside the counts (pulse/pipeline/consumer.py).
+            priority=CountsFirst() if settings.consumer.entity_flush_seconds > 0 else None,
         )
         yield Pipeline(settings=settings, topic=topic, db=db, writer=writer)

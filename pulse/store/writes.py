@@ -7,7 +7,7 @@ upsert, `$inc/$min/$max/$setOnInsert`, finds on `_id`, single-field indexes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -142,15 +142,26 @@ def _open(db: Database[Document], batch_id: str) -> None:
     db[OPEN_BATCHES].update_one({"_id": batch_id}, {"$set": {"open": True}}, upsert=True)
 
 
-def apply(db: Database[Document], collection: str, statements: Sequence[Statement]) -> ApplyResult:
-    """Run guarded upserts; a duplicate-key error means 'this document already has the batch'.
+def apply(
+    db: Database[Document],
+    collection: str,
+    statements: Sequence[Statement],
+    *,
+    max_count: int = _CHUNK,
+    before_each: Callable[[], None] | None = None,
+) -> ApplyResult:
+    """Run guarded upserts, in commands of at most `max_count` statements (`before_each` is
+    called before each command); a duplicate-key error means 'this document already has the
+    batch'.
 
     MongoDB reports such errors per statement and runs the rest; FerretDB 1.24 stops the whole
     command at the first one. Both are handled the same way: the chunk is re-run statement by
     statement, which is safe because every statement is guarded.
     """
     result = ApplyResult(statements=len(statements))
-    for chunk in chunks(statements):
+    for chunk in chunks(statements, max_count):
+        if before_each is not None:
+            before_each()
         reply = db.command("update", collection, updates=chunk, ordered=False)
         errors = reply.get("writeErrors", [])
         if not errors:

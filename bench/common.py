@@ -41,6 +41,12 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def percentile(values: list[float], share: float) -> float:
+    """The value below which `share` of `values` lie (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
 def median_rate(count: int, seconds: list[float]) -> float:
     return count / statistics.median(seconds)
 

@@ -34,7 +34,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterExpectedStartTime,
 )
 
-from bench.common import console, report
+from bench.common import console, percentile, report
 from deployments.prefect_api import prefect_api
 from pulse.config import Settings, env_name, load_settings
 from pulse.kafka.clients import delete_topic, ensure_topic
@@ -47,11 +47,6 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEDULED = ("generate-interactions/stream", "aggregate-interactions/drain")
 ENDED = {"COMPLETED", "CANCELLED", "FAILED", "CRASHED"}
 CAUGHT_UP_SECONDS = 3.0
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def _serve(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
@@ -146,9 +141,9 @@ def measure(settings: Settings, minutes: float, every: float) -> dict[str, Any]:
     return {
         "minutes": minutes,
         "samples": len(samples),
-        "freshness_p50": _percentile(lags, 0.50),
-        "freshness_p95": _percentile(lags, 0.95),
-        "freshness_p99": _percentile(lags, 0.99),
+        "freshness_p50": percentile(lags, 0.50),
+        "freshness_p95": percentile(lags, 0.95),
+        "freshness_p99": percentile(lags, 0.99),
         "freshness_max": max(lags),
         "lag_records_max": max(records for _, _, records, _ in samples),
         "configured_rate": rate,

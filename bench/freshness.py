@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bench.common import console, fresh_topic, report
+from bench.common import console, fresh_topic, percentile, report
 from pulse.config import Settings, env_name, load_settings
 from pulse.generate.pacing import RatePlan
 from pulse.generate.run import GeneratorRun
@@ -31,11 +31,6 @@ from pulse.store.client import mongo_client
 from pulse.store.schema import TOTALS, TOTALS_ID
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def _wait_for_partitions(settings: Settings, group: str, topic: str, timeout: float = 60) -> None:
@@ -121,9 +116,9 @@ def measure(
         "seconds": seconds,
         "events": summary.events,
         "caught_up": caught_up,
-        "p50": _percentile(delays, 0.50) if delays else None,
-        "p95": _percentile(delays, 0.95) if delays else None,
-        "p99": _percentile(delays, 0.99) if delays else None,
+        "p50": percentile(delays, 0.50) if delays else None,
+        "p95": percentile(delays, 0.95) if delays else None,
+        "p99": percentile(delays, 0.99) if delays else None,
     }
 
 

@@ -38,8 +38,8 @@ from playwright.sync_api import Page, sync_playwright
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.sorting import FlowRunSort
 
-from bench.common import RESULTS, console, machine
-from bench.deployed import ENDED, _percentile
+from bench.common import RESULTS, console, machine, percentile
+from bench.deployed import ENDED
 from deployments.prefect_api import prefect_api
 from pulse.config import Settings, StackSettings, env_name, load_settings
 from pulse.ingest.batch import entity_flush_id
@@ -295,8 +295,8 @@ def soak(
             row = {
                 "minute": minute,
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "freshness_p50": round(_percentile(lags, 0.50), 2),
-                "freshness_p99": round(_percentile(lags, 0.99), 2),
+                "freshness_p50": round(percentile(lags, 0.50), 2),
+                "freshness_p99": round(percentile(lags, 0.99), 2),
                 "freshness_max": round(max(lags), 2),
                 "flushes": len(flushes),
                 "flush_median": round(statistics.median(flushes), 2) if flushes else None,
@@ -344,7 +344,7 @@ def summarise(rows: list[dict[str, Any]], warmup: int) -> dict[str, Any]:
         "freshness_p99_max": max(lags_p99),
         "freshness_p99_minutes_over_2s": sum(1 for lag in lags_p99 if lag > 2.0),
         "flush_median": round(statistics.median(flushes), 2) if flushes else None,
-        "flush_p99": round(_percentile(flushes, 0.99), 2) if flushes else None,
+        "flush_p99": round(percentile(flushes, 0.99), 2) if flushes else None,
         "flushes": len(flushes),
     }
 

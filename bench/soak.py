@@ -37,6 +37,7 @@ import typer
 from playwright.sync_api import Page, sync_playwright
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.sorting import FlowRunSort
+from pymongo.database import Database
 
 from bench.common import RESULTS, console, machine, percentile
 from bench.deployed import ENDED
@@ -48,7 +49,7 @@ from pulse.metrics.server import metrics_url
 from pulse.stack import services
 from pulse.stack.prefect_server import PrefectServer
 from pulse.store import reads
-from pulse.store.client import database, mongo_client
+from pulse.store.client import Document, database, mongo_client
 
 REPO = Path(__file__).resolve().parents[1]
 SOAK_STATE = REPO / ".state" / "soak"
@@ -176,17 +177,14 @@ def _prefect_db_mb() -> float:
     return round(sum(path.stat().st_size for path in files) / 2**20, 2)
 
 
-def _counts(settings: Settings) -> dict[str, int]:
-    with mongo_client(settings.mongo) as client:
-        db = database(client, settings.mongo)
-        return {name: db[name].count_documents({}) for name in sorted(db.list_collection_names())}
+def _counts(db: Database[Document]) -> dict[str, int]:
+    return {name: db[name].count_documents({}) for name in sorted(db.list_collection_names())}
 
 
-def _flush_seconds(settings: Settings, seen: set[str]) -> list[float]:
+def _flush_seconds(db: Database[Document], topic: str, seen: set[str]) -> list[float]:
     """Write seconds of the entity flushes finished since the last call."""
-    prefix = entity_flush_id(settings.kafka.topic, []).rstrip("/")
-    with mongo_client(settings.mongo) as client:
-        ledger = reads.ledger(database(client, settings.mongo), 400)
+    prefix = entity_flush_id(topic, []).rstrip("/")
+    ledger = reads.ledger(db, 400)
     fresh = []
     for row in ledger.iter_rows(named=True):
         flush = row["batch"].startswith(prefix) and row["status"] == "applied"
@@ -229,7 +227,8 @@ def _scrape(url: str) -> bool:
 
 
 def _sample_minute(
-    settings: Settings,
+    db: Database[Document],
+    topic: str,
     reader: reads.LagReader,
     every: float,
     page: Page,
@@ -241,15 +240,13 @@ def _sample_minute(
     lags: list[float] = []
     end = time.monotonic() + 60
     scraped = 0.0
-    with mongo_client(settings.mongo) as client:
-        db = database(client, settings.mongo)
-        while time.monotonic() < end:
-            tick = time.monotonic()
-            lags.append(reader.lag(db, settings.kafka.topic).seconds)
-            if tick - scraped >= SCRAPE_SECONDS:
-                scrapes.append(_scrape(metrics))
-                scraped = tick
-            page.wait_for_timeout(max(0.0, every - (time.monotonic() - tick)) * 1000)
+    while time.monotonic() < end:
+        tick = time.monotonic()
+        lags.append(reader.lag(db, topic).seconds)
+        if tick - scraped >= SCRAPE_SECONDS:
+            scrapes.append(_scrape(metrics))
+            scraped = tick
+        page.wait_for_timeout(max(0.0, every - (time.monotonic() - tick)) * 1000)
     return lags
 
 
@@ -285,13 +282,15 @@ def soak(
         page.goto(dashboard_url, timeout=120_000)
         reader = reads.LagReader(settings.kafka)
         stack.callback(reader.close)
+        db = database(stack.enter_context(mongo_client(settings.mongo)), settings.mongo)
+        topic = settings.kafka.topic
         prefect_pid = prefect.pidfile.read()
         for minute in range(1, minutes + 1):
             scrapes: list[bool] = []
             lags = _sample_minute(
-                settings, reader, every, page, metrics_url(settings.metrics), scrapes
+                db, topic, reader, every, page, metrics_url(settings.metrics), scrapes
             )
-            flushes = _flush_seconds(settings, seen)
+            flushes = _flush_seconds(db, topic, seen)
             row = {
                 "minute": minute,
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -306,7 +305,7 @@ def soak(
                 "rss_mb": _processes(
                     settings, serve.pid, dashboard.pid, prefect_pid.pid if prefect_pid else 0
                 ),
-                "counts": _counts(settings),
+                "counts": _counts(db),
                 "dashboard_total": _shown_total(page),
                 "metrics_answered": f"{sum(scrapes)}/{len(scrapes)}",
             }

@@ -140,17 +140,19 @@ def within_retention(
     """The rules whose windows the kept per-minute documents cover, and a rejection for each
     other: a window is read until it has closed and been judged, up to twice its length back
     (PULSE_RETENTION_MINUTE_DAYS)."""
-    covered = [rule for rule in rules if timedelta(minutes=2 * rule.window_minutes) <= kept]
-    rejected = [
-        Rejection(
-            rule.id,
+    covered: list[AlertRule] = []
+    rejected: list[Rejection] = []
+    for rule in rules:
+        needed = 2 * rule.window_minutes
+        if timedelta(minutes=needed) <= kept:
+            covered.append(rule)
+            continue
+        reason = (
             f"rule {rule.id!r}: window_minutes {rule.window_minutes} needs minutes kept "
-            f"{2 * rule.window_minutes} min; PULSE_RETENTION_MINUTE_DAYS keeps them "
-            f"{kept.total_seconds() / 60:g} min",
+            f"{needed} min; PULSE_RETENTION_MINUTE_DAYS keeps them "
+            f"{kept.total_seconds() / 60:g} min"
         )
-        for rule in rules
-        if rule not in covered
-    ]
+        rejected.append(Rejection(rule.id, reason))
     return covered, rejected
 
 

@@ -147,16 +147,20 @@ def _sketches(events: pl.DataFrame) -> dict[str, tuple[dict[int, int], dict[int,
     }
 
 
+def _minute_of(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(MINUTE_FORMAT)
+
+
 def minutes_since(minutes: pl.DataFrame, cutoff: datetime) -> pl.DataFrame:
     """The rows of a per-minute frame (with `minute_id`) from `cutoff`'s minute on."""
-    return minutes.filter(pl.col("minute_id") >= cutoff.astimezone(UTC).strftime(MINUTE_FORMAT))
+    return minutes.filter(pl.col("minute_id") >= _minute_of(cutoff))
 
 
 def without_detail_before(aggregates: Aggregates, cutoff: datetime) -> Aggregates:
     """The aggregates less their per-minute detail (item x minute, user x minute, sketches)
     of minutes before `cutoff`'s: detail past its retention is not written again, so pruning
     (pulse/store/retention.py) never meets a minute behind where it stands."""
-    first = cutoff.astimezone(UTC).strftime(MINUTE_FORMAT)
+    first = _minute_of(cutoff)
     return replace(
         aggregates,
         item_minutes=minutes_since(aggregates.item_minutes, cutoff),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from pymongo import ASCENDING, UpdateOne
 from pymongo.database import Database
+from pymongo.errors import OperationFailure
 
 from pulse.config import Settings
 from pulse.store.client import Document, mongo_client
@@ -109,3 +111,28 @@ def test_in_on_id_with_other_conditions_returns_exactly_the_matches(
     wanted = [f"u{n}" for n in range(0, 200, 3)] + ["nobody"]
     found = mongo_db.users.find({"_id": {"$in": wanted}, "total": {"$gte": 100}}, {"_id": 1})
     assert sorted(doc["_id"] for doc in found) == sorted(f"u{n}" for n in range(102, 200, 3))
+
+
+def test_an_update_of_thousands_of_paths_applies_and_conflicts_are_still_refused(
+    mongo_db: Database[Document],
+) -> None:
+    # FerretDB checked every pair of an update's paths; the project's patch checks them sorted
+    # (a bucket document's figures are thousands of paths) and must refuse the same updates.
+    users = [f"user{n}" for n in range(2_000)]
+    update = {
+        "$inc": {f"u.{user}.total": 2 for user in users},
+        "$max": {f"u.{user}.last_seen": 7 for user in users},
+    }
+    mongo_db.buckets.update_one({"_id": "b0"}, update, upsert=True)
+    found = mongo_db.buckets.find_one({"_id": "b0"})
+    assert found is not None and found["u"]["user1999"] == {"total": 2, "last_seen": 7}
+
+    conflicting: list[dict[str, dict[str, Any]]] = [
+        {"$inc": {"u.user1.total": 1}, "$max": {"u.user1.total": 1}},  # the same path twice
+        {"$inc": {"u.user1.total": 1}, "$set": {"u.user1": {}}},  # one a prefix of the other
+        {"$set": {"u.a": 1, "u.a b": 2, "u.a.c": 3}},  # a prefix, not next to it by text
+    ]
+    for conflict in conflicting:
+        with pytest.raises(OperationFailure, match="conflict"):
+            mongo_db.buckets.update_one({"_id": "b0"}, conflict)
+    assert mongo_db.buckets.find_one({"_id": "b0"}) == found

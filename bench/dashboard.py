@@ -132,9 +132,8 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
     db[ITEM_MINUTES].insert_many(
         {
             "_id": item_minute_id("i1", minute_id(minute)),
-            "item_id": "i1",
             "minute": minute,
-            "total": 300,
+            "i": {"i1": {"total": 300}},
         }
         for minute in minutes
     )

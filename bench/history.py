@@ -175,14 +175,11 @@ def seed(
         written += len(docs)
     for moment in _minutes(kept_since(timedelta(days=keep.minute_days)), now):
         minute = minute_id(moment)
+        buckets: dict[str, dict[str, dict[str, int]]] = {}
+        for n in range(ITEMS_PER_MINUTE):
+            buckets.setdefault(item_minute_id(f"i{n}", minute), {})[f"i{n}"] = {"total": 60}
         details = [
-            {
-                "_id": item_minute_id(f"i{n}", minute),
-                "item_id": f"i{n}",
-                "minute": moment,
-                "total": 60,
-            }
-            for n in range(ITEMS_PER_MINUTE)
+            {"_id": bucket, "minute": moment, "i": items} for bucket, items in buckets.items()
         ]
         _insert(db, ITEM_MINUTES, details)
         _insert(

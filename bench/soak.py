@@ -50,6 +50,7 @@ from pulse.stack import services
 from pulse.stack.prefect_server import PrefectServer
 from pulse.store import reads
 from pulse.store.client import Document, database, mongo_client
+from pulse.store.schema import DEAD_LETTERS, ITEM_MINUTES, LEDGER, MINUTES, PERIODS, TIMELINE
 
 REPO = Path(__file__).resolve().parents[1]
 SOAK_STATE = REPO / ".state" / "soak"
@@ -348,7 +349,7 @@ def summarise(rows: list[dict[str, Any]], warmup: int) -> dict[str, Any]:
     }
 
 
-TABLE_COLLECTIONS = ("ledger", "dead_letters", "timeline", "minutes", "item_minutes", "periods")
+TABLE_COLLECTIONS = (LEDGER, DEAD_LETTERS, TIMELINE, MINUTES, ITEM_MINUTES, PERIODS)
 TABLE_PROCESSES = ("runner", "flow_run_max", "dashboard", "prefect", "kafka", "mongo")
 
 

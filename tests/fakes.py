@@ -134,6 +134,9 @@ class MemoryCollection:
     def find_one(self, query: Doc | None = None, projection: Doc | None = None) -> Doc | None:
         return next(self.find(query), None)
 
+    def estimated_document_count(self) -> int:
+        return len(self.docs)
+
     def count_documents(self, query: Doc) -> int:
         return sum(1 for _ in self.find(query))
 

@@ -41,17 +41,16 @@ from pulse.config import FOR_GOOD, AlertSettings
 from pulse.ingest.aggregate import Aggregates
 from pulse.store import writes
 from pulse.store.client import Document
-from pulse.store.reads import by_ids
+from pulse.store.reads import by_ids, item_minute_figures
 from pulse.store.schema import (
     ALERT_RULES,
     ALERT_STATE,
     ALERTS,
-    ITEM_MINUTES,
     USER_MINUTES,
     alert_state_id,
     item_minute_id,
     minute_id,
-    minute_of_user_minute_id,
+    minute_of_id,
     parse_minute_id,
     user_minute_id,
     user_minute_ids_of,
@@ -176,7 +175,7 @@ class Alerting:
                 pairs_by_doc[user_minute_id(minute, partition)].add(user)
         observations = []
         for doc in by_ids(self.db, USER_MINUTES, list(pairs_by_doc), {"counts": 1}):
-            minute = parse_minute_id(minute_of_user_minute_id(doc["_id"]))
+            minute = parse_minute_id(minute_of_id(doc["_id"]))
             counts = doc.get("counts", {})
             observations += [
                 Observation(rule.id, user, minute, float(counts.get(user, 0)))
@@ -187,18 +186,23 @@ class Alerting:
     def _item_windows(
         self, rule: AlertRule, pairs: Iterable[tuple[str, datetime]]
     ) -> dict[tuple[str, datetime], float]:
-        """Sum of the item x minute documents over each (item, window)."""
-        wanted: dict[str, tuple[str, datetime]] = {}
+        """Sum of each item's figures in its item x minute buckets over each (item, window)."""
+        wanted: dict[str, set[tuple[str, datetime]]] = defaultdict(set)
         for item, start in pairs:
             for minute in _minutes(start, rule.window_minutes):
-                wanted[item_minute_id(item, minute)] = (item, start)
-        values: dict[tuple[str, datetime], float] = dict.fromkeys(set(wanted.values()), 0.0)
-        for doc in by_ids(self.db, ITEM_MINUTES, list(wanted), {"total": 1, "types": 1}):
-            if rule.interaction_type:
-                count = doc.get("types", {}).get(rule.interaction_type, 0)
-            else:
-                count = doc.get("total", 0)
-            values[wanted[doc["_id"]]] += float(count)
+                wanted[item_minute_id(item, minute)].add((item, start))
+        values: dict[tuple[str, datetime], float] = {
+            pair: 0.0 for pairs_of_doc in wanted.values() for pair in pairs_of_doc
+        }
+        found = item_minute_figures(
+            self.db, {doc_id: {item for item, _ in held} for doc_id, held in wanted.items()}
+        )
+        for doc_id, held in wanted.items():
+            for item, start in held:
+                figures = found.get((doc_id, item), {})
+                if rule.interaction_type:
+                    figures = figures.get("types", {})
+                values[(item, start)] += float(figures.get(rule.interaction_type or "total", 0))
         return values
 
     def _closed_values(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,8 +51,11 @@ from pulse.store.schema import (
     USERS,
     WHOLE_RECORD,
     item_minute_id,
+    item_path,
     minute_id,
+    minute_of_id,
     offsets_id,
+    parse_minute_id,
     period_id,
     period_starts,
     timeline_id,
@@ -295,15 +298,35 @@ def entity(
 def item_minutes(
     db: Database[Document], item_id: str, since: datetime, until: datetime
 ) -> pl.DataFrame:
-    """One item's interactions per minute over the window."""
-    ids = [item_minute_id(item_id, minute) for minute in minute_ids(since, until)]
-    rows = [
-        {"minute": doc["minute"], "total": int(doc.get("total", 0))}
-        for doc in by_ids(db, ITEM_MINUTES, ids, {"minute": 1, "total": 1})
-    ]
+    """One item's interactions per minute over the window (none for text that cannot be an
+    id: it would make a field path of the query)."""
+    rows = []
+    if is_id(item_id):
+        ids = [item_minute_id(item_id, minute) for minute in minute_ids(since, until)]
+        found = item_minute_figures(db, {doc_id: [item_id] for doc_id in ids})
+        rows = [
+            {"minute": parse_minute_id(minute_of_id(doc_id)), "total": figures["total"]}
+            for (doc_id, _), figures in found.items()
+        ]
     if not rows:
         return pl.DataFrame(schema={"minute": TIME, "total": pl.Int64})
     return pl.from_dicts(rows).with_columns(pl.col("minute").cast(TIME)).sort("minute")
+
+
+def item_minute_figures(
+    db: Database[Document], items_by_id: Mapping[str, Iterable[str]]
+) -> dict[tuple[str, str], Document]:
+    """Items' figures (`total`, `types`) in item x minute buckets, by (bucket id, item); each
+    bucket is read with only the items wanted from it."""
+    ids = list(items_by_id)
+    found: dict[tuple[str, str], Document] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        projection = {item_path(item): 1 for doc_id in chunk for item in items_by_id[doc_id]}
+        for doc in db[ITEM_MINUTES].find({"_id": {"$in": chunk}}, projection):
+            for item, figures in doc.get("i", {}).items():
+                found[(doc["_id"], item)] = figures
+    return found
 
 
 def user_histogram(figures: Totals) -> pl.DataFrame:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pymongo.database import Database
 
@@ -24,8 +24,8 @@ from pulse.store.schema import (
     ENTITY_BATCHES,
     HOUR,
     ITEM_MINUTES,
-    ITEMS,
     LEDGER,
+    LEGACY_ITEM_MINUTES,
     MAINTENANCE,
     MINUTE,
     MINUTE_SKETCHES,
@@ -36,7 +36,7 @@ from pulse.store.schema import (
     TIMELINE_PERIODS,
     UNFINISHED,
     USER_MINUTES,
-    item_minute_id,
+    item_minute_ids_of,
     minute_id,
     parse_minute_id,
     parse_period_key,
@@ -196,10 +196,6 @@ def _waiting_for_flush(db: Database[Document]) -> set[str]:
     }
 
 
-def _item_ids(db: Database[Document]) -> list[str]:
-    return [str(doc["_id"]) for doc in db[ITEMS].find({}, {"_id": 1})]
-
-
 def _partitions(db: Database[Document]) -> range:
     found = [int(doc["partition"]) for doc in db[OFFSETS].find({}, {"partition": 1})]
     return range(max(found, default=-1) + 1)
@@ -240,11 +236,10 @@ TARGETS = (*LISTED, *DETAIL, HOURS)
 def maintain(db: Database[Document], retention: RetentionSettings, now: datetime) -> list[Pruned]:
     """One pass over every target: what each removed and kept."""
     minutes_cutoff = now - timedelta(days=retention.minute_days)
-    items = _item_ids(db)
     partitions = _partitions(db)
 
     def item_minute_ids(step: list[str]) -> list[str]:
-        return [item_minute_id(item, minute) for minute in step for item in items]
+        return [doc_id for minute in step for doc_id in item_minute_ids_of(minute)]
 
     def user_minute_ids(step: list[str]) -> list[str]:
         return [user_minute_id(minute, p) for minute in step for p in partitions]
@@ -261,4 +256,24 @@ def maintain(db: Database[Document], retention: RetentionSettings, now: datetime
         prune_minutes(db, MINUTE_SKETCHES, list, minutes_cutoff),
         prune_minutes(db, MINUTES, list, minutes_cutoff),
         prune_minutes(db, HOURS, hour_ids, now - timedelta(days=retention.hour_days), PERIODS),
+        *drop_legacy_item_minutes(db, now, minutes_cutoff),
     ]
+
+
+def drop_legacy_item_minutes(
+    db: Database[Document], now: datetime, cutoff: datetime
+) -> list[Pruned]:
+    """Drop the per-item minute documents a database written before item x minute buckets
+    holds, once a minute retention has passed since a pass first saw them (until then the
+    item charts and alerts of those minutes read none: they read the buckets)."""
+    if LEGACY_ITEM_MINUTES not in db.list_collection_names():
+        return []
+    db[MAINTENANCE].update_one(
+        {"_id": LEGACY_ITEM_MINUTES}, {"$setOnInsert": {"seen_at": now}}, upsert=True
+    )
+    seen = (db[MAINTENANCE].find_one({"_id": LEGACY_ITEM_MINUTES}) or {})["seen_at"]
+    if seen.replace(tzinfo=UTC) > cutoff:
+        return [Pruned(LEGACY_ITEM_MINUTES, 0, 0, None, cutoff)]
+    removed = db[LEGACY_ITEM_MINUTES].estimated_document_count()
+    db.drop_collection(LEGACY_ITEM_MINUTES)
+    return [Pruned(LEGACY_ITEM_MINUTES, removed, 0, minute_id(seen), cutoff)]

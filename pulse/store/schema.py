@@ -29,7 +29,17 @@ PERIODS = "periods"
 written with each micro-batch beside its minutes: `_id` = '<period>|<period key>', e.g.
 'hour|2026-12-02T01Z', 'day|2026-12-02'; `start`, `total`, `types.<type>`, `wm`. A chart
 over weeks reads a few hundred of them, not tens of thousands of minutes."""
-ITEM_MINUTES = "item_minutes"
+ITEM_MINUTES = "minute_items"
+"""Per-item figures of each minute, many items per document: `_id` = '<minute id>|b<bucket>'
+(item_minute_id), `minute`, `i.<item id>` = the item's `total` and `types.<type>`, `ws`.
+At 100k items a flush writes a few hundred of them a minute, not one per item."""
+ITEM_MINUTE_BUCKETS = 256
+"""Item x minute buckets per minute. Fixed: readers find an item's bucket from it, so changing
+it strands what is written (a new collection name would be needed)."""
+LEGACY_ITEM_MINUTES = "item_minutes"
+"""One document per item and minute, as databases written before item x minute buckets hold
+them: `pulse maintain` drops the collection once minute retention has passed since it first
+saw it (pulse/store/retention.py:drop_legacy_item_minutes)."""
 USER_MINUTES = "user_minutes"
 MINUTE_SKETCHES = "minute_sketches"
 TOTALS = "totals"
@@ -109,7 +119,6 @@ TOTALS_ID = "global"
 
 INDEXES: dict[str, list[list[tuple[str, int]]]] = {
     ITEMS: [[("total", DESCENDING)]],
-    ITEM_MINUTES: [[("minute", DESCENDING), ("total", DESCENDING)], [("item_id", ASCENDING)]],
     MINUTES: [[("minute", DESCENDING)]],
     LEDGER: [[("status", ASCENDING)], [("started_at", DESCENDING)]],
     DEAD_LETTERS: [[("received_at", DESCENDING)], [("reason", ASCENDING)]],
@@ -170,8 +179,23 @@ def parse_minute_id(doc_id: str) -> datetime:
 
 
 def item_minute_id(item_id: str, minute: str) -> str:
-    """`item_minutes` _id: '<item>|<minute id>'."""
-    return f"{item_id}|{minute}"
+    """`minute_items` _id of the document holding an item's figures of a minute:
+    '<minute id>|b<n>', n a stable hash (CRC-32) of the item id modulo ITEM_MINUTE_BUCKETS."""
+    return f"{minute}|b{_bucket_of(item_id, ITEM_MINUTE_BUCKETS)}"
+
+
+def item_minute_ids_of(minute: str) -> list[str]:
+    """Every `minute_items` _id of a minute (what retention removes)."""
+    return [f"{minute}|b{n}" for n in range(ITEM_MINUTE_BUCKETS)]
+
+
+def item_path(item_id: str) -> str:
+    """Where an item's figures sit inside its item x minute bucket: 'i.<item id>'."""
+    return f"i.{item_id}"
+
+
+def _bucket_of(key: str, buckets: int) -> int:
+    return zlib.crc32(key.encode()) % buckets
 
 
 def user_minute_id(minute: str, partition: int) -> str:
@@ -186,7 +210,8 @@ def user_minute_ids_of(minute: str) -> dict[str, str]:
     return {"$gte": prefix, "$lt": prefix.removesuffix("p") + "q"}
 
 
-def minute_of_user_minute_id(doc_id: str) -> str:
+def minute_of_id(doc_id: str) -> str:
+    """The minute id heading a `user_minutes` or `minute_items` _id."""
     return doc_id.split("|", 1)[0]
 
 
@@ -194,7 +219,7 @@ def user_bucket(user_id: str, buckets: int) -> str:
     """`user_buckets` _id of the bucket a user's figures live in: 'b<n>', n a stable hash
     (CRC-32) of the user id modulo `buckets`. A string: FerretDB finds integer _ids by
     scanning the collection."""
-    return f"b{zlib.crc32(user_id.encode()) % buckets}"
+    return f"b{_bucket_of(user_id, buckets)}"
 
 
 def user_path(user_id: str) -> str:

@@ -34,6 +34,7 @@ from pulse.store.schema import (
     TOTALS_ID,
     WHOLE_RECORD,
     item_minute_id,
+    item_path,
     marks_field,
     period_id,
     record_id,
@@ -179,19 +180,18 @@ def minute_sketch_updates(aggregates: Aggregates, guard: Guard) -> list[Statemen
 def item_minute_updates(
     aggregates: Aggregates, guard: Guard, types: tuple[str, ...]
 ) -> list[Statement]:
-    """Per item per minute counts (alerts and item charts read these)."""
-    return [
-        _statement(
-            item_minute_id(row["item_id"], row["minute_id"]),
-            guard,
-            {
-                "$inc": _counts(row, types),
-                "$max": guard.marks_set,
-                "$setOnInsert": {"item_id": row["item_id"], "minute": row["minute"]},
-            },
+    """Per item per minute counts (alerts and item charts read these), one statement per item
+    x minute bucket."""
+    updates: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in aggregates.item_minutes.iter_rows(named=True):
+        bucket = item_minute_id(row["item_id"], row["minute_id"])
+        update = updates.setdefault(
+            bucket,
+            {"$inc": {}, "$max": dict(guard.marks_set), "$setOnInsert": {"minute": row["minute"]}},
         )
-        for row in aggregates.item_minutes.iter_rows(named=True)
-    ]
+        path = item_path(row["item_id"])
+        update["$inc"] |= {f"{path}.{name}": n for name, n in _counts(row, types).items()}
+    return [_statement(bucket, guard, update) for bucket, update in sorted(updates.items())]
 
 
 def totals_update(

@@ -118,7 +118,11 @@ def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:
     minutes = {doc["_id"]: doc["types"] for doc in db[MINUTES].find({}, {"types": 1})}
     assert minutes == truth["by_minute"]
     assert_periods_match(db, truth["by_minute"])
-    item_minute_total = sum(doc["total"] for doc in db[ITEM_MINUTES].find({}, {"total": 1}))
+    item_minute_total = sum(
+        figures["total"]
+        for doc in db[ITEM_MINUTES].find({}, {"i": 1})
+        for figures in doc["i"].values()
+    )
     assert item_minute_total == truth["events"]
     merged = {doc["_id"]: doc for doc in db[MINUTE_SKETCHES].find()}
     assert set(merged) == set(truth["by_minute"])

@@ -18,8 +18,8 @@ from pulse.store.schema import (
     DEAD_LETTERS,
     ENTITY_BATCHES,
     ITEM_MINUTES,
-    ITEMS,
     LEDGER,
+    LEGACY_ITEM_MINUTES,
     MINUTE_SKETCHES,
     MINUTES,
     OFFSETS,
@@ -27,6 +27,7 @@ from pulse.store.schema import (
     USER_MINUTES,
     item_minute_id,
     minute_id,
+    minute_of_id,
     offsets_id,
     user_minute_id,
 )
@@ -41,8 +42,6 @@ user minutes every minute, for this many hours before NOW."""
 
 def _seed(memory: MemoryDatabase) -> None:
     db = cast(Database[Document], memory)
-    memory[ITEMS].insert_one({"_id": "i1", "total": 1})
-    memory[ITEMS].insert_one({"_id": "i2", "total": 1})
     memory[OFFSETS].insert_one({"_id": offsets_id("t", 1), "partition": 1, ENTITY_BATCHES: []})
     for n in range(HOURS * 60):
         moment = NOW - timedelta(minutes=n)
@@ -86,7 +85,7 @@ def test_a_pass_removes_what_is_past_each_retention_and_nothing_younger() -> Non
     assert removed[LEDGER] == HOURS * 6 - 13
     assert _ids(memory, DEAD_LETTERS) == {f"{DEAD_LETTERS}-{n}" for n in range(0, 24 * 60 + 1, 10)}
     cutoff = minute_id(NOW - timedelta(days=1))
-    assert all(doc_id.split("|")[1] >= cutoff for doc_id in _ids(memory, ITEM_MINUTES))
+    assert all(minute_of_id(doc_id) >= cutoff for doc_id in _ids(memory, ITEM_MINUTES))
     assert len(_ids(memory, ITEM_MINUTES)) == 2 * (24 * 60 + 1)
     assert len(_ids(memory, USER_MINUTES)) == 2 * (24 * 60 + 1)
     assert min(_ids(memory, MINUTE_SKETCHES)) == cutoff
@@ -112,6 +111,26 @@ def test_a_second_pass_reads_only_the_minutes_since_the_first() -> None:
     assert by_target[ITEM_MINUTES].through == minute_id(
         NOW + timedelta(minutes=10) - timedelta(days=1, minutes=1)
     )
+
+
+def test_per_item_minute_documents_of_before_buckets_go_a_minute_retention_after_first_seen() -> (
+    None
+):
+    memory = MemoryDatabase()
+    _seed(memory)
+    db = cast(Database[Document], memory)
+    memory[LEGACY_ITEM_MINUTES].insert_one({"_id": f"i1|{minute_id(NOW)}", "total": 3})
+    first = {p.target: p for p in retention.maintain(db, KEEP, NOW)}
+    assert first[LEGACY_ITEM_MINUTES].removed == 0
+    assert LEGACY_ITEM_MINUTES in memory.list_collection_names()
+    soon = retention.maintain(db, KEEP, NOW + timedelta(days=KEEP.minute_days) / 2)
+    assert LEGACY_ITEM_MINUTES in memory.list_collection_names() and soon
+    later = NOW + timedelta(days=KEEP.minute_days)
+    last = {p.target: p for p in retention.maintain(db, KEEP, later)}
+    assert last[LEGACY_ITEM_MINUTES].removed == 1
+    assert LEGACY_ITEM_MINUTES not in memory.list_collection_names()
+    after = retention.maintain(db, KEEP, later + timedelta(minutes=1))
+    assert LEGACY_ITEM_MINUTES not in {p.target for p in after}
 
 
 def test_unfinished_entries_and_entries_a_flush_will_reread_are_kept_at_any_age() -> None:

@@ -11,7 +11,7 @@ import pytest
 from pulse.ingest.aggregate import Aggregates, aggregate
 from pulse.ingest.batch import OffsetRange
 from pulse.ingest.validate import DEAD_SCHEMA
-from pulse.store.schema import ENTITY_MARKS, user_bucket
+from pulse.store.schema import ENTITY_MARKS, ITEM_MINUTE_BUCKETS, item_minute_id, user_bucket
 from pulse.store.statements import (
     Guard,
     activity_bin,
@@ -85,10 +85,39 @@ def test_minute_statements_carry_sketches_and_item_minutes_their_keys() -> None:
     assert sketches[0]["u"]["$max"][mark] == minutes[0]["u"]["$max"][mark]
     item_minutes = item_minute_updates(aggregates, GUARD, TYPES)
     assert [s["q"]["_id"] for s in item_minutes] == [
-        "i1|2026-11-27T00:00Z",
-        "i2|2026-11-27T00:01Z",
+        item_minute_id("i1", "2026-11-27T00:00Z"),
+        item_minute_id("i2", "2026-11-27T00:01Z"),
     ]
-    assert item_minutes[0]["u"]["$inc"] == {"total": 2, "types.view": 1, "types.click": 1}
+    assert item_minutes[0]["u"]["$inc"] == {
+        "i.i1.total": 2,
+        "i.i1.types.view": 1,
+        "i.i1.types.click": 1,
+    }
+    assert item_minutes[0]["u"]["$setOnInsert"] == {"minute": datetime(2026, 11, 27, tzinfo=UTC)}
+
+
+def test_items_of_one_minute_share_their_bucket_statement() -> None:
+    minute = "2026-11-27T00:00Z"
+    items = [f"i{n}" for n in range(3 * ITEM_MINUTE_BUCKETS)]
+    events = pl.DataFrame(
+        {
+            "event_id": [f"e{n}" for n in range(len(items))],
+            "user_id": ["u1"] * len(items),
+            "item_id": items,
+            "interaction_type": ["view"] * len(items),
+            "timestamp": [T0] * len(items),
+        }
+    )
+    statements = item_minute_updates(aggregate(events, TYPES), GUARD, TYPES)
+    assert len(statements) == len({item_minute_id(item, minute) for item in items})
+    assert len(statements) <= ITEM_MINUTE_BUCKETS
+    held = [key for s in statements for key in s["u"]["$inc"] if key.endswith(".total")]
+    assert sorted(held) == sorted(f"i.{item}.total" for item in items)
+    for statement in statements:
+        keys = statement["u"]["$inc"]
+        assert {item_minute_id(key.split(".")[1], minute) for key in keys} == {
+            statement["q"]["_id"]
+        }
 
 
 def test_totals_statement_adds_events_and_dead_letters() -> None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ from pulse.generate.simulate import GeneratorConfig
 from pulse.pipeline.consumer import consuming
 from pulse.stack.services import services
 from pulse.store.client import database, mongo_client
+from pulse.store.schema import ITEM_MINUTES, ITEMS, TOTALS, TOTALS_ID, USER_BUCKETS
 
 
 @dataclass
@@ -98,6 +100,62 @@ def consume_only(settings: Settings, topic: str, events: int) -> None:
             seen += sum(1 for m in reader.consume(10_000, 1.0) if m.error() is None)
     finally:
         reader.close()
+
+
+@dataclass
+class Truth:
+    """What the topic holds, counted from its records alone (not with Pulse's code)."""
+
+    events: int = 0
+    by_user: Counter[str] = field(default_factory=Counter)
+    by_item: Counter[str] = field(default_factory=Counter)
+
+
+def truth(settings: Settings, topic: str, events: int) -> Truth:
+    reader = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"bench-truth-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    reader.subscribe([topic])
+    found = Truth()
+    try:
+        while found.events < events:
+            for message in reader.consume(10_000, 1.0):
+                if message.error() is None:
+                    event = orjson.loads(message.value() or b"")
+                    found.events += 1
+                    found.by_user[event["user_id"]] += 1
+                    found.by_item[event["item_id"]] += 1
+    finally:
+        reader.close()
+    return found
+
+
+def exactness(settings: Settings, db_name: str, expected: Truth) -> dict[str, bool]:
+    """Pulse's figures against the topic's own counts: every event once, per user, per item
+    and per item x minute."""
+    with mongo_client(settings.mongo) as client:
+        db = client[db_name]
+        totals = db[TOTALS].find_one({"_id": TOTALS_ID}) or {}
+        by_user: Counter[str] = Counter()
+        for bucket in db[USER_BUCKETS].find({}, {"u": 1}):
+            by_user.update({user: f["total"] for user, f in bucket.get("u", {}).items()})
+        by_item = Counter({doc["_id"]: doc["total"] for doc in db[ITEMS].find({}, {"total": 1})})
+        by_item_minute: Counter[str] = Counter()
+        for bucket in db[ITEM_MINUTES].find({}, {"i": 1}):
+            by_item_minute.update({item: f["total"] for item, f in bucket.get("i", {}).items()})
+    return {
+        "events": totals.get("events") == expected.events,
+        "distinct users": totals.get("users") == len(expected.by_user),
+        "distinct items": totals.get("items") == len(expected.by_item),
+        "per user": by_user == expected.by_user,
+        "per item": by_item == expected.by_item,
+        "per item x minute (summed per item)": by_item_minute == expected.by_item,
+    }
 
 
 def naive(settings: Settings, topic: str, events: int, db_name: str) -> int:
@@ -209,7 +267,9 @@ def main(
                 lambda: pulse(settings, topic, db_name, events, batch, buckets),
             ),
         ]
+        expected = truth(settings, topic, events)
     ledger_totals = stages(settings, db_name)
+    exact = exactness(settings, db_name, expected)
     time_by_stage = ledger_totals["seconds"]
     with mongo_client(settings.mongo) as client:
         client.drop_database(db_name)
@@ -241,6 +301,7 @@ def main(
             name: count / events for name, count in ledger_totals["docs"].items()
         },
         "stage_share": share,
+        "exact": exact,
         "pulse_without_writes_events_per_s": events
         / max(total - time_by_stage.get("write", 0.0), 1e-9),
     }
@@ -256,6 +317,8 @@ def main(
         "documents per event: "
         + ", ".join(f"{k} {v:.3f}" for k, v in extra["docs_per_event_by_collection"].items() if v)
     )
+    wrong = [check for check, right in exact.items() if not right]
+    console.print("exact: " + ("every check" if not wrong else "NOT " + ", ".join(wrong)))
     return {"rows": rows, **extra}
 
 

@@ -82,7 +82,8 @@ def prefill(settings: Settings, topic: str, events: int, users: int, items: int)
         raise RuntimeError(f"prefill delivered {summary.delivered} of {events}")
 
 
-def consume_only(settings: Settings, topic: str, events: int) -> None:
+def _reader(settings: Settings, topic: str) -> Consumer:
+    """A plain confluent-kafka consumer of the whole topic, in a group of its own."""
     reader = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
@@ -94,6 +95,11 @@ def consume_only(settings: Settings, topic: str, events: int) -> None:
         }
     )
     reader.subscribe([topic])
+    return reader
+
+
+def consume_only(settings: Settings, topic: str, events: int) -> None:
+    reader = _reader(settings, topic)
     seen = 0
     try:
         while seen < events:
@@ -112,15 +118,8 @@ class Truth:
 
 
 def truth(settings: Settings, topic: str, events: int) -> Truth:
-    reader = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": f"bench-truth-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    reader.subscribe([topic])
+    """Count the topic's records by user and item, as they were sent."""
+    reader = _reader(settings, topic)
     found = Truth()
     try:
         while found.events < events:

@@ -187,13 +187,11 @@ class Alerting:
         self, rule: AlertRule, pairs: Iterable[tuple[str, datetime]]
     ) -> dict[tuple[str, datetime], float]:
         """Sum of each item's figures in its item x minute buckets over each (item, window)."""
+        values = dict.fromkeys(set(pairs), 0.0)
         wanted: dict[str, set[tuple[str, datetime]]] = defaultdict(set)
-        for item, start in pairs:
+        for item, start in values:
             for minute in _minutes(start, rule.window_minutes):
                 wanted[item_minute_id(item, minute)].add((item, start))
-        values: dict[tuple[str, datetime], float] = {
-            pair: 0.0 for pairs_of_doc in wanted.values() for pair in pairs_of_doc
-        }
         found = item_minute_figures(
             self.db, {doc_id: {item for item, _ in held} for doc_id, held in wanted.items()}
         )

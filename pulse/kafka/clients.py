@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 from confluent_kafka.cimpl import NewTopic
 
 from pulse.config import KafkaSettings
@@ -29,6 +30,26 @@ def assigned_partitions(admin: AdminClient, group: str, timeout: float = 5.0) ->
     except (KafkaException, TimeoutError):
         return 0
     return sum(len(member.assignment.topic_partitions) for member in description.members)
+
+
+def offset_bounds(
+    admin: AdminClient, topic: str, partitions: Iterable[int], timeout: float
+) -> dict[int, tuple[int, int]]:
+    """Kafka's (oldest, next) offsets of each partition, in one request per end.
+
+    Asked through an admin client because a broker answers one connection's requests in order:
+    on a consumer's own connection the question waits behind its pending fetch, up to
+    fetch.wait.max.ms (0.5 s) for each partition."""
+    wanted = [TopicPartition(topic, partition) for partition in partitions]
+    if not wanted:
+        return {}
+    earliest = OffsetSpec.earliest()  # type: ignore[no-untyped-call]  # untyped in 2.16
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    oldest = admin.list_offsets(dict.fromkeys(wanted, earliest), request_timeout=timeout)
+    newest = admin.list_offsets(dict.fromkeys(wanted, latest), request_timeout=timeout)
+    low = {tp.partition: future.result().offset for tp, future in oldest.items()}
+    high = {tp.partition: future.result().offset for tp, future in newest.items()}
+    return {partition: (low[partition], high[partition]) for partition in sorted(high)}
 
 
 def ensure_topic(

@@ -24,12 +24,13 @@ from typing import Any, Self
 
 import polars as pl
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from pulse.config import Settings
 from pulse.ingest.batch import MicroBatch, OffsetRange, ranges_of
 from pulse.ingest.validate import validate
+from pulse.kafka.clients import admin_client, ensure_topic, offset_bounds
 from pulse.kafka.clients import consumer as make_consumer
-from pulse.kafka.clients import ensure_topic
 from pulse.kafka.source import (
     Closing,
     RecordsGoneError,
@@ -45,7 +46,7 @@ from pulse.pipeline.isolation import IsolatingFlushes, apply_isolating, flush_is
 from pulse.pipeline.session import Pipeline, open_pipeline
 from pulse.preflight import check_kafka
 from pulse.store import writes
-from pulse.store.reads import entity_progress, records_behind, stored_offsets, watermarks
+from pulse.store.reads import entity_progress, records_behind, stored_offsets
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class AggregatingConsumer:
         self.db = pipeline.db
         self.group = group or self.settings.kafka.consumer_group
         self._consumer: Consumer | None = None
+        self._admin: AdminClient | None = None  # opened when lag is first asked
         self.replays: list[BatchReport] = []
         self.assigned: set[int] = set()
         self.revocations = Revocations()
@@ -237,7 +239,9 @@ class AggregatingConsumer:
     def lag(self) -> dict[int, int]:
         """Records not yet applied per assigned partition (held ones left out: nothing of
         them is read until an operator resolves what holds them)."""
-        marks = watermarks(self.consumer, self.topic, sorted(self.assigned - self.held), 10)
+        if self._admin is None:
+            self._admin = admin_client(self.settings.kafka)
+        marks = offset_bounds(self._admin, self.topic, sorted(self.assigned - self.held), 10)
         return records_behind(stored_offsets(self.db, self.topic), marks)
 
     def caught_up(self) -> bool:

@@ -27,6 +27,7 @@ from pulse.store.leaders import LOW_CAP, candidates, low_doc_ids
 from pulse.store.schema import (
     ALERT_STATE,
     ALERTS,
+    BUCKET_ITEMS,
     COUNTERS,
     DAY,
     DEAD_FIELDS,
@@ -65,6 +66,10 @@ from pulse.store.schema import (
 
 TIME = pl.Datetime("ms", "UTC")
 _IN_CHUNK = 500  # FerretDB checks $in linearly; short lists keep it fast
+_PROJECTED_PATHS = 16
+"""FerretDB applies a projection path by path to each document it returns, copying the result
+so far at each: 1,000 item paths over 256 buckets of 4 items took 1.7 s, the buckets read whole
+0.08 s. A read wanting more paths than this reads the buckets' items whole."""
 RECENT_LOOKBACK = timedelta(days=1)
 """How far back the recent ledger entries and dead letters are looked for."""
 _TIMELINE_FIRST_STEP = 4
@@ -318,14 +323,17 @@ def item_minute_figures(
 ) -> dict[tuple[str, str], Document]:
     """Items' figures (`total`, `types`) in item x minute buckets, by (bucket id, item); each
     bucket is read with only the items wanted from it."""
-    ids = list(items_by_id)
+    wanted = {doc_id: set(items) for doc_id, items in items_by_id.items()}
+    ids = list(wanted)
     found: dict[tuple[str, str], Document] = {}
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
-        projection = {item_path(item): 1 for doc_id in chunk for item in items_by_id[doc_id]}
+        paths = {item_path(item): 1 for doc_id in chunk for item in wanted[doc_id]}
+        projection = paths if len(paths) <= _PROJECTED_PATHS else {BUCKET_ITEMS: 1}
         for doc in db[ITEM_MINUTES].find({"_id": {"$in": chunk}}, projection):
-            for item, figures in doc.get("i", {}).items():
-                found[(doc["_id"], item)] = figures
+            for item, figures in doc.get(BUCKET_ITEMS, {}).items():
+                if item in wanted[doc["_id"]]:
+                    found[(doc["_id"], item)] = figures
     return found
 
 

@@ -189,9 +189,13 @@ def item_minute_ids_of(minute: str) -> list[str]:
     return [f"{minute}|b{n}" for n in range(ITEM_MINUTE_BUCKETS)]
 
 
+BUCKET_ITEMS = "i"
+"""The field of an item x minute bucket holding its items' figures, by item id."""
+
+
 def item_path(item_id: str) -> str:
     """Where an item's figures sit inside its item x minute bucket: 'i.<item id>'."""
-    return f"i.{item_id}"
+    return f"{BUCKET_ITEMS}.{item_id}"
 
 
 def _bucket_of(key: str, buckets: int) -> int:

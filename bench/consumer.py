@@ -2,9 +2,12 @@
 
 - consume-only: confluent-kafka reading the topic and doing nothing (this machine's ceiling)
 - naive: kafka-python, one `update_one` per message (how many tutorials do it)
-- Pulse: the AggregatingConsumer (validate, aggregate, guarded upserts, ledger)
+- Pulse: the AggregatingConsumer (validate, aggregate, guarded upserts, ledger), in-process
+- as users run it (bench/as_run.py): `pulse consume`, and a run of the served drain deployment,
+  both with the default alert rules (`--no-as-run` leaves them out)
 
-All three read the same topic in the same run. Also reported: documents written per event,
+All read the same topic in the same run, and Pulse's figures are checked against the topic's
+own counts for each of its runs. Also reported: documents written per event,
 CPU seconds per million events (consumer process, and the database server when it runs
 here), and where Pulse's time goes, from its ledger.
 """
@@ -15,7 +18,9 @@ import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +29,7 @@ import typer
 from confluent_kafka import Consumer
 from kafka import KafkaConsumer  # type: ignore[import-untyped]
 
+from bench.as_run import Drained, Target, cli_consume, served_drain
 from bench.common import console, fresh_topic, report
 from pulse.config import Settings, load_settings
 from pulse.generate.pacing import RatePlan
@@ -42,9 +48,11 @@ class Run:
     name: str
     events: int
     seconds: float
-    cpu_seconds: float
+    cpu_seconds: float | None = None
     db_cpu_seconds: float | None = None
     docs_written: int | None = None
+    reported: float | None = None
+    """The rate the run printed itself, where it is not the one timed here."""
 
     @property
     def rate(self) -> float:
@@ -69,6 +77,15 @@ def _measure(name: str, settings: Settings, events: int, action: Any) -> Run:
     db_after = _db_server_cpu(settings)
     db_cpu = db_after - db_before if db_before is not None and db_after is not None else None
     return Run(name, events, seconds, cpu, db_cpu, docs)
+
+
+def _measure_drained(name: str, settings: Settings, action: Callable[[], Drained]) -> Run:
+    """A drain timed by its own runner (bench/as_run.py); its CPU is in other processes."""
+    db_before = _db_server_cpu(settings)
+    drained = action()
+    db_after = _db_server_cpu(settings)
+    db_cpu = db_after - db_before if db_before is not None and db_after is not None else None
+    return Run(name, drained.records, drained.seconds, None, db_cpu, reported=drained.reported_rate)
 
 
 def prefill(settings: Settings, topic: str, events: int, users: int, items: int) -> None:
@@ -231,6 +248,9 @@ def main(
     user_buckets: Annotated[
         int | None, typer.Option(help="User buckets (default PULSE_MONGO_USER_BUCKETS).")
     ] = None,
+    as_run: Annotated[
+        bool, typer.Option(help="Also `pulse consume` and a served drain run (bench/as_run.py).")
+    ] = True,
 ) -> dict[str, Any]:
     """Measure and print; write bench/results/consumer.json."""
     settings = load_settings()
@@ -266,13 +286,25 @@ def main(
                 lambda: pulse(settings, topic, db_name, events, batch, buckets),
             ),
         ]
+        drains = {
+            "pulse consume (a process, default alert rules)": cli_consume,
+            "served drain run (deployments.serve, default alert rules)": served_drain,
+        }
+        as_run_dbs = [f"{db_name}_{n}" for n in range(len(drains))] if as_run else []
+        for (label, drain), db in zip(drains.items(), as_run_dbs, strict=False):
+            target = Target(topic, db, batch, buckets)
+            runs.append(_measure_drained(label, settings, partial(drain, settings, target)))
         expected = truth(settings, topic, events)
     ledger_totals = stages(settings, db_name)
     exact = exactness(settings, db_name, expected)
+    as_run_exact = {
+        run.name: exactness(settings, db, expected)
+        for run, db in zip(runs[3:], as_run_dbs, strict=True)
+    }
     time_by_stage = ledger_totals["seconds"]
     with mongo_client(settings.mongo) as client:
-        client.drop_database(db_name)
-        client.drop_database(naive_db)
+        for db in [db_name, naive_db, *as_run_dbs]:
+            client.drop_database(db)
     ceiling, naive_rate, pulse_run = runs[0].rate, runs[1].rate, runs[2]
     rows = [
         {
@@ -280,7 +312,11 @@ def main(
             "events/s": run.rate,
             "vs naive": run.rate / naive_rate,
             "vs consume-only": run.rate / ceiling,
-            "consumer CPU s / 1M": run.cpu_seconds / run.events * 1e6,
+            "vs in-process": run.rate / pulse_run.rate,
+            "reported events/s": run.reported or run.rate,
+            "consumer CPU s / 1M": None
+            if run.cpu_seconds is None
+            else run.cpu_seconds / run.events * 1e6,
             "database CPU s / 1M": (run.db_cpu_seconds or 0.0) / run.events * 1e6,
         }
         for run in runs
@@ -301,6 +337,7 @@ def main(
         },
         "stage_share": share,
         "exact": exact,
+        "as_run_exact": as_run_exact,
         "pulse_without_writes_events_per_s": events
         / max(total - time_by_stage.get("write", 0.0), 1e-9),
     }
@@ -316,8 +353,11 @@ def main(
         "documents per event: "
         + ", ".join(f"{k} {v:.3f}" for k, v in extra["docs_per_event_by_collection"].items() if v)
     )
-    wrong = [check for check, right in exact.items() if not right]
-    console.print("exact: " + ("every check" if not wrong else "NOT " + ", ".join(wrong)))
+    for label, checks in {"pulse": exact, **as_run_exact}.items():
+        wrong = [check for check, right in checks.items() if not right]
+        console.print(
+            f"exact ({label}): " + ("every check" if not wrong else "NOT " + ", ".join(wrong))
+        )
     return {"rows": rows, **extra}
 
 

@@ -37,6 +37,10 @@ def test_benchmark_suite_runs_and_writes_its_summary(
     assert {"producer", "consumer", "freshness", "dashboard", "history", "profile"} <= set(summary)
     assert [row["history"] for row in summary["history"]["rows"]] == ["empty", "1 hour"]
     assert {row["contender"] for row in summary["consumer"]["rows"]} >= {"pulse"}
+    # `pulse consume` and the served drain run count the same topic exactly, like in-process
+    as_run = summary["consumer"]["as_run_exact"]
+    assert len(as_run) == 2, as_run
+    assert all(all(checks.values()) for checks in as_run.values()), as_run
     assert [row["page"] for row in summary["dashboard"]["rows"]] == [
         "overview",
         "items",

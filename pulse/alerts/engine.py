@@ -41,7 +41,7 @@ from pulse.config import FOR_GOOD, AlertSettings
 from pulse.ingest.aggregate import Aggregates
 from pulse.store import writes
 from pulse.store.client import Document
-from pulse.store.reads import by_ids, item_minute_figures
+from pulse.store.reads import by_ids, item_minute_figures, user_minute_counts
 from pulse.store.schema import (
     ALERT_RULES,
     ALERT_STATE,
@@ -53,7 +53,6 @@ from pulse.store.schema import (
     minute_of_id,
     parse_minute_id,
     user_minute_id,
-    user_minute_ids_of,
 )
 
 log = logging.getLogger(__name__)
@@ -209,22 +208,26 @@ class Alerting:
         firing: dict[tuple[str, str], RuleState],
         now: datetime,
     ) -> dict[tuple[str, str], float]:
-        """Per firing (rule, key), the value of the rule's most recent closed window."""
+        """Per firing (rule, key) whose rule has closed a window since it fired, the value of
+        that window: one read per rule, not per key (a backlog can have thousands firing)."""
+        keys_by_rule: dict[str, list[str]] = defaultdict(list)
+        for (rule_id, key), state in firing.items():
+            if (
+                state.firing is not None
+                and latest_closed_window(rules[rule_id], now) > state.firing
+            ):
+                keys_by_rule[rule_id].append(key)
         values: dict[tuple[str, str], float] = {}
-        for (rule_id, key), _ in firing.items():
+        for rule_id, keys in keys_by_rule.items():
             rule = rules[rule_id]
             start = latest_closed_window(rule, now)
             if rule.entity == "item":
-                window = self._item_windows(rule, [(key, start)])
-                values[(rule_id, key)] = window.get((key, start), 0.0)
+                window = self._item_windows(rule, [(key, start) for key in keys])
+                found = {key: window.get((key, start), 0.0) for key in keys}
             else:
-                # A user's partition is not remembered: read the minute's documents of every
-                # partition, whatever their number (one range read on _id).
-                ids = user_minute_ids_of(minute_id(start))
-                docs = self.db[USER_MINUTES].find({"_id": ids}, {f"counts.{key}": 1})
-                values[(rule_id, key)] = float(
-                    sum(doc.get("counts", {}).get(key, 0) for doc in docs)
-                )
+                counts = user_minute_counts(self.db, minute_id(start), keys)
+                found = {key: float(counts.get(key, 0)) for key in keys}
+            values |= {(rule_id, key): value for key, value in found.items()}
         return values
 
     def _states(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], RuleState]:

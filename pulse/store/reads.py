@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ from pulse.store.schema import (
     TOTALS_ID,
     USER_BUCKETS,
     USER_BUCKETS_COUNTER,
+    USER_MINUTES,
     USERS,
     WHOLE_RECORD,
     item_minute_id,
@@ -61,6 +63,7 @@ from pulse.store.schema import (
     period_starts,
     timeline_id,
     user_bucket,
+    user_minute_ids_of,
     user_path,
 )
 
@@ -334,6 +337,18 @@ def item_minute_figures(
             for item, figures in doc.get(BUCKET_ITEMS, {}).items():
                 if item in wanted[doc["_id"]]:
                     found[(doc["_id"], item)] = figures
+    return found
+
+
+def user_minute_counts(db: Database[Document], minute: str, users: list[str]) -> Counter[str]:
+    """Users' interactions in one minute, summed over the minute's `user_minutes` documents of
+    every partition (a user's partition is not remembered; one range read on _id)."""
+    wanted = set(users)
+    paths = {f"counts.{user}": 1 for user in wanted}
+    projection = paths if len(paths) <= _PROJECTED_PATHS else {"counts": 1}
+    found: Counter[str] = Counter()
+    for doc in db[USER_MINUTES].find({"_id": user_minute_ids_of(minute)}, projection):
+        found.update({u: n for u, n in doc.get("counts", {}).items() if u in wanted})
     return found
 
 

@@ -181,3 +181,37 @@ def test_a_rule_whose_window_needs_minutes_past_their_retention_is_skipped() -> 
         "PULSE_RETENTION_MINUTE_DAYS keeps them 90 min"
     )
     alerting.close()
+
+
+def test_many_alerts_firing_at_once_all_resolve_once_their_window_closed() -> None:
+    """A backlog can leave thousands of (rule, key) firing; each rule's closed window is read
+    for all its keys at once, past the projection limit, and resolves every one of them."""
+    memory = MemoryDatabase()
+    db = cast("Database[Document]", memory)
+    hot = AlertRule(id="hot", metric="item_interactions", threshold=5, severity="warning")
+    alerting = Alerting(db, AlertSettings(), [BUSY, hot])
+    keys = range(30)  # more than reads._PROJECTED_PATHS
+    values = [
+        orjson.dumps(
+            {"user_id": f"u{k}", "item_id": f"i{k}", "interaction_type": "view", "timestamp": t}
+        )
+        for k in keys
+        for t in range(KAFKA_TS, KAFKA_TS + 6)
+    ]
+    n = len(values)
+    burst = MicroBatch.from_columns(
+        "t", [0] * n, list(range(n)), [KAFKA_TS] * n, [b"k"] * n, values
+    )
+    apply_now(BatchWriter(db, "t", RULES, alerting=alerting), burst)
+    firing = {(a["rule_id"], a["key"]) for a in memory[ALERTS].find({"state": "firing"})}
+    assert firing == {("busy", f"u{k}") for k in keys} | {("hot", f"i{k}") for k in keys}
+
+    # Three minutes later the burst's minute has closed, and a quiet one after it.
+    apply_now(
+        BatchWriter(db, "t", RULES, alerting=alerting),
+        _batch(0, n, ["quiet"], later_ms=180_000),
+    )
+    alerting.close()
+    states = {(a["rule_id"], a["key"]): a["state"] for a in memory[ALERTS].find()}
+    assert set(states) == firing
+    assert set(states.values()) == {"resolved"}, states

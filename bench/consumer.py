@@ -287,8 +287,8 @@ def main(
             ),
         ]
         drains = {
-            "pulse consume (a process, default alert rules)": cli_consume,
-            "served drain run (deployments.serve, default alert rules)": served_drain,
+            "pulse consume (alerts on)": cli_consume,
+            "served drain run (alerts on)": served_drain,
         }
         as_run_dbs = [f"{db_name}_{n}" for n in range(len(drains))] if as_run else []
         for (label, drain), db in zip(drains.items(), as_run_dbs, strict=False):

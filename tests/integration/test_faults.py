@@ -226,7 +226,17 @@ def test_a_consumer_killed_during_a_rebalance_loses_and_doubles_nothing(
     env = subprocess_env(
         pipeline, PULSE_KAFKA_SESSION_TIMEOUT_MS="6000", PULSE_CONSUMER_MAX_BATCH_EVENTS="4000"
     )
-    command = [sys.executable, "-m", "pulse.cli.main", "consume", "--time-budget", "300"]
+    # Both follow the topic, so neither leaves on catching up: the first is still a member when
+    # the second joins (it is killed then), and the second stops when told, all counted.
+    command = [
+        sys.executable,
+        "-m",
+        "pulse.cli.main",
+        "consume",
+        "--time-budget",
+        "300",
+        "--follow",
+    ]
     first = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -255,7 +265,16 @@ def test_a_consumer_killed_during_a_rebalance_loses_and_doubles_nothing(
     wait_until(members, timeout=60, what=f"two members in group {group}", done=lambda n: n >= 2)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    output, _ = second.communicate(timeout=300)
+    with mongo_client(pipeline.mongo) as client:
+        db = database(client, pipeline.mongo)
+        wait_until(  # the second took over the first's partitions and wrote every user's events
+            lambda: sum(reads.user_totals(db).values()),
+            timeout=240,
+            what="every event in the users' figures, written by the second member",
+            done=lambda events: events == truth["events"],
+        )
+    second.send_signal(signal.SIGTERM)  # stops between batches, after a final entity flush
+    output, _ = second.communicate(timeout=120)
     assert second.returncode == 0, output.decode()[-2000:]
     with mongo_client(pipeline.mongo) as client:
         assert_matches_truth(database(client, pipeline.mongo), truth)

@@ -98,7 +98,8 @@ class Alerting:
         """Read the rules (invalid ones stop here, rule and field named) and send the alerts a
         previous process stored but did not get to send (at-least-once delivery)."""
         alerting = cls(db, settings, load_rules_file(settings.rules_file), minutes_kept)
-        alerting.rules()
+        if alerting.rules():
+            alerting.notifier.prepare()
         alerting.notifier.resend_pending()
         return alerting
 
@@ -327,6 +328,12 @@ class Notifier:
         self.left_pending = 0
         """Alerts not queued because the queue was full (sent by the next consumer)."""
 
+    def prepare(self) -> None:
+        """Load what sending needs, now, on the notifier's thread. Importing Prefect (for its
+        events) takes seconds of CPU and holds the GIL: at the first alert, in the middle of a
+        drain, it stalls the consumer; here it overlaps the consumer's wait to join its group."""
+        self._pool.submit(_load_prefect_events)
+
     def resend_pending(self) -> None:
         """Deliver the alerts a previous process stored but did not get to send."""
         pending = self.db[ALERTS].find({"delivery": "pending"}, {"_id": 1})
@@ -414,6 +421,10 @@ def message(alert: Document) -> tuple[str, str]:
         f"{alert['window_end']:%H:%M} UTC."
     )
     return title, body
+
+
+def _load_prefect_events() -> None:
+    import prefect.events  # noqa: F401, PLC0415 - what _emit_prefect_event imports
 
 
 def _emit_prefect_event(alert: Document, title: str, body: str, *, channels: list[str]) -> bool:

@@ -119,6 +119,7 @@ class _Result:
     upserted_id: Any = None
     upserted_count: int = 0
     deleted_count: int = 0
+    upserted_ids: dict[int, Any] = field(default_factory=dict)
 
 
 class MemoryCollection:
@@ -189,13 +190,15 @@ class MemoryCollection:
 
     def bulk_write(self, requests: list[UpdateOne], ordered: bool = True) -> _Result:
         total = _Result()
-        for request in requests:
+        for index, request in enumerate(requests):
             # pymongo keeps the statement in private fields; the fake reads them back.
             query: Doc = dict(request._filter)
             update: Doc = dict(request._doc)  # type: ignore[arg-type]
             result = self.update_one(query, update, upsert=bool(request._upsert))
             total.modified_count += result.modified_count
             total.upserted_count += result.upserted_count
+            if result.upserted_id is not None:
+                total.upserted_ids[index] = result.upserted_id
         return total
 
     def create_index(self, keys: Any) -> str:

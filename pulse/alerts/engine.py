@@ -12,11 +12,12 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
+from pymongo import UpdateOne
 from pymongo.database import Database
 
 from pulse.alerts.channels import Delivery, send
@@ -136,13 +137,17 @@ class Alerting:
         rules = self.rules()
         if not rules:
             return []
-        observations: list[Observation] = []
+        item_rules = [rule for rule in rules.values() if rule.entity == "item"]
+        observations = self._observe_items(item_rules, aggregates)
         for rule in rules.values():
-            observations += self._observe(rule, aggregates)
-        keys = {(o.rule_id, o.key) for o in observations}
-        states = self._states(keys) | self._firing()
-        decisions = fires(rules, observations, states)
+            if rule.entity == "user":
+                observations += self._observe_users(rule, aggregates)
         firing = {key: state for key, state in self._firing().items() if key[0] in rules}
+        # Only a value at its threshold can fire, so only those keys' cooldowns are read.
+        crossing = {
+            (o.rule_id, o.key) for o in observations if o.value >= rules[o.rule_id].threshold
+        }
+        decisions = fires(rules, observations, self._states(crossing - firing.keys()) | firing)
         # Windows close by event time: while counting lags behind the clock, a window the
         # counts have not reached yet holds nothing, and must not resolve an alert.
         counted = aggregates.totals["last_seen"].item()
@@ -152,21 +157,28 @@ class Alerting:
         self.notifier.deliver(new)
         return decisions
 
-    def _observe(self, rule: AlertRule, aggregates: Aggregates) -> list[Observation]:
-        """The current value of every (key, window) of `rule` that this batch added to."""
-        if rule.entity == "item":
+    def _observe_items(self, rules: list[AlertRule], aggregates: Aggregates) -> list[Observation]:
+        """The current value of every (key, window) of each item rule that this batch added
+        to; the item x minute buckets they need are read once for all the rules."""
+        pairs_by_rule: dict[str, set[tuple[str, datetime]]] = {}
+        for rule in rules:
             touched = aggregates.item_minutes
             if rule.interaction_type:
                 touched = touched.filter(pl.col(f"types.{rule.interaction_type}") > 0)
-            pairs = {
+            pairs_by_rule[rule.id] = {
                 (item, window_start(minute, rule.window_minutes))
                 for item, minute in touched.select("item_id", "minute").iter_rows()
                 if rule.scope is None or item in rule.scope
             }
-            return [
-                Observation(rule.id, key, start, value)
-                for (key, start), value in self._item_windows(rule, pairs).items()
-            ]
+        values = self._item_windows({rule.id: rule for rule in rules}, pairs_by_rule)
+        return [
+            Observation(rule_id, key, start, value)
+            for rule_id, windows in values.items()
+            for (key, start), value in windows.items()
+        ]
+
+    def _observe_users(self, rule: AlertRule, aggregates: Aggregates) -> list[Observation]:
+        """The current value of every (key, window) of a user rule that this batch added to."""
         pairs_by_doc: dict[str, set[str]] = defaultdict(set)
         for partition, minute, user in aggregates.user_minutes.select(
             "partition", "minute_id", "user_id"
@@ -184,23 +196,37 @@ class Alerting:
         return observations
 
     def _item_windows(
-        self, rule: AlertRule, pairs: Iterable[tuple[str, datetime]]
-    ) -> dict[tuple[str, datetime], float]:
-        """Sum of each item's figures in its item x minute buckets over each (item, window)."""
-        values = dict.fromkeys(set(pairs), 0.0)
-        wanted: dict[str, set[tuple[str, datetime]]] = defaultdict(set)
-        for item, start in values:
-            for minute in _minutes(start, rule.window_minutes):
-                wanted[item_minute_id(item, minute)].add((item, start))
-        found = item_minute_figures(
-            self.db, {doc_id: {item for item, _ in held} for doc_id, held in wanted.items()}
+        self,
+        rules: Mapping[str, AlertRule],
+        pairs_by_rule: Mapping[str, Iterable[tuple[str, datetime]]],
+    ) -> dict[str, dict[tuple[str, datetime], float]]:
+        """Per rule, the sum of each item's figures in its item x minute buckets over each
+        (item, window); one read of the buckets for all the rules."""
+        values = {
+            rule_id: dict.fromkeys(set(pairs), 0.0) for rule_id, pairs in pairs_by_rule.items()
+        }
+        wanted: dict[str, dict[str, set[tuple[str, datetime]]]] = defaultdict(
+            lambda: defaultdict(set)
         )
-        for doc_id, held in wanted.items():
-            for item, start in held:
-                figures = found.get((doc_id, item), {})
-                if rule.interaction_type:
-                    figures = figures.get("types", {})
-                values[(item, start)] += float(figures.get(rule.interaction_type or "total", 0))
+        for rule_id, windows in values.items():
+            for item, start in windows:
+                for minute in _minutes(start, rules[rule_id].window_minutes):
+                    wanted[item_minute_id(item, minute)][rule_id].add((item, start))
+        found = item_minute_figures(
+            self.db,
+            {
+                doc_id: {item for held in by_rule.values() for item, _ in held}
+                for doc_id, by_rule in wanted.items()
+            },
+        )
+        for doc_id, by_rule in wanted.items():
+            for rule_id, held in by_rule.items():
+                kind = rules[rule_id].interaction_type
+                for item, start in held:
+                    figures = found.get((doc_id, item), {})
+                    if kind:
+                        figures = figures.get("types", {})
+                    values[rule_id][(item, start)] += float(figures.get(kind or "total", 0))
         return values
 
     def _closed_values(
@@ -223,8 +249,8 @@ class Alerting:
             rule = rules[rule_id]
             start = latest_closed_window(rule, now)
             if rule.entity == "item":
-                window = self._item_windows(rule, [(key, start) for key in keys])
-                found = {key: window.get((key, start), 0.0) for key in keys}
+                windows = self._item_windows({rule_id: rule}, {rule_id: [(k, start) for k in keys]})
+                found = {key: windows[rule_id].get((key, start), 0.0) for key in keys}
             else:
                 counts = user_minute_counts(self.db, minute_id(start), keys)
                 found = {key: float(counts.get(key, 0)) for key in keys}
@@ -247,67 +273,77 @@ class Alerting:
         }
 
     def _store(self, decisions: list[Decision], now: datetime) -> list[str]:
-        """Write the decisions; returns the ids of alerts this call created."""
-        created = []
+        """Write the decisions, alerts then their states, each in one ordered bulk write (a
+        round trip per alert made a backlog's hundreds of alerts cost a second); returns the
+        ids of alerts this call created."""
+        if not decisions:
+            return []
         fired = [decision.alert_id for decision in decisions if decision.kind == "fire"]
         writes.file_in_timeline(self.db, ALERTS, now, fired)
-        for decision in decisions:
-            state_id = alert_state_id(decision.rule.id, decision.key)
-            if decision.kind == "fire":
-                reply = self.db[ALERTS].update_one(
-                    {"_id": decision.alert_id},
-                    {
-                        "$setOnInsert": {
-                            "rule_id": decision.rule.id,
-                            "metric": decision.rule.metric,
-                            "interaction_type": decision.rule.interaction_type,
-                            "key": decision.key,
-                            "severity": decision.rule.severity,
-                            "threshold": decision.rule.threshold,
-                            "window_start": decision.window_start,
-                            "window_end": decision.window_end,
-                            "fired_at": now,
-                            "state": "firing",
-                            "channels": list(decision.rule.channels),
-                            "delivery": "pending",
-                        },
-                        "$max": {"value": decision.value},
-                    },
-                    upsert=True,
-                )
-                if reply.upserted_id is not None:
-                    created.append(decision.alert_id)
-                self.db[ALERT_STATE].update_one(
-                    {"_id": state_id},
-                    {
-                        "$set": {
-                            "rule_id": decision.rule.id,
-                            "key": decision.key,
-                            "firing": decision.window_start,
-                        },
-                        "$max": {"last_fired": decision.window_start},
-                    },
-                    upsert=True,
-                )
-            else:
-                self.db[ALERTS].update_one(
-                    {"_id": decision.alert_id, "state": "firing"},
-                    {
-                        "$set": {
-                            "state": "resolved",
-                            "resolved_at": now,
-                            "resolved_value": decision.value,
-                            "resolved_because": decision.reason,
-                        }
-                    },
-                )
-                self.db[ALERT_STATE].update_one(
-                    {"_id": state_id, "firing": decision.window_start}, {"$set": {"firing": None}}
-                )
-        return created
+        alert_ops = [_alert_update(decision, now) for decision in decisions]
+        state_ops = [_state_update(decision) for decision in decisions]
+        upserted = self.db[ALERTS].bulk_write(alert_ops, ordered=True).upserted_ids or {}
+        self.db[ALERT_STATE].bulk_write(state_ops, ordered=True)
+        # By _id, not by index: FerretDB 1.24 numbers its `upserted` entries among the upserts
+        # only, not among the statements.
+        return [str(alert_id) for _, alert_id in sorted(upserted.items())]
 
     def close(self) -> None:
         self.notifier.close()
+
+
+def _alert_update(decision: Decision, now: datetime) -> UpdateOne:
+    if decision.kind == "fire":
+        return UpdateOne(
+            {"_id": decision.alert_id},
+            {
+                "$setOnInsert": {
+                    "rule_id": decision.rule.id,
+                    "metric": decision.rule.metric,
+                    "interaction_type": decision.rule.interaction_type,
+                    "key": decision.key,
+                    "severity": decision.rule.severity,
+                    "threshold": decision.rule.threshold,
+                    "window_start": decision.window_start,
+                    "window_end": decision.window_end,
+                    "fired_at": now,
+                    "state": "firing",
+                    "channels": list(decision.rule.channels),
+                    "delivery": "pending",
+                },
+                "$max": {"value": decision.value},
+            },
+            upsert=True,
+        )
+    return UpdateOne(
+        {"_id": decision.alert_id, "state": "firing"},
+        {
+            "$set": {
+                "state": "resolved",
+                "resolved_at": now,
+                "resolved_value": decision.value,
+                "resolved_because": decision.reason,
+            }
+        },
+    )
+
+
+def _state_update(decision: Decision) -> UpdateOne:
+    state_id = alert_state_id(decision.rule.id, decision.key)
+    if decision.kind == "fire":
+        return UpdateOne(
+            {"_id": state_id},
+            {
+                "$set": {
+                    "rule_id": decision.rule.id,
+                    "key": decision.key,
+                    "firing": decision.window_start,
+                },
+                "$max": {"last_fired": decision.window_start},
+            },
+            upsert=True,
+        )
+    return UpdateOne({"_id": state_id, "firing": decision.window_start}, {"$set": {"firing": None}})
 
 
 def _state(doc: Document) -> RuleState:

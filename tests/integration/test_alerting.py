@@ -10,15 +10,18 @@ from typing import Any
 
 import orjson
 import pytest
+from pymongo.database import Database
 
-from pulse.alerts.evaluate import alert_id
+from pulse.alerts.engine import Alerting
+from pulse.alerts.evaluate import Decision, alert_id
+from pulse.alerts.rules import load_rules_file
 from pulse.config import Settings, load_settings
 from pulse.generate.pacing import RatePlan
 from pulse.generate.run import GeneratorRun
 from pulse.generate.simulate import GeneratorConfig
 from pulse.pipeline.consumer import replay_entry
 from pulse.pipeline.session import open_pipeline
-from pulse.store.client import database, mongo_client
+from pulse.store.client import Document, database, mongo_client
 from pulse.store.schema import ALERTS, LEDGER
 from tests.integration.reconcile import drain_until_caught_up, run_pulse, subprocess_env
 
@@ -121,3 +124,32 @@ def test_trying_the_channels_delivers_a_test_alert_and_reports_a_dead_one(
     # The pulse route (the default): sent by the command itself, through Apprise, at once.
     (notice,) = [n for n in received if n.get("title") == "Pulse test alert"]
     assert "apprise" in notice["_user_agent"].lower(), notice["_user_agent"]
+
+
+def test_a_check_reports_as_new_only_the_alerts_it_created(
+    mongo_db: Database[Document], live_stack: Settings, tmp_path: Path
+) -> None:
+    # One bulk write stores a check's decisions: an alert stored before sits between new ones,
+    # where FerretDB numbers the upserts among themselves, not among the statements.
+    rules_file = tmp_path / "alerts.yaml"
+    rules_file.write_text(RULES)
+    rule = load_rules_file(rules_file)[0]
+    settings = live_stack.alerts.model_copy(update={"channels": {}})
+    alerting = Alerting(mongo_db, settings, [rule])
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    windows = [now - timedelta(minutes=m) for m in (3, 2, 1)]
+    try:
+        assert alerting._store([Decision("fire", rule, "a", windows[1], 600.0)], now) == [
+            alert_id(rule.id, "a", windows[1])
+        ]
+        decisions = [
+            Decision("fire", rule, "b", windows[0], 600.0),
+            Decision("fire", rule, "a", windows[1], 700.0),
+            Decision("fire", rule, "c", windows[2], 600.0),
+        ]
+        created = alerting._store(decisions, now)
+    finally:
+        alerting.close()
+    assert created == [alert_id(rule.id, "b", windows[0]), alert_id(rule.id, "c", windows[2])]
+    stored = mongo_db[ALERTS].find_one({"_id": alert_id(rule.id, "a", windows[1])})
+    assert stored is not None and stored["value"] == 700.0

@@ -137,11 +137,11 @@ class Alerting:
         rules = self.rules()
         if not rules:
             return []
-        item_rules = [rule for rule in rules.values() if rule.entity == "item"]
-        observations = self._observe_items(item_rules, aggregates)
-        for rule in rules.values():
-            if rule.entity == "user":
-                observations += self._observe_users(rule, aggregates)
+        observations = self._observe_items(
+            [rule for rule in rules.values() if rule.entity == "item"], aggregates
+        )
+        for rule in (rule for rule in rules.values() if rule.entity == "user"):
+            observations += self._observe_users(rule, aggregates)
         firing = {key: state for key, state in self._firing().items() if key[0] in rules}
         # Only a value at its threshold can fire, so only those keys' cooldowns are read.
         crossing = {
@@ -286,7 +286,7 @@ class Alerting:
         self.db[ALERT_STATE].bulk_write(state_ops, ordered=True)
         # By _id, not by index: FerretDB 1.24 numbers its `upserted` entries among the upserts
         # only, not among the statements.
-        return [str(alert_id) for _, alert_id in sorted(upserted.items())]
+        return [str(doc_id) for doc_id in upserted.values()]
 
     def close(self) -> None:
         self.notifier.close()

@@ -36,6 +36,7 @@ from flows.aggregate import aggregate_interactions
 from flows.retry import retry_failed_batches
 from pulse.config import Settings, load_settings
 from pulse.stack.mongo_server import MongoServer
+from pulse.store import writes
 from pulse.store.client import database, mongo_client
 from pulse.store.reads import stored_offsets
 from pulse.store.schema import LEDGER, TOTALS, TOTALS_ID
@@ -282,21 +283,24 @@ def test_a_database_outage_fails_the_run_visibly_and_a_retry_reconciles(
     monkeypatch.setenv("PULSE_MONGO_TIMEOUT_MS", "1000")
     _, truth = produce(settings, tmp_path / "truth.json", events=30_000)
 
-    def stop_after_first_batch() -> None:
-        with mongo_client(settings.mongo) as client:
-            db = database(client, settings.mongo)
-            _wait_for(
-                lambda: db[LEDGER].count_documents({"status": "applied"}) >= 1, 120, "a batch"
-            )
-        server.pidfile.stop()
+    # The database stops inside the run, right after its first batch is marked applied: a
+    # drain that raced a watcher could finish all 30,000 events before the watcher looked.
+    finish = writes.ledger_finish
+    stopped = threading.Event()
 
-    outage = threading.Thread(target=stop_after_first_batch)
-    outage.start()
+    def finish_then_stop(*args: Any, **kwargs: Any) -> None:
+        finish(*args, **kwargs)
+        if not stopped.is_set():
+            stopped.set()
+            server.pidfile.stop()
+
+    monkeypatch.setattr(writes, "ledger_finish", finish_then_stop)
     with pytest.raises(PyMongoError):  # the run fails, naming the database it cannot reach
         aggregate_interactions(
             time_budget_seconds=120, max_batch_events=3_000, retry_delays=[0.5, 0.5]
         )
-    outage.join()
+    assert stopped.is_set(), "the run failed before its first batch was applied"
+    monkeypatch.setattr(writes, "ledger_finish", finish)
 
     start()
     with mongo_client(settings.mongo) as client:

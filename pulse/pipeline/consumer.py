@@ -304,10 +304,14 @@ class AggregatingConsumer:
             log.info("partition %d of %s reads again from offset %d", partition, self.topic, offset)
 
     def _commit(self, ranges: list[OffsetRange]) -> None:
-        """Tell Kafka too (lag tools read it); MongoDB's offsets stay the source of truth."""
+        """Tell Kafka too (lag tools read it); MongoDB's offsets stay the source of truth.
+
+        Asynchronous: a synchronous commit in flight when the broker restarts can wait forever
+        (confluent-kafka-python#1801; seen here as a consumer that counted a batch, then
+        never polled again), and nothing here needs to know when Kafka has it."""
         offsets = [TopicPartition(self.topic, r.partition, r.last + 1) for r in ranges]
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            self.consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             # After a rebalance the partition may belong to another member: harmless here.
             log.warning("offset commit to Kafka skipped: %s", exc.args[0].str())

@@ -210,7 +210,10 @@ def test_a_broker_restart_under_load_loses_and_doubles_nothing(
 
     with mongo_client(settings.mongo) as client:
         db = database(client, settings.mongo)
-        wait_for_events(db, truth["events"], timeout=120)
+        try:
+            wait_for_events(db, truth["events"], timeout=120)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nconsumer log:\n{log_tail(consumer_log, 60)}") from exc
         consumer.send_signal(signal.SIGTERM)
         consumer.wait(timeout=60)
         try:

@@ -46,12 +46,13 @@ ARTIFACT_ROW = re.compile(r"\| (records|throughput) \| ([\d,]+)")
 @dataclass(frozen=True)
 class Target:
     """What a drain reads and where it writes: the benchmark's topic, a database of its own, and
-    the in-process run's batch size and user buckets."""
+    the in-process run's batch size and user and item x minute buckets."""
 
     topic: str
     db_name: str
     batch: int
     user_buckets: int
+    item_minute_buckets: int
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ def _env(settings: Settings, target: Target) -> dict[str, str]:
         ("kafka", "consumer_group"): f"bench-{target.db_name}",
         ("mongo", "database"): target.db_name,
         ("mongo", "user_buckets"): target.user_buckets,
+        ("mongo", "item_minute_buckets"): target.item_minute_buckets,
         ("consumer", "max_batch_events"): target.batch,
         ("metrics", "port"): 0,  # the runner's /metrics would meet `make run`'s port
     }

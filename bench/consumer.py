@@ -200,20 +200,25 @@ def naive(settings: Settings, topic: str, events: int, db_name: str) -> int:
     return seen
 
 
-def pulse(
-    settings: Settings, topic: str, db_name: str, events: int, batch: int, user_buckets: int
-) -> int:
+def pulse(settings: Settings, target: Target, events: int) -> int:
+    db_name = target.db_name
     configured = load_settings(
-        kafka=settings.kafka.model_dump() | {"topic": topic, "consumer_group": f"bench-{db_name}"},
-        mongo=settings.mongo.model_dump() | {"database": db_name, "user_buckets": user_buckets},
-        consumer=settings.consumer.model_dump() | {"max_batch_events": batch},
+        kafka=settings.kafka.model_dump()
+        | {"topic": target.topic, "consumer_group": f"bench-{db_name}"},
+        mongo=settings.mongo.model_dump()
+        | {
+            "database": db_name,
+            "user_buckets": target.user_buckets,
+            "item_minute_buckets": target.item_minute_buckets,
+        },
+        consumer=settings.consumer.model_dump() | {"max_batch_events": target.batch},
         alerts={"rules_file": Path("/nonexistent")},  # alerting is measured elsewhere
     )
     applied = 0
     with consuming(configured) as consumer:
         while applied < events:
             polled = time.monotonic()
-            found = consumer.poll_batch(batch, 2.0)
+            found = consumer.poll_batch(target.batch, 2.0)
             if found is not None:
                 applied += consumer.process(found, time.monotonic() - polled).records
     with mongo_client(configured.mongo) as client:
@@ -248,6 +253,12 @@ def main(
     user_buckets: Annotated[
         int | None, typer.Option(help="User buckets (default PULSE_MONGO_USER_BUCKETS).")
     ] = None,
+    item_minute_buckets: Annotated[
+        int | None,
+        typer.Option(
+            help="Item x minute buckets a minute (default PULSE_MONGO_ITEM_MINUTE_BUCKETS)."
+        ),
+    ] = None,
     as_run: Annotated[
         bool, typer.Option(help="Also `pulse consume` and a served drain run (bench/as_run.py).")
     ] = True,
@@ -255,6 +266,7 @@ def main(
     """Measure and print; write bench/results/consumer.json."""
     settings = load_settings()
     buckets = user_buckets or settings.mongo.user_buckets
+    item_buckets = item_minute_buckets or settings.mongo.item_minute_buckets
     db_name = f"bench_{uuid.uuid4().hex[:8]}"
     naive_db = f"{db_name}_naive"
     with fresh_topic(settings, "consumer") as topic:
@@ -283,7 +295,9 @@ def main(
                 "pulse",
                 settings,
                 events,
-                lambda: pulse(settings, topic, db_name, events, batch, buckets),
+                lambda: pulse(
+                    settings, Target(topic, db_name, batch, buckets, item_buckets), events
+                ),
             ),
         ]
         drains = {
@@ -292,7 +306,7 @@ def main(
         }
         as_run_dbs = [f"{db_name}_{n}" for n in range(len(drains))] if as_run else []
         for (label, drain), db in zip(drains.items(), as_run_dbs, strict=False):
-            target = Target(topic, db, batch, buckets)
+            target = Target(topic, db, batch, buckets, item_buckets)
             runs.append(_measure_drained(label, settings, partial(drain, settings, target)))
         expected = truth(settings, topic, events)
     ledger_totals = stages(settings, db_name)
@@ -329,6 +343,7 @@ def main(
         "items": items,
         "batch": batch,
         "user_buckets": buckets,
+        "item_minute_buckets": item_buckets,
         "docs_per_event": (pulse_run.docs_written or 0) / events,
         "stage_seconds": time_by_stage,
         "write_step_seconds": ledger_totals["step_seconds"],

@@ -41,6 +41,7 @@ from pulse.store.schema import (
     TOTALS_ID,
     USER_BUCKETS,
     USERS,
+    item_minute_bucket,
     item_minute_id,
     minute_id,
     record_id,
@@ -134,12 +135,16 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
     # The item chart reads i1's bucket of each minute. As if every item were active every
     # minute (the worst case: 100k items a minute), that bucket holds every seeded item that
     # hashes to it, so the read parses what a full bucket weighs.
-    bucket = item_minute_id("i1", "")
-    sharing = [f"i{n + 1}" for n in range(items) if item_minute_id(f"i{n + 1}", "") == bucket]
+    # As many buckets as docs/consumer.md advises for this many items a minute: ~25 each.
+    buckets = writes.settle_item_minute_buckets(db, max(1, items // 25))
+    bucket = item_minute_bucket("i1", buckets)
+    sharing = [
+        f"i{n + 1}" for n in range(items) if item_minute_bucket(f"i{n + 1}", buckets) == bucket
+    ]
     figures = {"total": 300, "types": {"view": 240, "click": 50, "add_to_cart": 8, "purchase": 2}}
     db[ITEM_MINUTES].insert_many(
         {
-            "_id": item_minute_id("i1", minute_id(minute)),
+            "_id": item_minute_id("i1", minute_id(minute), buckets),
             "minute": minute,
             BUCKET_ITEMS: dict.fromkeys(sharing, figures),
         }

@@ -84,9 +84,12 @@ def seed(
     now: datetime,
     keep: RetentionSettings,
     unpruned: bool,
+    item_buckets: int,
 ) -> int:
-    """The documents `history` of the default run leaves; returns how many were written."""
+    """The documents `history` of the default run leaves, items in `item_buckets` item x
+    minute buckets a minute; returns how many were written."""
     begin = now - history
+    writes.settle_item_minute_buckets(db, item_buckets)
 
     def kept_since(period: timedelta) -> datetime:
         return begin if unpruned else max(begin, now - period - PAST_CUTOFF)
@@ -177,7 +180,8 @@ def seed(
         minute = minute_id(moment)
         buckets: dict[str, dict[str, dict[str, int]]] = {}
         for n in range(ITEMS_PER_MINUTE):
-            buckets.setdefault(item_minute_id(f"i{n}", minute), {})[f"i{n}"] = {"total": 60}
+            item = f"i{n}"
+            buckets.setdefault(item_minute_id(item, minute, item_buckets), {})[item] = {"total": 60}
         details = [
             {"_id": bucket, "minute": moment, "i": items} for bucket, items in buckets.items()
         ]
@@ -310,7 +314,7 @@ def main(
             db = client[name]
             now = datetime.now(UTC)
             started = time.perf_counter()
-            seeded = seed(db, history, now, keep, unpruned)
+            seeded = seed(db, history, now, keep, unpruned, settings.mongo.item_minute_buckets)
             console.print(
                 f"{label}: seeded {seeded:,} documents in {time.perf_counter() - started:.0f} s"
             )

@@ -82,7 +82,7 @@ def _check_statements(batch: MicroBatch, verdict: Verdict, rules: ValidationRule
         totals_update(counts, guard, types, dead_lettered=verdict.dead.height, applied_at=_NOW),
         *user_bucket_updates(entities.users, 16, entity_guard, types),
         *entity_updates(entities.items, "item_id", entity_guard, "f", types),
-        *item_minute_updates(entities, entity_guard, types),
+        *item_minute_updates(entities, entity_guard, types, 16),
         *minute_sketch_updates(entities, entity_guard),
         *user_minute_updates(entities, entity_guard),
     ]

@@ -42,7 +42,12 @@ from pulse.config import FOR_GOOD, AlertSettings
 from pulse.ingest.aggregate import Aggregates
 from pulse.store import writes
 from pulse.store.client import Document
-from pulse.store.reads import by_ids, item_minute_figures, user_minute_counts
+from pulse.store.reads import (
+    by_ids,
+    item_minute_bucket_count,
+    item_minute_figures,
+    user_minute_counts,
+)
 from pulse.store.schema import (
     ALERT_RULES,
     ALERT_STATE,
@@ -208,10 +213,11 @@ class Alerting:
         wanted: dict[str, dict[str, set[tuple[str, datetime]]]] = defaultdict(
             lambda: defaultdict(set)
         )
+        buckets = item_minute_bucket_count(self.db)
         for rule_id, windows in values.items():
             for item, start in windows:
                 for minute in _minutes(start, rules[rule_id].window_minutes):
-                    wanted[item_minute_id(item, minute)][rule_id].add((item, start))
+                    wanted[item_minute_id(item, minute, buckets)][rule_id].add((item, start))
         found = item_minute_figures(
             self.db,
             {

@@ -42,6 +42,7 @@ from pulse.store.schema import (
     COUNT_MARKS,
     DEAD_LETTERS,
     ENTITY_MARKS,
+    ITEM_MINUTE_BUCKETS_BEFORE,
     ITEM_MINUTES,
     ITEMS,
     MARKS_BY_TOPIC,
@@ -244,6 +245,7 @@ class BatchWriter:
         alerting: Alerting | None = None,
         after_step: StepHook | None = None,
         user_buckets: int = 1_024,
+        item_minute_buckets: int = ITEM_MINUTE_BUCKETS_BEFORE,
         dead_letter_bytes: int = 1_024,
         minute_detail: timedelta = FOR_GOOD,
         priority: CountsFirst | None = None,
@@ -257,6 +259,7 @@ class BatchWriter:
         self.alerting = alerting
         self.dead_letter_bytes = dead_letter_bytes
         self.user_buckets = user_buckets  # fixed per database: writes.settle_user_buckets
+        self.item_minute_buckets = item_minute_buckets  # writes.settle_item_minute_buckets
         self.db = db
         self.topic = topic
         self.rules = rules
@@ -505,7 +508,9 @@ class BatchWriter:
 
     def _item_minutes(self, work: _Work) -> None:
         """Item x minute counts (alerts and item charts read these)."""
-        statements = item_minute_updates(_entities(work), work.guard, self.types)
+        statements = item_minute_updates(
+            _entities(work), work.guard, self.types, self.item_minute_buckets
+        )
         work.results[ITEM_MINUTES] = self._write_entities(ITEM_MINUTES, statements)
 
     def _active(self, work: _Work) -> None:

@@ -36,6 +36,8 @@ from pulse.store.schema import (
     ENTITIES_NEXT,
     ENTITY_BATCHES,
     HOUR,
+    ITEM_MINUTE_BUCKETS_BEFORE,
+    ITEM_MINUTE_BUCKETS_COUNTER,
     ITEM_MINUTES,
     LEADERS,
     LEDGER,
@@ -250,6 +252,12 @@ def user_bucket_count(db: Database[Document]) -> int:
     return int(counter.get("value", 1))
 
 
+def item_minute_bucket_count(db: Database[Document]) -> int:
+    """How many item x minute buckets a minute this database keeps (pulse/store/writes.py)."""
+    counter = db[COUNTERS].find_one({"_id": ITEM_MINUTE_BUCKETS_COUNTER}) or {}
+    return int(counter.get("value", ITEM_MINUTE_BUCKETS_BEFORE))
+
+
 def users_by_ids(db: Database[Document], ids: list[str]) -> list[Document]:
     """Users as documents of their own ({_id, total, types, first_seen, last_seen}), read
     from their buckets with only their own fields."""
@@ -310,7 +318,8 @@ def item_minutes(
     id: it would make a field path of the query)."""
     rows = []
     if is_id(item_id):
-        ids = [item_minute_id(item_id, minute) for minute in minute_ids(since, until)]
+        buckets = item_minute_bucket_count(db)
+        ids = [item_minute_id(item_id, minute, buckets) for minute in minute_ids(since, until)]
         found = item_minute_figures(db, {doc_id: [item_id] for doc_id in ids})
         rows = [
             {"minute": parse_minute_id(minute_of_id(doc_id)), "total": figures["total"]}

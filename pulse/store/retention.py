@@ -17,7 +17,7 @@ from pymongo.database import Database
 
 from pulse.config import RetentionSettings
 from pulse.store.client import Document
-from pulse.store.reads import by_ids, minute_ids
+from pulse.store.reads import by_ids, item_minute_bucket_count, minute_ids
 from pulse.store.schema import (
     ALERTS,
     DEAD_LETTERS,
@@ -237,9 +237,10 @@ def maintain(db: Database[Document], retention: RetentionSettings, now: datetime
     """One pass over every target: what each removed and kept."""
     minutes_cutoff = now - timedelta(days=retention.minute_days)
     partitions = _partitions(db)
+    item_buckets = item_minute_bucket_count(db)
 
     def item_minute_ids(step: list[str]) -> list[str]:
-        return [doc_id for minute in step for doc_id in item_minute_ids_of(minute)]
+        return [doc_id for minute in step for doc_id in item_minute_ids_of(minute, item_buckets)]
 
     def user_minute_ids(step: list[str]) -> list[str]:
         return [user_minute_id(minute, p) for minute in step for p in partitions]

@@ -32,10 +32,10 @@ over weeks reads a few hundred of them, not tens of thousands of minutes."""
 ITEM_MINUTES = "minute_items"
 """Per-item figures of each minute, many items per document: `_id` = '<minute id>|b<bucket>'
 (item_minute_id), `minute`, `i.<item id>` = the item's `total` and `types.<type>`, `ws`.
-At 100k items a flush writes a few hundred of them a minute, not one per item."""
-ITEM_MINUTE_BUCKETS = 256
-"""Item x minute buckets per minute. Fixed: readers find an item's bucket from it, so changing
-it strands what is written (a new collection name would be needed)."""
+A flush writes at most PULSE_MONGO_ITEM_MINUTE_BUCKETS of them a minute, not one per item."""
+ITEM_MINUTE_BUCKETS_BEFORE = 256
+"""Item x minute buckets per minute of databases written before the number was a setting
+(PULSE_MONGO_ITEM_MINUTE_BUCKETS), which hold no ITEM_MINUTE_BUCKETS_COUNTER."""
 LEGACY_ITEM_MINUTES = "item_minutes"
 """One document per item and minute, as databases written before item x minute buckets hold
 them: `pulse maintain` drops the collection once minute retention has passed since it first
@@ -63,6 +63,9 @@ ENTITY_BATCHES = "entity_batches"
 COUNTERS = "counters"
 USER_BUCKETS_COUNTER = "user_buckets"
 """`counters` _id holding the number of user buckets the database was first written with."""
+ITEM_MINUTE_BUCKETS_COUNTER = "item_minute_buckets"
+"""`counters` _id holding the number of item x minute buckets per minute the database was
+first written with: readers find an item's bucket from it."""
 LOST_RECORDS = "lost_records"
 """`counters` _id: records of ledger entries an operator resolved as lost (Kafka no longer
 held them)."""
@@ -178,15 +181,21 @@ def parse_minute_id(doc_id: str) -> datetime:
     return datetime.strptime(doc_id, MINUTE_FORMAT).replace(tzinfo=UTC)
 
 
-def item_minute_id(item_id: str, minute: str) -> str:
+def item_minute_id(item_id: str, minute: str, buckets: int) -> str:
     """`minute_items` _id of the document holding an item's figures of a minute:
-    '<minute id>|b<n>', n a stable hash (CRC-32) of the item id modulo ITEM_MINUTE_BUCKETS."""
-    return f"{minute}|b{_bucket_of(item_id, ITEM_MINUTE_BUCKETS)}"
+    '<minute id>|b<n>', n = item_minute_bucket(item_id, buckets)."""
+    return f"{minute}|b{item_minute_bucket(item_id, buckets)}"
 
 
-def item_minute_ids_of(minute: str) -> list[str]:
+def item_minute_bucket(item_id: str, buckets: int) -> int:
+    """Which of a minute's `buckets` item x minute buckets holds an item: a stable hash
+    (CRC-32) of the item id modulo `buckets`."""
+    return _bucket_of(item_id, buckets)
+
+
+def item_minute_ids_of(minute: str, buckets: int) -> list[str]:
     """Every `minute_items` _id of a minute (what retention removes)."""
-    return [f"{minute}|b{n}" for n in range(ITEM_MINUTE_BUCKETS)]
+    return [f"{minute}|b{n}" for n in range(buckets)]
 
 
 BUCKET_ITEMS = "i"

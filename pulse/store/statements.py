@@ -178,13 +178,13 @@ def minute_sketch_updates(aggregates: Aggregates, guard: Guard) -> list[Statemen
 
 
 def item_minute_updates(
-    aggregates: Aggregates, guard: Guard, types: tuple[str, ...]
+    aggregates: Aggregates, guard: Guard, types: tuple[str, ...], buckets: int
 ) -> list[Statement]:
     """Per item per minute counts (alerts and item charts read these), one statement per item
-    x minute bucket."""
+    x minute bucket (`buckets` a minute)."""
     updates: dict[str, dict[str, dict[str, Any]]] = {}
     for row in aggregates.item_minutes.iter_rows(named=True):
-        bucket = item_minute_id(row["item_id"], row["minute_id"])
+        bucket = item_minute_id(row["item_id"], row["minute_id"], buckets)
         update = updates.setdefault(
             bucket,
             {"$inc": {}, "$max": dict(guard.marks_set), "$setOnInsert": {"minute": row["minute"]}},

@@ -17,7 +17,7 @@ from pymongo import UpdateOne
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from pulse.config import SettingsError
+from pulse.config import ENV_PREFIX, SettingsError
 from pulse.ingest import sketches
 from pulse.ingest.batch import OffsetRange, entity_flush_id, ranges_of
 from pulse.store import leaders
@@ -28,6 +28,9 @@ from pulse.store.schema import (
     ENTITIES_NEXT,
     ENTITY_BATCHES,
     INDEXES,
+    ITEM_MINUTE_BUCKETS_BEFORE,
+    ITEM_MINUTE_BUCKETS_COUNTER,
+    ITEM_MINUTES,
     LEADERS,
     LEDGER,
     LEGACY_USERS,
@@ -217,16 +220,47 @@ def count_created(
 def settle_user_buckets(db: Database[Document], wanted: int) -> int:
     """The number of user buckets of this database: `wanted` (PULSE_MONGO_USER_BUCKETS) when
     no user is stored yet, otherwise the number it was first written with, which must match."""
-    counter = db[COUNTERS].find_one({"_id": USER_BUCKETS_COUNTER}) or {}
+    return _settle_buckets(db, USER_BUCKETS_COUNTER, USER_BUCKETS, wanted, "users", None)
+
+
+def settle_item_minute_buckets(db: Database[Document], wanted: int) -> int:
+    """The number of item x minute buckets a minute of this database: `wanted`
+    (PULSE_MONGO_ITEM_MINUTE_BUCKETS) when none is stored yet, otherwise the number it was
+    first written with (ITEM_MINUTE_BUCKETS_BEFORE if it holds no counter), which must match."""
+    return _settle_buckets(
+        db,
+        ITEM_MINUTE_BUCKETS_COUNTER,
+        ITEM_MINUTES,
+        wanted,
+        "item x minute figures",
+        ITEM_MINUTE_BUCKETS_BEFORE,
+    )
+
+
+def _settle_buckets(
+    db: Database[Document],
+    counter_id: str,
+    collection: str,
+    wanted: int,
+    held: str,
+    uncounted: int | None,
+) -> int:
+    """Each counter is named after its MongoSettings field (`counter_id`), which names the
+    setting in the error. `uncounted`: the number a collection written before its counter
+    existed holds (None: take `wanted`)."""
+    counter = db[COUNTERS].find_one({"_id": counter_id}) or {}
     stored = counter.get("value")
     if stored == wanted:
         return wanted
-    if stored is not None and db[USER_BUCKETS].find_one({}, {"_id": 1}) is not None:
+    written = db[collection].find_one({}, {"_id": 1}) is not None
+    stored = stored if stored is not None else (uncounted if written else None)
+    if written and stored is not None and stored != wanted:
         raise SettingsError(
-            f"PULSE_MONGO_USER_BUCKETS={wanted}, but database {db.name} holds users in "
-            f"{stored} buckets: set it to {stored}, or use a new PULSE_MONGO_DATABASE"
+            f"{ENV_PREFIX}MONGO_{counter_id.upper()}={wanted}, but database {db.name} holds "
+            f"{held} in {stored} buckets: set it to {stored}, or use a new "
+            f"{ENV_PREFIX}MONGO_DATABASE"
         )
-    db[COUNTERS].update_one({"_id": USER_BUCKETS_COUNTER}, {"$set": {"value": wanted}}, upsert=True)
+    db[COUNTERS].update_one({"_id": counter_id}, {"$set": {"value": wanted}}, upsert=True)
     return wanted
 
 

@@ -35,6 +35,9 @@ from tests.fakes import MemoryDatabase
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 KEEP = RetentionSettings(ledger_hours=2, dead_letter_days=1, alert_days=1, minute_days=1)
+ITEM_BUCKETS = 300
+"""More item x minute buckets a minute than databases before the setting had (256), so a pass
+that ignored the database's own number would leave i17's (bucket 264)."""
 HOURS = 30
 """History seeded: a ledger entry, a dead letter and an alert every 10 minutes, item and
 user minutes every minute, for this many hours before NOW."""
@@ -43,11 +46,12 @@ user minutes every minute, for this many hours before NOW."""
 def _seed(memory: MemoryDatabase) -> None:
     db = cast(Database[Document], memory)
     memory[OFFSETS].insert_one({"_id": offsets_id("t", 1), "partition": 1, ENTITY_BATCHES: []})
+    writes.settle_item_minute_buckets(db, ITEM_BUCKETS)
     for n in range(HOURS * 60):
         moment = NOW - timedelta(minutes=n)
         minute = minute_id(moment)
-        for item in ("i1", "i2"):
-            memory[ITEM_MINUTES].insert_one({"_id": item_minute_id(item, minute)})
+        for item in ("i1", "i17"):
+            memory[ITEM_MINUTES].insert_one({"_id": item_minute_id(item, minute, ITEM_BUCKETS)})
         for partition in (0, 1):
             memory[USER_MINUTES].insert_one({"_id": user_minute_id(minute, partition)})
         memory[MINUTE_SKETCHES].insert_one({"_id": minute})

@@ -11,7 +11,7 @@ import pytest
 from pulse.ingest.aggregate import Aggregates, aggregate
 from pulse.ingest.batch import OffsetRange
 from pulse.ingest.validate import DEAD_SCHEMA
-from pulse.store.schema import ENTITY_MARKS, ITEM_MINUTE_BUCKETS, item_minute_id, user_bucket
+from pulse.store.schema import ENTITY_MARKS, item_minute_id, user_bucket
 from pulse.store.statements import (
     Guard,
     activity_bin,
@@ -28,6 +28,7 @@ from pulse.store.statements import (
 )
 
 TYPES = ("view", "click")
+ITEM_BUCKETS = 16
 T0 = 1_795_737_600_000
 GUARD = Guard((OffsetRange(3, 100, 180), OffsetRange(1, 40, 90)), topic="clicks.eu")
 HELD = {"wm.clicks~eu.p3": {"$not": {"$gte": 100}}, "wm.clicks~eu.p1": {"$not": {"$gte": 40}}}
@@ -83,10 +84,10 @@ def test_minute_statements_carry_sketches_and_item_minutes_their_keys() -> None:
     assert any(key.startswith("users_hll.r") for key in sketches[0]["u"]["$max"])
     mark = "wm.clicks~eu.p3"
     assert sketches[0]["u"]["$max"][mark] == minutes[0]["u"]["$max"][mark]
-    item_minutes = item_minute_updates(aggregates, GUARD, TYPES)
+    item_minutes = item_minute_updates(aggregates, GUARD, TYPES, ITEM_BUCKETS)
     assert [s["q"]["_id"] for s in item_minutes] == [
-        item_minute_id("i1", "2026-11-27T00:00Z"),
-        item_minute_id("i2", "2026-11-27T00:01Z"),
+        item_minute_id("i1", "2026-11-27T00:00Z", ITEM_BUCKETS),
+        item_minute_id("i2", "2026-11-27T00:01Z", ITEM_BUCKETS),
     ]
     assert item_minutes[0]["u"]["$inc"] == {
         "i.i1.total": 2,
@@ -98,7 +99,7 @@ def test_minute_statements_carry_sketches_and_item_minutes_their_keys() -> None:
 
 def test_items_of_one_minute_share_their_bucket_statement() -> None:
     minute = "2026-11-27T00:00Z"
-    items = [f"i{n}" for n in range(3 * ITEM_MINUTE_BUCKETS)]
+    items = [f"i{n}" for n in range(3 * ITEM_BUCKETS)]
     events = pl.DataFrame(
         {
             "event_id": [f"e{n}" for n in range(len(items))],
@@ -108,14 +109,14 @@ def test_items_of_one_minute_share_their_bucket_statement() -> None:
             "timestamp": [T0] * len(items),
         }
     )
-    statements = item_minute_updates(aggregate(events, TYPES), GUARD, TYPES)
-    assert len(statements) == len({item_minute_id(item, minute) for item in items})
-    assert len(statements) <= ITEM_MINUTE_BUCKETS
+    statements = item_minute_updates(aggregate(events, TYPES), GUARD, TYPES, ITEM_BUCKETS)
+    assert len(statements) == len({item_minute_id(item, minute, ITEM_BUCKETS) for item in items})
+    assert len(statements) <= ITEM_BUCKETS
     held = [key for s in statements for key in s["u"]["$inc"] if key.endswith(".total")]
     assert sorted(held) == sorted(f"i.{item}.total" for item in items)
     for statement in statements:
         keys = statement["u"]["$inc"]
-        assert {item_minute_id(key.split(".")[1], minute) for key in keys} == {
+        assert {item_minute_id(key.split(".")[1], minute, ITEM_BUCKETS) for key in keys} == {
             statement["q"]["_id"]
         }
 

@@ -52,7 +52,7 @@ class Target:
     db_name: str
     batch: int
     user_buckets: int
-    item_minute_buckets: int
+    item_buckets: int
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def _env(settings: Settings, target: Target) -> dict[str, str]:
         ("kafka", "consumer_group"): f"bench-{target.db_name}",
         ("mongo", "database"): target.db_name,
         ("mongo", "user_buckets"): target.user_buckets,
-        ("mongo", "item_minute_buckets"): target.item_minute_buckets,
+        ("mongo", "item_buckets"): target.item_buckets,
         ("consumer", "max_batch_events"): target.batch,
         ("metrics", "port"): 0,  # the runner's /metrics would meet `make run`'s port
     }

@@ -209,7 +209,7 @@ def pulse(settings: Settings, target: Target, events: int) -> int:
         | {
             "database": db_name,
             "user_buckets": target.user_buckets,
-            "item_minute_buckets": target.item_minute_buckets,
+            "item_buckets": target.item_buckets,
         },
         consumer=settings.consumer.model_dump() | {"max_batch_events": target.batch},
         alerts={"rules_file": Path("/nonexistent")},  # alerting is measured elsewhere
@@ -253,11 +253,9 @@ def main(
     user_buckets: Annotated[
         int | None, typer.Option(help="User buckets (default PULSE_MONGO_USER_BUCKETS).")
     ] = None,
-    item_minute_buckets: Annotated[
+    item_buckets: Annotated[
         int | None,
-        typer.Option(
-            help="Item x minute buckets a minute (default PULSE_MONGO_ITEM_MINUTE_BUCKETS)."
-        ),
+        typer.Option(help="Item x minute buckets a minute (default PULSE_MONGO_ITEM_BUCKETS)."),
     ] = None,
     as_run: Annotated[
         bool, typer.Option(help="Also `pulse consume` and a served drain run (bench/as_run.py).")
@@ -266,7 +264,7 @@ def main(
     """Measure and print; write bench/results/consumer.json."""
     settings = load_settings()
     buckets = user_buckets or settings.mongo.user_buckets
-    item_buckets = item_minute_buckets or settings.mongo.item_minute_buckets
+    item_buckets = item_buckets or settings.mongo.item_buckets
     db_name = f"bench_{uuid.uuid4().hex[:8]}"
     naive_db = f"{db_name}_naive"
     with fresh_topic(settings, "consumer") as topic:
@@ -343,7 +341,7 @@ def main(
         "items": items,
         "batch": batch,
         "user_buckets": buckets,
-        "item_minute_buckets": item_buckets,
+        "item_buckets": item_buckets,
         "docs_per_event": (pulse_run.docs_written or 0) / events,
         "stage_seconds": time_by_stage,
         "write_step_seconds": ledger_totals["step_seconds"],

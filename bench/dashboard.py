@@ -31,19 +31,24 @@ from pulse.store.schema import (
     COUNTERS,
     DEAD_FIELDS,
     DEAD_LETTERS,
+    HOUR,
+    ITEM_HOURS,
     ITEM_MINUTES,
     ITEMS,
     LEADERS,
     LEDGER,
+    MINUTE,
     MINUTES,
     TIMELINE,
     TOTALS,
     TOTALS_ID,
     USER_BUCKETS,
     USERS,
-    item_minute_bucket,
+    item_bucket,
+    item_hour_id,
     item_minute_id,
     minute_id,
+    period_starts,
     record_id,
     user_bucket,
 )
@@ -114,7 +119,16 @@ def _seed_entities(db: Database[Document], totals: dict[str, np.ndarray], now: d
 
 
 def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: datetime) -> None:
-    for name in (MINUTES, ITEM_MINUTES, TOTALS, LEDGER, DEAD_LETTERS, LEADERS, TIMELINE):
+    for name in (
+        MINUTES,
+        ITEM_MINUTES,
+        ITEM_HOURS,
+        TOTALS,
+        LEDGER,
+        DEAD_LETTERS,
+        LEADERS,
+        TIMELINE,
+    ):
         db.drop_collection(name)
     ensure_indexes(db)
     users, items = len(totals["users"]), len(totals["items"])
@@ -136,11 +150,9 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
     # minute (the worst case: 100k items a minute), that bucket holds every seeded item that
     # hashes to it, so the read parses what a full bucket weighs.
     # As many buckets as docs/consumer.md advises for this many items a minute: ~25 each.
-    buckets = writes.settle_item_minute_buckets(db, max(1, items // 25))
-    bucket = item_minute_bucket("i1", buckets)
-    sharing = [
-        f"i{n + 1}" for n in range(items) if item_minute_bucket(f"i{n + 1}", buckets) == bucket
-    ]
+    buckets = writes.settle_item_buckets(db, max(1, items // 25))
+    bucket = item_bucket("i1", buckets)
+    sharing = [f"i{n + 1}" for n in range(items) if item_bucket(f"i{n + 1}", buckets) == bucket]
     figures = {"total": 300, "types": {"view": 240, "click": 50, "add_to_cart": 8, "purchase": 2}}
     db[ITEM_MINUTES].insert_many(
         {
@@ -149,6 +161,16 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
             BUCKET_ITEMS: dict.fromkeys(sharing, figures),
         }
         for minute in minutes
+    )
+    # Likewise i1's item x hour bucket of every hour the longest item trend reads.
+    hours = period_starts(HOUR, now - reads.ITEM_TREND_WINDOW, now)
+    db[ITEM_HOURS].insert_many(
+        {
+            "_id": item_hour_id("i1", hour, buckets),
+            "hour": hour,
+            BUCKET_ITEMS: dict.fromkeys(sharing, 18_000),
+        }
+        for hour in hours
     )
     db[TOTALS].insert_one(
         {"_id": TOTALS_ID, "events": users * 20, "users": users, "items": items, "last_event": now}
@@ -196,7 +218,13 @@ def pages(db: Database[Document], now: datetime) -> dict[str, list[Callable[[], 
             lambda: reads.ranked(db, ITEMS, "item_id", 10),
             lambda: reads.ranked(db, ITEMS, "item_id", 10, True),
             lambda: reads.entity(db, ITEMS, "item_id", "i1"),
-            lambda: reads.item_minutes(db, "i1", since, now),
+            lambda: reads.item_trend(db, "i1", MINUTE, since, now),
+        ],
+        "items, 14 days": [
+            lambda: reads.ranked(db, ITEMS, "item_id", 10),
+            lambda: reads.ranked(db, ITEMS, "item_id", 10, True),
+            lambda: reads.entity(db, ITEMS, "item_id", "i1"),
+            lambda: reads.item_trend(db, "i1", HOUR, now - reads.ITEM_TREND_WINDOW, now),
         ],
         "users": [
             lambda: reads.user_histogram(reads.totals(db) or reads.Totals()),

@@ -37,6 +37,8 @@ from pulse.store.schema import (
     COUNTERS,
     DEAD_FIELDS,
     DEAD_LETTERS,
+    HOUR,
+    ITEM_HOURS,
     ITEM_MINUTES,
     ITEMS,
     LEDGER,
@@ -47,8 +49,10 @@ from pulse.store.schema import (
     TOTALS,
     TOTALS_ID,
     USER_MINUTES,
+    item_hour_id,
     item_minute_id,
     minute_id,
+    period_starts,
     record_id,
     user_minute_id,
 )
@@ -78,6 +82,29 @@ def _insert(db: Database[Document], collection: str, docs: list[Document]) -> No
         db[collection].insert_many(docs[start : start + 10_000], ordered=False)
 
 
+def _retention_periods(keep: RetentionSettings) -> dict[str, timedelta]:
+    """How long each `pulse maintain` target keeps its documents."""
+    kept = {
+        LEDGER: timedelta(hours=keep.ledger_hours),
+        DEAD_LETTERS: timedelta(days=keep.dead_letter_days),
+        ALERTS: timedelta(days=keep.alert_days),
+    } | dict.fromkeys(retention.DETAIL, timedelta(days=keep.minute_days))
+    return kept | dict.fromkeys(retention.HOURLY, timedelta(days=keep.hour_days))
+
+
+def _seed_item_hours(db: Database[Document], since: datetime, now: datetime, buckets: int) -> int:
+    """Every item's total of each hour from `since`'s on; returns how many documents."""
+    written = 0
+    for hour in period_starts(HOUR, since, now):
+        hourly: dict[str, dict[str, int]] = {}
+        for n in range(ITEMS_PER_MINUTE):
+            item = f"i{n}"
+            hourly.setdefault(item_hour_id(item, hour, buckets), {})[item] = 3_600
+        _insert(db, ITEM_HOURS, [{"_id": b, "hour": hour, "i": i} for b, i in hourly.items()])
+        written += len(hourly)
+    return written
+
+
 def seed(
     db: Database[Document],
     history: timedelta,
@@ -89,19 +116,13 @@ def seed(
     """The documents `history` of the default run leaves, items in `item_buckets` item x
     minute buckets a minute; returns how many were written."""
     begin = now - history
-    writes.settle_item_minute_buckets(db, item_buckets)
+    writes.settle_item_buckets(db, item_buckets)
 
     def kept_since(period: timedelta) -> datetime:
         return begin if unpruned else max(begin, now - period - PAST_CUTOFF)
 
     # Where the passes every 10 minutes left their marks (unpruned: none ever ran).
-    kept = {
-        LEDGER: timedelta(hours=keep.ledger_hours),
-        DEAD_LETTERS: timedelta(days=keep.dead_letter_days),
-        ALERTS: timedelta(days=keep.alert_days),
-        retention.HOURS: timedelta(days=keep.hour_days),
-    } | dict.fromkeys(retention.DETAIL, timedelta(days=keep.minute_days))
-    for target, period in kept.items():
+    for target, period in _retention_periods(keep).items():
         mark = minute_id(kept_since(period) - timedelta(minutes=1))
         db[MAINTENANCE].update_one({"_id": target}, {"$set": {"through": mark}}, upsert=True)
 
@@ -196,6 +217,7 @@ def seed(
         )
         db[MINUTE_SKETCHES].insert_one({"_id": minute} | sketch)
         written += len(details) + PARTITIONS + 1
+    written += _seed_item_hours(db, kept_since(timedelta(days=keep.hour_days)), now, item_buckets)
     _insert(
         db,
         ITEMS,
@@ -314,7 +336,7 @@ def main(
             db = client[name]
             now = datetime.now(UTC)
             started = time.perf_counter()
-            seeded = seed(db, history, now, keep, unpruned, settings.mongo.item_minute_buckets)
+            seeded = seed(db, history, now, keep, unpruned, settings.mongo.item_buckets)
             console.print(
                 f"{label}: seeded {seeded:,} documents in {time.perf_counter() - started:.0f} s"
             )

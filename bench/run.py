@@ -57,7 +57,7 @@ def main(
             batch=50_000,
             name="consumer-1m-users",
             user_buckets=100_000,
-            item_minute_buckets=4_000,
+            item_buckets=4_000,
         )
         results["freshness"] = freshness.main(rates=[500, 2_000, 5_000], seconds=60)
         results["dashboard"] = dashboard.main(

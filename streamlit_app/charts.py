@@ -102,14 +102,12 @@ def ranked_bars(frame: pl.DataFrame, key: str, types: list[str], title: str) -> 
     return figure
 
 
-def timeline(frame: pl.DataFrame, title: str) -> go.Figure:
-    """A single series over minutes."""
-    frame = every_period(frame)
+def timeline(frame: pl.DataFrame, title: str, period: str = MINUTE) -> go.Figure:
+    """A single series over minutes or hours (the frame's column named after the period)."""
+    frame = every_period(frame, period)
     figure = go.Figure()
-    figure.add_scatter(
-        x=frame["minute"].to_list(), y=frame["total"].to_list(), mode="lines+markers"
-    )
-    figure.update_layout(title=title, xaxis_title="minute", yaxis_title="interactions", **_LAYOUT)
+    figure.add_scatter(x=frame[period].to_list(), y=frame["total"].to_list(), mode="lines+markers")
+    figure.update_layout(title=title, xaxis_title=period, yaxis_title="interactions", **_LAYOUT)
     return figure
 
 

@@ -24,6 +24,7 @@ from pulse.store.statements import (
     Guard,
     dead_letter_statements,
     entity_updates,
+    item_hour_updates,
     item_minute_updates,
     minute_sketch_updates,
     minute_updates,
@@ -83,6 +84,7 @@ def _check_statements(batch: MicroBatch, verdict: Verdict, rules: ValidationRule
         *user_bucket_updates(entities.users, 16, entity_guard, types),
         *entity_updates(entities.items, "item_id", entity_guard, "f", types),
         *item_minute_updates(entities, entity_guard, types, 16),
+        *item_hour_updates(entities, entity_guard, 16),
         *minute_sketch_updates(entities, entity_guard),
         *user_minute_updates(entities, entity_guard),
     ]

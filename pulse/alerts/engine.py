@@ -44,7 +44,7 @@ from pulse.store import writes
 from pulse.store.client import Document
 from pulse.store.reads import (
     by_ids,
-    item_minute_bucket_count,
+    item_bucket_count,
     item_minute_figures,
     user_minute_counts,
 )
@@ -213,7 +213,7 @@ class Alerting:
         wanted: dict[str, dict[str, set[tuple[str, datetime]]]] = defaultdict(
             lambda: defaultdict(set)
         )
-        buckets = item_minute_bucket_count(self.db)
+        buckets = item_bucket_count(self.db)
         for rule_id, windows in values.items():
             for item, start in windows:
                 for minute in _minutes(start, rules[rule_id].window_minutes):

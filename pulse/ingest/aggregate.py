@@ -41,6 +41,8 @@ class Aggregates(Counts):
     """item_id, total, first_seen, last_seen, type counts."""
     item_minutes: pl.DataFrame
     """item_id, minute, minute_id, total, type counts."""
+    item_hours: pl.DataFrame
+    """item_id, hour (its start), total."""
     minute_sketches: dict[str, tuple[dict[int, int], dict[int, int]]]
     """minute_id -> HyperLogLog registers of its (users, items)."""
     user_minutes: pl.DataFrame
@@ -103,7 +105,7 @@ def count(events: pl.DataFrame, types: tuple[str, ...]) -> Counts:
 def aggregate(events: pl.DataFrame, types: tuple[str, ...]) -> Aggregates:
     """Aggregate valid events (event schema) by user, item, minute, item x minute and overall."""
     timed = _timed(events)
-    minutes, totals, users, items, item_minutes, user_minutes = pl.collect_all(
+    minutes, totals, users, items, item_minutes, item_hours, user_minutes = pl.collect_all(
         [
             *_count_queries(timed, types),
             timed.group_by("user_id").agg(*_counts(types), *_seen()).sort("user_id"),
@@ -111,6 +113,9 @@ def aggregate(events: pl.DataFrame, types: tuple[str, ...]) -> Aggregates:
             timed.group_by("item_id", "minute", "minute_id")
             .agg(*_counts(types))
             .sort("item_id", "minute"),
+            timed.group_by("item_id", pl.col("minute").dt.truncate("1h").alias("hour"))
+            .agg(pl.len().cast(pl.Int64).alias("total"))
+            .sort("item_id", "hour"),
             timed.group_by("partition", "minute_id", "user_id")
             .agg(pl.len().cast(pl.Int64).alias("count"))
             .sort("partition", "minute_id", "user_id"),
@@ -122,6 +127,7 @@ def aggregate(events: pl.DataFrame, types: tuple[str, ...]) -> Aggregates:
         users=users,
         items=items,
         item_minutes=item_minutes,
+        item_hours=item_hours,
         minute_sketches=_sketches(events),
         user_minutes=user_minutes,
     )
@@ -159,7 +165,8 @@ def minutes_since(minutes: pl.DataFrame, cutoff: datetime) -> pl.DataFrame:
 def without_detail_before(aggregates: Aggregates, cutoff: datetime) -> Aggregates:
     """The aggregates less their per-minute detail (item x minute, user x minute, sketches)
     of minutes before `cutoff`'s: detail past its retention is not written again, so pruning
-    (pulse/store/retention.py) never meets a minute behind where it stands."""
+    (pulse/store/retention.py) never meets a minute behind where it stands. Item x hour
+    figures are kept: hours outlive the oldest event accepted (PULSE_RETENTION_HOUR_DAYS)."""
     first = _minute_of(cutoff)
     return replace(
         aggregates,

@@ -42,7 +42,8 @@ from pulse.store.schema import (
     COUNT_MARKS,
     DEAD_LETTERS,
     ENTITY_MARKS,
-    ITEM_MINUTE_BUCKETS_BEFORE,
+    ITEM_BUCKETS_BEFORE,
+    ITEM_HOURS,
     ITEM_MINUTES,
     ITEMS,
     MARKS_BY_TOPIC,
@@ -62,6 +63,7 @@ from pulse.store.statements import (
     dead_letter_statements,
     entity_totals_update,
     entity_updates,
+    item_hour_updates,
     item_minute_updates,
     minute_sketch_updates,
     minute_updates,
@@ -180,6 +182,7 @@ ENTITY_STEPS = (
     "users",
     "items",
     "item-minutes",
+    "item-hours",
     "active",
     "entity-totals",
     "leaders",
@@ -187,9 +190,9 @@ ENTITY_STEPS = (
     "entity-offsets",
     "flush-applied",
 )
-"""The steps of an entity flush: the per-user, per-item and item x minute documents, and each
-minute's active users and items, of the micro-batches applied since the last flush
-(pulse/pipeline/entities.py)."""
+"""The steps of an entity flush: the per-user, per-item, item x minute and item x hour
+documents, and each minute's active users and items, of the micro-batches applied since the
+last flush (pulse/pipeline/entities.py)."""
 
 ENTITY_COMMAND_STATEMENTS = 50
 """Statements per command of an entity flush running beside the counts: a batch's counts
@@ -245,7 +248,7 @@ class BatchWriter:
         alerting: Alerting | None = None,
         after_step: StepHook | None = None,
         user_buckets: int = 1_024,
-        item_minute_buckets: int = ITEM_MINUTE_BUCKETS_BEFORE,
+        item_buckets: int = ITEM_BUCKETS_BEFORE,
         dead_letter_bytes: int = 1_024,
         minute_detail: timedelta = FOR_GOOD,
         priority: CountsFirst | None = None,
@@ -259,7 +262,7 @@ class BatchWriter:
         self.alerting = alerting
         self.dead_letter_bytes = dead_letter_bytes
         self.user_buckets = user_buckets  # fixed per database: writes.settle_user_buckets
-        self.item_minute_buckets = item_minute_buckets  # writes.settle_item_minute_buckets
+        self.item_buckets = item_buckets  # writes.settle_item_buckets
         self.db = db
         self.topic = topic
         self.rules = rules
@@ -366,6 +369,7 @@ class BatchWriter:
             "users": self._users,
             "items": self._items,
             "item-minutes": self._item_minutes,
+            "item-hours": self._item_hours,
             "active": self._active,
             "entity-totals": self._entity_totals,
             "leaders": self._leaders,
@@ -508,10 +512,13 @@ class BatchWriter:
 
     def _item_minutes(self, work: _Work) -> None:
         """Item x minute counts (alerts and item charts read these)."""
-        statements = item_minute_updates(
-            _entities(work), work.guard, self.types, self.item_minute_buckets
-        )
+        statements = item_minute_updates(_entities(work), work.guard, self.types, self.item_buckets)
         work.results[ITEM_MINUTES] = self._write_entities(ITEM_MINUTES, statements)
+
+    def _item_hours(self, work: _Work) -> None:
+        """Item x hour totals (item trends over days read these)."""
+        statements = item_hour_updates(_entities(work), work.guard, self.item_buckets)
+        work.results[ITEM_HOURS] = self._write_entities(ITEM_HOURS, statements)
 
     def _active(self, work: _Work) -> None:
         """Each minute's active-user and active-item sketches, then their estimates. Here and

@@ -130,9 +130,7 @@ def open_pipeline(
             sink = dlq.send
         buckets = writes.settle_user_buckets(db, settings.mongo.user_buckets)
         writes.move_legacy_users(db, buckets)
-        item_minute_buckets = writes.settle_item_minute_buckets(
-            db, settings.mongo.item_minute_buckets
-        )
+        item_buckets = writes.settle_item_buckets(db, settings.mongo.item_buckets)
         writer = BatchWriter(
             db,
             topic,
@@ -141,7 +139,7 @@ def open_pipeline(
             alerting,
             after_step=after_step,
             user_buckets=buckets,
-            item_minute_buckets=item_minute_buckets,
+            item_buckets=item_buckets,
             dead_letter_bytes=settings.consumer.dead_letter_keep_bytes,
             minute_detail=settings.retention.minutes_kept,
             # Flushes then run in the background, beside the counts (pulse/pipeline/consumer.py).

@@ -36,8 +36,9 @@ from pulse.store.schema import (
     ENTITIES_NEXT,
     ENTITY_BATCHES,
     HOUR,
-    ITEM_MINUTE_BUCKETS_BEFORE,
-    ITEM_MINUTE_BUCKETS_COUNTER,
+    ITEM_BUCKETS_BEFORE,
+    ITEM_BUCKETS_COUNTER,
+    ITEM_HOURS,
     ITEM_MINUTES,
     LEADERS,
     LEDGER,
@@ -55,6 +56,7 @@ from pulse.store.schema import (
     USER_MINUTES,
     USERS,
     WHOLE_RECORD,
+    item_hour_id,
     item_minute_id,
     item_path,
     minute_id,
@@ -252,10 +254,10 @@ def user_bucket_count(db: Database[Document]) -> int:
     return int(counter.get("value", 1))
 
 
-def item_minute_bucket_count(db: Database[Document]) -> int:
+def item_bucket_count(db: Database[Document]) -> int:
     """How many item x minute buckets a minute this database keeps (pulse/store/writes.py)."""
-    counter = db[COUNTERS].find_one({"_id": ITEM_MINUTE_BUCKETS_COUNTER}) or {}
-    return int(counter.get("value", ITEM_MINUTE_BUCKETS_BEFORE))
+    counter = db[COUNTERS].find_one({"_id": ITEM_BUCKETS_COUNTER}) or {}
+    return int(counter.get("value", ITEM_BUCKETS_BEFORE))
 
 
 def users_by_ids(db: Database[Document], ids: list[str]) -> list[Document]:
@@ -318,7 +320,7 @@ def item_minutes(
     id: it would make a field path of the query)."""
     rows = []
     if is_id(item_id):
-        buckets = item_minute_bucket_count(db)
+        buckets = item_bucket_count(db)
         ids = [item_minute_id(item_id, minute, buckets) for minute in minute_ids(since, until)]
         found = item_minute_figures(db, {doc_id: [item_id] for doc_id in ids})
         rows = [
@@ -328,6 +330,39 @@ def item_minutes(
     if not rows:
         return pl.DataFrame(schema={"minute": TIME, "total": pl.Int64})
     return pl.from_dicts(rows).with_columns(pl.col("minute").cast(TIME)).sort("minute")
+
+
+ITEM_TREND_PERIODS = ((timedelta(hours=1), MINUTE), (timedelta(days=14), HOUR))
+"""The period an item's trend over a time range is drawn in: minutes up to an hour, hours up
+to two weeks, and no longer trend (ITEM_TREND_WINDOW). Each point is one bucket read, which
+FerretDB decodes whole: 60 minutes or 336 hours stay within the page budget (docs/consumer.md)."""
+ITEM_TREND_WINDOW = ITEM_TREND_PERIODS[-1][0]
+
+
+def item_period_for(window: timedelta) -> str:
+    """The period an item's trend over `window` is drawn in (ITEM_TREND_PERIODS)."""
+    return next((period for longest, period in ITEM_TREND_PERIODS if window <= longest), HOUR)
+
+
+def item_trend(
+    db: Database[Document], item_id: str, period: str, since: datetime, until: datetime
+) -> pl.DataFrame:
+    """One item's interactions per minute or per hour (a column named after the period)."""
+    if period == MINUTE:
+        return item_minutes(db, item_id, since, until)
+    rows = []
+    if is_id(item_id):
+        buckets = item_bucket_count(db)
+        starts = period_starts(HOUR, since, until)
+        ids = [item_hour_id(item_id, start, buckets) for start in starts]
+        rows = [
+            {HOUR: doc["hour"], "total": int(doc[BUCKET_ITEMS][item_id])}
+            for doc in by_ids(db, ITEM_HOURS, ids, {"hour": 1, item_path(item_id): 1})
+            if item_id in doc.get(BUCKET_ITEMS, {})
+        ]
+    if not rows:
+        return pl.DataFrame(schema={HOUR: TIME, "total": pl.Int64})
+    return pl.from_dicts(rows).with_columns(pl.col(HOUR).cast(TIME)).sort(HOUR)
 
 
 def item_minute_figures(

@@ -17,12 +17,13 @@ from pymongo.database import Database
 
 from pulse.config import RetentionSettings
 from pulse.store.client import Document
-from pulse.store.reads import by_ids, item_minute_bucket_count, minute_ids
+from pulse.store.reads import by_ids, item_bucket_count, minute_ids
 from pulse.store.schema import (
     ALERTS,
     DEAD_LETTERS,
     ENTITY_BATCHES,
     HOUR,
+    ITEM_HOURS,
     ITEM_MINUTES,
     LEDGER,
     LEGACY_ITEM_MINUTES,
@@ -36,6 +37,7 @@ from pulse.store.schema import (
     TIMELINE_PERIODS,
     UNFINISHED,
     USER_MINUTES,
+    item_hour_ids_of,
     item_minute_ids_of,
     minute_id,
     parse_minute_id,
@@ -93,7 +95,7 @@ def start_marks(db: Database[Document], since: datetime, retention: RetentionSet
     from LATE_HOURS before it (late events are written that far back). Its first pass reads
     no minute before."""
     reach = {target: timedelta(days=retention.minute_days) for target in DETAIL}
-    reach[HOURS] = LATE_HOURS
+    reach |= dict.fromkeys(HOURLY, LATE_HOURS)
     for target in TARGETS:
         start = since - reach.get(target, timedelta(0))
         db[MAINTENANCE].update_one(
@@ -229,7 +231,9 @@ LATE_HOURS = timedelta(days=8)
 to a week old (PULSE_CONSUMER_MAX_EVENT_AGE_SECONDS)."""
 HOURS = "hours"
 """The target of the hourly sums in `periods` (daily ones are kept for good)."""
-TARGETS = (*LISTED, *DETAIL, HOURS)
+HOURLY = (HOURS, ITEM_HOURS)
+"""Per-hour documents, kept PULSE_RETENTION_HOUR_DAYS after their hour."""
+TARGETS = (*LISTED, *DETAIL, *HOURLY)
 """Every collection `pulse maintain` prunes, in the order it prunes them."""
 
 
@@ -237,7 +241,7 @@ def maintain(db: Database[Document], retention: RetentionSettings, now: datetime
     """One pass over every target: what each removed and kept."""
     minutes_cutoff = now - timedelta(days=retention.minute_days)
     partitions = _partitions(db)
-    item_buckets = item_minute_bucket_count(db)
+    item_buckets = item_bucket_count(db)
 
     def item_minute_ids(step: list[str]) -> list[str]:
         return [doc_id for minute in step for doc_id in item_minute_ids_of(minute, item_buckets)]
@@ -248,6 +252,12 @@ def maintain(db: Database[Document], retention: RetentionSettings, now: datetime
     def hour_ids(step: list[str]) -> list[str]:
         return [period_id(HOUR, end) for end in _period_ends(HOUR, step)]
 
+    def item_hour_ids(step: list[str]) -> list[str]:
+        ends = _period_ends(HOUR, step)
+        return [doc_id for end in ends for doc_id in item_hour_ids_of(end, item_buckets)]
+
+    hours_cutoff = now - timedelta(days=retention.hour_days)
+
     return [
         prune_listed(db, LEDGER, now - timedelta(hours=retention.ledger_hours)),
         prune_listed(db, DEAD_LETTERS, now - timedelta(days=retention.dead_letter_days)),
@@ -256,7 +266,8 @@ def maintain(db: Database[Document], retention: RetentionSettings, now: datetime
         prune_minutes(db, USER_MINUTES, user_minute_ids, minutes_cutoff),
         prune_minutes(db, MINUTE_SKETCHES, list, minutes_cutoff),
         prune_minutes(db, MINUTES, list, minutes_cutoff),
-        prune_minutes(db, HOURS, hour_ids, now - timedelta(days=retention.hour_days), PERIODS),
+        prune_minutes(db, HOURS, hour_ids, hours_cutoff, PERIODS),
+        prune_minutes(db, ITEM_HOURS, item_hour_ids, hours_cutoff),
         *drop_legacy_item_minutes(db, now, minutes_cutoff),
     ]
 

@@ -32,10 +32,14 @@ over weeks reads a few hundred of them, not tens of thousands of minutes."""
 ITEM_MINUTES = "minute_items"
 """Per-item figures of each minute, many items per document: `_id` = '<minute id>|b<bucket>'
 (item_minute_id), `minute`, `i.<item id>` = the item's `total` and `types.<type>`, `ws`.
-A flush writes at most PULSE_MONGO_ITEM_MINUTE_BUCKETS of them a minute, not one per item."""
-ITEM_MINUTE_BUCKETS_BEFORE = 256
+A flush writes at most PULSE_MONGO_ITEM_BUCKETS of them a minute, not one per item."""
+ITEM_BUCKETS_BEFORE = 256
 """Item x minute buckets per minute of databases written before the number was a setting
-(PULSE_MONGO_ITEM_MINUTE_BUCKETS), which hold no ITEM_MINUTE_BUCKETS_COUNTER."""
+(PULSE_MONGO_ITEM_BUCKETS), which hold no ITEM_BUCKETS_COUNTER."""
+ITEM_HOURS = "hour_items"
+"""Per-item totals of each hour, for item trends over days: `_id` = '<hour key>|b<bucket>'
+(item_hour_id), `hour`, `i.<item id>` = the item's total, `ws`. Bucketed as `minute_items`
+(PULSE_MONGO_ITEM_BUCKETS); kept as long as the hourly sums (PULSE_RETENTION_HOUR_DAYS)."""
 LEGACY_ITEM_MINUTES = "item_minutes"
 """One document per item and minute, as databases written before item x minute buckets hold
 them: `pulse maintain` drops the collection once minute retention has passed since it first
@@ -63,7 +67,7 @@ ENTITY_BATCHES = "entity_batches"
 COUNTERS = "counters"
 USER_BUCKETS_COUNTER = "user_buckets"
 """`counters` _id holding the number of user buckets the database was first written with."""
-ITEM_MINUTE_BUCKETS_COUNTER = "item_minute_buckets"
+ITEM_BUCKETS_COUNTER = "item_buckets"
 """`counters` _id holding the number of item x minute buckets per minute the database was
 first written with: readers find an item's bucket from it."""
 LOST_RECORDS = "lost_records"
@@ -183,12 +187,12 @@ def parse_minute_id(doc_id: str) -> datetime:
 
 def item_minute_id(item_id: str, minute: str, buckets: int) -> str:
     """`minute_items` _id of the document holding an item's figures of a minute:
-    '<minute id>|b<n>', n = item_minute_bucket(item_id, buckets)."""
-    return f"{minute}|b{item_minute_bucket(item_id, buckets)}"
+    '<minute id>|b<n>', n = item_bucket(item_id, buckets)."""
+    return f"{minute}|b{item_bucket(item_id, buckets)}"
 
 
-def item_minute_bucket(item_id: str, buckets: int) -> int:
-    """Which of a minute's `buckets` item x minute buckets holds an item: a stable hash
+def item_bucket(item_id: str, buckets: int) -> int:
+    """Which of a minute's (or an hour's) `buckets` item buckets holds an item: a stable hash
     (CRC-32) of the item id modulo `buckets`."""
     return _bucket_of(item_id, buckets)
 
@@ -196,6 +200,17 @@ def item_minute_bucket(item_id: str, buckets: int) -> int:
 def item_minute_ids_of(minute: str, buckets: int) -> list[str]:
     """Every `minute_items` _id of a minute (what retention removes)."""
     return [f"{minute}|b{n}" for n in range(buckets)]
+
+
+def item_hour_id(item_id: str, hour: datetime, buckets: int) -> str:
+    """`hour_items` _id of the document holding an item's total of the hour holding `hour`:
+    '<hour key>|b<n>', e.g. '2026-12-02T01Z|b17', n = item_bucket(item_id, buckets)."""
+    return f"{period_key(HOUR, hour)}|b{item_bucket(item_id, buckets)}"
+
+
+def item_hour_ids_of(hour: datetime, buckets: int) -> list[str]:
+    """Every `hour_items` _id of the hour holding `hour` (what retention removes)."""
+    return [f"{period_key(HOUR, hour)}|b{n}" for n in range(buckets)]
 
 
 BUCKET_ITEMS = "i"

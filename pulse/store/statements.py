@@ -33,6 +33,7 @@ from pulse.store.schema import (
     HOUR,
     TOTALS_ID,
     WHOLE_RECORD,
+    item_hour_id,
     item_minute_id,
     item_path,
     marks_field,
@@ -191,6 +192,19 @@ def item_minute_updates(
         )
         path = item_path(row["item_id"])
         update["$inc"] |= {f"{path}.{name}": n for name, n in _counts(row, types).items()}
+    return [_statement(bucket, guard, update) for bucket, update in sorted(updates.items())]
+
+
+def item_hour_updates(aggregates: Aggregates, guard: Guard, buckets: int) -> list[Statement]:
+    """Per item per hour totals (item trends over days read these), one statement per item
+    x hour bucket (`buckets` an hour)."""
+    updates: dict[str, dict[str, dict[str, Any]]] = {}
+    for item, hour, total in aggregates.item_hours.select("item_id", "hour", "total").iter_rows():
+        bucket = item_hour_id(item, hour, buckets)
+        update = updates.setdefault(
+            bucket, {"$inc": {}, "$max": dict(guard.marks_set), "$setOnInsert": {"hour": hour}}
+        )
+        update["$inc"][item_path(item)] = total
     return [_statement(bucket, guard, update) for bucket, update in sorted(updates.items())]
 
 

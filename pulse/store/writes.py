@@ -28,8 +28,9 @@ from pulse.store.schema import (
     ENTITIES_NEXT,
     ENTITY_BATCHES,
     INDEXES,
-    ITEM_MINUTE_BUCKETS_BEFORE,
-    ITEM_MINUTE_BUCKETS_COUNTER,
+    ITEM_BUCKETS_BEFORE,
+    ITEM_BUCKETS_COUNTER,
+    ITEM_HOURS,
     ITEM_MINUTES,
     LEADERS,
     LEDGER,
@@ -220,27 +221,27 @@ def count_created(
 def settle_user_buckets(db: Database[Document], wanted: int) -> int:
     """The number of user buckets of this database: `wanted` (PULSE_MONGO_USER_BUCKETS) when
     no user is stored yet, otherwise the number it was first written with, which must match."""
-    return _settle_buckets(db, USER_BUCKETS_COUNTER, USER_BUCKETS, wanted, "users", None)
+    return _settle_buckets(db, USER_BUCKETS_COUNTER, (USER_BUCKETS,), wanted, "users", None)
 
 
-def settle_item_minute_buckets(db: Database[Document], wanted: int) -> int:
-    """The number of item x minute buckets a minute of this database: `wanted`
-    (PULSE_MONGO_ITEM_MINUTE_BUCKETS) when none is stored yet, otherwise the number it was
-    first written with (ITEM_MINUTE_BUCKETS_BEFORE if it holds no counter), which must match."""
+def settle_item_buckets(db: Database[Document], wanted: int) -> int:
+    """The number of item buckets a minute and an hour of this database: `wanted`
+    (PULSE_MONGO_ITEM_BUCKETS) when none is stored yet, otherwise the number it was
+    first written with (ITEM_BUCKETS_BEFORE if it holds no counter), which must match."""
     return _settle_buckets(
         db,
-        ITEM_MINUTE_BUCKETS_COUNTER,
-        ITEM_MINUTES,
+        ITEM_BUCKETS_COUNTER,
+        (ITEM_MINUTES, ITEM_HOURS),
         wanted,
-        "item x minute figures",
-        ITEM_MINUTE_BUCKETS_BEFORE,
+        "item x minute and item x hour figures",
+        ITEM_BUCKETS_BEFORE,
     )
 
 
 def _settle_buckets(
     db: Database[Document],
     counter_id: str,
-    collection: str,
+    collections: tuple[str, ...],
     wanted: int,
     held: str,
     uncounted: int | None,
@@ -252,7 +253,7 @@ def _settle_buckets(
     stored = counter.get("value")
     if stored == wanted:
         return wanted
-    written = db[collection].find_one({}, {"_id": 1}) is not None
+    written = any(db[name].find_one({}, {"_id": 1}) is not None for name in collections)
     stored = stored if stored is not None else (uncounted if written else None)
     if written and stored is not None and stored != wanted:
         raise SettingsError(

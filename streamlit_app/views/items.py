@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import streamlit as st
 
@@ -12,10 +12,6 @@ from pulse.store.schema import ITEMS
 from streamlit_app import charts
 from streamlit_app.connection import fetch
 from streamlit_app.controls import current_view, live
-
-ITEM_TREND_WINDOW = timedelta(days=1)
-"""The longest item trend drawn: item x minute documents are kept a minute retention
-(PULSE_RETENTION_MINUTE_DAYS, two days by default)."""
 
 st.title("Items")
 view = current_view()
@@ -57,13 +53,17 @@ def render(now: datetime) -> None:
         columns[0].metric("Interactions", f"{item['total']:,}")
         columns[1].metric("First seen", f"{item['first_seen']:%Y-%m-%d %H:%M:%S}")
         columns[2].metric("Last seen", f"{item['last_seen']:%Y-%m-%d %H:%M:%S}")
-        since = max(view.since(now), now - ITEM_TREND_WINDOW)
-        trend = fetch(reads.item_minutes, lookup, since, now)
+        since = max(view.since(now), now - reads.ITEM_TREND_WINDOW)
+        period = reads.item_period_for(now - since)
+        trend = fetch(reads.item_trend, lookup, period, since, now)
         st.plotly_chart(
-            charts.timeline(trend, f"{lookup}: interactions per minute"), key="item_trend"
+            charts.timeline(trend, f"{lookup}: interactions per {period}", period),
+            key="item_trend",
         )
         if view.since(now) < since:
-            st.caption("An item's interactions are kept per minute for the last 24 hours.")
+            st.caption(
+                f"An item's trend covers at most the last {reads.ITEM_TREND_WINDOW.days} days."
+            )
 
 
 live(view, render)

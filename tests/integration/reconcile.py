@@ -27,6 +27,7 @@ from pulse.store.schema import (
     DAY,
     DEAD_LETTERS,
     HOUR,
+    ITEM_HOURS,
     ITEM_MINUTES,
     ITEMS,
     LEADERS,
@@ -39,6 +40,7 @@ from pulse.store.schema import (
     TOTALS_ID,
     USER_BUCKETS,
     USERS,
+    item_hour_id,
     item_minute_id,
     minute_of_id,
     parse_minute_id,
@@ -121,12 +123,18 @@ def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:
     assert minutes == truth["by_minute"]
     assert_periods_match(db, truth["by_minute"])
     # Every item sits in the bucket the readers (item chart, alerts, retention) look in.
-    buckets = reads.item_minute_bucket_count(db)
+    buckets = reads.item_bucket_count(db)
     by_item: Counter[str] = Counter()
     for doc in db[ITEM_MINUTES].find({}, {"i": 1}):
         for item, figures in doc["i"].items():
             assert item_minute_id(item, minute_of_id(doc["_id"]), buckets) == doc["_id"], item
             by_item[item] += figures["total"]
+    assert by_item == truth["by_item"]
+    by_item.clear()
+    for doc in db[ITEM_HOURS].find({}, {"i": 1, "hour": 1}):
+        for item, total in doc["i"].items():
+            assert item_hour_id(item, doc["hour"], buckets) == doc["_id"], item
+            by_item[item] += total
     assert by_item == truth["by_item"]
     merged = {doc["_id"]: doc for doc in db[MINUTE_SKETCHES].find()}
     assert set(merged) == set(truth["by_minute"])
@@ -180,6 +188,7 @@ def snapshot(db: Database[Document]) -> dict[str, list[Document]]:
         MINUTES,
         PERIODS,
         ITEM_MINUTES,
+        ITEM_HOURS,
         TOTALS,
         DEAD_LETTERS,
         OFFSETS,

@@ -94,7 +94,16 @@ def test_items_page_ranks_items_by_interactions(seeded: Settings) -> None:
 
     at.text_input(key="item_lookup").input(top[0]).run()
     assert not at.exception
-    assert _metrics(at)["Interactions"] == f"{int(table['total'][0]):,}"
+    total = int(table["total"][0])
+    assert _metrics(at)["Interactions"] == f"{total:,}"
+    # The events are minutes old: the last hour's trend, per minute, and the last week's, per
+    # hour (item x hour buckets), each hold all of them.
+    for window, period in (("1h", "minute"), ("7d", "hour")):
+        at.selectbox(key="range").set_value(window).run()
+        assert not at.exception
+        spec = json.loads(at.get("plotly_chart")[-1].proto.spec)
+        assert spec["layout"]["title"]["text"] == f"{top[0]}: interactions per {period}"
+        assert sum(y for y in spec["data"][0]["y"] if y) == total, window
 
 
 def test_users_page_histogram_counts_every_user(seeded: Settings) -> None:

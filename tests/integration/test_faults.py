@@ -229,7 +229,7 @@ def test_a_consumer_killed_during_a_rebalance_loses_and_doubles_nothing(
         pipeline,
         PULSE_KAFKA_SESSION_TIMEOUT_MS="6000",
         PULSE_CONSUMER_MAX_BATCH_EVENTS="4000",
-        PULSE_MONGO_ITEM_MINUTE_BUCKETS="1000",
+        PULSE_MONGO_ITEM_BUCKETS="1000",
     )
     # Both follow the topic, so neither leaves on catching up: the first is still a member when
     # the second joins (it is killed then), and the second stops when told, all counted.

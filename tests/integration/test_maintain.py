@@ -20,6 +20,7 @@ from pulse.store import reads
 from pulse.store.client import database, mongo_client
 from pulse.store.schema import (
     DEAD_LETTERS,
+    ITEM_HOURS,
     ITEM_MINUTES,
     LEDGER,
     MAINTENANCE,
@@ -111,6 +112,10 @@ def test_maintain_killed_mid_pass_and_rerun_keeps_exact_figures(
     assert minutes == {minute: n for minute, n in by_minute.items() if minute >= min(minutes)}
     items = {doc["_id"]: doc["total"] for doc in db["items"].find({}, {"total": 1})}
     assert items == dict(by_item)
+    hourly: Counter[str] = Counter()
+    for doc in db[ITEM_HOURS].find({}, {"i": 1}):
+        hourly.update(doc["i"])
+    assert hourly == by_item  # item x hour, kept 90 days: whole
     kept = list(db[ITEM_MINUTES].find({}, {"i": 1, "minute": 1}))
     kept_minutes = {minute_id(doc["minute"]) for doc in kept}
     assert min(kept_minutes) >= cutoff

@@ -28,6 +28,7 @@ from pulse.store.schema import (
     ITEMS,
     LEDGER,
     LEGACY_USERS,
+    MINUTE,
     MINUTE_SKETCHES,
     MINUTES,
     PERIODS,
@@ -237,31 +238,34 @@ def test_user_buckets_are_fixed_once_users_are_stored() -> None:
     assert reads.entity(_db(memory), USERS, "user_id", "nobody") is None
 
 
-def test_item_minute_buckets_are_fixed_once_written_and_every_reader_finds_them() -> None:
+def test_item_buckets_are_fixed_once_written_and_every_reader_finds_them() -> None:
     memory = MemoryDatabase()
     db = _db(memory)
-    assert writes.settle_item_minute_buckets(db, 4) == 4
-    assert writes.settle_item_minute_buckets(db, 300) == 300  # nothing written yet
+    assert writes.settle_item_buckets(db, 4) == 4
+    assert writes.settle_item_buckets(db, 300) == 300  # nothing written yet
     batch = _batch(0, 0, 40, 21)
-    apply_now(BatchWriter(db, TOPIC, RULES, item_minute_buckets=300), batch)
-    assert reads.item_minute_bucket_count(db) == 300
-    with pytest.raises(SettingsError, match=r"PULSE_MONGO_ITEM_MINUTE_BUCKETS=4.* 300 buckets"):
-        writes.settle_item_minute_buckets(db, 4)
+    apply_now(BatchWriter(db, TOPIC, RULES, item_buckets=300), batch)
+    assert reads.item_bucket_count(db) == 300
+    with pytest.raises(SettingsError, match=r"PULSE_MONGO_ITEM_BUCKETS=4.* 300 buckets"):
+        writes.settle_item_buckets(db, 4)
     events = [orjson.loads(value) for value in batch.records["value"]]
     until = datetime.fromtimestamp(KAFKA_TS / 1000, UTC)
     for item in {event["item_id"] for event in events}:
-        trend = reads.item_minutes(db, item, until - timedelta(minutes=5), until)
-        assert trend["total"].sum() == sum(event["item_id"] == item for event in events)
+        count = sum(event["item_id"] == item for event in events)
+        trend = reads.item_trend(db, item, MINUTE, until - timedelta(minutes=5), until)
+        assert trend["total"].sum() == count
+        hourly = reads.item_trend(db, item, HOUR, until - timedelta(hours=2), until)
+        assert hourly["total"].sum() == count
 
 
 def test_item_minutes_of_a_database_older_than_the_setting_are_read_in_256_buckets() -> None:
     memory = MemoryDatabase()
     db = _db(memory)
     apply_now(BatchWriter(db, TOPIC, RULES), _batch(0, 0, 10, 3))  # written without a counter
-    with pytest.raises(SettingsError, match=r"PULSE_MONGO_ITEM_MINUTE_BUCKETS=300.* 256 buckets"):
-        writes.settle_item_minute_buckets(db, 300)
-    assert writes.settle_item_minute_buckets(db, 256) == 256
-    assert reads.item_minute_bucket_count(db) == 256
+    with pytest.raises(SettingsError, match=r"PULSE_MONGO_ITEM_BUCKETS=300.* 256 buckets"):
+        writes.settle_item_buckets(db, 300)
+    assert writes.settle_item_buckets(db, 256) == 256
+    assert reads.item_bucket_count(db) == 256
 
 
 def test_per_user_documents_of_an_older_database_move_into_buckets_once() -> None:

@@ -17,18 +17,23 @@ from pulse.store.schema import (
     ALERTS,
     DEAD_LETTERS,
     ENTITY_BATCHES,
+    HOUR,
+    ITEM_HOURS,
     ITEM_MINUTES,
     LEDGER,
     LEGACY_ITEM_MINUTES,
     MINUTE_SKETCHES,
     MINUTES,
     OFFSETS,
+    PERIODS,
     TIMELINE,
     USER_MINUTES,
+    item_hour_id,
     item_minute_id,
     minute_id,
     minute_of_id,
     offsets_id,
+    period_id,
     user_minute_id,
 )
 from tests.fakes import MemoryDatabase
@@ -46,7 +51,7 @@ user minutes every minute, for this many hours before NOW."""
 def _seed(memory: MemoryDatabase) -> None:
     db = cast(Database[Document], memory)
     memory[OFFSETS].insert_one({"_id": offsets_id("t", 1), "partition": 1, ENTITY_BATCHES: []})
-    writes.settle_item_minute_buckets(db, ITEM_BUCKETS)
+    writes.settle_item_buckets(db, ITEM_BUCKETS)
     for n in range(HOURS * 60):
         moment = NOW - timedelta(minutes=n)
         minute = minute_id(moment)
@@ -219,3 +224,24 @@ def test_recent_reads_go_through_the_timeline_newest_first() -> None:
         "b1b",
         "b1a",
     ]
+
+
+def test_hourly_figures_go_an_hour_retention_after_their_hour() -> None:
+    memory = MemoryDatabase()
+    db = cast(Database[Document], memory)
+    keep = KEEP.model_copy(update={"hour_days": 8})
+    writes.settle_item_buckets(db, ITEM_BUCKETS)
+    retention.start_marks(db, NOW - timedelta(days=10), keep)
+    hours = [NOW - timedelta(hours=n) for n in range(10 * 24)]
+    for hour in hours:
+        memory[PERIODS].insert_one({"_id": period_id(HOUR, hour)})
+        for item in ("i1", "i17"):
+            memory[ITEM_HOURS].insert_one({"_id": item_hour_id(item, hour, ITEM_BUCKETS)})
+    # A pass reaches a week past its mark (LATE_HOURS before the database began): two passes.
+    for _ in range(2):
+        retention.maintain(db, keep, NOW)
+    kept = [hour for hour in hours if hour >= NOW - timedelta(days=8)]
+    assert _ids(memory, PERIODS) == {period_id(HOUR, hour) for hour in kept}
+    assert _ids(memory, ITEM_HOURS) == {
+        item_hour_id(item, hour, ITEM_BUCKETS) for hour in kept for item in ("i1", "i17")
+    }

@@ -11,13 +11,14 @@ import pytest
 from pulse.ingest.aggregate import Aggregates, aggregate
 from pulse.ingest.batch import OffsetRange
 from pulse.ingest.validate import DEAD_SCHEMA
-from pulse.store.schema import ENTITY_MARKS, item_minute_id, user_bucket
+from pulse.store.schema import ENTITY_MARKS, item_hour_id, item_minute_id, user_bucket
 from pulse.store.statements import (
     Guard,
     activity_bin,
     dead_letter_statements,
     entity_totals_update,
     entity_updates,
+    item_hour_updates,
     item_minute_updates,
     minute_sketch_updates,
     minute_updates,
@@ -119,6 +120,32 @@ def test_items_of_one_minute_share_their_bucket_statement() -> None:
         assert {item_minute_id(key.split(".")[1], minute, ITEM_BUCKETS) for key in keys} == {
             statement["q"]["_id"]
         }
+
+
+def test_item_hour_statements_add_each_items_hour_in_its_bucket() -> None:
+    hour = 3_600_000
+    events = pl.DataFrame(
+        {
+            "event_id": ["e1", "e2", "e3", "e4"],
+            "user_id": ["u1"] * 4,
+            "item_id": ["i1", "i1", "i1", "i2"],
+            "interaction_type": ["view", "click", "view", "view"],
+            "timestamp": [T0, T0 + hour - 1, T0 + hour, T0 + 61_000],
+        }
+    )
+    statements = item_hour_updates(aggregate(events, TYPES), GUARD, ITEM_BUCKETS)
+    added = {(s["q"]["_id"], key): n for s in statements for key, n in s["u"]["$inc"].items()}
+    first, second = datetime(2026, 11, 27, tzinfo=UTC), datetime(2026, 11, 27, 1, tzinfo=UTC)
+    assert added == {
+        (item_hour_id("i1", first, ITEM_BUCKETS), "i.i1"): 2,
+        (item_hour_id("i1", second, ITEM_BUCKETS), "i.i1"): 1,
+        (item_hour_id("i2", first, ITEM_BUCKETS), "i.i2"): 1,
+    }
+    assert item_hour_id("i1", second, ITEM_BUCKETS).startswith("2026-11-27T01Z|b")
+    for statement in statements:
+        assert {key: statement["q"][key] for key in HELD} == HELD
+        assert statement["u"]["$max"] == GUARD.marks_set
+        assert statement["u"]["$setOnInsert"]["hour"] in (first, second)
 
 
 def test_totals_statement_adds_events_and_dead_letters() -> None:

@@ -38,8 +38,9 @@ ITEM_BUCKETS_BEFORE = 256
 (PULSE_MONGO_ITEM_BUCKETS), which hold no ITEM_BUCKETS_COUNTER."""
 ITEM_HOURS = "hour_items"
 """Per-item totals of each hour, for item trends over days: `_id` = '<hour key>|b<bucket>'
-(item_hour_id), `hour`, `i.<item id>` = the item's total, `ws`. Bucketed as `minute_items`
-(PULSE_MONGO_ITEM_BUCKETS); kept as long as the hourly sums (PULSE_RETENTION_HOUR_DAYS)."""
+(item_hour_id), `hour`, `i.<item id>` = the item's total, `ws`. In a quarter as many buckets
+as `minute_items` (PULSE_MONGO_ITEM_BUCKETS / ITEM_HOURS_SHARE); kept as long as the hourly
+sums (PULSE_RETENTION_HOUR_DAYS)."""
 LEGACY_ITEM_MINUTES = "item_minutes"
 """One document per item and minute, as databases written before item x minute buckets hold
 them: `pulse maintain` drops the collection once minute retention has passed since it first
@@ -202,15 +203,26 @@ def item_minute_ids_of(minute: str, buckets: int) -> list[str]:
     return [f"{minute}|b{n}" for n in range(buckets)]
 
 
+ITEM_HOURS_SHARE = 4
+"""An hour has this many times fewer item buckets than a minute: an item x hour bucket holds
+only totals, and each bucket is a statement of every flush."""
+
+
 def item_hour_id(item_id: str, hour: datetime, buckets: int) -> str:
     """`hour_items` _id of the document holding an item's total of the hour holding `hour`:
-    '<hour key>|b<n>', e.g. '2026-12-02T01Z|b17', n = item_bucket(item_id, buckets)."""
-    return f"{period_key(HOUR, hour)}|b{item_bucket(item_id, buckets)}"
+    '<hour key>|b<n>', e.g. '2026-12-02T01Z|b17', n = item_bucket(item_id, one ITEM_HOURS_SHARE
+    of the database's `buckets`)."""
+    return f"{period_key(HOUR, hour)}|b{item_bucket(item_id, _hour_buckets(buckets))}"
 
 
 def item_hour_ids_of(hour: datetime, buckets: int) -> list[str]:
-    """Every `hour_items` _id of the hour holding `hour` (what retention removes)."""
-    return [f"{period_key(HOUR, hour)}|b{n}" for n in range(buckets)]
+    """Every `hour_items` _id of the hour holding `hour` (what retention removes), for a
+    database of `buckets` item buckets."""
+    return [f"{period_key(HOUR, hour)}|b{n}" for n in range(_hour_buckets(buckets))]
+
+
+def _hour_buckets(buckets: int) -> int:
+    return max(1, buckets // ITEM_HOURS_SHARE)
 
 
 BUCKET_ITEMS = "i"

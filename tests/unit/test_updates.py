@@ -11,7 +11,13 @@ import pytest
 from pulse.ingest.aggregate import Aggregates, aggregate
 from pulse.ingest.batch import OffsetRange
 from pulse.ingest.validate import DEAD_SCHEMA
-from pulse.store.schema import ENTITY_MARKS, item_hour_id, item_minute_id, user_bucket
+from pulse.store.schema import (
+    ENTITY_MARKS,
+    item_hour_id,
+    item_hour_ids_of,
+    item_minute_id,
+    user_bucket,
+)
 from pulse.store.statements import (
     Guard,
     activity_bin,
@@ -142,6 +148,17 @@ def test_item_hour_statements_add_each_items_hour_in_its_bucket() -> None:
         (item_hour_id("i2", first, ITEM_BUCKETS), "i.i2"): 1,
     }
     assert item_hour_id("i1", second, ITEM_BUCKETS).startswith("2026-11-27T01Z|b")
+    many = pl.DataFrame(
+        {
+            "event_id": [f"e{n}" for n in range(3 * ITEM_BUCKETS)],
+            "user_id": ["u1"] * 3 * ITEM_BUCKETS,
+            "item_id": [f"i{n}" for n in range(3 * ITEM_BUCKETS)],
+            "interaction_type": ["view"] * 3 * ITEM_BUCKETS,
+            "timestamp": [T0] * 3 * ITEM_BUCKETS,
+        }
+    )
+    hourly = item_hour_updates(aggregate(many, TYPES), GUARD, ITEM_BUCKETS)
+    assert len(hourly) == len(item_hour_ids_of(first, ITEM_BUCKETS)) == ITEM_BUCKETS // 4
     for statement in statements:
         assert {key: statement["q"][key] for key in HELD} == HELD
         assert statement["u"]["$max"] == GUARD.marks_set

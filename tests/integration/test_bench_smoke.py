@@ -44,6 +44,7 @@ def test_benchmark_suite_runs_and_writes_its_summary(
     assert [row["page"] for row in summary["dashboard"]["rows"]] == [
         "overview",
         "items",
+        "items, 14 days",
         "users",
         "alerts",
         "health",

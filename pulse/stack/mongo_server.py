@@ -21,6 +21,8 @@ FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION = "v1.24.2"
 # Fixes applied to the FerretDB source before building; see docs/ferretdb.md for each one.
 FERRETDB_PATCH = Path(__file__).parent / "ferretdb" / "ferretdb-v1.24.2-pulse.patch"
+WAL_CHECKPOINT_PAGES = 20_000
+"""SQLite's wal_autocheckpoint for FerretDB's database (SQLite's default: 1,000)."""
 
 
 class MongoServer(LocalService):
@@ -87,8 +89,13 @@ class MongoServer(LocalService):
             str(ferretdb),
             "--handler=sqlite",
             # WAL without an fsync per statement: survives a crash of FerretDB (not of the
-            # machine) and takes a quarter more updates per second.
-            f"--sqlite-url=file:{data}/?_pragma=synchronous(NORMAL)",
+            # machine) and takes a quarter more updates per second. A checkpoint every 20,000
+            # pages, not SQLite's 1,000: a flush rewrites the same bucket pages over and over,
+            # and a checkpoint copies each page once however often it changed (14% of
+            # FerretDB's CPU at 1,000, in a profile of entity flushes). The WAL stays within
+            # about 90 MB a database (20,000 frames of 4 KiB pages, measured 89.6 MB).
+            f"--sqlite-url=file:{data}/?_pragma=synchronous(NORMAL)"
+            f"&_pragma=wal_autocheckpoint({WAL_CHECKPOINT_PAGES})",
             f"--listen-addr={self.endpoint}",
             "--telemetry=disable",
             f"--state-dir={self.home}",

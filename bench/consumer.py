@@ -37,8 +37,9 @@ from pulse.generate.run import GeneratorRun
 from pulse.generate.simulate import GeneratorConfig
 from pulse.pipeline.consumer import consuming
 from pulse.stack.services import services
+from pulse.store import reads
 from pulse.store.client import database, mongo_client
-from pulse.store.schema import ITEM_MINUTES, ITEMS, TOTALS, TOTALS_ID, USER_BUCKETS
+from pulse.store.schema import ITEM_MINUTES, TOTALS, TOTALS_ID, USER_BUCKETS
 
 
 @dataclass
@@ -160,7 +161,7 @@ def exactness(settings: Settings, db_name: str, expected: Truth) -> dict[str, bo
         by_user: Counter[str] = Counter()
         for bucket in db[USER_BUCKETS].find({}, {"u": 1}):
             by_user.update({user: f["total"] for user, f in bucket.get("u", {}).items()})
-        by_item = Counter({doc["_id"]: doc["total"] for doc in db[ITEMS].find({}, {"total": 1})})
+        by_item = Counter(reads.item_totals(db))
         by_item_minute: Counter[str] = Counter()
         for bucket in db[ITEM_MINUTES].find({}, {"i": 1}):
             by_item_minute.update({item: f["total"] for item, f in bucket.get("i", {}).items()})

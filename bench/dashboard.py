@@ -28,15 +28,19 @@ from pulse.store import reads, writes
 from pulse.store.client import Document, mongo_client
 from pulse.store.schema import (
     BUCKET_ITEMS,
+    BUCKET_VERSION,
     COUNTERS,
     DEAD_FIELDS,
     DEAD_LETTERS,
     HOUR,
+    ITEM_BUCKETS,
     ITEM_HOURS,
     ITEM_MINUTES,
     ITEMS,
     LEADERS,
     LEDGER,
+    LEGACY_ITEMS,
+    LEGACY_USERS,
     MINUTE,
     MINUTES,
     TIMELINE,
@@ -45,6 +49,7 @@ from pulse.store.schema import (
     USER_BUCKETS,
     USERS,
     item_bucket,
+    item_entity_bucket,
     item_hour_id,
     item_minute_id,
     minute_id,
@@ -75,7 +80,7 @@ def seed(db: Database[Document], users: int, items: int, now: datetime) -> None:
     them takes minutes on FerretDB); the small collections are rewritten every run."""
     totals = _seeded_totals(users, items)
     marker = db.bench_seed.find_one({"_id": "seed"})
-    wanted = {"users": users, "items": items, "layout": USER_BUCKETS}
+    wanted = {"users": users, "items": items, "layout": f"{USER_BUCKETS}+{ITEM_BUCKETS}"}
     if not (marker and all(marker.get(key) == value for key, value in wanted.items())):
         _seed_entities(db, totals, now)
         db.bench_seed.replace_one({"_id": "seed"}, wanted, upsert=True)
@@ -83,7 +88,7 @@ def seed(db: Database[Document], users: int, items: int, now: datetime) -> None:
 
 
 def _seed_entities(db: Database[Document], totals: dict[str, np.ndarray], now: datetime) -> None:
-    for name in ("users", USER_BUCKETS, ITEMS, "bench_seed", COUNTERS):
+    for name in (LEGACY_USERS, USER_BUCKETS, LEGACY_ITEMS, ITEM_BUCKETS, "bench_seed", COUNTERS):
         db.drop_collection(name)
     ensure_indexes(db)
     seen = now - timedelta(hours=2)
@@ -102,20 +107,23 @@ def _seed_entities(db: Database[Document], totals: dict[str, np.ndarray], now: d
         db[USER_BUCKETS].insert_many(docs[start : start + 5_000])
         console.print(f"  seeded {min(start + 5_000, len(docs)):,}/{len(docs):,} user buckets")
     counts = totals[ITEMS]
-    for start in range(0, len(counts), 20_000):
-        db[ITEMS].insert_many(
-            {
-                "_id": f"i{n + 1}",
-                "total": int(total),
-                "types": {"view": int(total)},
-                "first_seen": seen,
-                "last_seen": now,
-                "first_batch": "seed",
-                "wm": {"p0": 1},
-            }
-            for n, total in enumerate(counts[start : start + 20_000], start=start)
-        )
-        console.print(f"  seeded {min(start + 20_000, len(counts)):,}/{len(counts):,} items")
+    # The same number of buckets as the item x minute buckets (_seed_small): ~25 items each.
+    item_buckets = writes.settle_item_buckets(db, max(1, len(counts) // 25))
+    by_item_bucket: dict[str, dict[str, Any]] = {}
+    for n, total in enumerate(counts.tolist()):
+        item_id = f"i{n + 1}"
+        by_item_bucket.setdefault(item_entity_bucket(item_id, item_buckets), {})[item_id] = {
+            "total": int(total),
+            "types": {"view": int(total)},
+            "first_seen": seen,
+            "last_seen": now,
+            "first_batch": "seed",
+        }
+    item_docs = [
+        {"_id": b, BUCKET_VERSION: 1, BUCKET_ITEMS: held} for b, held in by_item_bucket.items()
+    ]
+    db[ITEM_BUCKETS].insert_many(item_docs)
+    console.print(f"  seeded {len(counts):,} items in {len(item_docs):,} buckets")
 
 
 def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: datetime) -> None:

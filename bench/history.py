@@ -34,10 +34,13 @@ from pulse.store import retention, writes
 from pulse.store.client import Document, mongo_client
 from pulse.store.schema import (
     ALERTS,
+    BUCKET_ITEMS,
+    BUCKET_VERSION,
     COUNTERS,
     DEAD_FIELDS,
     DEAD_LETTERS,
     HOUR,
+    ITEM_BUCKETS,
     ITEM_HOURS,
     ITEM_MINUTES,
     ITEMS,
@@ -49,6 +52,7 @@ from pulse.store.schema import (
     TOTALS,
     TOTALS_ID,
     USER_MINUTES,
+    item_entity_bucket,
     item_hour_id,
     item_minute_id,
     minute_id,
@@ -103,6 +107,21 @@ def _seed_item_hours(db: Database[Document], since: datetime, now: datetime, buc
         _insert(db, ITEM_HOURS, [{"_id": b, "hour": hour, "i": i} for b, i in hourly.items()])
         written += len(hourly)
     return written
+
+
+def _seed_items(db: Database[Document], item_buckets: int) -> None:
+    """The run's items in their buckets, and the leader boards the consumer keeps of them."""
+    totals = {f"i{n}": 1_000 + n for n in range(ITEMS_PER_MINUTE)}
+    held: dict[str, dict[str, Any]] = {}
+    for item, total in totals.items():
+        figures = {"total": total, "types": {"view": total}}
+        held.setdefault(item_entity_bucket(item, item_buckets), {})[item] = figures
+    _insert(
+        db,
+        ITEM_BUCKETS,
+        [{"_id": b, BUCKET_VERSION: 1, BUCKET_ITEMS: items} for b, items in held.items()],
+    )
+    writes.update_leaders(db, ITEMS, totals, totals)
 
 
 def seed(
@@ -218,18 +237,9 @@ def seed(
         db[MINUTE_SKETCHES].insert_one({"_id": minute} | sketch)
         written += len(details) + PARTITIONS + 1
     written += _seed_item_hours(db, kept_since(timedelta(days=keep.hour_days)), now, item_buckets)
-    _insert(
-        db,
-        ITEMS,
-        [
-            {"_id": f"i{n}", "total": 1_000 + n, "types": {"view": 1_000 + n}}
-            for n in range(ITEMS_PER_MINUTE)
-        ],
-    )
+    _seed_items(db, item_buckets)
     # Written by every Pulse database's first session: no open-batch markers to rebuild.
     db[COUNTERS].update_one({"_id": OPEN_BATCHES}, {"$set": {"value": 1}}, upsert=True)
-    by_id = {f"i{n}": 1_000 + n for n in range(ITEMS_PER_MINUTE)}
-    writes.update_leaders(db, ITEMS, by_id, by_id)  # as the consumer keeps them
     db["offsets"].insert_many(
         [
             {

@@ -19,11 +19,11 @@ from pulse.ingest.aggregate import aggregate, count
 from pulse.ingest.batch import MicroBatch
 from pulse.ingest.bulk import read_usual
 from pulse.ingest.validate import UNREADABLE, ValidationRules, Verdict, validate
+from pulse.store.item_buckets import by_bucket, plan
 from pulse.store.schema import ENTITY_MARKS
 from pulse.store.statements import (
     Guard,
     dead_letter_statements,
-    entity_updates,
     item_hour_updates,
     item_minute_updates,
     minute_sketch_updates,
@@ -82,7 +82,10 @@ def _check_statements(batch: MicroBatch, verdict: Verdict, rules: ValidationRule
         *minute_updates(counts, guard, types),
         totals_update(counts, guard, types, dead_lettered=verdict.dead.height, applied_at=_NOW),
         *user_bucket_updates(entities.users, 16, entity_guard, types),
-        *entity_updates(entities.items, "item_id", entity_guard, "f", types),
+        *(
+            plan(bucket, rows, None, entity_guard, types, "f").statement
+            for bucket, rows in by_bucket(entities.items, 16).items()
+        ),
         *item_minute_updates(entities, entity_guard, types, 16),
         *item_hour_updates(entities, entity_guard, 16),
         *minute_sketch_updates(entities, entity_guard),

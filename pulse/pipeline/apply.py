@@ -36,12 +36,13 @@ from pulse.ingest.validate import ValidationRules, Verdict
 from pulse.pipeline.entities import Flush
 from pulse.pipeline.failures import is_transient
 from pulse.pipeline.priority import CountsFirst
-from pulse.store import writes
+from pulse.store import item_buckets, writes
 from pulse.store.client import Document
 from pulse.store.schema import (
     COUNT_MARKS,
     DEAD_LETTERS,
     ENTITY_MARKS,
+    ITEM_BUCKETS,
     ITEM_BUCKETS_BEFORE,
     ITEM_HOURS,
     ITEM_MINUTES,
@@ -62,7 +63,6 @@ from pulse.store.statements import (
     dead_field_counts,
     dead_letter_statements,
     entity_totals_update,
-    entity_updates,
     item_hour_updates,
     item_minute_updates,
     minute_sketch_updates,
@@ -226,6 +226,8 @@ class _Work:
     user_totals_before: dict[str, int] = field(default_factory=dict)
     user_totals: dict[str, int] = field(default_factory=dict)
     """Each touched user's total with this flush: what the leader board is offered."""
+    item_totals: dict[str, int] = field(default_factory=dict)
+    """Each touched item's total with this flush, as its bucket's write left it."""
     new_users: int = 0
     new_items: int = 0
 
@@ -505,10 +507,20 @@ class BatchWriter:
         work.results[USER_BUCKETS] = self._write_entities(USER_BUCKETS, statements)
 
     def _items(self, work: _Work) -> None:
-        items = _entities(work).items
-        statements = entity_updates(items, "item_id", work.guard, work.ledger_id, self.types)
-        work.results[ITEMS] = self._write_entities(ITEMS, statements)
-        work.new_items = self._created(ITEMS, items, "item_id", work)
+        """Per-item figures in their buckets; the write tells new items apart and each
+        item's total after it (pulse/store/item_buckets.py)."""
+        written = item_buckets.write_items(
+            self.db,
+            _entities(work).items,
+            self.item_buckets,
+            work.guard,
+            self.types,
+            work.ledger_id,
+            self._write_entities,
+        )
+        work.results[ITEM_BUCKETS] = written.result
+        work.new_items = written.new_items
+        work.item_totals = written.totals
 
     def _item_minutes(self, work: _Work) -> None:
         """Item x minute counts (alerts and item charts read these)."""
@@ -541,12 +553,10 @@ class BatchWriter:
     def _leaders(self, work: _Work) -> None:
         """Offer the touched users and items to the leader boards."""
         aggregates = _entities(work)
-        # Items get events from every partition, so only a read after the write is exact.
-        item_totals = writes.current_totals(self.db, ITEMS, aggregates.items["item_id"].to_list())
         item_added = dict(aggregates.items.select("item_id", "total").iter_rows())
         updates = writes.update_leaders(self.db, USERS, work.user_totals)
         work.leader_updates += updates + writes.update_leaders(
-            self.db, ITEMS, item_totals, item_added
+            self.db, ITEMS, work.item_totals, item_added
         )
 
     def _alerts(self, work: _Work) -> None:
@@ -601,13 +611,6 @@ class BatchWriter:
             | ({"leaders": work.leader_updates} if work.leader_updates else {}),
             verdict=verdict,
         )
-
-    def _created(self, collection: str, frame: pl.DataFrame, key: str, work: _Work) -> int:
-        """Items this flush created; upsert counts are exact unless part was applied before."""
-        result = work.results[collection]
-        if result.already_applied == 0:
-            return result.upserted
-        return writes.count_created(self.db, collection, frame[key].to_list(), work.ledger_id)
 
 
 def marks_layout(by_topic: bool) -> dict[str, Any]:

@@ -28,8 +28,11 @@ from pymongo.errors import (
 
 from pulse.store.writes import WriteFailedError
 
-_TRANSIENT_CODES = frozenset({6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
-"""MongoDB error codes of an unreachable, stepping-down, shutting-down or timed-out server."""
+_TRANSIENT_CODES = frozenset(
+    {6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
+)
+"""MongoDB error codes of an unreachable, stepping-down, shutting-down or timed-out server, and
+of a write conflict (112: pulse/store/item_buckets.py)."""
 _CONTENT_CODES = frozenset({2, 14, 17, 28, 52, 55, 56, 57, 10334, 17419, 17420})
 """MongoDB error codes of a refused document: bad value or type, bad field name, too large."""
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import polars as pl
 from confluent_kafka import Consumer, TopicPartition
-from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
 from pulse.config import KafkaSettings
@@ -36,6 +35,7 @@ from pulse.store.schema import (
     ENTITIES_NEXT,
     ENTITY_BATCHES,
     HOUR,
+    ITEM_BUCKETS,
     ITEM_BUCKETS_BEFORE,
     ITEM_BUCKETS_COUNTER,
     ITEM_HOURS,
@@ -56,6 +56,7 @@ from pulse.store.schema import (
     USER_MINUTES,
     USERS,
     WHOLE_RECORD,
+    item_entity_bucket,
     item_hour_id,
     item_minute_id,
     item_path,
@@ -217,15 +218,10 @@ def ranked(
     reading every bucket.
     """
     docs = _fewest(db, collection, n) if lowest else _most(db, collection, n)
-    if docs is None and collection == USERS:
-        docs = sorted(_every_user(db), key=lambda doc: doc["total"], reverse=not lowest)[:n]
-    elif docs is None:
-        order = ASCENDING if lowest else DESCENDING
-        docs = list(db[collection].find({}, _ENTITY).sort("total", order).limit(n))
+    if docs is None:
+        every = _every_user(db) if collection == USERS else _every_item(db)
+        docs = sorted(every, key=lambda doc: doc["total"], reverse=not lowest)[:n]
     return _frame([_flatten(doc, key) for doc in docs], key)
-
-
-_ENTITY = {"wm": 0, "ws": 0, "first_batch": 0}
 
 
 def _most(db: Database[Document], collection: str, n: int) -> list[Document] | None:
@@ -238,8 +234,8 @@ def _most(db: Database[Document], collection: str, n: int) -> list[Document] | N
 
 
 def _by_ids(db: Database[Document], collection: str, ids: list[str]) -> list[Document]:
-    """Users (from their buckets) or items by id, each as a document of its own."""
-    return users_by_ids(db, ids) if collection == USERS else by_ids(db, collection, ids, _ENTITY)
+    """Users or items by id (from their buckets), each as a document of its own."""
+    return users_by_ids(db, ids) if collection == USERS else items_by_ids(db, ids)
 
 
 def counter(db: Database[Document], name: str) -> int:
@@ -282,6 +278,40 @@ def _every_user(db: Database[Document]) -> list[Document]:
         for doc in db[USER_BUCKETS].find({}, {"u": 1})
         for user, figures in doc.get("u", {}).items()
     ]
+
+
+def items_by_ids(db: Database[Document], ids: list[str]) -> list[Document]:
+    """Items as documents of their own ({_id, total, types, first_seen, last_seen}), read
+    from their buckets with only their own fields."""
+    buckets = item_bucket_count(db)
+    wanted: dict[str, list[str]] = {}
+    for item in ids:
+        wanted.setdefault(item_entity_bucket(item, buckets), []).append(item)
+    fields = {item_path(item): 1 for item in ids}
+    return [
+        {"_id": item, **_item_figures(doc[BUCKET_ITEMS][item])}
+        for doc in by_ids(db, ITEM_BUCKETS, list(wanted), fields)
+        for item in wanted[doc["_id"]]
+        if item in doc.get(BUCKET_ITEMS, {})
+    ]
+
+
+def _every_item(db: Database[Document]) -> list[Document]:
+    return [
+        {"_id": item, **_item_figures(figures)}
+        for doc in db[ITEM_BUCKETS].find({}, {BUCKET_ITEMS: 1})
+        for item, figures in doc.get(BUCKET_ITEMS, {}).items()
+    ]
+
+
+def _item_figures(stored: dict[str, Any]) -> dict[str, Any]:
+    """An item's figures without the bookkeeping of its bucket (the flush that created it)."""
+    return {name: value for name, value in stored.items() if name != "first_batch"}
+
+
+def item_totals(db: Database[Document]) -> dict[str, int]:
+    """Every item's total (reads every bucket: for reconciliation, not for pages)."""
+    return {doc["_id"]: int(doc.get("total", 0)) for doc in _every_item(db)}
 
 
 def user_totals(db: Database[Document]) -> dict[str, int]:

@@ -23,6 +23,18 @@ USER_BUCKETS = "user_buckets"
 """Per-user figures, many users per document: `_id` = 'b<bucket>', `u.<user id>` = the
 user's `total`, `types.<type>`, `first_seen`, `last_seen` (ids hold no '.' or '$')."""
 ITEMS = "items"
+"""The items' leader board (`leaders` _id) and the name of their figures in ledger entries."""
+LEGACY_ITEMS = "items"
+"""One document per item, as databases written before item buckets hold them; the consumer
+moves them into buckets when it starts (pulse/store/item_buckets.py:move_legacy_items)."""
+ITEM_BUCKETS = "item_buckets"
+"""Per-item figures, many items per document: `_id` = 'b<bucket>' (item_entity_bucket), `v`
+= the bucket's version, `i.<item id>` = the item's `total`, `types.<type>`, `first_seen`,
+`last_seen` and `first_batch` (the entity flush that created it), `ws`. Items get events from
+every partition, so writers guard each bucket with its version as read (optimistic
+concurrency): that is what makes "this flush created the item" exact across consumers."""
+BUCKET_VERSION = "v"
+"""The version field of an item bucket: every write raises it by one."""
 MINUTES = "minutes"
 PERIODS = "periods"
 """The global per-minute counts summed per hour and per day (MongoDB's computed pattern),
@@ -126,7 +138,6 @@ TOTALS_ID = "global"
 """The one document of `totals`."""
 
 INDEXES: dict[str, list[list[tuple[str, int]]]] = {
-    ITEMS: [[("total", DESCENDING)]],
     MINUTES: [[("minute", DESCENDING)]],
     LEDGER: [[("status", ASCENDING)], [("started_at", DESCENDING)]],
     DEAD_LETTERS: [[("received_at", DESCENDING)], [("reason", ASCENDING)]],
@@ -236,6 +247,13 @@ def item_path(item_id: str) -> str:
 
 def _bucket_of(key: str, buckets: int) -> int:
     return zlib.crc32(key.encode()) % buckets
+
+
+def item_entity_bucket(item_id: str, buckets: int) -> str:
+    """`item_buckets` _id of the bucket an item's figures live in: 'b<n>', n =
+    item_bucket(item_id, buckets), so an item shares its bucket number with its item x
+    minute bucket."""
+    return f"b{item_bucket(item_id, buckets)}"
 
 
 def user_minute_id(minute: str, partition: int) -> str:

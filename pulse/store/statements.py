@@ -92,25 +92,6 @@ def _counts(row: dict[str, Any], types: tuple[str, ...], total: str = "total") -
     return counts
 
 
-def entity_updates(
-    frame: pl.DataFrame, key: str, guard: Guard, batch_id: str, types: tuple[str, ...]
-) -> list[Statement]:
-    """Users or items: counts, first/last seen, and the batch that created the document."""
-    return [
-        _statement(
-            row[key],
-            guard,
-            {
-                "$inc": _counts(row, types),
-                "$min": {"first_seen": row["first_seen"]},
-                "$max": {"last_seen": row["last_seen"], **guard.marks_set},
-                "$setOnInsert": {"first_batch": batch_id},
-            },
-        )
-        for row in frame.iter_rows(named=True)
-    ]
-
-
 def user_bucket_updates(
     users: pl.DataFrame, buckets: int, guard: Guard, types: tuple[str, ...]
 ) -> list[Statement]:

@@ -28,6 +28,7 @@ from pulse.store.schema import (
     ENTITIES_NEXT,
     ENTITY_BATCHES,
     INDEXES,
+    ITEM_BUCKETS,
     ITEM_BUCKETS_BEFORE,
     ITEM_BUCKETS_COUNTER,
     ITEM_HOURS,
@@ -123,6 +124,8 @@ class ApplyResult:
     already_applied: int = 0
     """Documents that already held this batch (a replay); their statements changed nothing."""
     upserted_ids: list[Any] = field(default_factory=list)
+    refused_ids: list[Any] = field(default_factory=list)
+    """The `_id`s of the statements that matched nothing and collided (`already_applied`)."""
 
 
 def ensure_indexes(db: Database[Document]) -> None:
@@ -185,6 +188,7 @@ def _apply_one(
     if errors:
         _raise_unless_duplicates(collection, errors)
         result.already_applied += 1
+        result.refused_ids.append(statement["q"]["_id"])
     else:
         _count(result, reply)
 
@@ -205,19 +209,6 @@ def _raise_unless_duplicates(collection: str, errors: list[dict[str, Any]]) -> N
         )
 
 
-def count_created(
-    db: Database[Document], collection: str, ids: Iterable[Any], batch_id: str
-) -> int:
-    """Documents among `ids` that this batch created (used when a replay hides upsert counts)."""
-    id_list = list(ids)
-    return sum(
-        db[collection].count_documents(
-            {"_id": {"$in": id_list[start : start + 10_000]}, "first_batch": batch_id}
-        )
-        for start in range(0, len(id_list), 10_000)
-    )
-
-
 def settle_user_buckets(db: Database[Document], wanted: int) -> int:
     """The number of user buckets of this database: `wanted` (PULSE_MONGO_USER_BUCKETS) when
     no user is stored yet, otherwise the number it was first written with, which must match."""
@@ -231,7 +222,7 @@ def settle_item_buckets(db: Database[Document], wanted: int) -> int:
     return _settle_buckets(
         db,
         ITEM_BUCKETS_COUNTER,
-        (ITEM_MINUTES, ITEM_HOURS),
+        (ITEM_MINUTES, ITEM_HOURS, ITEM_BUCKETS),
         wanted,
         "item x minute and item x hour figures",
         ITEM_BUCKETS_BEFORE,
@@ -306,19 +297,12 @@ def user_totals_before(
         touched.setdefault(user_bucket(user, buckets), []).append(user)
     before = dict.fromkeys(added, 0)
     for doc in by_ids(db, USER_BUCKETS, list(touched), {"u": 1, guard_key: 1}):
-        holds = _watermark(doc, guard_key) >= last
+        holds = watermark(doc, guard_key) >= last
         stored = doc.get("u", {})
         for user in touched[doc["_id"]]:
             total = int(stored.get(user, {}).get("total", 0))
             before[user] = total - added[user] if holds and user in stored else total
     return before
-
-
-def current_totals(db: Database[Document], collection: str, ids: list[Any]) -> dict[Any, int]:
-    """Each document's `total` as stored now."""
-    return {
-        doc["_id"]: int(doc.get("total", 0)) for doc in by_ids(db, collection, ids, {"total": 1})
-    }
 
 
 def refresh_minute_estimates(db: Database[Document], minute_ids: list[str]) -> int:
@@ -358,7 +342,7 @@ def update_leaders(
     return result.modified_count + result.upserted_count
 
 
-def _watermark(doc: Document, dotted: str) -> int:
+def watermark(doc: Document, dotted: str) -> int:
     value: Any = doc
     for part in dotted.split("."):
         value = value.get(part, {}) if isinstance(value, dict) else {}

@@ -27,6 +27,7 @@ from pulse.store.schema import (
     DAY,
     DEAD_LETTERS,
     HOUR,
+    ITEM_BUCKETS,
     ITEM_HOURS,
     ITEM_MINUTES,
     ITEMS,
@@ -117,7 +118,7 @@ def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:
     assert reads.user_totals(db) == truth["by_user"]
     histogram = Counter(activity_bin(total) for total in truth["by_user"].values())
     assert {k: v for k, v in totals.get("user_bins", {}).items() if v} == dict(histogram)
-    items = {doc["_id"]: doc["total"] for doc in db[ITEMS].find({}, {"total": 1})}
+    items = reads.item_totals(db)
     assert items == truth["by_item"]
     minutes = {doc["_id"]: doc["types"] for doc in db[MINUTES].find({}, {"types": 1})}
     assert minutes == truth["by_minute"]
@@ -184,7 +185,7 @@ def snapshot(db: Database[Document]) -> dict[str, list[Document]]:
     """All aggregate documents, minus fields that record when they were written."""
     collections = (
         USER_BUCKETS,
-        ITEMS,
+        ITEM_BUCKETS,
         MINUTES,
         PERIODS,
         ITEM_MINUTES,

@@ -28,7 +28,7 @@ from pulse.pipeline.consumer import consuming
 from pulse.pipeline.drain import DrainSummary, drain
 from pulse.store import reads
 from pulse.store.client import Document, database, mongo_client
-from pulse.store.schema import ITEMS, LEDGER
+from pulse.store.schema import LEDGER
 from tests.integration.reconcile import drain_until_caught_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -119,7 +119,7 @@ def test_members_joining_and_leaving_never_overlap_and_count_exactly(pipeline: S
         figures = reads.totals(db)
         assert figures is not None and figures.events == sent == sum(truth.users.values())
         assert reads.user_totals(db) == dict(truth.users)
-        items = {doc["_id"]: doc["total"] for doc in db[ITEMS].find({}, {"total": 1})}
+        items = reads.item_totals(db)
         assert items == dict(truth.items)
 
 

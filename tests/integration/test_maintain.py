@@ -110,7 +110,7 @@ def test_maintain_killed_mid_pass_and_rerun_keeps_exact_figures(
     minutes = {doc["_id"]: doc["total"] for doc in db[MINUTES].find({}, {"total": 1})}
     assert min(minutes) >= cutoff
     assert minutes == {minute: n for minute, n in by_minute.items() if minute >= min(minutes)}
-    items = {doc["_id"]: doc["total"] for doc in db["items"].find({}, {"total": 1})}
+    items = reads.item_totals(db)
     assert items == dict(by_item)
     hourly: Counter[str] = Counter()
     for doc in db[ITEM_HOURS].find({}, {"i": 1}):

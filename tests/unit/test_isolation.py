@@ -31,10 +31,12 @@ from pulse.store.reads import entity_progress, stored_offsets
 from pulse.store.schema import (
     COUNTERS,
     DEAD_LETTERS,
+    ITEM_BUCKETS,
     ITEMS,
     LEDGER,
     MINUTES,
     REFUSED_FLUSHES,
+    item_path,
     minute_id,
     record_id,
 )
@@ -113,7 +115,8 @@ class RefusingItems(MemoryDatabase):
     """Refuses (code 2) every statement for item 'poison'."""
 
     def command(self, name: str, collection: str, *, updates: list[Any], ordered: bool) -> Any:
-        if collection == ITEMS and any(u["q"]["_id"] == "poison" for u in updates):
+        poison = f"{item_path('poison')}.total"
+        if collection == ITEM_BUCKETS and any(poison in u["u"].get("$inc", {}) for u in updates):
             return {"n": 0, "writeErrors": [{"index": 0, "code": 2, "errmsg": "BadValue"}]}
         return super().command(name, collection, updates=updates, ordered=ordered)
 

@@ -23,7 +23,6 @@ from pulse.store.statements import (
     activity_bin,
     dead_letter_statements,
     entity_totals_update,
-    entity_updates,
     item_hour_updates,
     item_minute_updates,
     minute_sketch_updates,
@@ -66,19 +65,6 @@ def test_watermarks_of_two_topics_are_apart_and_the_old_layout_has_none() -> Non
     a, b, old = Guard(ranges, topic="a"), Guard(ranges, topic="b"), Guard(ranges)
     assert set(a.marks_set).isdisjoint(b.marks_set)
     assert old.marks_set == {"wm.p0": 9}
-
-
-def test_user_statements_are_guarded_upserts_with_counts_and_times() -> None:
-    aggregates = _aggregates()
-    statements = entity_updates(aggregates.users, "user_id", GUARD, "batch-1", TYPES)
-    assert [s["q"]["_id"] for s in statements] == ["u1", "u2"]
-    first = statements[0]
-    assert first["upsert"] is True
-    assert {key: first["q"][key] for key in HELD} == HELD
-    assert first["u"]["$inc"] == {"total": 2, "types.view": 2}  # zero counts are left out
-    assert first["u"]["$min"] == {"first_seen": datetime.fromtimestamp(T0 / 1000, UTC)}
-    assert first["u"]["$max"]["wm.clicks~eu.p3"] == 180
-    assert first["u"]["$setOnInsert"] == {"first_batch": "batch-1"}
 
 
 def test_minute_statements_carry_sketches_and_item_minutes_their_keys() -> None:

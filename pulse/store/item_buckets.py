@@ -1,0 +1,275 @@
+"""Per-item figures in bucket documents, written with the bucket's version as read.
+
+Users live in buckets because a user's events all come from one partition: the consumer that
+owns it knows each user's total before a flush. Items get events from every partition, so two
+consumers can add the same new item at once, and only the database can say which of them
+created it. A bucket write therefore names the version it read (`v`) and raises it:
+
+    filter: {_id: 'b<n>', v: <as read> (or absent), <the flush's guard>}
+    update: {$inc: {v: 1, counts}, $min/$max: seen and watermarks,
+             $set: {i.<item>.first_batch: <flush id>} for the items the read did not hold}
+
+A write that finds another version (a concurrent flush of other partitions) or the flush's
+own watermarks (a replay) matches nothing and collides with its `_id`; the bucket is read
+again and either counted as already holding the flush (its new items are those whose
+`first_batch` is the flush) or written again from the new read. So the number of new items is
+exact however flushes interleave, and each item's total after the write is known without a
+second read (the bucket as read, plus the flush's counts), which the leader boards use.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from pymongo.database import Database
+from pymongo.errors import OperationFailure
+
+from pulse.ingest.aggregate import type_column
+from pulse.store.client import Document
+from pulse.store.reads import by_ids
+from pulse.store.schema import (
+    BUCKET_ITEMS,
+    BUCKET_VERSION,
+    ITEM_BUCKETS,
+    LEDGER,
+    LEGACY_ITEMS,
+    OPEN_BATCHES,
+    UNFINISHED,
+    item_entity_bucket,
+    item_path,
+)
+from pulse.store.statements import Guard, Statement
+from pulse.store.writes import (
+    DLQ_REPLAY_ENTITIES,
+    ENTITY_FLUSH,
+    ApplyResult,
+    apply,
+    watermark,
+)
+
+log = logging.getLogger(__name__)
+
+WRITE_ROUNDS = 12
+"""Reads and writes of one contended bucket before giving up (the flush is then retried)."""
+BACKOFF_SECONDS = 0.002
+"""The longest pause before a contended bucket's first re-read; it doubles with each."""
+WRITE_CONFLICT = 112
+"""MongoDB's code of a write conflict (transient: the flush is retried)."""
+
+Writer = Callable[[str, list[Statement]], ApplyResult]
+"""Runs one collection's statements (BatchWriter's short commands)."""
+
+
+@dataclass
+class ItemsWritten:
+    """What an entity flush did to the item buckets."""
+
+    new_items: int = 0
+    totals: dict[str, int] = field(default_factory=dict)
+    """Each item's total right after the flush's write (as stored, for a replayed bucket)."""
+    result: ApplyResult = field(default_factory=ApplyResult)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One bucket's write, from the bucket as read."""
+
+    statement: Statement
+    new: int
+    totals: dict[str, int]
+
+
+def _items_of(doc: Document | None) -> dict[str, Any]:
+    held: dict[str, Any] = (doc or {}).get(BUCKET_ITEMS, {})
+    return held
+
+
+def plan(
+    bucket: str,
+    rows: Sequence[dict[str, Any]],
+    stored: Document | None,
+    guard: Guard,
+    types: tuple[str, ...],
+    flush_id: str,
+) -> _Plan:
+    """The write of `rows` (one per item: total, type counts, first/last seen) into `bucket`,
+    as `stored` holds it now (None: not written yet)."""
+    held = _items_of(stored)
+    version = (stored or {}).get(BUCKET_VERSION, {"$exists": False})
+    increments: dict[str, int] = {BUCKET_VERSION: 1}
+    minima: dict[str, Any] = {}
+    maxima: dict[str, Any] = dict(guard.marks_set)
+    created: dict[str, str] = {}
+    totals: dict[str, int] = {}
+    for row in rows:
+        item = row["item_id"]
+        path = item_path(item)
+        increments[f"{path}.total"] = row["total"]
+        for kind in types:
+            column = type_column(kind)
+            if row[column]:
+                increments[f"{path}.{column}"] = row[column]
+        minima[f"{path}.first_seen"] = row["first_seen"]
+        maxima[f"{path}.last_seen"] = row["last_seen"]
+        if item not in held:
+            created[f"{path}.first_batch"] = flush_id
+        totals[item] = int(held.get(item, {}).get("total", 0)) + row["total"]
+    update: dict[str, Any] = {"$inc": increments, "$min": minima, "$max": maxima}
+    if created:
+        update["$set"] = created
+    statement = {
+        "q": {"_id": bucket, BUCKET_VERSION: version, **guard.filter},
+        "u": update,
+        "upsert": True,
+    }
+    return _Plan(statement, len(created), totals)
+
+
+def by_bucket(items: pl.DataFrame, buckets: int) -> dict[str, list[dict[str, Any]]]:
+    """The items' rows by the bucket each lives in."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for row in items.iter_rows(named=True):
+        rows.setdefault(item_entity_bucket(row["item_id"], buckets), []).append(row)
+    return rows
+
+
+def held_by(stored: Document, items: Iterable[str], flush_id: str) -> tuple[int, dict[str, int]]:
+    """A bucket already holding the flush: how many of `items` the flush created, and each
+    one's total as stored."""
+    held = _items_of(stored)
+    figures = [(item, held.get(item, {})) for item in items]
+    new = sum(1 for _, doc in figures if doc.get("first_batch") == flush_id)
+    return new, {item: int(doc.get("total", 0)) for item, doc in figures}
+
+
+def write_items(
+    db: Database[Document],
+    items: pl.DataFrame,
+    buckets: int,
+    guard: Guard,
+    types: tuple[str, ...],
+    flush_id: str,
+    writer: Writer,
+) -> ItemsWritten:
+    """Write a flush's items (one row each) into their buckets, reading each bucket first:
+    all buckets in one pass, then each bucket another flush changed meanwhile on its own,
+    read and written back to back (after a short random pause, so that flushes contending
+    for it fall out of step)."""
+    rows = by_bucket(items, buckets)
+    done = ItemsWritten(result=ApplyResult())
+    refused = _write_round(db, rows, guard, types, flush_id, writer, done)
+    for bucket in sorted(refused):
+        for attempt in range(WRITE_ROUNDS):
+            pause = random.uniform(0, BACKOFF_SECONDS * 2**attempt)  # noqa: S311 (jitter)
+            time.sleep(pause)
+            if not _write_round(db, {bucket: rows[bucket]}, guard, types, flush_id, writer, done):
+                break
+        else:
+            raise OperationFailure(
+                f"{ITEM_BUCKETS}: bucket {bucket} changed under {WRITE_ROUNDS} writes in a row",
+                code=WRITE_CONFLICT,
+            )
+    return done
+
+
+def _write_round(
+    db: Database[Document],
+    rows: dict[str, list[dict[str, Any]]],
+    guard: Guard,
+    types: tuple[str, ...],
+    flush_id: str,
+    writer: Writer,
+    done: ItemsWritten,
+) -> set[str]:
+    """Read the buckets, write those not holding the flush yet; adds what happened to `done`
+    and returns the buckets whose write found another version."""
+    key, last = guard.key
+    projection = {BUCKET_ITEMS: 1, BUCKET_VERSION: 1, key: 1}
+    stored = {doc["_id"]: doc for doc in by_ids(db, ITEM_BUCKETS, sorted(rows), projection)}
+    plans: dict[str, _Plan] = {}
+    for bucket, held in sorted(rows.items()):
+        doc = stored.get(bucket)
+        if doc is not None and watermark(doc, key) >= last:
+            new, totals = held_by(doc, (row["item_id"] for row in held), flush_id)
+            done.new_items += new
+            done.totals |= totals
+            done.result.already_applied += 1
+        else:
+            plans[bucket] = plan(bucket, held, doc, guard, types, flush_id)
+    result = writer(ITEM_BUCKETS, [p.statement for p in plans.values()])
+    refused = set(result.refused_ids)
+    done.result.statements += result.statements
+    done.result.upserted += result.upserted
+    done.result.modified += result.modified
+    done.result.upserted_ids += result.upserted_ids
+    for bucket, written in plans.items():
+        if bucket not in refused:
+            done.new_items += written.new
+            done.totals |= written.totals
+    return refused
+
+
+class UnfinishedFlushError(RuntimeError):
+    """Items cannot move into buckets while an entity flush written before them is unfinished."""
+
+
+def _unfinished_flushes(db: Database[Document]) -> list[str]:
+    """Entity flushes of any topic not applied yet (their open-batch markers)."""
+    ids = [marker["_id"] for marker in db[OPEN_BATCHES].find({}, {"_id": 1})]
+    if not ids:
+        return []
+    return [
+        entry["_id"]
+        for entry in db[LEDGER].find({"_id": {"$in": ids}}, {"status": 1, "kind": 1})
+        if entry.get("status") in UNFINISHED and entry.get("kind") in _ENTITY_KINDS
+    ]
+
+
+_ENTITY_KINDS = (ENTITY_FLUSH, DLQ_REPLAY_ENTITIES)
+
+
+def move_legacy_items(db: Database[Document], buckets: int) -> int:
+    """Move per-item documents of an older database into buckets, then drop them; returns
+    how many moved. An item already in its bucket is left alone, so a second consumer
+    starting at the same time, or a restart halfway, adds nothing twice; each move raises the
+    bucket's version, so a flush that read the bucket before it writes again."""
+    if db[LEGACY_ITEMS].find_one({}, {"_id": 1}) is None:
+        db.drop_collection(LEGACY_ITEMS)
+        return 0
+    # A flush cut short wrote some item documents and not others: its replay must find them
+    # where it wrote them, which buckets (one watermark for many items) cannot tell apart.
+    unfinished = _unfinished_flushes(db)
+    if unfinished:
+        raise UnfinishedFlushError(
+            f"database {db.name} holds {len(unfinished)} unfinished entity flush(es) written "
+            f"before item buckets ({unfinished[0]}): finish them with the Pulse that wrote "
+            "them (a clean `pulse consume` stop), then start this one"
+        )
+    fields = {"total": 1, "types": 1, "first_seen": 1, "last_seen": 1}
+    statements: list[Statement] = [
+        {
+            "q": {
+                "_id": item_entity_bucket(doc["_id"], buckets),
+                item_path(doc["_id"]): {"$exists": False},
+            },
+            "u": {
+                "$set": {item_path(doc["_id"]): {k: doc[k] for k in fields if k in doc}},
+                "$inc": {BUCKET_VERSION: 1},
+            },
+            "upsert": True,
+        }
+        for doc in db[LEGACY_ITEMS].find({}, fields)
+    ]
+    result = apply(db, ITEM_BUCKETS, statements)
+    db.drop_collection(LEGACY_ITEMS)
+    moved = result.upserted + result.modified
+    log.warning(
+        "moved %d items into %d buckets (%d were there)", moved, buckets, len(statements) - moved
+    )
+    return moved

@@ -49,7 +49,7 @@ from pulse.store.writes import (
     DLQ_REPLAY_ENTITIES,
     ENTITY_FLUSH,
     ApplyResult,
-    apply,
+    move_into_buckets,
     watermark,
 )
 
@@ -251,25 +251,11 @@ def move_legacy_items(db: Database[Document], buckets: int) -> int:
             f"before item buckets ({unfinished[0]}): finish them with the Pulse that wrote "
             "them (a clean `pulse consume` stop), then start this one"
         )
-    fields = {"total": 1, "types": 1, "first_seen": 1, "last_seen": 1}
-    statements: list[Statement] = [
-        {
-            "q": {
-                "_id": item_entity_bucket(doc["_id"], buckets),
-                item_path(doc["_id"]): {"$exists": False},
-            },
-            "u": {
-                "$set": {item_path(doc["_id"]): {k: doc[k] for k in fields if k in doc}},
-                "$inc": {BUCKET_VERSION: 1},
-            },
-            "upsert": True,
-        }
-        for doc in db[LEGACY_ITEMS].find({}, fields)
-    ]
-    result = apply(db, ITEM_BUCKETS, statements)
-    db.drop_collection(LEGACY_ITEMS)
-    moved = result.upserted + result.modified
-    log.warning(
-        "moved %d items into %d buckets (%d were there)", moved, buckets, len(statements) - moved
+    return move_into_buckets(
+        db,
+        LEGACY_ITEMS,
+        ITEM_BUCKETS,
+        lambda item: item_entity_bucket(item, buckets),
+        item_path,
+        {BUCKET_VERSION: 1},
     )
-    return moved

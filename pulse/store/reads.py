@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from pulse.store.schema import (
     ALERT_STATE,
     ALERTS,
     BUCKET_ITEMS,
+    BUCKET_USERS,
     COUNTERS,
     DAY,
     DEAD_FIELDS,
@@ -69,7 +70,6 @@ from pulse.store.schema import (
     timeline_id,
     user_bucket,
     user_minute_ids_of,
-    user_path,
 )
 
 TIME = pl.Datetime("ms", "UTC")
@@ -260,15 +260,24 @@ def users_by_ids(db: Database[Document], ids: list[str]) -> list[Document]:
     """Users as documents of their own ({_id, total, types, first_seen, last_seen}), read
     from their buckets with only their own fields."""
     buckets = user_bucket_count(db)
+    return _from_buckets(db, USER_BUCKETS, ids, lambda user: user_bucket(user, buckets))
+
+
+def _from_buckets(
+    db: Database[Document], collection: str, ids: list[str], bucket_of: Callable[[str], str]
+) -> list[Document]:
+    """Users or items by id, from the buckets `bucket_of` names, with only their own fields
+    (both keep an entity's figures at '<u or i>.<id>')."""
+    field = BUCKET_ITEMS if collection == ITEM_BUCKETS else BUCKET_USERS
     wanted: dict[str, list[str]] = {}
-    for user in ids:
-        wanted.setdefault(user_bucket(user, buckets), []).append(user)
-    fields = {user_path(user): 1 for user in ids}
+    for entity in ids:
+        wanted.setdefault(bucket_of(entity), []).append(entity)
+    fields = {f"{field}.{entity}": 1 for entity in ids}
     return [
-        {"_id": user, **doc["u"][user]}
-        for doc in by_ids(db, USER_BUCKETS, list(wanted), fields)
-        for user in wanted[doc["_id"]]
-        if user in doc.get("u", {})
+        {"_id": entity, **_figures(doc[field][entity])}
+        for doc in by_ids(db, collection, list(wanted), fields)
+        for entity in wanted[doc["_id"]]
+        if entity in doc.get(field, {})
     ]
 
 
@@ -284,28 +293,19 @@ def items_by_ids(db: Database[Document], ids: list[str]) -> list[Document]:
     """Items as documents of their own ({_id, total, types, first_seen, last_seen}), read
     from their buckets with only their own fields."""
     buckets = item_bucket_count(db)
-    wanted: dict[str, list[str]] = {}
-    for item in ids:
-        wanted.setdefault(item_entity_bucket(item, buckets), []).append(item)
-    fields = {item_path(item): 1 for item in ids}
-    return [
-        {"_id": item, **_item_figures(doc[BUCKET_ITEMS][item])}
-        for doc in by_ids(db, ITEM_BUCKETS, list(wanted), fields)
-        for item in wanted[doc["_id"]]
-        if item in doc.get(BUCKET_ITEMS, {})
-    ]
+    return _from_buckets(db, ITEM_BUCKETS, ids, lambda item: item_entity_bucket(item, buckets))
 
 
 def _every_item(db: Database[Document]) -> list[Document]:
     return [
-        {"_id": item, **_item_figures(figures)}
+        {"_id": item, **_figures(figures)}
         for doc in db[ITEM_BUCKETS].find({}, {BUCKET_ITEMS: 1})
         for item, figures in doc.get(BUCKET_ITEMS, {}).items()
     ]
 
 
-def _item_figures(stored: dict[str, Any]) -> dict[str, Any]:
-    """An item's figures without the bookkeeping of its bucket (the flush that created it)."""
+def _figures(stored: dict[str, Any]) -> dict[str, Any]:
+    """An entity's figures without its bucket's bookkeeping (the flush that created an item)."""
     return {name: value for name, value in stored.items() if name != "first_batch"}
 
 

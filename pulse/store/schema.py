@@ -280,9 +280,13 @@ def user_bucket(user_id: str, buckets: int) -> str:
     return f"b{_bucket_of(user_id, buckets)}"
 
 
+BUCKET_USERS = "u"
+"""The field of a user bucket holding its users' figures, by user id."""
+
+
 def user_path(user_id: str) -> str:
     """Where a user's figures sit inside its bucket document: 'u.<user id>'."""
-    return f"u.{user_id}"
+    return f"{BUCKET_USERS}.{user_id}"
 
 
 def timeline_id(collection: str, moment: datetime) -> str:

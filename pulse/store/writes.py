@@ -262,23 +262,37 @@ def move_legacy_users(db: Database[Document], buckets: int) -> int:
     starting at the same time, or a restart halfway, adds nothing twice."""
     if LEGACY_USERS not in db.list_collection_names():
         return 0
+    return move_into_buckets(
+        db, LEGACY_USERS, USER_BUCKETS, lambda user: user_bucket(user, buckets), user_path
+    )
+
+
+def move_into_buckets(
+    db: Database[Document],
+    legacy: str,
+    collection: str,
+    bucket_of: Callable[[str], str],
+    path_of: Callable[[str], str],
+    increments: dict[str, int] | None = None,
+) -> int:
+    """Move the documents of `legacy` (one per user or item) to their place in the buckets
+    of `collection`, each where no figures of its id are yet, then drop `legacy`; returns how
+    many moved. `increments`: what every move adds to its bucket besides (a version)."""
     fields = {"total": 1, "types": 1, "first_seen": 1, "last_seen": 1}
+    extra = {"$inc": increments} if increments else {}
     statements: list[Statement] = [
         {
-            "q": {
-                "_id": user_bucket(doc["_id"], buckets),
-                user_path(doc["_id"]): {"$exists": False},
-            },
-            "u": {"$set": {user_path(doc["_id"]): {k: doc[k] for k in fields if k in doc}}},
+            "q": {"_id": bucket_of(doc["_id"]), path_of(doc["_id"]): {"$exists": False}},
+            "u": {"$set": {path_of(doc["_id"]): {k: doc[k] for k in fields if k in doc}}} | extra,
             "upsert": True,
         }
-        for doc in db[LEGACY_USERS].find({}, fields)
+        for doc in db[legacy].find({}, fields)
     ]
-    result = apply(db, USER_BUCKETS, statements)
-    db.drop_collection(LEGACY_USERS)
+    result = apply(db, collection, statements)
+    db.drop_collection(legacy)
     moved = result.upserted + result.modified
     log.warning(
-        "moved %d users into %d buckets (%d were there)", moved, buckets, len(statements) - moved
+        "moved %d of %s into %s (%d were there)", moved, legacy, collection, len(statements) - moved
     )
     return moved
 

@@ -30,26 +30,23 @@ import polars as pl
 from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
-from pulse.ingest.aggregate import type_column
 from pulse.store.client import Document
 from pulse.store.reads import by_ids
 from pulse.store.schema import (
     BUCKET_ITEMS,
     BUCKET_VERSION,
     ITEM_BUCKETS,
-    LEDGER,
     LEGACY_ITEMS,
-    OPEN_BATCHES,
-    UNFINISHED,
     item_entity_bucket,
     item_path,
 )
-from pulse.store.statements import Guard, Statement
+from pulse.store.statements import Guard, Statement, entity_counts
 from pulse.store.writes import (
     DLQ_REPLAY_ENTITIES,
     ENTITY_FLUSH,
     ApplyResult,
     move_into_buckets,
+    unfinished_batches,
     watermark,
 )
 
@@ -110,11 +107,7 @@ def plan(
     for row in rows:
         item = row["item_id"]
         path = item_path(item)
-        increments[f"{path}.total"] = row["total"]
-        for kind in types:
-            column = type_column(kind)
-            if row[column]:
-                increments[f"{path}.{column}"] = row[column]
+        increments |= {f"{path}.{name}": n for name, n in entity_counts(row, types).items()}
         minima[f"{path}.first_seen"] = row["first_seen"]
         maxima[f"{path}.last_seen"] = row["last_seen"]
         if item not in held:
@@ -219,19 +212,8 @@ class UnfinishedFlushError(RuntimeError):
     """Items cannot move into buckets while an entity flush written before them is unfinished."""
 
 
-def _unfinished_flushes(db: Database[Document]) -> list[str]:
-    """Entity flushes of any topic not applied yet (their open-batch markers)."""
-    ids = [marker["_id"] for marker in db[OPEN_BATCHES].find({}, {"_id": 1})]
-    if not ids:
-        return []
-    return [
-        entry["_id"]
-        for entry in db[LEDGER].find({"_id": {"$in": ids}}, {"status": 1, "kind": 1})
-        if entry.get("status") in UNFINISHED and entry.get("kind") in _ENTITY_KINDS
-    ]
-
-
-_ENTITY_KINDS = (ENTITY_FLUSH, DLQ_REPLAY_ENTITIES)
+_ENTITY_KINDS: tuple[str | None, ...] = (ENTITY_FLUSH, DLQ_REPLAY_ENTITIES)
+"""Ledger kinds that write item figures."""
 
 
 def move_legacy_items(db: Database[Document], buckets: int) -> int:
@@ -244,7 +226,7 @@ def move_legacy_items(db: Database[Document], buckets: int) -> int:
         return 0
     # A flush cut short wrote some item documents and not others: its replay must find them
     # where it wrote them, which buckets (one watermark for many items) cannot tell apart.
-    unfinished = _unfinished_flushes(db)
+    unfinished = [entry["_id"] for entry in unfinished_batches(db, None, kinds=_ENTITY_KINDS)]
     if unfinished:
         raise UnfinishedFlushError(
             f"database {db.name} holds {len(unfinished)} unfinished entity flush(es) written "

@@ -260,15 +260,18 @@ def users_by_ids(db: Database[Document], ids: list[str]) -> list[Document]:
     """Users as documents of their own ({_id, total, types, first_seen, last_seen}), read
     from their buckets with only their own fields."""
     buckets = user_bucket_count(db)
-    return _from_buckets(db, USER_BUCKETS, ids, lambda user: user_bucket(user, buckets))
+    return _from_buckets(db, USER_BUCKETS, BUCKET_USERS, ids, lambda u: user_bucket(u, buckets))
 
 
 def _from_buckets(
-    db: Database[Document], collection: str, ids: list[str], bucket_of: Callable[[str], str]
+    db: Database[Document],
+    collection: str,
+    field: str,
+    ids: list[str],
+    bucket_of: Callable[[str], str],
 ) -> list[Document]:
     """Users or items by id, from the buckets `bucket_of` names, with only their own fields
-    (both keep an entity's figures at '<u or i>.<id>')."""
-    field = BUCKET_ITEMS if collection == ITEM_BUCKETS else BUCKET_USERS
+    (`<field>.<id>`)."""
     wanted: dict[str, list[str]] = {}
     for entity in ids:
         wanted.setdefault(bucket_of(entity), []).append(entity)
@@ -282,10 +285,15 @@ def _from_buckets(
 
 
 def _every_user(db: Database[Document]) -> list[Document]:
+    return _every(db, USER_BUCKETS, BUCKET_USERS)
+
+
+def _every(db: Database[Document], collection: str, field: str) -> list[Document]:
+    """Every user or item of the buckets, as a document of its own (reads every bucket)."""
     return [
-        {"_id": user, **figures}
-        for doc in db[USER_BUCKETS].find({}, {"u": 1})
-        for user, figures in doc.get("u", {}).items()
+        {"_id": entity, **_figures(figures)}
+        for doc in db[collection].find({}, {field: 1})
+        for entity, figures in doc.get(field, {}).items()
     ]
 
 
@@ -293,15 +301,13 @@ def items_by_ids(db: Database[Document], ids: list[str]) -> list[Document]:
     """Items as documents of their own ({_id, total, types, first_seen, last_seen}), read
     from their buckets with only their own fields."""
     buckets = item_bucket_count(db)
-    return _from_buckets(db, ITEM_BUCKETS, ids, lambda item: item_entity_bucket(item, buckets))
+    return _from_buckets(
+        db, ITEM_BUCKETS, BUCKET_ITEMS, ids, lambda item: item_entity_bucket(item, buckets)
+    )
 
 
 def _every_item(db: Database[Document]) -> list[Document]:
-    return [
-        {"_id": item, **_figures(figures)}
-        for doc in db[ITEM_BUCKETS].find({}, {BUCKET_ITEMS: 1})
-        for item, figures in doc.get(BUCKET_ITEMS, {}).items()
-    ]
+    return _every(db, ITEM_BUCKETS, BUCKET_ITEMS)
 
 
 def _figures(stored: dict[str, Any]) -> dict[str, Any]:

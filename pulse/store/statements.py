@@ -83,7 +83,10 @@ def _statement(doc_id: str, guard: Guard, update: dict[str, Any]) -> Statement:
     return {"q": {"_id": doc_id, **guard.filter}, "u": update, "upsert": True}
 
 
-def _counts(row: dict[str, Any], types: tuple[str, ...], total: str = "total") -> dict[str, int]:
+def entity_counts(
+    row: dict[str, Any], types: tuple[str, ...], total: str = "total"
+) -> dict[str, int]:
+    """A row's total and its non-zero counts per type, by field name ('types.<type>')."""
     counts = {total: row[total]}
     for kind in types:
         column = type_column(kind)
@@ -103,7 +106,7 @@ def user_bucket_updates(
         update = updates.setdefault(
             user_bucket(user, buckets), {"$inc": {}, "$min": {}, "$max": dict(guard.marks_set)}
         )
-        update["$inc"] |= {f"{path}.{name}": n for name, n in _counts(row, types).items()}
+        update["$inc"] |= {f"{path}.{name}": n for name, n in entity_counts(row, types).items()}
         update["$min"][f"{path}.first_seen"] = row["first_seen"]
         update["$max"][f"{path}.last_seen"] = row["last_seen"]
     return [_statement(bucket, guard, update) for bucket, update in sorted(updates.items())]
@@ -116,7 +119,7 @@ def minute_updates(aggregates: Counts, guard: Guard, types: tuple[str, ...]) -> 
             row["minute_id"],
             guard,
             {
-                "$inc": _counts(row, types),
+                "$inc": entity_counts(row, types),
                 "$max": guard.marks_set,
                 "$setOnInsert": {"minute": row["minute"]},
             },
@@ -138,7 +141,7 @@ def period_updates(aggregates: Counts, guard: Guard, types: tuple[str, ...]) -> 
                     period_id(period, row["start"]),
                     guard,
                     {
-                        "$inc": _counts(row, types),
+                        "$inc": entity_counts(row, types),
                         "$max": guard.marks_set,
                         "$setOnInsert": {"start": row["start"]},
                     },
@@ -172,7 +175,7 @@ def item_minute_updates(
             {"$inc": {}, "$max": dict(guard.marks_set), "$setOnInsert": {"minute": row["minute"]}},
         )
         path = item_path(row["item_id"])
-        update["$inc"] |= {f"{path}.{name}": n for name, n in _counts(row, types).items()}
+        update["$inc"] |= {f"{path}.{name}": n for name, n in entity_counts(row, types).items()}
     return [_statement(bucket, guard, update) for bucket, update in sorted(updates.items())]
 
 
@@ -203,7 +206,7 @@ def totals_update(
     `dead_fields`; `isolated`: how many because processing or writing them failed), newest
     event."""
     row = aggregates.totals.row(0, named=True)
-    increments = _counts(row, types, total="events") | {"dead_lettered": dead_lettered}
+    increments = entity_counts(row, types, total="events") | {"dead_lettered": dead_lettered}
     increments |= {f"{DEAD_FIELDS}.{key}": n for key, n in (dead_fields or {}).items()}
     if isolated:
         increments["isolated"] = isolated

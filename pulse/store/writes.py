@@ -637,13 +637,14 @@ def ledger_fail(db: Database[Document], batch_id: str, error: str) -> None:
 
 def unfinished_batches(
     db: Database[Document],
-    topic: str,
+    topic: str | None,
     partitions: Iterable[int] | None = None,
     *,
     kinds: tuple[str | None, ...] = REPLAY_ORDER,
 ) -> list[dict[str, Any]]:
-    """Ledger entries of `kinds` (None: Kafka batches; ENTITY_FLUSH: entity flushes) not
-    applied yet ('writing' or 'failed') touching `partitions` (or any): by kind in the order
+    """Ledger entries of `topic` (None: any) and `kinds` (None: Kafka batches; ENTITY_FLUSH:
+    entity flushes) not applied yet ('writing' or 'failed') touching `partitions` (or any): by
+    kind in the order
     given, then oldest first. The default replays batches before the flushes that hold them.
 
     Reads the few open-batch markers, then their ledger entries by `_id`; markers left by a
@@ -660,7 +661,7 @@ def unfinished_batches(
         entry
         for entry in entries.values()
         if entry.get("status") in UNFINISHED
-        and entry.get("topic") == topic
+        and (topic is None or entry.get("topic") == topic)
         and entry.get("kind") in kinds
         and (wanted is None or wanted & set(entry["partitions"]))
     ]

@@ -25,13 +25,11 @@ from pulse.store.item_buckets import (
 )
 from pulse.store.schema import (
     ENTITY_MARKS,
-    LEDGER,
     LEGACY_ITEMS,
-    OPEN_BATCHES,
     item_entity_bucket,
 )
 from pulse.store.statements import Guard, Statement
-from pulse.store.writes import ENTITY_FLUSH, ApplyResult, apply
+from pulse.store.writes import ENTITY_FLUSH, ApplyResult, apply, ledger_begin
 from tests.fakes import MemoryDatabase
 
 TYPES = ("view", "click")
@@ -163,9 +161,8 @@ def test_legacy_items_move_into_buckets_once() -> None:
 def test_legacy_items_stay_while_an_entity_flush_is_unfinished() -> None:
     memory = MemoryDatabase()
     memory[LEGACY_ITEMS].insert_one({"_id": "i1", "total": 3})
-    flush = "t/entities/p0:0-9"
-    memory[LEDGER].insert_one({"_id": flush, "status": "writing", "kind": ENTITY_FLUSH})
-    memory[OPEN_BATCHES].insert_one({"_id": flush})
+    flush = "t/entities/p0:0-9"  # begun as a flush is, and never finished
+    ledger_begin(_db(memory), flush, "t", [OffsetRange(0, 0, 9)], 10, {"kind": ENTITY_FLUSH})
     with pytest.raises(UnfinishedFlushError, match="1 unfinished entity flush"):
         move_legacy_items(_db(memory), BUCKETS)
     assert memory[LEGACY_ITEMS].find_one({"_id": "i1"}) is not None

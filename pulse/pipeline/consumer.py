@@ -161,6 +161,7 @@ class AggregatingConsumer:
     # --- rebalancing -------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        started = time.monotonic()
         numbers = [tp.partition for tp in partitions]
         blocked: set[int] = set()
         for entry in writes.unfinished_batches(self.db, self.topic, numbers):
@@ -190,7 +191,13 @@ class AggregatingConsumer:
             # Held, not read: counting them on would build over what the entry still owes.
             consumer.pause([tp for tp in partitions if tp.partition in blocked])
             self.held |= blocked & set(numbers)
-        log.info("assigned partitions %s of %s", sorted(numbers), self.topic)
+        # The time every newly assigned partition waited before it was read (handover cost).
+        log.info(
+            "assigned partitions %s of %s after %.2f s",
+            sorted(numbers),
+            self.topic,
+            time.monotonic() - started,
+        )
 
     def _cannot_replay(self, entry_id: str, partitions: list[int], gone: Exception) -> set[int]:
         """Report an entry whose records Kafka lost; its partitions wait for an operator."""
@@ -209,12 +216,17 @@ class AggregatingConsumer:
         # Batches are applied whole before the next consume() call, and this callback runs
         # inside consume(): there is never a half-applied batch of ours to finish here. What
         # waits for an entity flush is flushed while the partitions are still ours.
+        started = time.monotonic()
         self.flusher.flush_all()
         self.revocations.revoked(tp.partition for tp in partitions)
         self.assigned -= {tp.partition for tp in partitions}
         self.held -= {tp.partition for tp in partitions}
+        # The time every partition of ours stopped being read (handover cost).
         log.info(
-            "revoked partitions %s of %s", sorted(tp.partition for tp in partitions), self.topic
+            "revoked partitions %s of %s after flushing for %.2f s",
+            sorted(tp.partition for tp in partitions),
+            self.topic,
+            time.monotonic() - started,
         )
 
     # --- draining ----------------------------------------------------------------------

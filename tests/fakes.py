@@ -259,6 +259,7 @@ class ListSource:
     flushes: list[BatchReport] = field(default_factory=list)
     polls: int = 0
     flush_calls: int = 0
+    hand_overs: int = 0
 
     def poll_batch(
         self, max_events: int | None = None, max_wait: float | None = None
@@ -277,6 +278,9 @@ class ListSource:
 
     def flush_entities(self) -> None:
         self.flush_calls += 1
+
+    def hand_over(self) -> None:
+        self.hand_overs += 1
 
 
 def apply_batch(writer: BatchWriter, batch: MicroBatch) -> BatchReport:

@@ -8,9 +8,12 @@ items, item x minute), which runs every PULSE_CONSUMER_ENTITY_FLUSH_SECONDS, bef
 are given up, and when the consumer leaves.
 
 On (re)assignment, before anything new is read: unfinished batches touching the new
-partitions are replayed over exactly their recorded ranges, then unfinished entity flushes,
-then the batches still waiting for an entity flush are re-read and flushed. Reading resumes
-from the offsets stored in MongoDB.
+partitions are replayed over exactly their recorded ranges, then unfinished entity flushes;
+the batches still waiting for an entity flush are re-read and queued to be flushed before
+anything new (in the background, as reading resumes). Reading resumes from the offsets stored
+in MongoDB. Partitions given up wait only for the entity flush being written: what else waits
+of them is forgotten here and re-read by their next owner, so a handover stalls them for
+part of one flush, not two.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def reread(pipeline: Pipeline, ranges: list[OffsetRange], batches: list[str], gr
         )
     frames = [validate(part, pipeline.writer.rules).events for part in parts.values()]
     events = pl.concat(frames, how="vertical_relaxed")
-    return Flush(ranges=ranges, batches=batches, events=within(events, ranges))
+    return Flush(ranges=ranges, batches=batches, events=within(events, ranges), replay=True)
 
 
 def replay_entry(pipeline: Pipeline, entry: dict[str, Any], group: str) -> BatchReport:
@@ -109,7 +112,7 @@ class AggregatingConsumer:
         self.group = group or self.settings.kafka.consumer_group
         self._consumer: Consumer | None = None
         self._admin: AdminClient | None = None  # opened when lag is first asked
-        self.replays: list[BatchReport] = []
+        self._replayed: list[BatchReport] = []
         self.assigned: set[int] = set()
         self.revocations = Revocations()
         self._polled: tuple[str, float] = ("", 0.0)
@@ -125,8 +128,14 @@ class AggregatingConsumer:
 
     @property
     def flushes(self) -> list[BatchReport]:
-        """Entity flushes written so far."""
-        return self.flusher.done
+        """Entity flushes written so far (of batches this member applied)."""
+        return [report for report in self.flusher.done if not report.replay]
+
+    @property
+    def replays(self) -> list[BatchReport]:
+        """Unfinished work of earlier owners written so far: ledger entries, then re-read
+        entity flushes."""
+        return self._replayed + [report for report in self.flusher.done if report.replay]
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -166,7 +175,7 @@ class AggregatingConsumer:
         blocked: set[int] = set()
         for entry in writes.unfinished_batches(self.db, self.topic, numbers):
             try:
-                self.replays.append(replay_entry(self.pipeline, entry, self.group))
+                self._replayed.append(replay_entry(self.pipeline, entry, self.group))
             except RecordsGoneError as gone:
                 blocked |= self._cannot_replay(entry["_id"], entry["partitions"], gone)
         owed, batches = backlog(entity_progress(self.db, self.topic, numbers))
@@ -180,7 +189,7 @@ class AggregatingConsumer:
                 flush_id = writes.record_unreadable_flush(self.db, self.topic, owed, batches, gone)
                 blocked |= self._cannot_replay(flush_id, [r.partition for r in owed], gone)
             else:
-                self.replays += flush_isolating(self.pipeline.writer, flush, replay=True)
+                self.flusher.queue(flush)
         resume = stored_offsets(self.db, self.topic)
         for tp in partitions:
             if tp.partition in resume:
@@ -215,16 +224,18 @@ class AggregatingConsumer:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Batches are applied whole before the next consume() call, and this callback runs
         # inside consume(): there is never a half-applied batch of ours to finish here. What
-        # waits for an entity flush is flushed while the partitions are still ours.
+        # waits for an entity flush stays listed in MongoDB for the next owner, who re-reads
+        # it; writing it here would stall every partition of the group's handover meanwhile.
         started = time.monotonic()
-        self.flusher.flush_all()
-        self.revocations.revoked(tp.partition for tp in partitions)
-        self.assigned -= {tp.partition for tp in partitions}
-        self.held -= {tp.partition for tp in partitions}
+        revoked = {tp.partition for tp in partitions}
+        self.flusher.release(revoked)
+        self.revocations.revoked(revoked)
+        self.assigned -= revoked
+        self.held -= revoked
         # The time every partition of ours stopped being read (handover cost).
         log.info(
-            "revoked partitions %s of %s after flushing for %.2f s",
-            sorted(tp.partition for tp in partitions),
+            "revoked partitions %s of %s after waiting %.2f s for the flush being written",
+            sorted(revoked),
             self.topic,
             time.monotonic() - started,
         )
@@ -301,6 +312,11 @@ class AggregatingConsumer:
     def flush_entities(self) -> None:
         """Write everything waiting for an entity flush, and wait until it is written."""
         self.flusher.flush_all()
+
+    def hand_over(self) -> None:
+        """Leave what waits for an entity flush to the next owner of our partitions (a
+        successor already in the group): only the flush being written is waited for."""
+        self.flusher.release(set(self.assigned))
 
     def _resume(self, partitions: set[int]) -> None:
         """Read `partitions` again from the offsets stored in MongoDB (where counting stands)."""

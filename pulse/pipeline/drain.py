@@ -17,7 +17,11 @@ class Source(Protocol):
     in-memory list in the unit tests."""
 
     assigned: set[int]
-    replays: list[BatchReport]
+
+    @property
+    def replays(self) -> list[BatchReport]:
+        """Unfinished work of earlier owners written so far."""
+        ...
 
     @property
     def flushes(self) -> list[BatchReport]:
@@ -35,6 +39,8 @@ class Source(Protocol):
     def flush_due(self) -> None: ...
 
     def flush_entities(self) -> None: ...
+
+    def hand_over(self) -> None: ...
 
 
 ApplyBatch = Callable[[MicroBatch, float], BatchReport]
@@ -82,12 +88,15 @@ def drain(
     max_batch_wait: float | None = None,
     stop_when_caught_up: bool = True,
     stop: threading.Event | None = None,
+    hand_over: bool = False,
 ) -> DrainSummary:
     """Poll and apply batches until the budget is spent, `stop` is set or nothing is left.
 
     `stop` is checked between batches only, so a batch is never abandoned half-written. The
     entity flush is written when due, also while no records arrive, and once more at the end:
-    a drain leaves every batch it applied fully visible.
+    a drain leaves every batch it applied fully visible. With `hand_over` (a successor has
+    joined the group to take the partitions over) it does not: what waits is the successor's
+    to re-read and write, so the partitions are not held back for a flush at the handover.
     """
     summary = DrainSummary()
     flushes_before = len(consumer.flushes)
@@ -103,7 +112,10 @@ def drain(
                 break
             continue
         summary.add(apply(batch, consume_seconds))
-    consumer.flush_entities()
+    if hand_over:
+        consumer.hand_over()
+    else:
+        consumer.flush_entities()
     flushes = consumer.flushes[flushes_before:]
     summary.entity_flushes = len(flushes)
     summary.docs_written += sum(report.docs_written for report in flushes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
@@ -25,6 +25,18 @@ class Flush:
     ranges: list[OffsetRange]
     batches: list[str]
     events: pl.DataFrame
+    replay: bool = False
+    """Re-read from Kafka for partitions this member was just given (not held in memory)."""
+
+    def without(self, partitions: set[int]) -> Flush | None:
+        """This flush with `partitions` left out (handed to another member, whose own re-read
+        writes them), or None if nothing else is left in it."""
+        ranges = [r for r in self.ranges if r.partition not in partitions]
+        if not ranges:
+            return None
+        kept = {r.partition for r in ranges}
+        batches = [b for b in self.batches if kept & {r.partition for r in ranges_of(b)}]
+        return replace(self, ranges=ranges, batches=batches, events=within(self.events, ranges))
 
 
 def covering(ranges: Iterable[OffsetRange]) -> list[OffsetRange]:
@@ -87,6 +99,10 @@ class EntityBuffer:
         return sum(events.height for _, events in self._batches.values())
 
     @property
+    def empty(self) -> bool:
+        return not self._batches
+
+    @property
     def full(self) -> bool:
         """Twice a flush's events wait: the bound of what one consumer holds (BUFFER_FLUSHES)."""
         return self.events >= BUFFER_FLUSHES * self.max_events
@@ -111,3 +127,13 @@ class EntityBuffer:
 
     def clear(self) -> None:
         self._batches.clear()
+
+    def release(self, partitions: set[int]) -> None:
+        """Forget what waits of `partitions` (handed to another member, which re-reads it
+        from Kafka); a batch that also spans kept partitions keeps their part."""
+        for batch_id, (ranges, events) in list(self._batches.items()):
+            kept = [r for r in ranges if r.partition not in partitions]
+            if not kept:
+                del self._batches[batch_id]
+            elif len(kept) < len(ranges):
+                self._batches[batch_id] = (kept, within(events, kept))

@@ -5,6 +5,11 @@ validating and counting the next micro-batches: the database and the consumer's 
 the same time, and a flush never holds back the per-batch counts (freshness). Flushes of one
 consumer never overlap, and each covers the offsets right after the previous one, which is
 what their watermarks need (docs/consumer.md).
+
+At a handover neither side writes while the other waits: the member giving partitions up
+waits only for the flush being written and forgets what of them waits in memory; the member
+taking them re-reads that from Kafka and writes it here, before its own flushes, while it
+reads on (pulse/pipeline/consumer.py).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ log = logging.getLogger(__name__)
 class FlushWriter(Protocol):
     """Writes one entity flush (pulse/pipeline/apply.py:BatchWriter)."""
 
-    def flush(self, pending: Flush) -> BatchReport: ...
+    def flush(self, pending: Flush) -> BatchReport:
+        """Write `pending`; a re-read one (`pending.replay`) is reported as a replay."""
+        ...
 
 
 class EntityFlusher:
@@ -43,6 +50,8 @@ class EntityFlusher:
         )
         self._running: tuple[Flush, Future[BatchReport]] | None = None
         self._failed: Flush | None = None
+        self._queued: list[Flush] = []
+        """Re-read for partitions just given to us: written before anything buffered."""
 
     def add(self, report: BatchReport) -> None:
         """An applied batch's valid events now wait for a flush."""
@@ -54,14 +63,30 @@ class EntityFlusher:
         buffer is full, wait for the flush being written first: the consumer stops reading
         rather than holding more events the slower the database gets."""
         self._collect(wait=self.buffer.full)
-        if self._running is None and (self._failed is not None or self.buffer.due()):
+        if self._running is None and (self._failed or self._queued or self.buffer.due()):
             self._start()
+
+    def queue(self, pending: Flush) -> None:
+        """Write `pending` (a re-read backlog) before anything buffered, at the next chance."""
+        self._queued.append(pending)
 
     def flush_all(self) -> None:
         """Write everything waiting, and wait until it is written."""
         self._collect(wait=True)
-        self._start()
-        self._collect(wait=True)
+        while self._failed or self._queued or not self.buffer.empty:
+            self._start()
+            self._collect(wait=True)
+
+    def release(self, partitions: set[int]) -> None:
+        """Give `partitions` up: wait for the flush being written (no write of ours outlives
+        our partitions), then forget what waits of them; their next owner re-reads it."""
+        try:
+            self._collect(wait=True)
+        finally:
+            self._failed = self._failed.without(partitions) if self._failed else None
+            queued = (pending.without(partitions) for pending in self._queued)
+            self._queued = [pending for pending in queued if pending is not None]
+            self.buffer.release(partitions)
 
     def discard(self) -> None:
         """Forget what waits (after a failure; the next owner re-reads it from Kafka). A flush
@@ -73,6 +98,7 @@ class EntityFlusher:
                 log.warning("entity flush failed while stopping: %s", future.exception())
         self.buffer.clear()
         self._failed = None
+        self._queued = []
 
     def close(self) -> None:
         if self._pool is not None:
@@ -82,10 +108,13 @@ class EntityFlusher:
         if self._failed is not None:  # first, in order: flushes of a partition never overtake
             self.done.append(self.writer.flush(self._failed))
             self._failed = None
-        pending = self.buffer.take()
+        if self._queued:
+            pending: Flush | None = self._queued.pop(0)
+        else:
+            pending = self.buffer.take()
+            self.buffer.clear()
         if pending is None:
             return
-        self.buffer.clear()
         if self._pool is not None:
             self._running = (pending, self._pool.submit(self.writer.flush, pending))
             return

@@ -172,7 +172,7 @@ class IsolatingFlushes:
         self.writer = writer
 
     def flush(self, pending: Flush) -> BatchReport:
-        reports = flush_isolating(self.writer, pending)
+        reports = flush_isolating(self.writer, pending, replay=pending.replay)
         if len(reports) == 1:
             return reports[0]
         return BatchReport.merged(entity_flush_id(self.writer.topic, pending.ranges), reports)

@@ -255,3 +255,67 @@ def test_two_consumers_in_one_group_give_the_same_totals_as_one(
         assert_matches_truth(db, truth)
         partitions_by_batch = [set(entry["partitions"]) for entry in db[LEDGER].find({})]
         assert len(set().union(*partitions_by_batch)) == 6
+
+
+def test_a_member_handing_over_leaves_what_waits_to_its_successor_who_writes_it(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    _, truth = produce(pipeline, tmp_path / "truth.json", events=24_000)
+    # Entity flushes only when a drain ends: whatever was applied waits at every handover.
+    limits = pipeline.consumer.model_copy(
+        update={"entity_flush_seconds": 3_600, "entity_flush_events": 10_000_000}
+    )
+    holding = pipeline.model_copy(update={"consumer": limits})
+    members: dict[str, AggregatingConsumer] = {}
+    stops = {"first": threading.Event(), "second": threading.Event()}
+
+    def follow(name: str, hand_over: bool) -> DrainSummary:
+        with consuming(holding) as member:
+            members[name] = member
+            return drain(
+                member,
+                member.process,
+                time_budget=300,
+                stop_when_caught_up=False,
+                stop=stops[name],
+                hand_over=hand_over,
+            )
+
+    with (
+        ThreadPoolExecutor(max_workers=2) as pool,
+        mongo_client(pipeline.mongo) as client,
+    ):
+        db = database(client, pipeline.mongo)
+        first = pool.submit(follow, "first", True)
+        wait_for_events(db, 1, timeout=120)  # the first member holds applied batches
+        second = pool.submit(follow, "second", False)
+        try:
+            # The group gives the newcomer some partitions; what of them waited in the
+            # first member's memory is re-read and written by the second, in the background.
+            wait_until(
+                lambda: (
+                    [r.batch_id for r in members["second"].replays] if "second" in members else []
+                ),
+                timeout=120,
+                what="the second member wrote a re-read entity flush",
+            )
+            stops["first"].set()  # leaves as a scheduled run does: handing over, not flushing
+            handed = first.result()
+            wait_until(
+                lambda: sorted(members["second"].assigned),
+                timeout=120,
+                what="the second member holds every partition",
+                done=lambda seen: seen == [*range(6)],
+            )
+            wait_for_events(db, truth["events"], timeout=240)
+        finally:
+            stops["first"].set()
+            stops["second"].set()
+        took_over = second.result()
+        assert handed.entity_flushes == 0 and not handed.replayed  # nothing written at leaving
+        assert took_over.replayed and all("/entities/" in r for r in took_over.replayed)
+        assert_matches_truth(db, truth)
+        assert all(
+            not waiting
+            for _, waiting in entity_progress(db, pipeline.kafka.topic, range(6)).values()
+        )

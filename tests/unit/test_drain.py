@@ -50,3 +50,15 @@ def test_drain_stops_between_batches_when_asked() -> None:
     assert summary.batches == 1
     assert len(source.batches) == 2  # nothing else was read
     assert not summary.caught_up
+
+
+def test_a_drain_flushes_what_waits_at_the_end_unless_it_hands_over_to_a_successor() -> None:
+    def apply(batch: MicroBatch, seconds: float) -> BatchReport:
+        return _report(batch, seconds)
+
+    alone = ListSource([_batch(0, 5)])
+    drain(alone, apply, time_budget=60)
+    assert (alone.flush_calls, alone.hand_overs) == (1, 0)
+    handing_over = ListSource([_batch(0, 5)])
+    drain(handing_over, apply, time_budget=60, hand_over=True)
+    assert (handing_over.flush_calls, handing_over.hand_overs) == (0, 1)

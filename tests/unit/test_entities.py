@@ -6,7 +6,7 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from pulse.ingest.batch import OffsetRange, batch_id, ranges_of
-from pulse.pipeline.entities import EntityBuffer, backlog, covering, within
+from pulse.pipeline.entities import EntityBuffer, Flush, backlog, covering, within
 
 
 def _events(partition: int, offsets: range) -> pl.DataFrame:
@@ -81,3 +81,38 @@ def test_the_backlog_is_the_listed_batches_no_flush_holds_yet() -> None:
     assert owed == [OffsetRange(0, 20, 39), OffsetRange(1, 5, 12)]
     assert batches == ["t/p0:20-29,p1:5-9", "t/p0:30-39", "t/p1:10-12"]
     assert backlog({0: (40, ["t/p0:30-39"])}) == ([], [])
+
+
+def test_released_partitions_leave_the_buffer_and_a_spanning_batch_keeps_the_rest() -> None:
+    buffer = EntityBuffer(seconds=60, max_events=1_000)
+    only_given_up = [OffsetRange(1, 0, 4)]
+    spanning = [OffsetRange(0, 0, 4), OffsetRange(1, 5, 9)]
+    buffer.add(batch_id("t", only_given_up), only_given_up, _events(1, range(0, 5)))
+    both = pl.concat([_events(0, range(0, 5)), _events(1, range(5, 10))])
+    buffer.add(batch_id("t", spanning), spanning, both)
+    buffer.release({1})
+    pending = buffer.take()
+    assert pending is not None
+    assert pending.batches == [batch_id("t", spanning)]
+    assert pending.ranges == [OffsetRange(0, 0, 4)]
+    assert_frame_equal(pending.events, _events(0, range(0, 5)))
+    buffer.release({0})
+    assert buffer.empty and buffer.take() is None
+
+
+def test_a_flush_without_some_partitions_keeps_only_the_batches_that_touch_the_rest() -> None:
+    spanning = [OffsetRange(0, 0, 4), OffsetRange(1, 0, 4)]
+    one = [OffsetRange(1, 5, 9)]
+    events = pl.concat([_events(0, range(0, 5)), _events(1, range(0, 10))])
+    flush = Flush(
+        ranges=covering(spanning + one),
+        batches=[batch_id("t", spanning), batch_id("t", one)],
+        events=events,
+        replay=True,
+    )
+    kept = flush.without({1})
+    assert kept is not None
+    assert kept.batches == [batch_id("t", spanning)] and kept.ranges == [OffsetRange(0, 0, 4)]
+    assert_frame_equal(kept.events, _events(0, range(0, 5)))
+    assert kept.replay
+    assert flush.without({0, 1}) is None

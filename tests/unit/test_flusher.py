@@ -134,3 +134,60 @@ def test_a_full_buffer_waits_for_the_flush_being_written_before_reading_on() -> 
     flusher.close()
     answer.join()
     assert writer.written == [["t/p0:0-9"], ["t/p0:10-19", "t/p0:20-29"]]
+
+
+def _spanning(first: int) -> BatchReport:
+    """A batch over partitions 0 and 1 (a member reads several into one batch)."""
+    ranges = [OffsetRange(0, first, first + 9), OffsetRange(1, first, first + 9)]
+    offsets = list(range(first, first + 10))
+    events = pl.DataFrame(
+        {"partition": [0] * 10 + [1] * 10, "offset": offsets * 2},
+        schema={"partition": pl.Int32, "offset": pl.Int64},
+    )
+    return written(f"t/p0:{first}-{first + 9},p1:{first}-{first + 9}", ranges, events)
+
+
+def test_a_release_waits_for_the_flush_being_written_and_forgets_only_the_given_up() -> None:
+    writer = Writer()
+    flusher = _flusher(writer)
+    writer.release.clear()
+    flusher.add(_spanning(0))
+    flusher.flush_due()  # written now: it outlives nothing of ours
+    flusher.add(_spanning(10))  # waits: its partition 1 part goes, its partition 0 part stays
+    giving_up = threading.Thread(target=flusher.release, args=({1},))
+    giving_up.start()
+    giving_up.join(timeout=0.2)
+    assert giving_up.is_alive(), "the release did not wait for the flush being written"
+    writer.release.set()
+    giving_up.join(timeout=10)
+    assert not giving_up.is_alive()
+    assert writer.written == [["t/p0:0-9,p1:0-9"]]
+    flusher.flush_all()
+    flusher.close()
+    assert writer.written[1:] == [["t/p0:10-19,p1:10-19"]]
+    assert flusher.done[1].ranges == [OffsetRange(0, 10, 19)]
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_a_queued_backlog_is_written_before_anything_buffered(background: bool) -> None:
+    writer = Writer()
+    flusher = _flusher(writer, background=background)
+    backlog = _batch(0)
+    flusher.add(_batch(10))
+    flusher.queue(Flush(backlog.ranges, [backlog.batch_id], backlog.verdict.events, replay=True))  # type: ignore[union-attr]
+    flusher.flush_due()
+    flusher.flush_all()
+    flusher.close()
+    assert writer.written == [["t/p0:0-9"], ["t/p0:10-19"]]
+    assert writer.most_at_once == 1
+
+
+def test_a_release_drops_a_queued_backlog_of_the_given_up_partitions() -> None:
+    writer = Writer()
+    flusher = _flusher(writer)
+    backlog = _batch(0)
+    flusher.queue(Flush(backlog.ranges, [backlog.batch_id], backlog.verdict.events, replay=True))  # type: ignore[union-attr]
+    flusher.release({0})
+    flusher.flush_all()
+    flusher.close()
+    assert writer.written == []

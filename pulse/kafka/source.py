@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -137,23 +137,30 @@ def read_ranges(
     """
     reader = make_consumer(kafka, group)
     try:
-        gone = [
-            _gone(r, reader.get_watermark_offsets(TopicPartition(topic, r.partition), 10))
+        marks = {
+            r.partition: reader.get_watermark_offsets(TopicPartition(topic, r.partition), 10)
             for r in ranges
-        ]
-        if any(gone):
-            raise RecordsGoneError(f"Kafka no longer holds {'; '.join(g for g in gone if g)}")
+        }
+        gone = unreadable(ranges, marks)
+        if gone:
+            raise RecordsGoneError(f"Kafka no longer holds {'; '.join(gone)}")
         reader.assign([TopicPartition(topic, r.partition, r.first) for r in ranges])
         wanted = {r.partition: r.last for r in ranges}
         done: set[int] = set()
         messages: list[Message] = []
+        # consume() returns once it has num_messages or its timeout passed: asking for what the
+        # ranges still hold returns as soon as it arrived (a handover waits on this read). Fewer
+        # may exist (compaction, transaction markers): then the position check below ends it.
+        left = sum(r.last - r.first + 1 for r in ranges)
         deadline = time.monotonic() + timeout
         while len(done) < len(wanted):
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"could not re-read {', '.join(map(str, ranges))} in {timeout:.0f} s"
                 )
-            for message in reader.consume(num_messages=CONSUME_CHUNK, timeout=1.0):
+            chunk = reader.consume(num_messages=max(1, min(CONSUME_CHUNK, left)), timeout=1.0)
+            left -= len(chunk)
+            for message in chunk:
                 if not usable_message(message):
                     continue
                 partition, offset = message.partition(), message.offset()
@@ -165,6 +172,14 @@ def read_ranges(
     finally:
         reader.close()
     return to_batch(topic, messages)
+
+
+def unreadable(
+    ranges: Iterable[OffsetRange], marks: Mapping[int, tuple[int, int] | None]
+) -> list[str]:
+    """The ranges Kafka cannot give back whole, each with why, from each partition's (oldest,
+    next) offsets; empty when every range can be read."""
+    return [gone for r in ranges if (gone := _gone(r, marks.get(r.partition)))]
 
 
 def _gone(wanted: OffsetRange, marks: tuple[int, int] | None) -> str:

@@ -8,12 +8,12 @@ items, item x minute), which runs every PULSE_CONSUMER_ENTITY_FLUSH_SECONDS, bef
 are given up, and when the consumer leaves.
 
 On (re)assignment, before anything new is read: unfinished batches touching the new
-partitions are replayed over exactly their recorded ranges, then unfinished entity flushes;
-the batches still waiting for an entity flush are re-read and queued to be flushed before
-anything new (in the background, as reading resumes). Reading resumes from the offsets stored
-in MongoDB. Partitions given up wait only for the entity flush being written: what else waits
-of them is forgotten here and re-read by their next owner, so a handover stalls them for
-part of one flush, not two.
+partitions are replayed over exactly their recorded ranges, then unfinished entity flushes.
+The batches still waiting for an entity flush are queued to be re-read and flushed before
+anything new, in the flush's thread as reading resumes (here Kafka is only asked whether it
+still holds them). Reading resumes from the offsets stored in MongoDB. Partitions given up
+wait only for the entity flush being written: what else waits of them is forgotten here and
+re-read by their next owner, so a handover stalls them for part of one flush, not two.
 """
 
 from __future__ import annotations
@@ -41,9 +41,10 @@ from pulse.kafka.source import (
     fetched_behind,
     poll_batch,
     read_ranges,
+    unreadable,
 )
 from pulse.pipeline.apply import BatchReport, StaleBatchError, StepHook, marks_by_topic
-from pulse.pipeline.entities import EntityBuffer, Flush, backlog, covering, within
+from pulse.pipeline.entities import EntityBuffer, Flush, Reread, backlog, covering, within
 from pulse.pipeline.flusher import EntityFlusher
 from pulse.pipeline.isolation import IsolatingFlushes, apply_isolating, flush_isolating
 from pulse.pipeline.session import Pipeline, open_pipeline
@@ -111,7 +112,7 @@ class AggregatingConsumer:
         self.db = pipeline.db
         self.group = group or self.settings.kafka.consumer_group
         self._consumer: Consumer | None = None
-        self._admin: AdminClient | None = None  # opened when lag is first asked
+        self._admin: AdminClient | None = None  # opened at first use (lag, what Kafka holds)
         self._replayed: list[BatchReport] = []
         self.assigned: set[int] = set()
         self.revocations = Revocations()
@@ -182,14 +183,18 @@ class AggregatingConsumer:
         owed = [r for r in owed if r.partition not in blocked]
         batches = [b for b in batches if not blocked & {r.partition for r in ranges_of(b)}]
         if batches:
-            log.info("re-reading %d batches waiting for an entity flush", len(batches))
-            try:
-                flush = reread(self.pipeline, owed, batches, self.group)
-            except RecordsGoneError as gone:
-                flush_id = writes.record_unreadable_flush(self.db, self.topic, owed, batches, gone)
-                blocked |= self._cannot_replay(flush_id, [r.partition for r in owed], gone)
+            read = covering(r for batch in batches for r in ranges_of(batch))  # as reread does
+            missing = unreadable(read, self._offset_bounds({r.partition for r in read}))
+            if missing:
+                lost = RecordsGoneError(f"Kafka no longer holds {'; '.join(missing)}")
+                flush_id = writes.record_unreadable_flush(self.db, self.topic, owed, batches, lost)
+                blocked |= self._cannot_replay(flush_id, [r.partition for r in owed], lost)
             else:
-                self.flusher.queue(flush)
+                # Read in the flush's thread: the partitions are read on meanwhile. If Kafka
+                # lost the records since this check, that flush fails (and with it this
+                # member), and the next owner finds them gone here.
+                log.info("queued %d batches waiting for an entity flush to re-read", len(batches))
+                self.flusher.queue(Reread(owed, batches, self._reread))
         resume = stored_offsets(self.db, self.topic)
         for tp in partitions:
             if tp.partition in resume:
@@ -207,6 +212,15 @@ class AggregatingConsumer:
             self.topic,
             time.monotonic() - started,
         )
+
+    def _reread(self, ranges: list[OffsetRange], batches: list[str]) -> Flush:
+        return reread(self.pipeline, ranges, batches, self.group)
+
+    def _offset_bounds(self, partitions: set[int]) -> dict[int, tuple[int, int]]:
+        """Kafka's (oldest, next) offsets of `partitions`, asked through the admin client."""
+        if self._admin is None:
+            self._admin = admin_client(self.settings.kafka)
+        return offset_bounds(self._admin, self.topic, sorted(partitions), 10)
 
     def _cannot_replay(self, entry_id: str, partitions: list[int], gone: Exception) -> set[int]:
         """Report an entry whose records Kafka lost; its partitions wait for an operator."""
@@ -262,9 +276,7 @@ class AggregatingConsumer:
     def lag(self) -> dict[int, int]:
         """Records not yet applied per assigned partition (held ones left out: nothing of
         them is read until an operator resolves what holds them)."""
-        if self._admin is None:
-            self._admin = admin_client(self.settings.kafka)
-        marks = offset_bounds(self._admin, self.topic, sorted(self.assigned - self.held), 10)
+        marks = self._offset_bounds(self.assigned - self.held)
         return records_behind(stored_offsets(self.db, self.topic), marks)
 
     def caught_up(self) -> bool:

@@ -31,12 +31,48 @@ class Flush:
     def without(self, partitions: set[int]) -> Flush | None:
         """This flush with `partitions` left out (handed to another member, whose own re-read
         writes them), or None if nothing else is left in it."""
-        ranges = [r for r in self.ranges if r.partition not in partitions]
-        if not ranges:
+        kept = _kept(self.ranges, self.batches, partitions)
+        if kept is None:
             return None
-        kept = {r.partition for r in ranges}
-        batches = [b for b in self.batches if kept & {r.partition for r in ranges_of(b)}]
+        ranges, batches = kept
         return replace(self, ranges=ranges, batches=batches, events=within(self.events, ranges))
+
+
+ReadBacklog = Callable[[list[OffsetRange], list[str]], Flush]
+"""Reads batches back from Kafka as the flush of the given ranges (pulse/pipeline/consumer.py)."""
+
+
+@dataclass(frozen=True)
+class Reread:
+    """A flush whose events are still in Kafka: what a new owner owes of its partitions, read
+    when the flush is written, not while the partitions wait to be assigned."""
+
+    ranges: list[OffsetRange]
+    batches: list[str]
+    read: ReadBacklog
+
+    def without(self, partitions: set[int]) -> Reread | None:
+        """As Flush.without: the partitions given up are left to their next owner."""
+        kept = _kept(self.ranges, self.batches, partitions)
+        return None if kept is None else replace(self, ranges=kept[0], batches=kept[1])
+
+    def load(self) -> Flush:
+        return self.read(self.ranges, self.batches)
+
+
+Pending = Flush | Reread
+"""What waits to be written as one entity flush."""
+
+
+def _kept(
+    ranges: list[OffsetRange], batches: list[str], partitions: set[int]
+) -> tuple[list[OffsetRange], list[str]] | None:
+    """The ranges and batches left once `partitions` are given up; None if nothing is."""
+    kept_ranges = [r for r in ranges if r.partition not in partitions]
+    if not kept_ranges:
+        return None
+    kept = {r.partition for r in kept_ranges}
+    return kept_ranges, [b for b in batches if kept & {r.partition for r in ranges_of(b)}]
 
 
 def covering(ranges: Iterable[OffsetRange]) -> list[OffsetRange]:

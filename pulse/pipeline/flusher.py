@@ -8,8 +8,8 @@ what their watermarks need (docs/consumer.md).
 
 At a handover neither side writes while the other waits: the member giving partitions up
 waits only for the flush being written and forgets what of them waits in memory; the member
-taking them re-reads that from Kafka and writes it here, before its own flushes, while it
-reads on (pulse/pipeline/consumer.py).
+taking them queues that here as a Reread, read back from Kafka and written in this thread
+before its own flushes, while it reads on (pulse/pipeline/consumer.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from pulse.pipeline.apply import BatchReport
-from pulse.pipeline.entities import EntityBuffer, Flush
+from pulse.pipeline.entities import EntityBuffer, Flush, Pending, Reread
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,10 @@ class EntityFlusher:
             if background
             else None
         )
-        self._running: tuple[Flush, Future[BatchReport]] | None = None
-        self._failed: Flush | None = None
-        self._queued: list[Flush] = []
-        """Re-read for partitions just given to us: written before anything buffered."""
+        self._running: tuple[Pending, Future[BatchReport]] | None = None
+        self._failed: Pending | None = None
+        self._queued: list[Pending] = []
+        """Owed for partitions just given to us: written before anything buffered."""
 
     def add(self, report: BatchReport) -> None:
         """An applied batch's valid events now wait for a flush."""
@@ -66,8 +66,9 @@ class EntityFlusher:
         if self._running is None and (self._failed or self._queued or self.buffer.due()):
             self._start()
 
-    def queue(self, pending: Flush) -> None:
-        """Write `pending` (a re-read backlog) before anything buffered, at the next chance."""
+    def queue(self, pending: Pending) -> None:
+        """Write `pending` (a backlog owed for partitions just given to us) before anything
+        buffered, at the next chance."""
         self._queued.append(pending)
 
     def flush_all(self) -> None:
@@ -106,23 +107,27 @@ class EntityFlusher:
 
     def _start(self) -> None:
         if self._failed is not None:  # first, in order: flushes of a partition never overtake
-            self.done.append(self.writer.flush(self._failed))
+            self.done.append(self._write(self._failed))
             self._failed = None
         if self._queued:
-            pending: Flush | None = self._queued.pop(0)
+            pending: Pending | None = self._queued.pop(0)
         else:
             pending = self.buffer.take()
             self.buffer.clear()
         if pending is None:
             return
         if self._pool is not None:
-            self._running = (pending, self._pool.submit(self.writer.flush, pending))
+            self._running = (pending, self._pool.submit(self._write, pending))
             return
         try:
-            self.done.append(self.writer.flush(pending))
+            self.done.append(self._write(pending))
         except Exception:
             self._failed = pending
             raise
+
+    def _write(self, pending: Pending) -> BatchReport:
+        # A Reread is read here, in the flush's thread: no partition waits for Kafka's answer.
+        return self.writer.flush(pending.load() if isinstance(pending, Reread) else pending)
 
     def _collect(self, *, wait: bool) -> None:
         if self._running is None:

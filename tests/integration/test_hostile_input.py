@@ -1,5 +1,6 @@
 """The worst producer, through Kafka: records that stopped the consumer for good, two topics
-in one database, a rule document that does not validate, a batch Kafka no longer holds.
+in one database, a rule document that does not validate, a batch (or batches waiting for an
+entity flush) Kafka no longer holds.
 
 Each bad set sits next to 1,000 good events in one partition; two `pulse consume` runs in a
 row must exit 0, count exactly the good events and dead-letter the rest (issue 23)."""
@@ -172,3 +173,41 @@ def test_a_batch_kafka_no_longer_holds_is_named_held_and_resolved(
         assert figures is not None and figures.events == 50  # offsets 50-99
         assert reads.counter(db, LOST_RECORDS) == 50
         assert (db[LEDGER].find_one({"_id": lost}) or {})["status"] == "lost"
+
+
+def test_batches_waiting_for_a_flush_kafka_no_longer_holds_are_named_held_and_resolved(
+    pipeline: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = pipeline.kafka.topic
+    _produce(pipeline, topic, [_event(n, int(time.time() * 1000)) for n in range(100)])
+    never = pipeline.consumer.model_copy(update={"entity_flush_seconds": 3_600})
+    waiting = pipeline.model_copy(update={"consumer": never})
+    with pytest.raises(CrashError), consuming(waiting) as consumer:
+        drain(consumer, consumer.process, time_budget=60, max_batch_events=50, hand_over=True)
+        raise CrashError("with two batches counted, waiting for their entity flush")
+    admin = AdminClient({"bootstrap.servers": pipeline.kafka.bootstrap_servers})
+    for future in admin.delete_records([TopicPartition(topic, 0, 50)]).values():
+        future.result(timeout=30)
+
+    with caplog.at_level(logging.ERROR, logger="pulse.pipeline.consumer"):
+        drain_until_caught_up(pipeline)  # p0 is held, its counts stay as they were
+    (said,) = [r.getMessage() for r in caplog.records if "cannot be replayed" in r.getMessage()]
+    flush_id = said.split(" ", 1)[0]
+    assert flush_id.startswith(f"{topic}/entities/") and f"pulse ledger resolve {flush_id}" in said
+    assert "retention: p0 now starts at offset 50" in said
+    with mongo_client(pipeline.mongo) as client:
+        db = database(client, pipeline.mongo)
+        assert (db[LEDGER].find_one({"_id": flush_id}) or {})["status"] == "failed"
+        figures = reads.totals(db)
+        assert figures is not None and figures.events == 100  # counted before the records went
+        assert figures.users == 0  # no entity flush wrote them
+
+    result = run_pulse("ledger", "resolve", flush_id, env=subprocess_env(pipeline))
+    assert result.returncode == 0, result.stdout + result.stderr
+    _produce(pipeline, topic, [_event(n, int(time.time() * 1000)) for n in range(10)])
+    drain_until_caught_up(pipeline)  # p0 is read on; the lost batches stay unflushed
+    with mongo_client(pipeline.mongo) as client:
+        db = database(client, pipeline.mongo)
+        figures = reads.totals(db)
+        assert figures is not None and (figures.events, figures.users) == (110, 10)
+        assert (db[LEDGER].find_one({"_id": flush_id}) or {})["status"] == "lost"

@@ -9,7 +9,7 @@ import pytest
 
 from pulse.ingest.batch import OffsetRange
 from pulse.pipeline.apply import BatchReport
-from pulse.pipeline.entities import EntityBuffer, Flush
+from pulse.pipeline.entities import EntityBuffer, Flush, Reread, within
 from pulse.pipeline.flusher import EntityFlusher
 from tests.fakes import written
 
@@ -191,3 +191,81 @@ def test_a_release_drops_a_queued_backlog_of_the_given_up_partitions() -> None:
     flusher.flush_all()
     flusher.close()
     assert writer.written == []
+
+
+class Backlog:
+    """Reads a backlog back as Kafka would (pulse/pipeline/consumer.py:reread), noting the
+    thread and what it was asked for; can fail the first reads."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.asked: list[tuple[list[OffsetRange], list[str], str]] = []
+        self.failures = failures
+
+    def read(self, ranges: list[OffsetRange], batches: list[str]) -> Flush:
+        self.asked.append((ranges, batches, threading.current_thread().name))
+        if self.failures:
+            self.failures -= 1
+            raise RefusedError("Kafka did not answer")
+        events = _spanning(0).verdict.events  # type: ignore[union-attr]
+        return Flush(ranges, batches, within(events, ranges), replay=True)
+
+
+def test_a_queued_reread_is_read_in_the_flush_thread_and_written_before_anything_buffered() -> None:
+    writer = Writer()
+    backlog = Backlog()
+    flusher = _flusher(writer)
+    flusher.queue(Reread([OffsetRange(0, 0, 9)], ["t/p0:0-9"], backlog.read))
+    flusher.add(_batch(10))
+    assert backlog.asked == [], "queueing a re-read read Kafka at once"
+    flusher.flush_due()
+    flusher.flush_all()
+    flusher.close()
+    (asked,) = backlog.asked
+    assert asked[2].startswith("entity-flush"), f"read in {asked[2]}, not the flush's thread"
+    assert writer.written == [["t/p0:0-9"], ["t/p0:10-19"]]
+
+
+def test_a_release_narrows_a_queued_reread_to_the_partitions_kept() -> None:
+    writer = Writer()
+    backlog = Backlog()
+    flusher = _flusher(writer)
+    spanning = "t/p0:0-9,p1:0-9"
+    only_p1 = "t/p1:10-19"
+    owed = [OffsetRange(0, 0, 9), OffsetRange(1, 0, 19)]
+    flusher.queue(Reread(owed, [spanning, only_p1], backlog.read))
+    flusher.release({1})
+    flusher.flush_all()
+    flusher.close()
+    # The batch spanning both partitions is still read whole (its verdicts depend on all its
+    # records), but only its partition 0 part is owed; the partition 1 batch is not read.
+    assert [(ranges, batches) for ranges, batches, _ in backlog.asked] == [
+        ([OffsetRange(0, 0, 9)], [spanning])
+    ]
+    assert flusher.done[0].ranges == [OffsetRange(0, 0, 9)]
+
+
+def test_a_release_of_every_partition_of_a_queued_reread_drops_it() -> None:
+    writer = Writer()
+    backlog = Backlog()
+    flusher = _flusher(writer)
+    flusher.queue(Reread([OffsetRange(0, 0, 9)], ["t/p0:0-9"], backlog.read))
+    flusher.release({0})
+    flusher.flush_all()
+    flusher.close()
+    assert backlog.asked == [] and writer.written == []
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_a_reread_that_fails_is_read_again_before_any_later_flush(background: bool) -> None:
+    writer = Writer()
+    backlog = Backlog(failures=1)
+    flusher = _flusher(writer, background=background)
+    flusher.queue(Reread([OffsetRange(0, 0, 9)], ["t/p0:0-9"], backlog.read))
+    flusher.add(_batch(10))
+    with pytest.raises(RefusedError):
+        flusher.flush_due()
+        flusher.flush_all()
+    flusher.flush_all()
+    flusher.close()
+    assert len(backlog.asked) == 2
+    assert writer.written == [["t/p0:0-9"], ["t/p0:10-19"]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import statistics
 import time
 import uuid
@@ -21,6 +22,16 @@ from pulse.kafka.clients import delete_topic, ensure_topic
 
 RESULTS = Path(__file__).parent / "results"
 console = Console()
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """SIGTERM (`kill`, a CI timeout) stops a benchmark as Ctrl-C does, so its cleanup runs:
+    Python's default ends the process at once, leaving the servers it started running."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @contextmanager

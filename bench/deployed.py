@@ -34,7 +34,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterExpectedStartTime,
 )
 
-from bench.common import console, percentile, report
+from bench.common import console, percentile, report, stop_cleanly_on_sigterm
 from deployments.prefect_api import prefect_api
 from pulse.config import Settings, env_name, load_settings
 from pulse.kafka.clients import delete_topic, ensure_topic
@@ -171,6 +171,7 @@ def main(
     every: Annotated[float, typer.Option(help="Seconds between samples.")] = 5.0,
 ) -> dict[str, Any]:
     """Measure the served pipeline; write bench/results/deployed.json."""
+    stop_cleanly_on_sigterm()
     settings = load_settings()
     serving = services.app_pidfile(settings, "serve").read() is not None
     serve = None

@@ -39,7 +39,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.sorting import FlowRunSort
 from pymongo.database import Database
 
-from bench.common import RESULTS, console, machine, percentile
+from bench.common import RESULTS, console, machine, percentile, stop_cleanly_on_sigterm
 from bench.deployed import ENDED
 from deployments.prefect_api import prefect_api
 from pulse.config import Settings, StackSettings, env_name, load_settings
@@ -396,6 +396,7 @@ def main(
             "[red]`make run` is serving: stop it first (the soak needs the machine)[/red]"
         )
         raise typer.Exit(2)
+    stop_cleanly_on_sigterm()
     tag = uuid.uuid4().hex[:8]
     settings = load_settings(
         kafka={"topic": f"soak-{tag}", "consumer_group": f"soak-{tag}"},

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from bench.soak import summarise
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _minute(n: int, ledger: int, runner: float, p99: float, flushes: list[float]) -> dict[str, Any]:
@@ -37,3 +42,22 @@ def test_freshness_and_flushes_are_judged_minute_by_minute() -> None:
     assert summary["freshness_p99_minutes_over_2s"] == 1
     assert summary["flushes"] == 20
     assert summary["flush_p99"] == 3.0
+
+
+def test_sigterm_runs_a_benchmarks_cleanup(tmp_path: Path) -> None:
+    cleaned = tmp_path / "cleaned"
+    script = (
+        "import os, signal, sys\n"
+        "from bench.common import stop_cleanly_on_sigterm\n"
+        "stop_cleanly_on_sigterm()\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    signal.pause()\n"
+        "finally:\n"
+        f"    open({str(cleaned)!r}, 'w').close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, cwd=REPO, capture_output=True, timeout=60
+    )
+    assert cleaned.exists(), done.stderr.decode()[-500:]
+    assert b"KeyboardInterrupt: SIGTERM" in done.stderr

@@ -9,6 +9,7 @@ import logging
 import secrets
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -101,6 +102,7 @@ class GeneratorRun:
         now: datetime | None = None,
         ground_truth_path: Path | None = None,
         pacer: Pacer | None = None,
+        producer_overrides: Mapping[str, object] | None = None,
     ) -> None:
         self.kafka = kafka
         self.plan = plan
@@ -108,7 +110,7 @@ class GeneratorRun:
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.topic = topic or kafka.topic
         self.generator = InteractionGenerator(config, self.seed, self.run_id)
-        self.producer = InteractionProducer(kafka, self.topic)
+        self.producer = InteractionProducer(kafka, self.topic, **(producer_overrides or {}))
         # The detailed ground truth costs four group-bys per burst: only kept when asked for.
         self.truth = GroundTruth() if ground_truth_path else None
         self.ground_truth_path = ground_truth_path

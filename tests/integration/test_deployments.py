@@ -25,6 +25,8 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterState,
     FlowRunFilterStateType,
+    LogFilter,
+    LogFilterFlowRunId,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
@@ -184,6 +186,20 @@ def test_served_deployments_run_when_triggered_and_data_lands(
         assert drain.state is not None and drain.state.is_completed(), drain.state
         assert drained()
         assert_matches_truth(db, truth)
+
+    def run_log() -> list[str]:
+        only_drain = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[drain.id]))
+        with get_client(sync_client=True) as prefect:
+            return [entry.message for entry in prefect.read_logs(log_filter=only_drain)]
+
+    # Pulse's own INFO lines reach the run's log (what a handover cost, for one).
+    wait_until(
+        run_log,
+        timeout=30,
+        what="the drain's log shows its partitions' assignment",
+        done=lambda lines: any(line.startswith("assigned partitions") for line in lines),
+        every=1.0,
+    )
 
     retry = _run("retry-failed-batches/manual", {})
     assert retry.state is not None and retry.state.is_completed(), retry.state

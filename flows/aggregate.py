@@ -10,6 +10,7 @@ from pydantic import Field
 
 from flows.policies import (
     DRAIN_TIMEOUT_SECONDS,
+    FLUSH_QUIET_SECONDS,
     HANDOVER_SECONDS,
     JOIN_AHEAD_SECONDS,
     MAX_DRAIN_BUDGET_SECONDS,
@@ -83,6 +84,7 @@ def aggregate_interactions(
             max_batch_wait=max_batch_wait_seconds,
             stop_when_caught_up=stop_when_caught_up,
             hand_over=window is not None,  # its successor joined ahead: it takes what waits
+            quiet_seconds=FLUSH_QUIET_SECONDS,
         )
         for replayed in summary.replayed:
             logger.info("wrote what an earlier run left unfinished: %s", replayed)

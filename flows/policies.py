@@ -30,6 +30,11 @@ hour means it is stuck."""
 JOIN_AHEAD_SECONDS = 5.0
 """Consumer runs join their group this long before their window opens (less than the
 handover, so the run has started by then): one overlap, not a gap, at each handover."""
+FLUSH_QUIET_SECONDS = JOIN_AHEAD_SECONDS + 5.0
+"""A consumer run starts no entity flush in its window's last seconds. Its successor joins
+JOIN_AHEAD_SECONDS before the end, and the partitions handed over wait for a flush being
+written then: 2.3-2.7 s in `make run`, the freshness spikes at a handover. The 5 s more leave
+a flush started just before the quiet time room to end before the successor joins (p99 2.5 s)."""
 
 
 def wait_for_window(

@@ -260,6 +260,8 @@ class ListSource:
     polls: int = 0
     flush_calls: int = 0
     hand_overs: int = 0
+    held_at_poll: int | None = None
+    """The poll before which flushes were held (hold_flushes), if they were."""
 
     def poll_batch(
         self, max_events: int | None = None, max_wait: float | None = None
@@ -278,6 +280,10 @@ class ListSource:
 
     def flush_entities(self) -> None:
         self.flush_calls += 1
+
+    def hold_flushes(self) -> None:
+        if self.held_at_poll is None:
+            self.held_at_poll = self.polls + 1
 
     def hand_over(self) -> None:
         self.hand_overs += 1

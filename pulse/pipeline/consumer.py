@@ -325,6 +325,10 @@ class AggregatingConsumer:
         """Write everything waiting for an entity flush, and wait until it is written."""
         self.flusher.flush_all()
 
+    def hold_flushes(self) -> None:
+        """Start no entity flush unless the buffer is full: a successor is about to join."""
+        self.flusher.hold()
+
     def hand_over(self) -> None:
         """Leave what waits for an entity flush to the next owner of our partitions (a
         successor already in the group): only the flush being written is waited for."""

@@ -40,6 +40,8 @@ class Source(Protocol):
 
     def flush_entities(self) -> None: ...
 
+    def hold_flushes(self) -> None: ...
+
     def hand_over(self) -> None: ...
 
 
@@ -89,6 +91,8 @@ def drain(
     stop_when_caught_up: bool = True,
     stop: threading.Event | None = None,
     hand_over: bool = False,
+    quiet_seconds: float = 0.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> DrainSummary:
     """Poll and apply batches until the budget is spent, `stop` is set or nothing is left.
 
@@ -97,14 +101,20 @@ def drain(
     a drain leaves every batch it applied fully visible. With `hand_over` (a successor has
     joined the group to take the partitions over) it does not: what waits is the successor's
     to re-read and write, so the partitions are not held back for a flush at the handover.
+    Nor does any entity flush start in the budget's last `quiet_seconds`, when the successor
+    joins: the partitions it takes would wait for a flush being written then.
     """
     summary = DrainSummary()
     flushes_before = len(consumer.flushes)
-    started = time.monotonic()
-    while time.monotonic() - started < time_budget and not (stop and stop.is_set()):
-        polled = time.monotonic()
+    started = clock()
+    quiet_from = started + time_budget - quiet_seconds if hand_over and quiet_seconds else None
+    while clock() - started < time_budget and not (stop and stop.is_set()):
+        if quiet_from is not None and clock() >= quiet_from:
+            consumer.hold_flushes()
+            quiet_from = None
+        polled = clock()
         batch = consumer.poll_batch(max_batch_events, max_batch_wait)
-        consume_seconds = time.monotonic() - polled
+        consume_seconds = clock() - polled
         if batch is None:
             consumer.flush_due()
             if stop_when_caught_up and consumer.assigned and consumer.caught_up():
@@ -120,7 +130,7 @@ def drain(
     summary.entity_flushes = len(flushes)
     summary.docs_written += sum(report.docs_written for report in flushes)
     summary.replayed = [report.batch_id for report in consumer.replays]
-    summary.seconds = round(time.monotonic() - started, 3)
+    summary.seconds = round(clock() - started, 3)
     summary.lag = consumer.lag() if consumer.assigned else {}
     summary.caught_up = summary.caught_up or (bool(summary.lag) and not any(summary.lag.values()))
     return summary

@@ -52,6 +52,7 @@ class EntityFlusher:
         self._failed: Pending | None = None
         self._queued: list[Pending] = []
         """Owed for partitions just given to us: written before anything buffered."""
+        self._holding = False
 
     def add(self, report: BatchReport) -> None:
         """An applied batch's valid events now wait for a flush."""
@@ -63,8 +64,18 @@ class EntityFlusher:
         buffer is full, wait for the flush being written first: the consumer stops reading
         rather than holding more events the slower the database gets."""
         self._collect(wait=self.buffer.full)
-        if self._running is None and (self._failed or self._queued or self.buffer.due()):
+        if self._holding:
+            due = self.buffer.full  # the bound on memory outranks a quick handover
+        else:
+            due = bool(self._failed or self._queued or self.buffer.due())
+        if self._running is None and due:
             self._start()
+
+    def hold(self) -> None:
+        """Start no flush from now on unless the buffer is full: the partitions are about to be
+        handed over, and a flush being written then would hold the handover up (`release`
+        waits for it)."""
+        self._holding = True
 
     def queue(self, pending: Pending) -> None:
         """Write `pending` (a backlog owed for partitions just given to us) before anything

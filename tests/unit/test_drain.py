@@ -62,3 +62,32 @@ def test_a_drain_flushes_what_waits_at_the_end_unless_it_hands_over_to_a_success
     handing_over = ListSource([_batch(0, 5)])
     drain(handing_over, apply, time_budget=60, hand_over=True)
     assert (handing_over.flush_calls, handing_over.hand_overs) == (0, 1)
+
+
+def test_a_drain_handing_over_starts_no_flush_in_its_last_quiet_seconds() -> None:
+    def apply(batch: MicroBatch, seconds: float) -> BatchReport:
+        return _report(batch, seconds)
+
+    handing_over = ListSource([])
+    # Each poll takes a second of the budget; the successor joins in the last three.
+    drain(
+        handing_over,
+        apply,
+        time_budget=10,
+        stop_when_caught_up=False,
+        hand_over=True,
+        quiet_seconds=3,
+        clock=lambda: handing_over.polls,
+    )
+    assert handing_over.polls == 10
+    assert handing_over.held_at_poll == 8  # polls 8, 9 and 10 are in the quiet time
+    alone = ListSource([])
+    drain(
+        alone,
+        apply,
+        time_budget=10,
+        stop_when_caught_up=False,
+        quiet_seconds=3,  # no successor: nothing to keep quiet for
+        clock=lambda: alone.polls,
+    )
+    assert alone.held_at_poll is None

@@ -269,3 +269,18 @@ def test_a_reread_that_fails_is_read_again_before_any_later_flush(background: bo
     flusher.close()
     assert len(backlog.asked) == 2
     assert writer.written == [["t/p0:0-9"], ["t/p0:10-19"]]
+
+
+def test_held_flushes_start_only_when_the_buffer_is_full() -> None:
+    writer = Writer()
+    # A batch here holds one valid event: a flush is due at one, the buffer full at two.
+    flusher = EntityFlusher(writer, EntityBuffer(seconds=0, max_events=1), background=True)
+    flusher.hold()  # a successor is about to take the partitions
+    flusher.add(_batch(0))
+    flusher.flush_due()
+    assert writer.calls == 0, "a held flusher started a flush that was only due"
+    flusher.add(_batch(10))
+    flusher.flush_due()  # full: memory's bound comes first
+    flusher.flush_all()
+    flusher.close()
+    assert writer.written == [["t/p0:0-9", "t/p0:10-19"]]

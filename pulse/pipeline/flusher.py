@@ -18,6 +18,7 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
+from pulse.ingest.batch import OffsetRange
 from pulse.pipeline.apply import BatchReport
 from pulse.pipeline.entities import EntityBuffer, Flush, Pending, Reread
 
@@ -29,6 +30,10 @@ class FlushWriter(Protocol):
 
     def flush(self, pending: Flush) -> BatchReport:
         """Write `pending`; a re-read one (`pending.replay`) is reported as a replay."""
+        ...
+
+    def begun(self, ranges: list[OffsetRange]) -> bool:
+        """Whether the flush of `ranges` has a ledger entry (its writing began)."""
         ...
 
 
@@ -91,14 +96,23 @@ class EntityFlusher:
 
     def release(self, partitions: set[int]) -> None:
         """Give `partitions` up: wait for the flush being written (no write of ours outlives
-        our partitions), then forget what waits of them; their next owner re-reads it."""
+        our partitions), then forget what waits of them; their next owner re-reads it.
+
+        A failed flush whose writing began is kept whole, to be written again as it began: its
+        ledger entry is unfinished, so the next owner replays it whole too. Cut to the
+        partitions kept, it could reach a document first, and its watermarks would refuse the
+        whole one there: that document would miss the given-up partitions' part. (Two writers
+        of one same flush are safe: each document takes it once.) A failed flush that never
+        began is cut: the next owner re-reads its part with what else waits of it.
+        """
         try:
             self._collect(wait=True)
         finally:
-            self._failed = self._failed.without(partitions) if self._failed else None
             queued = (pending.without(partitions) for pending in self._queued)
             self._queued = [pending for pending in queued if pending is not None]
             self.buffer.release(partitions)
+            if self._failed is not None and not self.writer.begun(self._failed.ranges):
+                self._failed = self._failed.without(partitions)
 
     def discard(self) -> None:
         """Forget what waits (after a failure; the next owner re-reads it from Kafka). A flush

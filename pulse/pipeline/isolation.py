@@ -19,12 +19,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from pulse.ingest.batch import MicroBatch, batch_id, entity_flush_id, ranges_of
+from pulse.ingest.batch import MicroBatch, OffsetRange, batch_id, entity_flush_id, ranges_of
 from pulse.pipeline.apply import BatchReport, BatchWriter, marks_layout
 from pulse.pipeline.entities import Flush, covering, within
 from pulse.pipeline.failures import is_record_caused
 from pulse.pipeline.session import Pipeline
 from pulse.store import writes
+from pulse.store.reads import in_ledger
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,9 @@ class IsolatingFlushes:
         if len(reports) == 1:
             return reports[0]
         return BatchReport.merged(entity_flush_id(self.writer.topic, pending.ranges), reports)
+
+    def begun(self, ranges: list[OffsetRange]) -> bool:
+        return in_ledger(self.writer.db, entity_flush_id(self.writer.topic, ranges))
 
 
 def _part(pending: Flush, batches: list[str]) -> Flush:

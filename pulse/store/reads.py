@@ -548,6 +548,11 @@ def stored_offsets(db: Database[Document], topic: str) -> dict[int, int]:
     }
 
 
+def in_ledger(db: Database[Document], entry_id: str) -> bool:
+    """Whether a ledger entry exists (a batch or flush whose writing has begun)."""
+    return db[LEDGER].find_one({"_id": entry_id}, {"_id": 1}) is not None
+
+
 def entity_progress(
     db: Database[Document], topic: str, partitions: Iterable[int]
 ) -> dict[int, tuple[int, list[str]]]:

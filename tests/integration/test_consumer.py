@@ -19,10 +19,12 @@ from prefect.client.schemas.sorting import ArtifactSort
 
 from flows.aggregate import aggregate_interactions
 from pulse.config import Settings
+from pulse.ingest.batch import OffsetRange
 from pulse.pipeline.apply import STEPS
 from pulse.pipeline.consumer import AggregatingConsumer, consuming, replay_entry
 from pulse.pipeline.drain import DrainSummary, drain
 from pulse.pipeline.entities import backlog
+from pulse.pipeline.isolation import IsolatingFlushes
 from pulse.pipeline.session import open_pipeline
 from pulse.store import writes
 from pulse.store.client import database, mongo_client
@@ -319,3 +321,16 @@ def test_a_member_handing_over_leaves_what_waits_to_its_successor_who_writes_it(
             not waiting
             for _, waiting in entity_progress(db, pipeline.kafka.topic, range(6)).values()
         )
+
+
+def test_a_flush_has_begun_once_its_ledger_entry_is_written(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    # What a member giving partitions up asks of a failed flush: write it again whole, or cut it.
+    produce(pipeline, tmp_path / "truth.json", events=2_000)
+    with consuming(pipeline) as consumer:
+        drain(consumer, consumer.process, time_budget=120)
+        (written, *_) = consumer.flushes
+        writer = IsolatingFlushes(consumer.pipeline.writer)
+        assert writer.begun(written.ranges)
+        assert not writer.begun([OffsetRange(0, 10**9, 10**9 + 9)])

@@ -30,8 +30,13 @@ class Writer:
         self.release = threading.Event()
         self.release.set()
         self.lock = threading.Lock()
+        self.began: list[list[OffsetRange]] = []
+
+    def begun(self, ranges: list[OffsetRange]) -> bool:
+        return ranges in self.began
 
     def flush(self, pending: Flush) -> BatchReport:
+        self.began.append(pending.ranges)  # as BatchWriter writes its ledger entry first
         with self.lock:
             self.calls += 1
             call = self.calls
@@ -284,3 +289,37 @@ def test_held_flushes_start_only_when_the_buffer_is_full() -> None:
     flusher.flush_all()
     flusher.close()
     assert writer.written == [["t/p0:0-9", "t/p0:10-19"]]
+
+
+def test_a_release_keeps_a_failed_flush_that_began_whole_and_writes_it_again_whole() -> None:
+    writer = Writer()
+    writer.refuse = {1}
+    flusher = _flusher(writer)
+    flusher.add(_spanning(0))
+    flusher.flush_due()
+    with pytest.raises(RefusedError):  # collected (and raised) as partition 1 is given up
+        flusher.release({1})
+    flusher.add(_batch(10))  # partition 0 reads on
+    flusher.flush_all()
+    flusher.close()
+    # The same flush as began (its next owner replays that one too), then partition 0's next.
+    assert writer.written == [["t/p0:0-9,p1:0-9"], ["t/p0:10-19"]]
+    assert flusher.done[0].ranges == [OffsetRange(0, 0, 9), OffsetRange(1, 0, 9)]
+
+
+def test_a_release_cuts_a_failed_reread_that_never_began() -> None:
+    writer = Writer()
+    backlog = Backlog(failures=1)  # Kafka does not answer: nothing was written
+    flusher = _flusher(writer)
+    spanning = "t/p0:0-9,p1:0-9"
+    flusher.queue(Reread([OffsetRange(0, 0, 9), OffsetRange(1, 0, 9)], [spanning], backlog.read))
+    flusher.flush_due()
+    with pytest.raises(RefusedError):
+        flusher.release({1})
+    flusher.flush_all()
+    flusher.close()
+    assert [ranges for ranges, _, _ in backlog.asked] == [
+        [OffsetRange(0, 0, 9), OffsetRange(1, 0, 9)],
+        [OffsetRange(0, 0, 9)],  # partition 1's part is its next owner's to re-read
+    ]
+    assert writer.began == [[OffsetRange(0, 0, 9)]]

@@ -8,12 +8,12 @@ run finish its window.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
-from prefect import serve
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     DeploymentFilter,
@@ -28,8 +28,9 @@ from prefect.client.schemas.objects import (
     StateType,
 )
 from prefect.deployments.runner import RunnerDeployment
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectNotFound, TerminationSignal
 from prefect.logging import get_logger
+from prefect.runner import Runner
 from prefect.schedules import Interval, Schedule
 from prefect.states import Crashed
 
@@ -136,17 +137,25 @@ def main(
         stale = release_stale_runs([f"{d.flow_name}/{d.name}" for d in served])
         if stale:
             logger.warning("marked %d runs of a previous runner as crashed", stale)
-        for deployment in served:  # registered now: the automations refer to them
-            deployment.apply()
+        runner = Runner(
+            pause_on_shutdown=False,  # schedules keep their state for the next start
+            query_seconds=RUNNER_POLL_SECONDS,
+            limit=None,
+        )
+        # Registered once, before the automations that name them. A second registration
+        # replaces each schedule with a new one, and if Prefect's scheduler ran in between, the
+        # replaced schedule's runs stay beside the new one's: every slot twice, one Cancelled.
+        for deployment in served:
+            runner.add_deployment(deployment)
         try:
             logger.info("automations: %s", ", ".join(ensure_automations(settings)))
         except Exception:  # serving goes on: the pipeline runs without them
             logger.exception("could not create the automations (docs/operations.md)")
-        serve(
-            *served,
-            pause_on_shutdown=False,  # schedules keep their state for the next start
-            query_seconds=RUNNER_POLL_SECONDS,
-        )
+        logger.info("serving %s", ", ".join(f"{d.flow_name}/{d.name}" for d in served))
+        try:
+            asyncio.run(runner.start())
+        except (KeyboardInterrupt, TerminationSignal):
+            logger.info("stopped serving")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,12 @@ from prefect.blocks.notifications import (
     SlackWebhook,
 )
 from prefect.client.schemas.objects import StateType
+from prefect.deployments.runner import RunnerDeployment
 from prefect.events.actions import ChangeFlowRunState, RunDeployment, SendNotification
 from prefect.events.schemas.automations import EventTrigger
 from prefect.events.schemas.events import ResourceSpecification
 
+from deployments import serve
 from deployments.automations import (
     HEARTBEAT_SECONDS,
     channel_block,
@@ -134,3 +136,39 @@ def test_a_slack_channel_uses_prefects_slack_block() -> None:
 
 def test_a_channel_prefect_cannot_reach_gets_no_block() -> None:
     assert channel_block("mailto://ops:pw@example.com") is None
+
+
+def test_serving_registers_each_deployment_once_before_the_automations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A second registration replaces every schedule, and runs Prefect's scheduler made for the
+    # replaced one in between stay: each stream slot ran twice (one Cancelled) in a soak.
+    events: list[str] = []
+
+    class Runner:
+        def __init__(self, **options: Any) -> None:
+            assert options["pause_on_shutdown"] is False
+
+        def add_deployment(self, deployment: RunnerDeployment) -> None:
+            events.append(f"register {deployment.flow_name}/{deployment.name}")
+
+        async def start(self) -> None:
+            events.append("start")
+
+    def automations(settings: Settings) -> list[str]:
+        events.append("automations")
+        return []
+
+    def applied(deployment: RunnerDeployment, *_: Any, **__: Any) -> None:
+        events.append(f"apply {deployment.flow_name}/{deployment.name}")
+
+    monkeypatch.setattr(serve, "Runner", Runner)
+    monkeypatch.setattr(RunnerDeployment, "apply", applied)
+    monkeypatch.setattr(serve, "serve_metrics", lambda settings: None)
+    monkeypatch.setattr(serve, "release_stale_runs", lambda names: 0)
+    monkeypatch.setattr(serve, "ensure_automations", automations)
+
+    serve.main(paused=False)
+
+    names = [f"{d.flow_name}/{d.name}" for d in serve.deployments(Settings())]
+    assert events == [f"register {name}" for name in names] + ["automations", "start"]

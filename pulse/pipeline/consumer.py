@@ -47,6 +47,7 @@ from pulse.pipeline.apply import BatchReport, StaleBatchError, StepHook, marks_b
 from pulse.pipeline.entities import EntityBuffer, Flush, Reread, backlog, covering, within
 from pulse.pipeline.flusher import EntityFlusher
 from pulse.pipeline.isolation import IsolatingFlushes, apply_isolating, flush_isolating
+from pulse.pipeline.laps import Laps
 from pulse.pipeline.session import Pipeline, open_pipeline
 from pulse.preflight import check_kafka
 from pulse.store import writes
@@ -172,19 +173,25 @@ class AggregatingConsumer:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         started = time.monotonic()
+        laps = Laps()  # a slow handover's log line says which step was slow
         numbers = [tp.partition for tp in partitions]
         blocked: set[int] = set()
-        for entry in writes.unfinished_batches(self.db, self.topic, numbers):
+        with laps("ledger"):
+            unfinished = list(writes.unfinished_batches(self.db, self.topic, numbers))
+        for entry in unfinished:
             try:
-                self._replayed.append(replay_entry(self.pipeline, entry, self.group))
+                with laps("replays"):
+                    self._replayed.append(replay_entry(self.pipeline, entry, self.group))
             except RecordsGoneError as gone:
                 blocked |= self._cannot_replay(entry["_id"], entry["partitions"], gone)
-        owed, batches = backlog(entity_progress(self.db, self.topic, numbers))
+        with laps("waiting"):
+            owed, batches = backlog(entity_progress(self.db, self.topic, numbers))
         owed = [r for r in owed if r.partition not in blocked]
         batches = [b for b in batches if not blocked & {r.partition for r in ranges_of(b)}]
         if batches:
             read = covering(r for batch in batches for r in ranges_of(batch))  # as reread does
-            missing = unreadable(read, self._offset_bounds({r.partition for r in read}))
+            with laps("kafka"):
+                missing = unreadable(read, self._offset_bounds({r.partition for r in read}))
             if missing:
                 lost = RecordsGoneError(f"Kafka no longer holds {'; '.join(missing)}")
                 flush_id = writes.record_unreadable_flush(self.db, self.topic, owed, batches, lost)
@@ -195,11 +202,12 @@ class AggregatingConsumer:
                 # member), and the next owner finds them gone here.
                 log.info("queued %d batches waiting for an entity flush to re-read", len(batches))
                 self.flusher.queue(Reread(owed, batches, self._reread))
-        resume = stored_offsets(self.db, self.topic)
-        for tp in partitions:
-            if tp.partition in resume:
-                tp.offset = resume[tp.partition]
-        consumer.incremental_assign(partitions)
+        with laps("offsets"):
+            resume = stored_offsets(self.db, self.topic)
+            for tp in partitions:
+                if tp.partition in resume:
+                    tp.offset = resume[tp.partition]
+            consumer.incremental_assign(partitions)
         self.assigned |= set(numbers)
         if blocked & set(numbers):
             # Held, not read: counting them on would build over what the entry still owes.
@@ -207,10 +215,11 @@ class AggregatingConsumer:
             self.held |= blocked & set(numbers)
         # The time every newly assigned partition waited before it was read (handover cost).
         log.info(
-            "assigned partitions %s of %s after %.2f s",
+            "assigned partitions %s of %s after %.2f s (%s)",
             sorted(numbers),
             self.topic,
             time.monotonic() - started,
+            laps,
         )
 
     def _reread(self, ranges: list[OffsetRange], batches: list[str]) -> Flush:

@@ -326,15 +326,21 @@ def user_totals(db: Database[Document]) -> dict[str, int]:
 
 
 def _fewest(db: Database[Document], collection: str, n: int) -> list[Document] | None:
-    """Walk the low-total lists upwards; every list of a smaller total is read in full."""
+    """Walk the low-total lists upwards; every list of a smaller total is read in full.
+
+    The lists are read in one query: one read each (LOW_CAP x LOW_BUCKETS of them) was most of
+    the items page once every item had outgrown them."""
+    doc_ids = {total: low_doc_ids(collection, total) for total in range(1, LOW_CAP + 1)}
+    every = [doc_id for ids in doc_ids.values() for doc_id in ids]
+    lists = {doc["_id"]: doc.get("ids", {}) for doc in by_ids(db, LEADERS, every, {"ids": 1})}
     found: list[Document] = []
-    for total in range(1, LOW_CAP + 1):
-        for doc_id in low_doc_ids(collection, total):
-            listed = (db[LEADERS].find_one({"_id": doc_id}) or {}).get("ids", {})
-            docs = _by_ids(db, collection, list(listed))
+    for total, ids in doc_ids.items():
+        listed = [key for doc_id in ids for key in lists.get(doc_id, {})]
+        if listed:
+            docs = _by_ids(db, collection, listed)
             found += [doc for doc in docs if doc.get("total") == total]  # skip moved-on ones
-            if len(found) >= n:
-                return sorted(found, key=lambda doc: (doc.get("total", 0), doc["_id"]))[:n]
+        if len(found) >= n:
+            return sorted(found, key=lambda doc: (doc.get("total", 0), doc["_id"]))[:n]
     return None
 
 

@@ -11,15 +11,24 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
+from pymongo import MongoClient
 from pymongo.database import Database
+from pymongo.monitoring import (
+    CommandFailedEvent,
+    CommandListener,
+    CommandStartedEvent,
+    CommandSucceededEvent,
+)
 
+from pulse.config import Settings
 from pulse.ingest.batch import OffsetRange
 from pulse.store import reads
 from pulse.store.client import Document
 from pulse.store.item_buckets import ItemsWritten, write_items
-from pulse.store.schema import ENTITY_MARKS
+from pulse.store.leaders import LOW_CAP
+from pulse.store.schema import ENTITY_MARKS, ITEMS, LEADERS
 from pulse.store.statements import Guard, Statement
-from pulse.store.writes import ApplyResult, apply, settle_item_buckets
+from pulse.store.writes import ApplyResult, apply, settle_item_buckets, update_leaders
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +126,46 @@ def test_a_replayed_flush_counts_its_new_items_and_adds_nothing(
         "types": {"view": 4},
     }
     assert "first_batch" not in item  # the bucket's bookkeeping stays in the bucket
+
+
+class _Finds(CommandListener):
+    """Counts `find` commands per collection."""
+
+    def __init__(self) -> None:
+        self.finds: Counter[str] = Counter()
+
+    def started(self, event: CommandStartedEvent) -> None:
+        if event.command_name == "find":
+            self.finds[event.command["find"]] += 1
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        pass
+
+
+def test_the_least_active_items_come_from_the_low_lists_and_else_from_every_item(
+    mongo_db: Database[Document], live_stack: Settings
+) -> None:
+    def writer(collection: str, statements: list[Statement]) -> ApplyResult:
+        return apply(mongo_db, collection, statements)
+
+    settle_item_buckets(mongo_db, BUCKETS)
+    counts = Counter(i1=1, i2=2, i3=2, i4=LOW_CAP + 2, i5=LOW_CAP + 6)
+    guard = Guard((OffsetRange(0, 0, 9),), ENTITY_MARKS, "t")
+    written = write_items(mongo_db, _items(counts), BUCKETS, guard, TYPES, "t/e/p0:0-9", writer)
+    update_leaders(mongo_db, ITEMS, written.totals, dict(counts))
+    listener = _Finds()
+    uri = live_stack.mongo.uri.get_secret_value()
+    client: MongoClient[Document] = MongoClient(uri, tz_aware=True, event_listeners=[listener])
+    with client:
+        db = client[mongo_db.name]
+        fewest = reads.ranked(db, ITEMS, "item_id", 3, lowest=True)
+        assert fewest.select("item_id", "total").rows() == [("i1", 1), ("i2", 2), ("i3", 2)]
+        # The low lists are read at once, not one list at a time (LOW_CAP x 32 of them).
+        assert listener.finds[LEADERS] == 1
+        # More than the lists hold: every item, ranked.
+        every = reads.ranked(db, ITEMS, "item_id", 5, lowest=True)
+        assert every["total"].to_list() == sorted(counts.values())
+        assert set(every["item_id"]) == set(counts)

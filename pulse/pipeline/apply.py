@@ -11,9 +11,8 @@ Shared by the Kafka consumer (batches identified by offset ranges) and the dead-
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +34,7 @@ from pulse.ingest.isolate import judge, refusal
 from pulse.ingest.validate import ValidationRules, Verdict
 from pulse.pipeline.entities import Flush
 from pulse.pipeline.failures import is_transient
+from pulse.pipeline.laps import Laps
 from pulse.pipeline.priority import CountsFirst
 from pulse.store import item_buckets, writes
 from pulse.store.client import Document
@@ -328,14 +328,14 @@ class BatchWriter:
             if check_stale and record_offsets and not replay and attempt == 1:
                 self._refuse_if_stale(batch_id, ranges)
             self._done("ledger-writing")
-            timers = self._run(work, steps)
+            step_seconds = self._run(work, steps)
             seconds = {
                 "consume": consume_seconds,
                 "validate": judged.validate_seconds,
                 "aggregate": judged.count_seconds,
-                "write": sum(timer.seconds for timer in timers.values()),
+                "write": sum(step_seconds.values()),
             }
-            report = self._report(work, timers, seconds, records=batch.size, replay=replay)
+            report = self._report(work, step_seconds, seconds, records=batch.size, replay=replay)
             writes.ledger_finish(self.db, batch_id, report.ledger_stats())
         self._done("ledger-applied")
         return report
@@ -352,7 +352,8 @@ class BatchWriter:
         """Write the entity documents of a flush (the valid events of its batches, within its
         ranges) in ENTITY_STEPS, guarded by the flush's own watermarks (`ws`)."""
         now = datetime.now(UTC)
-        with _timer() as aggregating:
+        timing = Laps()
+        with timing("aggregate"):
             aggregates = without_detail_before(
                 aggregate(pending.events, self.types), now - self.minute_detail
             )
@@ -386,13 +387,13 @@ class BatchWriter:
         records = pending.events.height
         writes.ledger_begin(self.db, flush_id, self.topic, pending.ranges, records, extra)
         self._done("flush-writing")
-        timers = self._run(work, steps)
+        step_seconds = self._run(work, steps)
         seconds = {
-            "aggregate": aggregating.seconds,
-            "write": sum(timers[name].seconds for name in timers if name != "alerts"),
-            "alerts": timers["alerts"].seconds,
+            "aggregate": timing.seconds["aggregate"],
+            "write": sum(value for name, value in step_seconds.items() if name != "alerts"),
+            "alerts": step_seconds["alerts"],
         }
-        report = self._report(work, timers, seconds, records=records, replay=replay)
+        report = self._report(work, step_seconds, seconds, records=records, replay=replay)
         writes.ledger_finish(self.db, flush_id, report.ledger_stats())
         self._done("flush-applied")
         return report
@@ -417,20 +418,18 @@ class BatchWriter:
             writes.ledger_stale(self.db, batch_id, stale)
             raise StaleBatchError(batch_id, stale)
 
-    def _run(
-        self, work: _Work, steps: Mapping[str, Callable[[_Work], None]]
-    ) -> dict[str, _Elapsed]:
+    def _run(self, work: _Work, steps: Mapping[str, Callable[[_Work], None]]) -> dict[str, float]:
         """Run the steps in order, timing each; a failure marks the ledger entry failed."""
-        timers: dict[str, _Elapsed] = {}
+        laps = Laps()
         try:
             for name, step in steps.items():
-                with _timer() as timers[name]:
+                with laps(name):
                     step(work)
                 self._done(name)
         except Exception as exc:
             writes.ledger_fail(self.db, work.ledger_id, f"{type(exc).__name__}: {exc}")
             raise
-        return timers
+        return laps.seconds
 
     def _done(self, step: str) -> None:
         if self.after_step is not None:
@@ -582,7 +581,7 @@ class BatchWriter:
     def _report(
         self,
         work: _Work,
-        timers: dict[str, _Elapsed],
+        step_seconds: dict[str, float],
         seconds: dict[str, float],
         *,
         records: int,
@@ -604,7 +603,7 @@ class BatchWriter:
             ignored_fields=verdict.ignored_fields if verdict else {},
             isolated=verdict.isolated if verdict else 0,
             seconds={name: round(value, 4) for name, value in seconds.items()},
-            step_seconds={name: round(timer.seconds, 4) for name, timer in timers.items()},
+            step_seconds={name: round(value, 4) for name, value in step_seconds.items()},
             docs_by_collection={
                 name: result.upserted + result.modified for name, result in work.results.items()
             }
@@ -633,18 +632,3 @@ def _entities(work: _Work) -> Aggregates:
     if not isinstance(work.aggregates, Aggregates):
         raise TypeError(f"{work.ledger_id}: an entity step ran on a micro-batch's counts")
     return work.aggregates
-
-
-@dataclass
-class _Elapsed:
-    seconds: float = 0.0
-
-
-@contextmanager
-def _timer() -> Iterator[_Elapsed]:
-    elapsed = _Elapsed()
-    started = time.perf_counter()
-    try:
-        yield elapsed
-    finally:
-        elapsed.seconds = time.perf_counter() - started

@@ -25,7 +25,8 @@ WAL_CHECKPOINT_PAGES = 20_000
 """SQLite's wal_autocheckpoint for FerretDB's databases (SQLite's default: 1,000). An entity
 flush rewrites the same bucket pages over and over, and a checkpoint copies each page once
 however often it changed: at 1,000 checkpoints took 14% of FerretDB's CPU in a profile of
-entity flushes. Each database's WAL stays near 90 MB (89.6 MB measured)."""
+entity flushes. Each database's WAL stays at this many 4 KiB pages (82 MB); that bound needs
+the patch's fix 5 (docs/ferretdb.md)."""
 
 
 class MongoServer(LocalService):
@@ -87,24 +88,10 @@ class MongoServer(LocalService):
                 str(self.endpoint.port),
             ]
             return Launch(command)
-        ferretdb = self._ferretdb_binary(say)
-        command = [
-            str(ferretdb),
-            "--handler=sqlite",
-            # WAL without an fsync per statement: survives a crash of FerretDB (not of the
-            # machine) and takes a quarter more updates per second; checkpoints further apart
-            # (WAL_CHECKPOINT_PAGES).
-            f"--sqlite-url=file:{data}/?_pragma=synchronous(NORMAL)"
-            f"&_pragma=wal_autocheckpoint({WAL_CHECKPOINT_PAGES})",
-            f"--listen-addr={self.endpoint}",
-            "--telemetry=disable",
-            f"--state-dir={self.home}",
-            "--debug-addr=-",
-            "--log-level=warn",
-        ]
-        return Launch(command)
+        return Launch(ferretdb_command(self.ferretdb_binary(say), self.home, str(self.endpoint)))
 
-    def _ferretdb_binary(self, say: Say) -> Path:
+    def ferretdb_binary(self, say: Say) -> Path:
+        """FerretDB built with Pulse's patch: from the cache, else built now (needs Go)."""
         patch_digest = hashlib.sha256(FERRETDB_PATCH.read_bytes()).hexdigest()[:12]
         build = f"{FERRETDB_VERSION}-{patch_digest}"  # a changed patch means a new build
         binary = self.stack.cache_dir / "ferretdb" / build / "ferretdb"
@@ -130,6 +117,26 @@ class MongoServer(LocalService):
         partial.rename(binary)
         shutil.rmtree(source, ignore_errors=True)
         return binary
+
+
+def ferretdb_command(
+    binary: Path, home: Path, address: str, checkpoint_pages: int = WAL_CHECKPOINT_PAGES
+) -> list[str]:
+    """FerretDB on SQLite, serving `address`, its databases in `home`/data."""
+    return [
+        str(binary),
+        "--handler=sqlite",
+        # WAL without an fsync per statement: survives a crash of FerretDB (not of the
+        # machine) and takes a quarter more updates per second; checkpoints further apart
+        # (WAL_CHECKPOINT_PAGES).
+        f"--sqlite-url=file:{home / 'data'}/?_pragma=synchronous(NORMAL)"
+        f"&_pragma=wal_autocheckpoint({checkpoint_pages})",
+        f"--listen-addr={address}",
+        "--telemetry=disable",
+        f"--state-dir={home}",
+        "--debug-addr=-",
+        "--log-level=warn",
+    ]
 
 
 def _run(command: list[str], cwd: Path | None = None) -> str:

@@ -1,0 +1,100 @@
+"""FerretDB's SQLite WAL stays within its checkpoint while documents are rewritten (patch fix 5).
+
+Every update and findAndModify reads a document and writes it back. Stock FerretDB kept the read
+open during the write, so no automatic checkpoint ever completed and the WAL grew with every
+statement (past 300 MB in a minute of entity flushes). This runs a FerretDB of its own with a
+small checkpoint so that growth shows in a second.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient, ReturnDocument
+from pymongo.database import Database
+
+from pulse.config import Settings
+from pulse.stack.mongo_server import MongoServer, ferretdb_command
+from pulse.store.client import Document
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+CHECKPOINT_PAGES = 64
+PAGE_BYTES = 4_096
+WAL_BOUND = 4 * CHECKPOINT_PAGES * PAGE_BYTES
+"""A checkpoint's worth of pages plus room for the commits around it: 1 MiB. Unpatched, the
+rewrites below leave a WAL of more than 10 MiB."""
+DOCUMENTS = 200
+ROUNDS = 10
+
+
+@pytest.fixture
+def ferretdb(live_stack: Settings, tmp_path: Path) -> Iterator[tuple[Database[Document], Path]]:
+    """A database on a FerretDB of its own, and the WAL file that database writes."""
+    server = MongoServer(live_stack.mongo, live_stack.stack)
+    if server.kind != "ferretdb":
+        pytest.skip(f"the stack runs {server.kind}, not FerretDB: there is no WAL to check")
+    (tmp_path / "data").mkdir()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = ferretdb_command(
+        server.ferretdb_binary(print), tmp_path, f"127.0.0.1:{port}", CHECKPOINT_PAGES
+    )
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client: MongoClient[Document] = MongoClient(
+        f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=500
+    )
+    try:
+        wait_until(lambda: _pings(client), timeout=30, what=f"FerretDB answering on port {port}")
+        yield client.wal, tmp_path / "data" / "wal.sqlite-wal"
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _pings(client: MongoClient[Document]) -> bool:
+    try:
+        client.admin.command("ping")
+    except Exception:
+        return False
+    return True
+
+
+def test_updates_of_existing_documents_keep_the_wal_within_its_checkpoint(
+    ferretdb: tuple[Database[Document], Path],
+) -> None:
+    db, wal = ferretdb
+    db.docs.insert_many([{"_id": n, "n": 0, "pad": "x" * 500} for n in range(DOCUMENTS)])
+    largest = 0
+    for _ in range(ROUNDS):
+        statements = [{"q": {"_id": n}, "u": {"$inc": {"n": 1}}} for n in range(DOCUMENTS)]
+        db.command("update", "docs", updates=statements, ordered=False)
+        largest = max(largest, wal.stat().st_size)
+
+    assert largest <= WAL_BOUND, f"WAL reached {largest:,} bytes (bound {WAL_BOUND:,})"
+    assert {doc["n"] for doc in db.docs.find({}, {"n": 1})} == {ROUNDS}
+
+
+def test_find_and_modify_keeps_the_wal_within_its_checkpoint(
+    ferretdb: tuple[Database[Document], Path],
+) -> None:
+    db, wal = ferretdb
+    db.docs.insert_many([{"_id": n, "n": 0, "pad": "x" * 500} for n in range(DOCUMENTS)])
+    largest = 0
+    for _ in range(ROUNDS // 2):
+        for n in range(DOCUMENTS):
+            after = db.docs.find_one_and_update(
+                {"_id": n}, {"$inc": {"n": 1}}, return_document=ReturnDocument.AFTER
+            )
+            assert after is not None
+        largest = max(largest, wal.stat().st_size)
+
+    assert largest <= WAL_BOUND, f"WAL reached {largest:,} bytes (bound {WAL_BOUND:,})"
+    assert {doc["n"] for doc in db.docs.find({}, {"n": 1})} == {ROUNDS // 2}

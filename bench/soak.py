@@ -47,6 +47,7 @@ from pulse.ingest.batch import entity_flush_id
 from pulse.kafka.clients import delete_topic, ensure_topic
 from pulse.metrics.server import metrics_url
 from pulse.stack import services
+from pulse.stack.mongo_server import MongoServer
 from pulse.stack.prefect_server import PrefectServer
 from pulse.store import reads
 from pulse.store.client import Document, database, mongo_client
@@ -178,6 +179,14 @@ def _prefect_db_mb() -> float:
     return round(sum(path.stat().st_size for path in files) / 2**20, 2)
 
 
+def _wal_mb(settings: Settings) -> float:
+    """The size of the soak database's SQLite WAL when the server is FerretDB (else 0): a
+    bound the patch holds (docs/ferretdb.md, fix 5)."""
+    data = MongoServer(settings.mongo, settings.stack).home / "data"
+    wal = data / f"{settings.mongo.database}.sqlite-wal"
+    return round(wal.stat().st_size / 2**20, 1) if wal.exists() else 0.0
+
+
 def _counts(db: Database[Document]) -> dict[str, int]:
     return {name: db[name].count_documents({}) for name in sorted(db.list_collection_names())}
 
@@ -303,6 +312,7 @@ def soak(
                 "flush_max": round(max(flushes), 2) if flushes else None,
                 "flush_seconds": flushes,
                 "prefect_db_mb": _prefect_db_mb(),
+                "mongo_wal_mb": _wal_mb(settings),
                 "rss_mb": _processes(
                     settings, serve.pid, dashboard.pid, prefect_pid.pid if prefect_pid else 0
                 ),
@@ -314,6 +324,7 @@ def soak(
             console.print(
                 f"min {minute:>2}: fresh p99 {row['freshness_p99']:.2f} s, "
                 f"flush med {row['flush_median']} s, prefect db {row['prefect_db_mb']} MiB, "
+                f"wal {row['mongo_wal_mb']} MiB, "
                 f"rss {row['rss_mb']}, counts {row['counts']}, shown {row['dashboard_total']}"
             )
             _run_states(settings, states)
@@ -341,6 +352,10 @@ def summarise(rows: list[dict[str, Any]], warmup: int) -> dict[str, Any]:
             min(r["prefect_db_mb"] for r in steady),
             max(r["prefect_db_mb"] for r in steady),
         ],
+        "mongo_wal_mb": [
+            min(r["mongo_wal_mb"] for r in steady),
+            max(r["mongo_wal_mb"] for r in steady),
+        ],
         "freshness_p99_max": max(lags_p99),
         "freshness_p99_minutes_over_2s": sum(1 for lag in lags_p99 if lag > 2.0),
         "flush_median": round(statistics.median(flushes), 2) if flushes else None,
@@ -362,6 +377,7 @@ def markdown(rows: list[dict[str, Any]], every: int = 5) -> str:
         *TABLE_COLLECTIONS,
         *(f"{name} MiB" for name in TABLE_PROCESSES),
         "Prefect DB MiB",
+        "WAL MiB",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
@@ -374,6 +390,7 @@ def markdown(rows: list[dict[str, Any]], every: int = 5) -> str:
             *(f"{row['counts'].get(name, 0):,}" for name in TABLE_COLLECTIONS),
             *(f"{row['rss_mb'].get(name, 0):,.0f}" for name in TABLE_PROCESSES),
             f"{row['prefect_db_mb']:.1f}",
+            f"{row.get('mongo_wal_mb', 0):.1f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

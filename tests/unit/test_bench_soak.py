@@ -18,6 +18,7 @@ def _minute(n: int, ledger: int, runner: float, p99: float, flushes: list[float]
         "counts": {"ledger": ledger},
         "rss_mb": {"runner": runner, "flow_runs": 3.0},
         "prefect_db_mb": 10.0 + n,
+        "mongo_wal_mb": 80.0 + n % 3,
         "freshness_p99": p99,
         "flush_seconds": flushes,
     }
@@ -33,6 +34,7 @@ def test_growth_during_the_warmup_is_left_out_and_growth_after_it_is_not() -> No
     growing = summarise(rows, warmup=5)
     assert growing["count_flatness"]["ledger"] > 0.15
     assert growing["prefect_db_mb"] == [16.0, 30.0]
+    assert growing["mongo_wal_mb"] == [80.0, 82.0]
 
 
 def test_freshness_and_flushes_are_judged_minute_by_minute() -> None:

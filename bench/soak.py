@@ -114,11 +114,16 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
-@contextmanager
-def _prefect_server(settings: Settings) -> Iterator[PrefectServer]:
+def _soak_prefect(settings: Settings) -> PrefectServer:
     """A Prefect server of the soak's own, its flow runs kept PREFECT_KEEP_DAYS."""
     stack = StackSettings(state_dir=SOAK_STATE, prefect_retention_days=PREFECT_KEEP_DAYS)
-    server = PrefectServer(settings.prefect, stack)
+    return PrefectServer(settings.prefect, stack)
+
+
+@contextmanager
+def _prefect_server(settings: Settings) -> Iterator[PrefectServer]:
+    """The soak's own Prefect server, started here and stopped at the end."""
+    server = _soak_prefect(settings)
     services.ensure(server, 180, lambda message: console.print(f"prefect: {message}"))
     try:
         yield server
@@ -421,6 +426,7 @@ def main(
         prefect={"api_url": f"http://127.0.0.1:{PREFECT_PORT}/api"},
         metrics={"port": METRICS_PORT},
     )
+    _soak_prefect(settings).pidfile.stop()  # one left by an interrupted soak, before its files go
     shutil.rmtree(SOAK_STATE / "prefect", ignore_errors=True)
     ensure_topic(settings.kafka)
     console.print(

@@ -395,7 +395,7 @@ def markdown(rows: list[dict[str, Any]], every: int = 5) -> str:
             *(f"{row['counts'].get(name, 0):,}" for name in TABLE_COLLECTIONS),
             *(f"{row['rss_mb'].get(name, 0):,.0f}" for name in TABLE_PROCESSES),
             f"{row['prefect_db_mb']:.1f}",
-            f"{row.get('mongo_wal_mb', 0):.1f}",
+            f"{row['mongo_wal_mb']:.1f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pymongo import MongoClient, ReturnDocument
+from pydantic import SecretStr
+from pymongo import ReturnDocument
 from pymongo.database import Database
 
 from pulse.config import Settings
 from pulse.stack.mongo_server import MongoServer, ferretdb_command
-from pulse.store.client import Document
+from pulse.store.client import Document, mongo_client
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -43,28 +44,19 @@ def ferretdb(live_stack: Settings, tmp_path: Path) -> Iterator[tuple[Database[Do
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    uri = SecretStr(f"mongodb://127.0.0.1:{port}")
+    own = MongoServer(live_stack.mongo.model_copy(update={"uri": uri}), live_stack.stack)
     command = ferretdb_command(
-        server.ferretdb_binary(print), tmp_path, f"127.0.0.1:{port}", CHECKPOINT_PAGES
+        server.ferretdb_binary(print), tmp_path, str(own.endpoint), CHECKPOINT_PAGES
     )
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client: MongoClient[Document] = MongoClient(
-        f"mongodb://127.0.0.1:{port}", serverSelectionTimeoutMS=500
-    )
     try:
-        wait_until(lambda: _pings(client), timeout=30, what=f"FerretDB answering on port {port}")
-        yield client.wal, tmp_path / "data" / "wal.sqlite-wal"
+        wait_until(own.answers, timeout=30, what=f"FerretDB answering at {own.url}")
+        with mongo_client(own.mongo) as client:
+            yield client.wal, tmp_path / "data" / "wal.sqlite-wal"
     finally:
-        client.close()
         process.terminate()
         process.wait(timeout=30)
-
-
-def _pings(client: MongoClient[Document]) -> bool:
-    try:
-        client.admin.command("ping")
-    except Exception:
-        return False
-    return True
 
 
 def _update_command(db: Database[Document]) -> None:

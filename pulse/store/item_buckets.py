@@ -20,17 +20,15 @@ second read (the bucket as read, plus the flush's counts), which the leader boar
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 from pymongo.database import Database
-from pymongo.errors import OperationFailure
 
 from pulse.store.client import Document
+from pulse.store.contended import write_in_rounds
 from pulse.store.reads import by_ids
 from pulse.store.schema import (
     BUCKET_ITEMS,
@@ -51,13 +49,6 @@ from pulse.store.writes import (
 )
 
 log = logging.getLogger(__name__)
-
-WRITE_ROUNDS = 12
-"""Reads and writes of one contended bucket before giving up (the flush is then retried)."""
-BACKOFF_SECONDS = 0.002
-"""The longest pause before a contended bucket's first re-read; it doubles with each."""
-WRITE_CONFLICT = 112
-"""MongoDB's code of a write conflict (transient: the flush is retried)."""
 
 Writer = Callable[[str, list[Statement]], ApplyResult]
 """Runs one collection's statements (BatchWriter's short commands)."""
@@ -150,24 +141,17 @@ def write_items(
     flush_id: str,
     writer: Writer,
 ) -> ItemsWritten:
-    """Write a flush's items (one row each) into their buckets, reading each bucket first:
-    all buckets in one pass, then each bucket another flush changed meanwhile on its own,
-    read and written back to back (after a short random pause, so that flushes contending
-    for it fall out of step)."""
+    """Write a flush's items (one row each) into their buckets, reading each bucket first
+    (pulse/store/contended.py)."""
     rows = by_bucket(items, buckets)
     done = ItemsWritten(result=ApplyResult())
-    refused = _write_round(db, rows, guard, types, flush_id, writer, done)
-    for bucket in sorted(refused):
-        for attempt in range(WRITE_ROUNDS):
-            pause = random.uniform(0, BACKOFF_SECONDS * 2**attempt)  # noqa: S311 (jitter)
-            time.sleep(pause)
-            if not _write_round(db, {bucket: rows[bucket]}, guard, types, flush_id, writer, done):
-                break
-        else:
-            raise OperationFailure(
-                f"{ITEM_BUCKETS}: bucket {bucket} changed under {WRITE_ROUNDS} writes in a row",
-                code=WRITE_CONFLICT,
-            )
+    write_in_rounds(
+        ITEM_BUCKETS,
+        list(rows),
+        lambda chosen: _write_round(
+            db, {bucket: rows[bucket] for bucket in chosen}, guard, types, flush_id, writer, done
+        ),
+    )
     return done
 
 

@@ -12,11 +12,11 @@ from pymongo.errors import OperationFailure
 
 from pulse.ingest.batch import OffsetRange
 from pulse.pipeline.failures import is_transient
-from pulse.store import item_buckets, reads
+from pulse.store import contended as contended_writes
+from pulse.store import reads
 from pulse.store.client import Document
+from pulse.store.contended import WRITE_CONFLICT, WRITE_ROUNDS
 from pulse.store.item_buckets import (
-    WRITE_CONFLICT,
-    WRITE_ROUNDS,
     ItemsWritten,
     UnfinishedFlushError,
     move_legacy_items,
@@ -130,7 +130,7 @@ def test_a_replayed_flush_counts_what_it_created_and_adds_nothing() -> None:
 def test_a_bucket_changed_at_every_write_gives_up_with_a_transient_conflict(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(item_buckets, "BACKOFF_SECONDS", 0.0)
+    monkeypatch.setattr(contended_writes, "BACKOFF_SECONDS", 0.0)
     db = _db(MemoryDatabase())
     calls: list[int] = []
 

@@ -39,7 +39,7 @@ from pulse.pipeline.consumer import consuming
 from pulse.stack.services import services
 from pulse.store import reads
 from pulse.store.client import database, mongo_client
-from pulse.store.schema import ITEM_MINUTES, TOTALS, TOTALS_ID, USER_BUCKETS
+from pulse.store.schema import ITEM_MINUTES, TOTALS, TOTALS_ID
 
 
 @dataclass
@@ -158,9 +158,7 @@ def exactness(settings: Settings, db_name: str, expected: Truth) -> dict[str, bo
     with mongo_client(settings.mongo) as client:
         db = client[db_name]
         totals = db[TOTALS].find_one({"_id": TOTALS_ID}) or {}
-        by_user: Counter[str] = Counter()
-        for bucket in db[USER_BUCKETS].find({}, {"u": 1}):
-            by_user.update({user: f["total"] for user, f in bucket.get("u", {}).items()})
+        by_user = Counter(reads.user_totals(db))
         by_item = Counter(reads.item_totals(db))
         by_item_minute: Counter[str] = Counter()
         for bucket in db[ITEM_MINUTES].find({}, {"i": 1}):

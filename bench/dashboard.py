@@ -58,6 +58,7 @@ from pulse.store.schema import (
     user_bucket,
 )
 from pulse.store.statements import activity_bin
+from pulse.store.user_figures import UserFigures, pack
 from pulse.store.writes import ensure_indexes
 
 TYPES = ("view", "click", "add_to_cart", "purchase")
@@ -92,13 +93,14 @@ def _seed_entities(db: Database[Document], totals: dict[str, np.ndarray], now: d
         db.drop_collection(name)
     ensure_indexes(db)
     seen = now - timedelta(hours=2)
+    seen_ms, now_ms = int(seen.timestamp() * 1000), int(now.timestamp() * 1000)
     figures = [
-        {"total": int(total), "types": {"view": int(total)}, "first_seen": seen, "last_seen": now}
+        pack(UserFigures(int(total), seen_ms, now_ms, {"view": int(total)}))
         for total in totals[USERS].tolist()
     ]
     # As many buckets as docs/consumer.md advises for this many users: ~10 users each.
     buckets = writes.settle_user_buckets(db, max(1, len(figures) // 10))
-    by_bucket: dict[str, dict[str, Any]] = {}
+    by_bucket: dict[str, dict[str, str]] = {}
     for n, user in enumerate(figures):
         user_id = f"u{n + 1}"
         by_bucket.setdefault(user_bucket(user_id, buckets), {})[user_id] = user

@@ -29,9 +29,10 @@ from pulse.store.statements import (
     minute_sketch_updates,
     minute_updates,
     totals_update,
-    user_bucket_updates,
     user_minute_updates,
 )
+from pulse.store.user_buckets import by_bucket as users_by_bucket
+from pulse.store.user_buckets import plan as user_plan
 from pulse.store.writes import STATEMENT_BYTES, chunks
 
 RULES = ValidationRules(
@@ -81,7 +82,10 @@ def _check_statements(batch: MicroBatch, verdict: Verdict, rules: ValidationRule
         *dead_letter_statements(verdict.dead, batch.topic, "b", _NOW, KEEP_BYTES),
         *minute_updates(counts, guard, types),
         totals_update(counts, guard, types, dead_lettered=verdict.dead.height, applied_at=_NOW),
-        *user_bucket_updates(entities.users, 16, entity_guard, types),
+        *(
+            user_plan(bucket, rows, None, entity_guard)
+            for bucket, rows in users_by_bucket(entities.users, 16, types).items()
+        ),
         *(
             plan(bucket, rows, None, entity_guard, types, "f").statement
             for bucket, rows in by_bucket(entities.items, 16).items()

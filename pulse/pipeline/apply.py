@@ -36,7 +36,7 @@ from pulse.pipeline.entities import Flush
 from pulse.pipeline.failures import is_transient
 from pulse.pipeline.laps import Laps
 from pulse.pipeline.priority import CountsFirst
-from pulse.store import item_buckets, writes
+from pulse.store import item_buckets, user_buckets, writes
 from pulse.store.client import Document
 from pulse.store.schema import (
     COUNT_MARKS,
@@ -70,7 +70,6 @@ from pulse.store.statements import (
     period_updates,
     totals_update,
     user_bin_changes,
-    user_bucket_updates,
     user_minute_updates,
 )
 
@@ -494,16 +493,16 @@ class BatchWriter:
 
     def _users(self, work: _Work) -> None:
         """Per-user figures in their buckets. Totals before the flush tell new users apart
-        and feed the activity histogram and the leader board."""
+        and feed the activity histogram and the leader board (pulse/store/user_buckets.py)."""
         users = _entities(work).users
-        added = dict(users.select("user_id", "total").iter_rows())
-        work.user_totals_before = writes.user_totals_before(
-            self.db, self.user_buckets, added, *work.guard.key
+        written = user_buckets.write_users(
+            self.db, users, self.user_buckets, work.guard, self.types, self._write_entities
         )
-        work.user_totals = {u: work.user_totals_before[u] + n for u, n in added.items()}
-        work.new_users = sum(1 for total in work.user_totals_before.values() if total == 0)
-        statements = user_bucket_updates(users, self.user_buckets, work.guard, self.types)
-        work.results[USER_BUCKETS] = self._write_entities(USER_BUCKETS, statements)
+        work.user_totals_before = written.totals_before
+        added = dict(users.select("user_id", "total").iter_rows())
+        work.user_totals = {u: written.totals_before[u] + n for u, n in added.items()}
+        work.new_users = written.new_users
+        work.results[USER_BUCKETS] = written.result
 
     def _items(self, work: _Work) -> None:
         """Per-item figures in their buckets; the write tells new items apart and each

@@ -20,7 +20,7 @@ second read (the bucket as read, plus the flush's counts), which the leader boar
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ import polars as pl
 from pymongo.database import Database
 
 from pulse.store.client import Document
-from pulse.store.contended import write_in_rounds
+from pulse.store.contended import Writer, write_in_rounds
 from pulse.store.reads import by_ids
 from pulse.store.schema import (
     BUCKET_ITEMS,
@@ -49,9 +49,6 @@ from pulse.store.writes import (
 )
 
 log = logging.getLogger(__name__)
-
-Writer = Callable[[str, list[Statement]], ApplyResult]
-"""Runs one collection's statements (BatchWriter's short commands)."""
 
 
 @dataclass

@@ -71,6 +71,7 @@ from pulse.store.schema import (
     user_bucket,
     user_minute_ids_of,
 )
+from pulse.store.user_figures import unpack
 
 TIME = pl.Datetime("ms", "UTC")
 _IN_CHUNK = 500  # FerretDB checks $in linearly; short lists keep it fast
@@ -310,8 +311,11 @@ def _every_item(db: Database[Document]) -> list[Document]:
     return _every(db, ITEM_BUCKETS, BUCKET_ITEMS)
 
 
-def _figures(stored: dict[str, Any]) -> dict[str, Any]:
-    """An entity's figures without its bucket's bookkeeping (the flush that created an item)."""
+def _figures(stored: Any) -> dict[str, Any]:
+    """An entity's figures without its bucket's bookkeeping (the flush that created an item);
+    a user's from its string (pulse/store/user_figures.py)."""
+    if isinstance(stored, str):
+        return unpack(stored).as_document()
     return {name: value for name, value in stored.items() if name != "first_batch"}
 
 

@@ -39,9 +39,7 @@ from pulse.store.schema import (
     marks_field,
     period_id,
     record_id,
-    user_bucket,
     user_minute_id,
-    user_path,
 )
 
 Statement = dict[str, Any]
@@ -93,23 +91,6 @@ def entity_counts(
         if row[column]:
             counts[column] = row[column]
     return counts
-
-
-def user_bucket_updates(
-    users: pl.DataFrame, buckets: int, guard: Guard, types: tuple[str, ...]
-) -> list[Statement]:
-    """Per-user counts and first/last seen, one statement per bucket document."""
-    updates: dict[str, dict[str, dict[str, Any]]] = {}
-    for row in users.iter_rows(named=True):
-        user = row["user_id"]
-        path = user_path(user)
-        update = updates.setdefault(
-            user_bucket(user, buckets), {"$inc": {}, "$min": {}, "$max": dict(guard.marks_set)}
-        )
-        update["$inc"] |= {f"{path}.{name}": n for name, n in entity_counts(row, types).items()}
-        update["$min"][f"{path}.first_seen"] = row["first_seen"]
-        update["$max"][f"{path}.last_seen"] = row["last_seen"]
-    return [_statement(bucket, guard, update) for bucket, update in sorted(updates.items())]
 
 
 def minute_updates(aggregates: Counts, guard: Guard, types: tuple[str, ...]) -> list[Statement]:

@@ -22,7 +22,6 @@ from pulse.ingest import sketches
 from pulse.ingest.batch import OffsetRange, entity_flush_id, ranges_of
 from pulse.store import leaders
 from pulse.store.client import Document
-from pulse.store.reads import by_ids
 from pulse.store.schema import (
     COUNTERS,
     ENTITIES_NEXT,
@@ -295,28 +294,6 @@ def move_into_buckets(
         "moved %d of %s into %s (%d were there)", moved, legacy, collection, len(statements) - moved
     )
     return moved
-
-
-def user_totals_before(
-    db: Database[Document],
-    buckets: int,
-    added: dict[str, int],
-    guard_key: str,
-    last: int,
-) -> dict[str, int]:
-    """Each user's total before a flush (0: a new user): as stored, minus the flush's own
-    count where the user's bucket already holds the flush (a replay)."""
-    touched: dict[str, list[str]] = {}
-    for user in added:
-        touched.setdefault(user_bucket(user, buckets), []).append(user)
-    before = dict.fromkeys(added, 0)
-    for doc in by_ids(db, USER_BUCKETS, list(touched), {"u": 1, guard_key: 1}):
-        holds = watermark(doc, guard_key) >= last
-        stored = doc.get("u", {})
-        for user in touched[doc["_id"]]:
-            total = int(stored.get(user, {}).get("total", 0))
-            before[user] = total - added[user] if holds and user in stored else total
-    return before
 
 
 def refresh_minute_estimates(db: Database[Document], minute_ids: list[str]) -> int:

@@ -16,7 +16,6 @@ from pulse.store.schema import (
     item_hour_id,
     item_hour_ids_of,
     item_minute_id,
-    user_bucket,
 )
 from pulse.store.statements import (
     Guard,
@@ -30,7 +29,6 @@ from pulse.store.statements import (
     period_updates,
     totals_update,
     user_bin_changes,
-    user_bucket_updates,
 )
 
 TYPES = ("view", "click")
@@ -273,23 +271,3 @@ def test_user_bin_changes_move_users_across_bins() -> None:
         "user_bins.b2": -1,
         "user_bins.b3": 1,
     }
-
-
-def test_users_are_written_one_statement_per_bucket() -> None:
-    users = _aggregates().users
-    statements = user_bucket_updates(users, 1, Guard(GUARD.ranges, ENTITY_MARKS, "t"), TYPES)
-    (only,) = statements  # one bucket holds everyone
-    assert only["q"] == {
-        "_id": "b0",
-        "ws.t.p3": {"$not": {"$gte": 100}},
-        "ws.t.p1": {"$not": {"$gte": 40}},
-    }
-    counts = {key: n for key, n in only["u"]["$inc"].items() if key.endswith(".total")}
-    assert counts == {
-        f"u.{user}.total": total for user, total in users.select("user_id", "total").iter_rows()
-    }
-    assert {"ws.t.p1", "ws.t.p3"} <= set(only["u"]["$max"])
-    spread = user_bucket_updates(users, 4096, GUARD, TYPES)
-    assert sorted(s["q"]["_id"] for s in spread) == sorted(
-        {user_bucket(user, 4096) for user in users["user_id"]}
-    )

@@ -81,7 +81,7 @@ def seed(db: Database[Document], users: int, items: int, now: datetime) -> None:
     them takes minutes on FerretDB); the small collections are rewritten every run."""
     totals = _seeded_totals(users, items)
     marker = db.bench_seed.find_one({"_id": "seed"})
-    wanted = {"users": users, "items": items, "layout": f"{USER_BUCKETS}+{ITEM_BUCKETS}"}
+    wanted = {"users": users, "items": items, "layout": f"{USER_BUCKETS}:strings+{ITEM_BUCKETS}"}
     if not (marker and all(marker.get(key) == value for key, value in wanted.items())):
         _seed_entities(db, totals, now)
         db.bench_seed.replace_one({"_id": "seed"}, wanted, upsert=True)
@@ -98,8 +98,8 @@ def _seed_entities(db: Database[Document], totals: dict[str, np.ndarray], now: d
         pack(UserFigures(int(total), seen_ms, now_ms, {"view": int(total)}))
         for total in totals[USERS].tolist()
     ]
-    # As many buckets as docs/consumer.md advises for this many users: ~10 users each.
-    buckets = writes.settle_user_buckets(db, max(1, len(figures) // 10))
+    # As many buckets as docs/consumer.md advises for this many users: ~400 users each.
+    buckets = writes.settle_user_buckets(db, max(1, len(figures) // 400))
     by_bucket: dict[str, dict[str, str]] = {}
     for n, user in enumerate(figures):
         user_id = f"u{n + 1}"

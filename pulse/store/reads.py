@@ -276,13 +276,20 @@ def _from_buckets(
     wanted: dict[str, list[str]] = {}
     for entity in ids:
         wanted.setdefault(bucket_of(entity), []).append(entity)
-    fields = {f"{field}.{entity}": 1 for entity in ids}
-    return [
-        {"_id": entity, **_figures(doc[field][entity])}
-        for doc in by_ids(db, collection, list(wanted), fields)
-        for entity in wanted[doc["_id"]]
-        if entity in doc.get(field, {})
-    ]
+    buckets = list(wanted)
+    found: list[Document] = []
+    for start in range(0, len(buckets), _IN_CHUNK):
+        # Each read names only its own buckets' fields: FerretDB applies a projection field by
+        # field to every document it returns (thousands of ids made one page take 50 s).
+        chunk = buckets[start : start + _IN_CHUNK]
+        fields = {f"{field}.{entity}": 1 for bucket in chunk for entity in wanted[bucket]}
+        found += [
+            {"_id": entity, **_figures(doc[field][entity])}
+            for doc in db[collection].find({"_id": {"$in": chunk}}, fields)
+            for entity in wanted[doc["_id"]]
+            if entity in doc.get(field, {})
+        ]
+    return found
 
 
 def _every_user(db: Database[Document]) -> list[Document]:
@@ -330,21 +337,22 @@ def user_totals(db: Database[Document]) -> dict[str, int]:
 
 
 def _fewest(db: Database[Document], collection: str, n: int) -> list[Document] | None:
-    """Walk the low-total lists upwards; every list of a smaller total is read in full.
+    """Walk the low-total lists upwards, one query for the lists of each total, and the
+    items they hold in id order, a few at a time, until `n` are found still at that total.
 
-    The lists are read in one query: one read each (LOW_CAP x LOW_BUCKETS of them) was most of
-    the items page once every item had outgrown them."""
-    doc_ids = {total: low_doc_ids(collection, total) for total in range(1, LOW_CAP + 1)}
-    every = [doc_id for ids in doc_ids.values() for doc_id in ids]
-    lists = {doc["_id"]: doc.get("ids", {}) for doc in by_ids(db, LEADERS, every, {"ids": 1})}
+    After a day every item has outgrown the lists, and a list can hold tens of thousands of
+    items: reading each list on its own, or every listed item, took most of the items page."""
     found: list[Document] = []
-    for total, ids in doc_ids.items():
-        listed = [key for doc_id in ids for key in lists.get(doc_id, {})]
-        if listed:
-            docs = _by_ids(db, collection, listed)
-            found += [doc for doc in docs if doc.get("total") == total]  # skip moved-on ones
-        if len(found) >= n:
-            return sorted(found, key=lambda doc: (doc.get("total", 0), doc["_id"]))[:n]
+    for total in range(1, LOW_CAP + 1):
+        lists = by_ids(db, LEADERS, low_doc_ids(collection, total), {"ids": 1})
+        listed = sorted(key for doc in lists for key in doc.get("ids", {}))
+        slice_size = max(2 * n, 10)
+        for start in range(0, len(listed), slice_size):
+            docs = _by_ids(db, collection, listed[start : start + slice_size])
+            kept = [doc for doc in docs if doc.get("total") == total]  # skip moved-on ones
+            found += sorted(kept, key=lambda doc: str(doc["_id"]))
+            if len(found) >= n:
+                return found[:n]
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -13,7 +14,7 @@ from pymongo.errors import OperationFailure
 from pulse.ingest.batch import OffsetRange
 from pulse.pipeline.failures import is_transient
 from pulse.store import contended as contended_writes
-from pulse.store import reads
+from pulse.store import reads, writes
 from pulse.store.client import Document
 from pulse.store.contended import WRITE_CONFLICT, WRITE_ROUNDS
 from pulse.store.item_buckets import (
@@ -23,8 +24,11 @@ from pulse.store.item_buckets import (
     plan,
     write_items,
 )
+from pulse.store.leaders import LOW_CAP, low_doc_id
 from pulse.store.schema import (
     ENTITY_MARKS,
+    ITEMS,
+    LEADERS,
     LEGACY_ITEMS,
     item_entity_bucket,
 )
@@ -166,3 +170,23 @@ def test_legacy_items_stay_while_an_entity_flush_is_unfinished() -> None:
     with pytest.raises(UnfinishedFlushError, match="1 unfinished entity flush"):
         move_legacy_items(_db(memory), BUCKETS)
     assert memory[LEGACY_ITEMS].find_one({"_id": "i1"}) is not None
+
+
+def test_the_fewest_items_are_the_lowest_totals_in_id_order_once_many_outgrew_the_lists() -> None:
+    db = _db(MemoryDatabase())
+    writes.settle_item_buckets(db, BUCKETS)
+    rng = random.Random(5)
+    for flush in range(8):
+        counts = {f"i{rng.randrange(400)}": rng.choice([1, 1, 1, 2, 5]) for _ in range(150)}
+        guard = _guard(0, flush * 10, flush * 10 + 9)
+        written = write_items(db, _items(counts), BUCKETS, guard, TYPES, f"f{flush}", _plain(db))
+        writes.update_leaders(db, ITEMS, written.totals, counts)
+    totals = reads.item_totals(db)
+    # Lists another flush has not yet unlisted its items from (a race): skipped.
+    for item in [item for item, total in sorted(totals.items()) if total > LOW_CAP][:30]:
+        doc_id = low_doc_id(ITEMS, 1, item)
+        db[LEADERS].update_one({"_id": doc_id}, {"$set": {f"ids.{item}": 1}}, upsert=True)
+    for n in (1, 10, 45):
+        fewest = reads.ranked(db, ITEMS, "item_id", n, lowest=True)
+        expected = sorted(totals, key=lambda item: (totals[item], item))[:n]
+        assert fewest["item_id"].to_list() == expected

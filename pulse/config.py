@@ -104,7 +104,7 @@ class MongoSettings(_Section):
     user_buckets: int = Field(1_024, ge=1, le=1_000_000)
     """Per-user figures live in this many bucket documents (MongoDB's bucket pattern), so an
     entity flush writes one document per bucket, not per user. Fixed when a database is first
-    written; about users / 10 suits best (docs/consumer.md)."""
+    written; about users / 400 suits best (docs/consumer.md)."""
     item_buckets: int = Field(256, ge=1, le=65_536)
     """Each minute's per-item figures live in this many bucket documents, so an entity flush
     writes at most this many a minute, not one per item. Fixed when a database is first

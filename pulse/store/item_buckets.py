@@ -178,10 +178,7 @@ def _write_round(
             plans[bucket] = plan(bucket, held, doc, guard, types, flush_id)
     result = writer(ITEM_BUCKETS, [p.statement for p in plans.values()])
     refused = set(result.refused_ids)
-    done.result.statements += result.statements
-    done.result.upserted += result.upserted
-    done.result.modified += result.modified
-    done.result.upserted_ids += result.upserted_ids
+    done.result.add_writes(result)
     for bucket, written in plans.items():
         if bucket not in refused:
             done.new_items += written.new

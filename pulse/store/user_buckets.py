@@ -149,10 +149,7 @@ def _write_round(
             statements[bucket] = plan(bucket, added, doc, guard)
     result = writer(USER_BUCKETS, list(statements.values()))
     refused = set(result.refused_ids)
-    done.result.statements += result.statements
-    done.result.upserted += result.upserted
-    done.result.modified += result.modified
-    done.result.upserted_ids += result.upserted_ids
+    done.result.add_writes(result)
     for bucket in statements.keys() - refused:
         held = (stored.get(bucket) or {}).get(BUCKET_USERS, {})
         for user in rows[bucket]:

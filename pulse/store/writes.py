@@ -126,6 +126,13 @@ class ApplyResult:
     refused_ids: list[Any] = field(default_factory=list)
     """The `_id`s of the statements that matched nothing and collided (`already_applied`)."""
 
+    def add_writes(self, other: ApplyResult) -> None:
+        """Add what `other`'s statements wrote; what they refused is the caller's to retry."""
+        self.statements += other.statements
+        self.upserted += other.upserted
+        self.modified += other.modified
+        self.upserted_ids += other.upserted_ids
+
 
 def ensure_indexes(db: Database[Document]) -> None:
     """Create the indexes the readers rely on (idempotent); bring bookkeeping written by

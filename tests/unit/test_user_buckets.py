@@ -4,20 +4,18 @@ partitions interleave, replays add nothing, older buckets are read and rewritten
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, cast
 
 import polars as pl
-from pymongo.database import Database
 
-from pulse.ingest.batch import OffsetRange
 from pulse.store import reads, writes
 from pulse.store.client import Document
-from pulse.store.schema import ENTITY_MARKS, USER_BUCKETS, user_bucket
-from pulse.store.statements import Guard, Statement
+from pulse.store.schema import USER_BUCKETS, user_bucket
+from pulse.store.statements import Statement
 from pulse.store.user_buckets import UsersWritten, plan, write_users
 from pulse.store.user_figures import UserFigures, pack
 from pulse.store.writes import ApplyResult, apply
 from tests.fakes import MemoryDatabase
+from tests.flushes import as_database, entity_frame, flush_guard, plain_writer
 
 TYPES = ("view", "click")
 BUCKETS = 4
@@ -26,31 +24,7 @@ SEEN_MS = int(SEEN.timestamp() * 1000)
 
 
 def _users(totals: dict[str, int], seen: datetime = SEEN) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "user_id": list(totals),
-            "total": list(totals.values()),
-            "types.view": list(totals.values()),
-            "types.click": [0] * len(totals),
-            "first_seen": [seen] * len(totals),
-            "last_seen": [seen] * len(totals),
-        }
-    )
-
-
-def _guard(partition: int, first: int, last: int) -> Guard:
-    return Guard((OffsetRange(partition, first, last),), ENTITY_MARKS, "t")
-
-
-def _db(memory: MemoryDatabase) -> Database[Document]:
-    return cast(Database[Document], memory)
-
-
-def _plain(db: Database[Document]) -> Any:
-    def writer(collection: str, statements: list[Statement]) -> ApplyResult:
-        return apply(db, collection, statements)
-
-    return writer
+    return entity_frame("user_id", totals, seen)
 
 
 def _shared(n: int) -> list[str]:
@@ -64,7 +38,7 @@ def test_each_user_is_set_from_its_value_as_read_and_guarded_by_it() -> None:
         "u1": UserFigures(2, SEEN_MS, SEEN_MS, {"view": 2}),
         "u2": UserFigures(1, SEEN_MS, SEEN_MS, {"view": 1}),
     }
-    guard = _guard(0, 0, 9)
+    guard = flush_guard(0, 0, 9)
     statement = plan("b1", added, stored, guard)
     assert statement["q"] == {
         "_id": "b1",
@@ -81,18 +55,20 @@ def test_each_user_is_set_from_its_value_as_read_and_guarded_by_it() -> None:
 
 def test_flushes_of_two_partitions_writing_the_same_users_count_each_event_once() -> None:
     # A producer that does not key by user: the same users arrive on two partitions.
-    db = _db(MemoryDatabase())
+    db = as_database(MemoryDatabase())
     shared = _shared(3)
     interleaved: list[UsersWritten] = []
 
     def writer(collection: str, statements: list[Statement]) -> ApplyResult:
         if not interleaved:  # the other flush writes between this one's read and its write
             other = _users(dict.fromkeys(shared[:2], 1))
-            interleaved.append(write_users(db, other, BUCKETS, _guard(1, 0, 4), TYPES, _plain(db)))
+            interleaved.append(
+                write_users(db, other, BUCKETS, flush_guard(1, 0, 4), TYPES, plain_writer(db))
+            )
         return apply(db, collection, statements)
 
     mine = write_users(
-        db, _users(dict.fromkeys(shared, 2)), BUCKETS, _guard(0, 0, 9), TYPES, writer
+        db, _users(dict.fromkeys(shared, 2)), BUCKETS, flush_guard(0, 0, 9), TYPES, writer
     )
     (other,) = interleaved
     assert other.new_users == 2
@@ -102,11 +78,11 @@ def test_flushes_of_two_partitions_writing_the_same_users_count_each_event_once(
 
 
 def test_a_replayed_flush_knows_the_totals_before_it_and_adds_nothing() -> None:
-    db = _db(MemoryDatabase())
-    write_users(db, _users({"u3": 1}), BUCKETS, _guard(0, 0, 0), TYPES, _plain(db))
-    guard, users = _guard(0, 1, 9), _users({"u1": 2, "u2": 1, "u3": 4})
-    once = write_users(db, users, BUCKETS, guard, TYPES, _plain(db))
-    again = write_users(db, users, BUCKETS, guard, TYPES, _plain(db))
+    db = as_database(MemoryDatabase())
+    write_users(db, _users({"u3": 1}), BUCKETS, flush_guard(0, 0, 0), TYPES, plain_writer(db))
+    guard, users = flush_guard(0, 1, 9), _users({"u1": 2, "u2": 1, "u3": 4})
+    once = write_users(db, users, BUCKETS, guard, TYPES, plain_writer(db))
+    again = write_users(db, users, BUCKETS, guard, TYPES, plain_writer(db))
     assert once.totals_before == again.totals_before == {"u1": 0, "u2": 0, "u3": 1}
     assert once.new_users == again.new_users == 2
     assert reads.user_totals(db) == {"u1": 2, "u2": 1, "u3": 5}
@@ -119,10 +95,12 @@ def test_a_user_an_older_bucket_holds_as_a_document_is_counted_on_and_rewritten(
     bucket = user_bucket("u1", BUCKETS)
     older = {"total": 3, "types": {"click": 3}, "first_seen": SEEN, "last_seen": SEEN}
     memory[USER_BUCKETS].insert_one({"_id": bucket, "u": {"u1": older}})
-    db = _db(memory)
+    db = as_database(memory)
     writes.settle_user_buckets(db, BUCKETS)
     later = datetime(2026, 12, 7, 11, 0, tzinfo=UTC)
-    written = write_users(db, _users({"u1": 2}, later), BUCKETS, _guard(0, 0, 9), TYPES, _plain(db))
+    written = write_users(
+        db, _users({"u1": 2}, later), BUCKETS, flush_guard(0, 0, 9), TYPES, plain_writer(db)
+    )
     assert written.totals_before == {"u1": 3}
     (user,) = reads.users_by_ids(db, ["u1"])
     assert user == {

@@ -113,7 +113,7 @@ class AggregatingConsumer:
         self.db = pipeline.db
         self.group = group or self.settings.kafka.consumer_group
         self._consumer: Consumer | None = None
-        self._admin: AdminClient | None = None  # opened at first use (lag, what Kafka holds)
+        self._admin: AdminClient | None = None  # opened on entering, before joining the group
         self._replayed: list[BatchReport] = []
         self.assigned: set[int] = set()
         self.revocations = Revocations()
@@ -143,7 +143,10 @@ class AggregatingConsumer:
 
     def __enter__(self) -> Self:
         check_kafka(self.settings.kafka)
-        ensure_topic(self.settings.kafka, self.topic)
+        # Asked once here so that its first request is not one inside a handover (see
+        # `admin_client`): a handover that asks what Kafka still holds answers in milliseconds.
+        self._admin = admin_client(self.settings.kafka)
+        ensure_topic(self.settings.kafka, self.topic, admin=self._admin)
         self._consumer = make_consumer(self.settings.kafka, self.group)
         self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         return self
@@ -228,7 +231,7 @@ class AggregatingConsumer:
     def _offset_bounds(self, partitions: set[int]) -> dict[int, tuple[int, int]]:
         """Kafka's (oldest, next) offsets of `partitions`, asked through the admin client."""
         if self._admin is None:
-            self._admin = admin_client(self.settings.kafka)
+            raise RuntimeError("use AggregatingConsumer as a context manager")
         return offset_bounds(self._admin, self.topic, sorted(partitions), 10)
 
     def _cannot_replay(self, entry_id: str, partitions: list[int], gone: Exception) -> set[int]:

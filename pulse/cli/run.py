@@ -60,25 +60,38 @@ def run() -> None:
     children = _start_apps(settings)
     _show_where(settings, rows, "dashboard" in children)
     # Ctrl-C, `kill` and a closed terminal all stop everything started here. (A shell starts
-    # background jobs with SIGINT ignored; restoring it makes `kill -INT` work there too.)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    # background jobs with SIGINT ignored; setting a handler makes `kill -INT` work there too.)
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, _interrupt)
     try:
         _watch(settings, children)
     except KeyboardInterrupt:
-        console.print("stopping…")
+        console.print("stopping… (everything this run started; further Ctrl-C is ignored)")
     finally:
+        _ignore_stop_signals()  # also when the loop ended otherwise (a child died)
         for name, pidfile in children.items():
             if pidfile.stop(timeout=30):  # SIGTERM: the runner cancels its flow runs cleanly
                 _say(f"stopped {name}")
         for service in services.services(settings):
             if service.name not in was_up and service.pidfile.stop():
                 _say(f"stopped {service.name}")
+        kept = sorted(was_up)
+        _say(f"left running what was up before: {', '.join(kept)}" if kept else "all stopped")
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # A terminal's Ctrl-C reaches make, uv and this process at once, and uv forwards its own:
+    # the second one must not cut the cleanup short and leave the stack running.
+    _ignore_stop_signals()
     raise KeyboardInterrupt
+
+
+def _ignore_stop_signals() -> None:
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN)
 
 
 def _start_apps(settings: Settings) -> dict[str, PidFile]:

@@ -14,7 +14,6 @@ here), and where Pulse's time goes, from its ledger.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections import Counter
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
+import psutil
 import typer
 from confluent_kafka import Consumer
 from kafka import KafkaConsumer  # type: ignore[import-untyped]
@@ -65,8 +65,8 @@ def _db_server_cpu(settings: Settings) -> float | None:
     record = services(settings)[1].pidfile.read()
     if record is None:
         return None
-    fields = Path(f"/proc/{record.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    times = psutil.Process(record.pid).cpu_times()
+    return times.user + times.system
 
 
 def _measure(name: str, settings: Settings, events: int, action: Any) -> Run:

@@ -1,7 +1,8 @@
 """Background processes that `up` starts and `down` stops, tracked by pid files.
 
-A pid file records the pid and the kernel's start time of the process, so `down` never
-signals an unrelated process that happens to reuse the pid after a reboot.
+A pid file records the pid and the process's creation time, so `down` never signals an
+unrelated process that happens to reuse the pid after a reboot. psutil reads both the same
+way on Linux and macOS.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+import psutil
+
+SAME_START_SECONDS = 0.05
+"""Creation times closer than this are one process's (psutil rounds to the clock tick)."""
 
 
 @dataclass(frozen=True)
@@ -24,20 +29,29 @@ class ProcessRecord:
     """What a pid file holds about a started process."""
 
     pid: int
-    start_ticks: int
+    created: float
+    """The process's creation time (seconds since the epoch, psutil's `create_time`)."""
     command: list[str]
 
 
-def _start_ticks(pid: int) -> int | None:
-    """Start time of a live (non-zombie) process in clock ticks since boot, else None."""
+def _created(pid: int) -> float | None:
+    """Creation time of a live (non-zombie) process, else None."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
+        process = psutil.Process(pid)
+        if process.status() in {psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD}:
+            return None
+        return process.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    state, ticks = fields[0], fields[19]
-    return None if state in {"Z", "X"} else int(ticks)
+
+
+def _recorded_created(data: dict[str, object]) -> float:
+    """The creation time a pid file records. Files written before psutil (Linux only) hold the
+    start in clock ticks since boot, from which psutil computes the same time."""
+    if "created" in data:
+        return float(str(data["created"]))
+    ticks = int(str(data["start_ticks"]))
+    return psutil.boot_time() + ticks / os.sysconf("SC_CLK_TCK")
 
 
 class PidFile:
@@ -52,8 +66,9 @@ class PidFile:
             data = orjson.loads(self.path.read_bytes())
         except (FileNotFoundError, orjson.JSONDecodeError):
             return None
-        record = ProcessRecord(int(data["pid"]), int(data["start_ticks"]), list(data["command"]))
-        if _start_ticks(record.pid) != record.start_ticks:
+        record = ProcessRecord(int(data["pid"]), _recorded_created(data), list(data["command"]))
+        created = _created(record.pid)
+        if created is None or abs(created - record.created) > SAME_START_SECONDS:
             return None
         return record
 
@@ -78,8 +93,7 @@ class PidFile:
                 cwd=cwd,
                 start_new_session=True,  # own process group: `down` stops its children too
             )
-        ticks = _start_ticks(process.pid) or 0
-        record = ProcessRecord(process.pid, ticks, list(command))
+        record = ProcessRecord(process.pid, _created(process.pid) or 0.0, list(command))
         self.path.write_bytes(orjson.dumps(record.__dict__))
         return record
 
@@ -110,19 +124,23 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def group_members(pgid: int) -> list[int]:
+    """The live (non-zombie) processes of a process group."""
+    members = []
+    for process in psutil.process_iter(["status"]):
+        try:
+            if process.info["status"] in {psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD}:
+                continue
+            if os.getpgid(process.pid) == pgid:
+                members.append(process.pid)
+        except (ProcessLookupError, PermissionError):
+            continue  # gone meanwhile, or not ours to see
+    return members
+
+
 def _group_alive(pgid: int) -> bool:
     """True while any non-zombie member of the process group exists."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] not in {"Z", "X"}:
-            return True
-    return False
+    return bool(group_members(pgid))
 
 
 def _reap(pid: int) -> None:

@@ -62,6 +62,19 @@ def test_a_reused_pid_is_not_mistaken_for_our_process(tmp_path: Path) -> None:
     assert pidfile.stop() is False  # and it must not signal that process (this test would die)
 
 
+def test_a_pid_file_written_before_psutil_still_finds_its_process(tmp_path: Path) -> None:
+    """Pid files of a stack started by an older Pulse hold the start in clock ticks since
+    boot (Linux): `down` after an upgrade must still stop that stack."""
+    stat = Path(f"/proc/{os.getpid()}/stat").read_text()
+    ticks = int(stat[stat.rindex(")") + 2 :].split()[19])
+    pidfile = PidFile(tmp_path / "svc.pid")
+    pidfile.path.write_bytes(
+        orjson.dumps({"pid": os.getpid(), "start_ticks": ticks, "command": ["x"]})
+    )
+    record = pidfile.read()
+    assert record is not None and record.pid == os.getpid()
+
+
 def test_port_open_sees_a_listener(tmp_path: Path) -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))

@@ -31,10 +31,40 @@ ENV_PREFIX = "PULSE_"
 # (pulse/events.py) re-exports this rule; it lives here so settings load without Polars.
 TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 DEFAULT_INTERACTION_TYPES = ("view", "click", "add_to_cart", "purchase")
+KAFKA_SECRET_WORDS = ("password", "secret", "token", "jaas", "key.pem", "oauthbearer.config")
+"""A librdkafka property whose name holds one of these carries a credential."""
+KAFKA_PROPERTIES_OWNED = {
+    "bootstrap.servers": "PULSE_KAFKA_BOOTSTRAP_SERVERS",
+    "security.protocol": "PULSE_KAFKA_SECURITY_PROTOCOL",
+    "sasl.mechanism": "PULSE_KAFKA_SASL_MECHANISM",
+    "sasl.mechanisms": "PULSE_KAFKA_SASL_MECHANISM",
+    "sasl.username": "PULSE_KAFKA_SASL_USERNAME",
+    "sasl.password": "PULSE_KAFKA_SASL_PASSWORD",
+    "ssl.ca.location": "PULSE_KAFKA_SSL_CA_LOCATION",
+    "group.id": "PULSE_KAFKA_CONSUMER_GROUP",
+    "session.timeout.ms": "PULSE_KAFKA_SESSION_TIMEOUT_MS",
+    "enable.auto.commit": "exactly-once: offsets are stored with the figures",
+    "enable.auto.offset.store": "exactly-once: offsets are stored with the figures",
+    "enable.idempotence": "exactly-once: no duplicates on retries",
+    "acks": "exactly-once: no duplicates on retries",
+    "isolation.level": "exactly-once: what a replay reads must be what was counted",
+    "auto.offset.reset": "exactly-once: a new group starts at the oldest record",
+    "partition.assignment.strategy": "handovers: the consumer is cooperative",
+}
+"""librdkafka properties PULSE_KAFKA_EXTRA_CONFIG may not set, and what sets them instead."""
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+def _kafka_value(key: str, value: object) -> SecretStr | str:
+    """A PULSE_KAFKA_EXTRA_CONFIG value as librdkafka takes it, a string (JSON's true and 5
+    become "true" and "5"), kept secret when its property is named like a credential."""
+    if isinstance(value, SecretStr):
+        return value
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return SecretStr(text) if any(word in key for word in KAFKA_SECRET_WORDS) else text
 
 
 class KafkaSettings(_Section):
@@ -54,8 +84,10 @@ class KafkaSettings(_Section):
     """How soon the group gives a crashed consumer's partitions to the others."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     """librdkafka security.protocol."""
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    """SASL mechanism, required with the SASL_* protocols."""
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    """SASL mechanism, required with the SASL_* protocols. OAUTHBEARER takes its settings
+    (e.g. sasl.oauthbearer.method=oidc, client id and secret, token endpoint) from
+    PULSE_KAFKA_EXTRA_CONFIG."""
     sasl_username: str | None = None
     """SASL user name."""
     sasl_password: SecretStr | None = None
@@ -64,15 +96,44 @@ class KafkaSettings(_Section):
     """CA bundle to verify the brokers' certificates (SSL and SASL_SSL)."""
     dlq_topic: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$")
     """Optional topic that also receives every dead-lettered record (raw bytes, reason header)."""
+    extra_config: dict[str, SecretStr | str] = Field(default_factory=dict)
+    """More librdkafka properties for every producer, consumer and admin client (JSON object),
+    e.g. {"client.id": "pulse", "ssl.certificate.location": "/etc/pulse/client.pem",
+    "sasl.oauthbearer.method": "oidc"}. Values of properties named like a password, secret,
+    token or key are secrets: never logged. Properties Pulse sets itself are refused."""
+
+    @field_validator("extra_config", mode="before")
+    @classmethod
+    def _extra_as_strings(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value  # pydantic names the wrong type
+        return {str(key): _kafka_value(str(key), item) for key, item in value.items()}
+
+    @field_validator("extra_config")
+    @classmethod
+    def _extra_not_owned(cls, value: dict[str, SecretStr | str]) -> dict[str, SecretStr | str]:
+        owned = [
+            f"{key} (set by {KAFKA_PROPERTIES_OWNED[key]})"
+            for key in value
+            if key in KAFKA_PROPERTIES_OWNED
+        ]
+        if owned:
+            raise ValueError(f"Pulse sets these itself: {', '.join(owned)}")
+        return value
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> Self:
-        if self.security_protocol.startswith("SASL_") and not (
-            self.sasl_mechanism and self.sasl_username and self.sasl_password
-        ):
+        if not self.security_protocol.startswith("SASL_"):
+            return self
+        if self.sasl_mechanism is None:
             raise ValueError(
                 f"security_protocol={self.security_protocol} needs "
-                f"{ENV_PREFIX}KAFKA_SASL_MECHANISM, {ENV_PREFIX}KAFKA_SASL_USERNAME "
+                f"{ENV_PREFIX}KAFKA_SASL_MECHANISM, and with PLAIN or SCRAM "
+                f"{ENV_PREFIX}KAFKA_SASL_USERNAME and {ENV_PREFIX}KAFKA_SASL_PASSWORD"
+            )
+        if self.sasl_mechanism != "OAUTHBEARER" and not (self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"sasl_mechanism={self.sasl_mechanism} needs {ENV_PREFIX}KAFKA_SASL_USERNAME "
                 f"and {ENV_PREFIX}KAFKA_SASL_PASSWORD"
             )
         return self
@@ -83,13 +144,22 @@ class KafkaSettings(_Section):
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
         }
-        if self.sasl_mechanism and self.sasl_username and self.sasl_password:
+        if self.sasl_mechanism and self.security_protocol.startswith("SASL_"):
             config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_mechanism and self.sasl_username and self.sasl_password:
+            config["sasl.mechanism"] = self.sasl_mechanism  # as before: PLAINTEXT ignores it
             config["sasl.username"] = self.sasl_username
             config["sasl.password"] = self.sasl_password.get_secret_value()
         if self.ssl_ca_location:
             config["ssl.ca.location"] = str(self.ssl_ca_location)
-        return config
+        return config | self.extra_client_config()
+
+    def extra_client_config(self) -> dict[str, str]:
+        """PULSE_KAFKA_EXTRA_CONFIG as librdkafka takes it (secrets revealed: for clients only)."""
+        return {
+            key: value.get_secret_value() if isinstance(value, SecretStr) else value
+            for key, value in self.extra_config.items()
+        }
 
 
 class MongoSettings(_Section):

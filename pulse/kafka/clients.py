@@ -111,6 +111,7 @@ def producer(kafka: KafkaSettings, **overrides: object) -> Producer:
         # Once in ~5 broker restarts under load, the producer held records for minutes while the
         # broker was back (a stale leader waiting for the 5 min metadata refresh): bound it.
         "topic.metadata.refresh.interval.ms": 10_000,
+        **kafka.extra_client_config(),  # may tune the above; what correctness needs is refused
         **overrides,
     }
     return Producer(config)
@@ -136,6 +137,7 @@ def consumer(
         "partition.assignment.strategy": "cooperative-sticky",
         "fetch.max.bytes": 52_428_800,
         "max.partition.fetch.bytes": 10_485_760,
+        **kafka.extra_client_config(),  # may tune the above; what correctness needs is refused
         **overrides,
     }
     return Consumer(config)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from collections import Counter
 
 import pytest
 from confluent_kafka import KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, MemberDescription  # type: ignore[attr-defined]
 
-from pulse.config import Settings
+from pulse.config import Settings, load_settings
 from pulse.kafka.clients import admin_client, consumer, ensure_topic, offset_bounds, producer
 from pulse.kafka.source import fetched_behind
 from tests.waiting import wait_until
@@ -114,6 +116,38 @@ def test_every_produced_message_is_consumed_once_with_its_key(
     # The key decides the partition: one user's events stay in order on one partition.
     assert all(len(parts) == 1 for parts in partitions_by_key.values())
     assert len({p for parts in partitions_by_key.values() for p in parts}) > 1
+
+
+def test_a_consumer_configured_through_extra_config_runs_with_it(
+    live_stack: Settings, kafka_topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker reports the client.id a member joined with: the extra setting took effect."""
+    client_id = f"pulse-extra-{uuid.uuid4().hex[:8]}"
+    extra = {"client.id": client_id, "socket.keepalive.enable": True, "fetch.wait.max.ms": 100}
+    monkeypatch.setenv("PULSE_KAFKA_BOOTSTRAP_SERVERS", live_stack.kafka.bootstrap_servers)
+    monkeypatch.setenv("PULSE_KAFKA_EXTRA_CONFIG", json.dumps(extra))
+    settings = load_settings()
+    group = f"extra-{uuid.uuid4().hex[:8]}"
+    reader = consumer(settings.kafka, group)
+    reader.subscribe([kafka_topic])
+    admin = admin_client(settings.kafka)
+    try:
+        members = wait_until(
+            lambda: (reader.poll(0.2), _members(admin, group))[1],
+            timeout=30,
+            what="the consumer joining its group",
+        )
+    finally:
+        reader.close()
+    assert [member.client_id for member in members] == [client_id]
+
+
+def _members(admin: AdminClient, group: str) -> list[MemberDescription]:
+    try:
+        description = admin.describe_consumer_groups([group])[group].result(timeout=5)
+    except KafkaException:
+        return []
+    return [m for m in description.members if m.assignment.topic_partitions]
 
 
 def test_a_fetch_that_saw_more_records_says_so_without_asking_the_broker(

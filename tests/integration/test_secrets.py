@@ -63,6 +63,9 @@ def test_secret_values_leak_nowhere(
         "PULSE_KAFKA_SASL_MECHANISM": "PLAIN",
         "PULSE_KAFKA_SASL_USERNAME": "pulse",
         "PULSE_KAFKA_SASL_PASSWORD": CANARY,
+        "PULSE_KAFKA_EXTRA_CONFIG": json.dumps(
+            {"client.id": "pulse-canary", "sasl.oauthbearer.client.secret": CANARY}
+        ),
         "PULSE_ALERTS_CHANNELS": json.dumps(
             {
                 "hook": url.replace("json://", f"json://pulse:{CANARY}@"),

@@ -100,6 +100,63 @@ def test_sasl_protocol_requires_credentials(monkeypatch: pytest.MonkeyPatch) -> 
     assert config["sasl.password"] == "hunter2-canary"
 
 
+def test_oauthbearer_needs_no_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULSE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("PULSE_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+    with pytest.raises(SettingsError, match="PULSE_KAFKA_SASL_USERNAME"):
+        load_settings()
+    monkeypatch.setenv("PULSE_KAFKA_SASL_MECHANISM", "OAUTHBEARER")
+    monkeypatch.setenv(
+        "PULSE_KAFKA_EXTRA_CONFIG",
+        '{"sasl.oauthbearer.method": "oidc", "sasl.oauthbearer.client.secret": "hunter2-canary"}',
+    )
+    config = load_settings().kafka.client_config()
+    assert config["sasl.mechanism"] == "OAUTHBEARER"
+    assert config["sasl.oauthbearer.client.secret"] == "hunter2-canary"
+    assert "sasl.password" not in config
+
+
+def test_extra_kafka_config_reaches_every_client_as_strings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "PULSE_KAFKA_EXTRA_CONFIG",
+        '{"client.id": "pulse-a", "socket.keepalive.enable": true, "linger.ms": 5,'
+        ' "ssl.key.password": "hunter2-canary"}',
+    )
+    kafka = load_settings().kafka
+    assert kafka.client_config() | {"bootstrap.servers": "-"} == {
+        "bootstrap.servers": "-",
+        "security.protocol": "PLAINTEXT",
+        "client.id": "pulse-a",
+        "socket.keepalive.enable": "true",
+        "linger.ms": "5",
+        "ssl.key.password": "hunter2-canary",
+    }
+    for text in (repr(kafka), str(kafka), kafka.model_dump_json(), str(kafka.model_dump())):
+        assert "hunter2-canary" not in text
+        assert "pulse-a" in text  # only the secret is hidden
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ('{"group.id": "other"}', "PULSE_KAFKA_CONSUMER_GROUP"),
+        ('{"enable.auto.commit": true}', "exactly-once"),
+        ('{"bootstrap.servers": "x:9092"}', "PULSE_KAFKA_BOOTSTRAP_SERVERS"),
+        ('["client.id"]', "valid dictionary"),
+    ],
+)
+def test_extra_kafka_config_refuses_what_pulse_sets(
+    monkeypatch: pytest.MonkeyPatch, extra: str, named: str
+) -> None:
+    monkeypatch.setenv("PULSE_KAFKA_EXTRA_CONFIG", extra)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert "PULSE_KAFKA_EXTRA_CONFIG: " in str(error.value)
+    assert named in str(error.value)
+
+
 def test_secrets_never_show_in_repr_or_dump(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PULSE_MONGO_URI", "mongodb://pulse:hunter2-canary@db:27017")
     monkeypatch.setenv("PULSE_PREFECT_API_AUTH_STRING", "admin:hunter2-canary")

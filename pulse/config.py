@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal, Self, cast
+from typing import Annotated, Literal, Self, cast
 
 from pydantic import (
     BaseModel,
@@ -58,7 +58,7 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
-def _kafka_value(key: str, value: object) -> SecretStr | str:
+def _kafka_value(key: str, value: object) -> str | SecretStr:
     """A PULSE_KAFKA_EXTRA_CONFIG value as librdkafka takes it, a string (JSON's true and 5
     become "true" and "5"), kept secret when its property is named like a credential."""
     if isinstance(value, SecretStr):
@@ -96,7 +96,9 @@ class KafkaSettings(_Section):
     """CA bundle to verify the brokers' certificates (SSL and SASL_SSL)."""
     dlq_topic: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$")
     """Optional topic that also receives every dead-lettered record (raw bytes, reason header)."""
-    extra_config: dict[str, SecretStr | str] = Field(default_factory=dict)
+    extra_config: dict[str, Annotated[str | SecretStr, Field(union_mode="left_to_right")]] = Field(
+        default_factory=dict
+    )
     """More librdkafka properties for every producer, consumer and admin client (JSON object),
     e.g. {"client.id": "pulse", "ssl.certificate.location": "/etc/pulse/client.pem",
     "sasl.oauthbearer.method": "oidc"}. Values of properties named like a password, secret,
@@ -111,7 +113,7 @@ class KafkaSettings(_Section):
 
     @field_validator("extra_config")
     @classmethod
-    def _extra_not_owned(cls, value: dict[str, SecretStr | str]) -> dict[str, SecretStr | str]:
+    def _extra_not_owned(cls, value: dict[str, str | SecretStr]) -> dict[str, str | SecretStr]:
         owned = [
             f"{key} (set by {KAFKA_PROPERTIES_OWNED[key]})"
             for key in value

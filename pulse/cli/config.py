@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import orjson
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
@@ -19,8 +21,18 @@ def show() -> None:
     for section, _ in sections():
         values = getattr(settings, section).model_dump()
         for field, value in values.items():
-            table.add_row(env_name((section, field)), str(value))
+            table.add_row(env_name((section, field)), _shown(value))
     Console().print(table)
+
+
+def _shown(value: object) -> str:
+    """A setting's value as it can be printed: maps as JSON, secrets as asterisks."""
+    if isinstance(value, dict):
+        masked = {
+            key: str(item) if isinstance(item, SecretStr) else item for key, item in value.items()
+        }
+        return orjson.dumps(masked, default=str).decode()
+    return str(value)
 
 
 @app.command()

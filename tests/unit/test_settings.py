@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
+from pulse.cli.config import _shown
 from pulse.config import (
     SettingsError,
     all_env_names,
@@ -133,9 +135,10 @@ def test_extra_kafka_config_reaches_every_client_as_strings(
         "linger.ms": "5",
         "ssl.key.password": "hunter2-canary",
     }
+    assert kafka.extra_config["client.id"] == "pulse-a"  # only the secret is hidden
     for text in (repr(kafka), str(kafka), kafka.model_dump_json(), str(kafka.model_dump())):
         assert "hunter2-canary" not in text
-        assert "pulse-a" in text  # only the secret is hidden
+        assert "pulse-a" in text
 
 
 @pytest.mark.parametrize(
@@ -184,3 +187,8 @@ def test_every_field_has_a_description() -> None:
     for _, model in sections():
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} needs a docstring"
+
+
+def test_config_show_prints_maps_as_json_with_secrets_masked() -> None:
+    shown = _shown({"client.id": "pulse", "ssl.key.password": SecretStr("hunter2-canary")})
+    assert shown == '{"client.id":"pulse","ssl.key.password":"**********"}'

@@ -21,11 +21,11 @@ def show() -> None:
     for section, _ in sections():
         values = getattr(settings, section).model_dump()
         for field, value in values.items():
-            table.add_row(env_name((section, field)), _shown(value))
+            table.add_row(env_name((section, field)), shown(value))
     Console().print(table)
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
     """A setting's value as it can be printed: maps as JSON, secrets as asterisks."""
     if isinstance(value, dict):
         masked = {

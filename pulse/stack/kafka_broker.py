@@ -1,11 +1,10 @@
-"""Apache Kafka 4.x in KRaft combined mode, run from Maven Central jars (no Docker, no tarball)."""
+"""Apache Kafka 4.x in KRaft combined mode, run from Maven Central jars (no Docker, no tarball,
+no Maven: pulse/stack/kafka_jars.py)."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -13,13 +12,12 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient
 
 from pulse.config import KafkaSettings, StackSettings
-from pulse.stack.prerequisites import require_java, require_tool
+from pulse.stack import kafka_jars
+from pulse.stack.prerequisites import require_java
 from pulse.stack.process import port_open
 from pulse.stack.service import Endpoint, Launch, LocalService, Say
 
-KAFKA_FILES = Path(__file__).parent / "kafka"
-POM = KAFKA_FILES / "pom.xml"
-LOG_CONFIG = KAFKA_FILES / "log4j2.xml"
+LOG_CONFIG = kafka_jars.KAFKA_FILES / "log4j2.xml"
 
 # The JVM flags of Kafka's own bin/kafka-run-class.sh and kafka-server-start.sh.
 JVM_FLAGS = [
@@ -67,18 +65,21 @@ class KafkaBroker(LocalService):
 
     @property
     def libs(self) -> Path:
-        """Jar folder in the cache, keyed by the pom's content so a version bump refetches."""
-        digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
-        return self.stack.cache_dir / "kafka" / digest / "libs"
+        """Jar folder in the cache, keyed by the lock's content so a version bump refetches."""
+        return self.stack.cache_dir / "kafka" / kafka_jars.lock_digest() / "libs"
 
     def prepare(self, say: Say) -> Launch:
         java = require_java(17)
-        self._fetch_jars(say)
+        say(f"java {java.version} from {java.source}: {java.path}")
+        if not self.libs.is_dir():
+            say("fetching the Kafka broker's jars from Maven Central (first run only)")
+            self.libs.parent.mkdir(parents=True, exist_ok=True)
+            kafka_jars.fetch(self.libs, say)
         properties = self._write_properties()
-        self._format_storage_once(java, properties, say)
+        self._format_storage_once(java.path, properties, say)
         heap = self.stack.kafka_heap
         command = [
-            java,
+            java.path,
             f"-Xms{heap}",
             f"-Xmx{heap}",
             *JVM_FLAGS,
@@ -90,36 +91,6 @@ class KafkaBroker(LocalService):
             str(properties),
         ]
         return Launch(command)
-
-    def _fetch_jars(self, say: Say) -> None:
-        if self.libs.is_dir() and any(self.libs.glob("kafka_2.13-*.jar")):
-            return
-        mvn = require_tool(
-            "mvn",
-            "needed once to fetch the Kafka broker jars from Maven Central",
-            "install it, e.g. `apt-get install -y maven`",
-        )
-        say("fetching Kafka broker jars from Maven Central (first run only)")
-        staging = self.libs.with_name("libs.partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        result = subprocess.run(
-            [
-                mvn,
-                "-q",
-                "-B",
-                "-f",
-                str(POM),
-                "dependency:copy-dependencies",
-                "-DincludeScope=runtime",
-                f"-DoutputDirectory={staging}",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"mvn could not fetch the Kafka jars:\n{result.stdout[-3000:]}")
-        staging.rename(self.libs)  # atomic: a half-finished fetch is never mistaken for a cache
 
     def _write_properties(self) -> Path:
         host, port = self.endpoint.host, self.endpoint.port

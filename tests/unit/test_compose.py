@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from pulse.config import MetricsSettings, StackSettings, all_env_names
+from pulse.stack.kafka_jars import read_lock
 from pulse.stack.prefect_server import retention_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +35,7 @@ def test_the_whole_pipeline_is_there(compose: dict[str, Any]) -> None:
     services = _services(compose)
     assert set(services) == {"kafka", "mongo", "prefect", "pipeline", "dashboard"}
     assert services["kafka"]["image"].startswith("apache/kafka:4.")
-    assert services["mongo"]["image"] == "mongo:8"
+    assert services["mongo"]["image"].startswith("mongo:8.")
     assert services["prefect"]["image"].startswith("prefecthq/prefect:3")
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
 
@@ -94,6 +96,23 @@ def test_the_prefect_server_image_runs_the_locked_prefect(compose: dict[str, Any
 def test_secrets_in_env_files_stay_out_of_the_image() -> None:
     ignored = (REPO / ".dockerignore").read_text().split()
     assert ".env" in ignored and ".env.*" in ignored and "!.env.example" in ignored
+
+
+def test_the_image_holds_what_runs_and_no_more() -> None:
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert {"tests", "bench", "docs", ".ci", ".venv", ".state", ".git"} <= set(ignored)
+    dockerfile = (REPO / "Dockerfile").read_text()
+    stages = [line for line in dockerfile.splitlines() if line.startswith("FROM ")]
+    assert len(stages) == 2 and stages[0].endswith(" AS build")  # uv stays in the first
+    assert "UV_COMPILE_BYTECODE=1" in dockerfile and "compileall" in dockerfile
+    assert "--no-dev" in dockerfile
+
+
+def test_service_images_match_what_the_code_runs(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    (kafka,) = [jar.version for jar in read_lock() if jar.artifact == "kafka_2.13"]
+    assert services["kafka"]["image"] == f"apache/kafka:{kafka}"
+    assert re.fullmatch(r"mongo:\d+\.\d+", services["mongo"]["image"]), "pin a minor version"
 
 
 def test_one_image_is_built_tagged_and_shared(compose: dict[str, Any]) -> None:

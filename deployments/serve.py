@@ -12,6 +12,7 @@ import asyncio
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
+from uuid import UUID
 
 import typer
 from prefect.client.orchestration import get_client
@@ -31,8 +32,8 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ObjectNotFound, TerminationSignal
 from prefect.logging import get_logger
 from prefect.runner import Runner
-from prefect.schedules import Interval, Schedule
-from prefect.states import Crashed
+from prefect.schedules import Interval
+from prefect.states import Crashed, Scheduled
 
 from deployments.automations import HEARTBEAT_SECONDS, ensure_automations
 from deployments.definitions import Definition, definitions
@@ -40,7 +41,12 @@ from deployments.prefect_api import prefect_api
 from pulse.config import Settings, load_settings
 from pulse.metrics.server import MetricsPortError, serve_metrics
 
-FIRST_RUN_IN = timedelta(seconds=5)
+FIRST_SLOT_IN = timedelta(seconds=15)
+"""How far ahead of registration each schedule's first slot lies. Prefect's scheduler only
+makes runs for slots still ahead of it, and it sees a new deployment within 5 s (its
+recent-deployments loop): a first slot 5 s ahead was missed about half the time, and the first
+run came one whole interval later (60 s for the stream, 120 s for the drain)."""
+FIRST_WINDOW_TAG = "first-window"
 RUNNER_POLL_SECONDS = 2.0  # how soon a due run starts; Prefect's default is 10 s
 
 
@@ -51,16 +57,10 @@ def _at_most(runs: int) -> ConcurrencyLimitConfig:
     )
 
 
-def _every(interval: timedelta) -> Schedule:
-    # Anchored just ahead of now: the first run is due in seconds, not one interval later, so
-    # figures appear within half a minute of `make run`.
-    return Interval(interval, anchor_date=datetime.now(UTC) + FIRST_RUN_IN)
-
-
-def _runner_deployment(definition: Definition, paused: bool) -> RunnerDeployment:
+def _runner_deployment(definition: Definition, paused: bool, anchor: datetime) -> RunnerDeployment:
     deployment = definition.flow.to_deployment(
         name=definition.name,
-        schedules=[_every(definition.every)] if definition.every else None,
+        schedules=[Interval(definition.every, anchor_date=anchor)] if definition.every else None,
         paused=paused if definition.every else None,
         concurrency_limit=_at_most(definition.limit) if definition.limit else None,
         parameters=definition.parameters,
@@ -73,11 +73,34 @@ def _runner_deployment(definition: Definition, paused: bool) -> RunnerDeployment
     return deployment
 
 
-def deployments(settings: Settings, paused: bool = False) -> list[RunnerDeployment]:
-    """The deployments of definitions.py, the stream's parameters from the settings."""
+def deployments(
+    settings: Settings, paused: bool = False, anchor: datetime | None = None
+) -> list[RunnerDeployment]:
+    """The deployments of definitions.py, the stream's parameters from the settings; every
+    schedule's first slot at `anchor` (default: FIRST_SLOT_IN from now)."""
+    first = anchor or datetime.now(UTC) + FIRST_SLOT_IN
     return [
-        _runner_deployment(d, paused) for d in definitions(settings.generator, settings.retention)
+        _runner_deployment(d, paused, first)
+        for d in definitions(settings.generator, settings.retention)
     ]
+
+
+def open_first_windows(windowed: dict[UUID, timedelta], anchor: datetime) -> int:
+    """A run of each windowed deployment (id: its interval), due one interval before the
+    schedule's first slot at `anchor`.
+
+    Its window (pulse/pipeline/windows.py) is open already and ends where the first scheduled
+    run's begins, so the generator streams and the drain counts within seconds of `make run`
+    instead of waiting for the first slot and its handover, and the schedule takes over
+    without a gap or an overlap."""
+    with get_client(sync_client=True) as client:
+        for deployment_id, every in windowed.items():
+            client.create_flow_run_from_deployment(
+                deployment_id,
+                state=Scheduled(scheduled_time=anchor - every),
+                tags=[FIRST_WINDOW_TAG],
+            )
+    return len(windowed)
 
 
 def release_stale_runs(names: list[str]) -> int:
@@ -107,13 +130,14 @@ def release_stale_runs(names: list[str]) -> int:
             for run in runs:
                 client.set_flow_run_state(run.id, Crashed(message="its runner process is gone"))
                 released += 1
-            # Runs due on the previous runner's schedule: this runner anchors a new one, and
-            # both would stream at once (pulse/pipeline/windows.py relies on one schedule).
+            # Runs due on the previous runner's schedule (and its first windows): this runner
+            # anchors a new one, and both would stream at once (pulse/pipeline/windows.py
+            # relies on one schedule).
             for run in client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=scheduled)),
                 deployment_filter=only_this,
             ):
-                if run.auto_scheduled:
+                if run.auto_scheduled or FIRST_WINDOW_TAG in run.tags:
                     client.delete_flow_run(run.id)
     return released
 
@@ -132,7 +156,8 @@ def main(
     # Runs started here send heartbeats; the "crash unresponsive runs" automation relies on them.
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     with prefect_api(settings):
-        served = deployments(settings, paused=paused)
+        anchor = datetime.now(UTC) + FIRST_SLOT_IN
+        served = deployments(settings, paused=paused, anchor=anchor)
         logger = get_logger("pulse.serve")
         stale = release_stale_runs([f"{d.flow_name}/{d.name}" for d in served])
         if stale:
@@ -145,8 +170,15 @@ def main(
         # Registered once, before the automations that name them. A second registration
         # replaces each schedule with a new one, and if Prefect's scheduler ran in between, the
         # replaced schedule's runs stay beside the new one's: every slot twice, one Cancelled.
+        windowed: dict[UUID, timedelta] = {}
         for deployment in served:
-            runner.add_deployment(deployment)
+            deployment_id = runner.add_deployment(deployment)
+            if not isinstance(deployment_id, UUID):  # typed sync-or-async; sync here
+                raise TypeError("add_deployment() must be called outside an event loop")
+            if "window_seconds" in deployment.parameters and not paused:
+                windowed[deployment_id] = timedelta(seconds=deployment.parameters["window_seconds"])
+        if windowed:
+            open_first_windows(windowed, anchor)
         try:
             logger.info("automations: %s", ", ".join(ensure_automations(settings)))
         except Exception:  # serving goes on: the pipeline runs without them

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 import yaml
@@ -26,11 +27,13 @@ from deployments.automations import (
     retry_failed_drains,
     send_alerts,
 )
-from deployments.definitions import DRAIN, RETRY, definitions
+from deployments.definitions import CONSUMER_EVERY, DRAIN, GENERATOR_EVERY, RETRY, definitions
 from deployments.prefect_yaml import PREFECT_YAML, render
 from deployments.serve import deployments
+from flows.policies import HANDOVER_SECONDS
 from pulse.alerts.engine import channel_resource
 from pulse.config import GeneratorSettings, RetentionSettings, Settings
+from pulse.pipeline.windows import window_of
 
 
 def test_prefect_yaml_is_generated_from_the_definitions() -> None:
@@ -149,8 +152,9 @@ def test_serving_registers_each_deployment_once_before_the_automations(
         def __init__(self, **options: Any) -> None:
             assert options["pause_on_shutdown"] is False
 
-        def add_deployment(self, deployment: RunnerDeployment) -> None:
+        def add_deployment(self, deployment: RunnerDeployment) -> UUID:
             events.append(f"register {deployment.flow_name}/{deployment.name}")
+            return uuid4()
 
         async def start(self) -> None:
             events.append("start")
@@ -167,8 +171,29 @@ def test_serving_registers_each_deployment_once_before_the_automations(
     monkeypatch.setattr(serve, "serve_metrics", lambda settings: None)
     monkeypatch.setattr(serve, "release_stale_runs", lambda names: 0)
     monkeypatch.setattr(serve, "ensure_automations", automations)
+    opened: list[list[timedelta]] = []
+
+    def open_first_windows(windowed: dict[UUID, timedelta], anchor: datetime) -> int:
+        opened.append(sorted(windowed.values()))
+        events.append("open")
+        return len(windowed)
+
+    monkeypatch.setattr(serve, "open_first_windows", open_first_windows)
 
     serve.main(paused=False)
 
     names = [f"{d.flow_name}/{d.name}" for d in serve.deployments(Settings())]
-    assert events == [f"register {name}" for name in names] + ["automations", "start"]
+    assert events == [f"register {name}" for name in names] + ["open", "automations", "start"]
+    assert opened == [[GENERATOR_EVERY, CONSUMER_EVERY]]  # the stream's and the drain's
+
+
+@pytest.mark.parametrize("every", [GENERATOR_EVERY, CONSUMER_EVERY])
+def test_a_first_window_is_open_at_once_and_ends_where_the_schedule_begins(
+    every: timedelta,
+) -> None:
+    registered = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
+    anchor = registered + serve.FIRST_SLOT_IN
+    first = window_of(anchor - every, every.total_seconds(), HANDOVER_SECONDS)
+    scheduled = window_of(anchor, every.total_seconds(), HANDOVER_SECONDS)
+    assert first.start <= registered  # it streams (or drains) as soon as its run starts
+    assert first.end == scheduled.start  # no gap and no overlap with the first scheduled run

@@ -26,6 +26,7 @@ from pulse.stack.services import ServiceStatus, StackError
 console = Console()
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "streamlit_app" / "app.py"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _say(message: str) -> None:
@@ -77,9 +78,6 @@ def run() -> None:
                 _say(f"stopped {service.name}")
         kept = sorted(was_up)
         _say(f"left running what was up before: {', '.join(kept)}" if kept else "all stopped")
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

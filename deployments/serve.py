@@ -41,11 +41,14 @@ from deployments.prefect_api import prefect_api
 from pulse.config import Settings, load_settings
 from pulse.metrics.server import MetricsPortError, serve_metrics
 
-FIRST_SLOT_IN = timedelta(seconds=15)
-"""How far ahead of registration each schedule's first slot lies. Prefect's scheduler only
-makes runs for slots still ahead of it, and it sees a new deployment within 5 s (its
-recent-deployments loop): a first slot 5 s ahead was missed about half the time, and the first
-run came one whole interval later (60 s for the stream, 120 s for the drain)."""
+FIRST_SLOT_IN = timedelta(seconds=45)
+"""How far ahead of registration each schedule's first slot lies; the first windows
+(`open_first_windows`) own the time until then. Prefect's scheduler only makes runs for slots
+still ahead of it, and it sees a new deployment within 5 s (its recent-deployments loop): a
+first slot 5 s ahead was missed about half the time, and the first run came one whole interval
+later (60 s for the stream, 120 s for the drain). Far enough ahead, the first windows' runs
+also start alone: at 15 s, five flow-run processes started at once on two cores, and each
+took 10-16 s to begin."""
 FIRST_WINDOW_TAG = "first-window"
 RUNNER_POLL_SECONDS = 2.0  # how soon a due run starts; Prefect's default is 10 s
 

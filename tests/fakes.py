@@ -127,8 +127,20 @@ class MemoryCollection:
         self.name = name
         self.docs: dict[Any, Doc] = {}
 
+    def _candidates(self, query: Doc) -> list[Doc]:
+        """The documents `query` may match: looked up by `_id` when it names ids (as the
+        `_id` index does), else all of them. `matches` still decides."""
+        wanted = query.get("_id", _MISSING)
+        if isinstance(wanted, dict) and set(wanted) == {"$in"}:
+            ids = wanted["$in"]
+        elif wanted is _MISSING or isinstance(wanted, dict):
+            return list(self.docs.values())
+        else:
+            ids = [wanted]
+        return [self.docs[i] for i in dict.fromkeys(ids) if i in self.docs]
+
     def find(self, query: Doc | None = None, projection: Doc | None = None) -> Iterator[Doc]:
-        for doc in list(self.docs.values()):
+        for doc in self._candidates(query or {}):
             if matches(doc, query or {}):
                 yield copy.deepcopy(doc)
 
@@ -155,7 +167,7 @@ class MemoryCollection:
         return result
 
     def _update(self, query: Doc, update: Doc, upsert: bool) -> tuple[_Result, str | None]:
-        for doc in self.docs.values():
+        for doc in self._candidates(query):
             if matches(doc, query):
                 before = copy.deepcopy(doc)
                 _apply_update(doc, update, inserting=False)
@@ -176,14 +188,14 @@ class MemoryCollection:
         return self.find_one(query if "_id" not in query else {"_id": query["_id"]})
 
     def delete_one(self, query: Doc) -> _Result:
-        for key, doc in list(self.docs.items()):
+        for doc in self._candidates(query):
             if matches(doc, query):
-                del self.docs[key]
+                del self.docs[doc["_id"]]
                 return _Result(deleted_count=1)
         return _Result()
 
     def delete_many(self, query: Doc) -> _Result:
-        doomed = [key for key, doc in self.docs.items() if matches(doc, query)]
+        doomed = [doc["_id"] for doc in self._candidates(query) if matches(doc, query)]
         for key in doomed:
             del self.docs[key]
         return _Result(deleted_count=len(doomed))

@@ -50,9 +50,13 @@ down: ## stop exactly the services `make up` started
 status: ## show each local service, its pid and address
 	@$(PULSE) stack status || true  # exit code 3 (something stopped) is for scripts, not make
 
+# Test files run in parallel, each file whole on one worker (its fixtures and order kept); they
+# share one local stack. Two workers fill two cores: the stack's services need the rest.
+TEST_WORKERS ?= 2
+
 .PHONY: test
 test: install lint ## lint, type-check, then run all tests (starts the stack if needed)
-	@$(RUN) pytest
+	@$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: lint
 lint: install ## ruff lint + format check, mypy

@@ -1,7 +1,9 @@
 """Session fixtures for tests against the real local stack (Kafka, MongoDB/FerretDB, Prefect).
 
-The stack is reused if it is already up (`make up`); otherwise it is started here and the
-services started here are stopped at the end of the session.
+The stack is reused if it is already up (`make up`); otherwise the first test that needs it
+starts it, and the services started that way are stopped when the run ends (tests/conftest.py).
+With pytest-xdist, every worker is a session of its own: one file lock lets the first worker
+start the stack while the others wait for it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from filelock import FileLock
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pymongo.database import Database
 
@@ -29,14 +32,20 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def live_stack(settings: Settings) -> Iterator[Settings]:
-    """The running stack; started (and later stopped) here if it was not up."""
-    already_up = {row.name for row in services.status(settings) if row.state != "stopped"}
-    services.up(settings, say=print)
-    yield settings
-    for service in services.services(settings):
-        if service.name not in already_up:
-            service.pidfile.stop()
+def live_stack(settings: Settings) -> Settings:
+    """The running stack; started here if it was not up."""
+    settings.stack.state_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(settings.stack.state_dir / "tests-stack.lock"):
+        services.up(settings, say=print)
+    return settings
+
+
+@pytest.fixture
+def deployment_names(live_stack: Settings) -> Iterator[None]:
+    """Held while a test serves Pulse's deployments on the shared Prefect server: their names
+    are global there, so a second runner serving them would take the first one's runs."""
+    with FileLock(live_stack.stack.state_dir / "tests-deployments.lock"):
+        yield
 
 
 @pytest.fixture(scope="session")

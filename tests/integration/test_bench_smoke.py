@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_benchmark_suite_runs_and_writes_its_summary(
-    request: pytest.FixtureRequest, live_stack: Settings
-) -> None:
+    request: pytest.FixtureRequest, live_stack: Settings, deployment_names: None
+) -> None:  # deployment_names: the consumer benchmark serves the drain (bench/as_run.py)
     if not shutil.which("kcat"):
         if request.config.getoption("--require-tools"):
             pytest.fail("kcat is required (apt-get install -y kcat)")

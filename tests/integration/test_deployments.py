@@ -79,6 +79,7 @@ def served(
     tmp_path: Path,
     webhook: tuple[str, list[dict[str, Any]]],
     alert_route: str,
+    deployment_names: None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`python -m deployments.serve --paused` pointed at the isolated pipeline, its alert
     channel the test's webhook.
@@ -90,6 +91,7 @@ def served(
         PULSE_CONSUMER_TIME_BUDGET_SECONDS="20",
         PULSE_ALERTS_CHANNELS=orjson.dumps({"ops": webhook[0]}).decode(),
         PULSE_ALERTS_ROUTE=alert_route,
+        PULSE_METRICS_PORT="0",  # the default port may be `make run`'s
     )
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen(
@@ -123,7 +125,13 @@ def served(
                     return False
         return True
 
-    _wait_for(registered, 60, "the served deployments")
+    try:
+        _wait_for(registered, 120, "the served deployments")
+    except AssertionError as exc:
+        log.flush()
+        tail = (tmp_path / "serve.log").read_text(errors="replace")[-3000:]
+        ended = process.poll()
+        raise AssertionError(f"{exc}; serve exit code {ended}; its log ends:\n{tail}") from None
     with get_client(sync_client=True) as client:
         # Runs scheduled while these deployments were served unpaused (by `make run`) would
         # start here and hold the concurrency slot the test's manual runs need.
@@ -421,6 +429,7 @@ def test_with_the_prefect_route_alerts_reach_their_channel_through_an_automation
         pipeline,
         PULSE_ALERTS_CHANNELS=orjson.dumps({"ops": url}).decode(),
         PULSE_ALERTS_ROUTE=alert_route,
+        PULSE_METRICS_PORT="0",  # the default port may be `make run`'s
     )
     tried = run_pulse("alerts", "test", env=env, timeout=60)
     assert tried.returncode == 0, tried.stdout + tried.stderr

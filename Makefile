@@ -22,8 +22,10 @@ help: ## list the targets
 # `go` there is no system Go (counting it would uninstall the wheel at the next sync).
 space := $(subst x,,x x)
 SYSTEM_PATH := $(subst $(space),:,$(filter-out $(CURDIR)/.venv/bin,$(subst :, ,$(PATH))))
-SYSTEM_JAVA := $(shell PATH='$(SYSTEM_PATH)' java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' && echo yes)
-SYSTEM_GO := $(shell PATH='$(SYSTEM_PATH)' go version 2>/dev/null | grep -Eq 'go1\.(2[2-9]|[3-9][0-9])' && echo yes)
+# grep reads to the end (no -q): $(shell) runs under pipefail, and a tool still writing when
+# grep -q has quit dies of SIGPIPE, failing the check now and then.
+SYSTEM_JAVA := $(shell PATH='$(SYSTEM_PATH)' java -version 2>&1 | grep -E 'version "(1[7-9]|[2-9][0-9])' >/dev/null && echo yes)
+SYSTEM_GO := $(shell PATH='$(SYSTEM_PATH)' go version 2>/dev/null | grep -E 'go1\.(2[2-9]|[3-9][0-9])' >/dev/null && echo yes)
 TOOL_GROUPS := $(if $(SYSTEM_JAVA),,--group jdk) $(if $(SYSTEM_GO),,--group go)
 
 .PHONY: install

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pulse.access import allowlist_entry
 from pulse.events import ID_PATTERN
 
 ENV_PREFIX = "PULSE_"
@@ -336,8 +337,27 @@ class DashboardSettings(_Section):
     require_login: bool = False
     """Ask visitors to log in with OpenID Connect (st.login) first; configure the provider in
     .streamlit/secrets.toml as docs/security.md shows."""
+    allowed_users: tuple[str, ...] = ()
+    """Who may open the dashboard with require_login on (JSON list): e-mail addresses
+    ("alice@example.com"), whole domains ("@example.com"), or "*" for every account of the
+    identity provider."""
     refresh_seconds: int = Field(2, ge=1, le=300)
     """Default auto-refresh interval of the pages."""
+
+    @field_validator("allowed_users")
+    @classmethod
+    def _entries_valid(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(allowlist_entry(entry) for entry in value)
+
+    @model_validator(mode="after")
+    def _someone_admitted(self) -> Self:
+        if self.require_login and not self.allowed_users:
+            raise ValueError(
+                f"{ENV_PREFIX}DASHBOARD_REQUIRE_LOGIN=true admits nobody until "
+                f"{ENV_PREFIX}DASHBOARD_ALLOWED_USERS lists "
+                'e-mail addresses, @domains, or "*" for every account of the identity provider'
+            )
+        return self
 
 
 class MetricsSettings(_Section):

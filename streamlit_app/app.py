@@ -9,17 +9,15 @@ from pathlib import Path
 
 import streamlit as st
 
+from streamlit_app.access import guard_the_door
 from streamlit_app.connection import settings
 from streamlit_app.controls import sidebar
 
 VIEWS = Path(__file__).parent / "views"
 
 st.set_page_config(page_title="Pulse", page_icon=":material/monitoring:", layout="wide")
-if settings().dashboard.require_login and not st.user.is_logged_in:
-    # OpenID Connect login (PULSE_DASHBOARD_REQUIRE_LOGIN); see docs/security.md.
-    st.title("Pulse")
-    st.button("Log in", on_click=st.login, type="primary")
-    st.stop()
+if settings().dashboard.require_login:
+    guard_the_door(settings().dashboard.allowed_users)  # stops here unless admitted
 page = st.navigation(
     [
         st.Page(

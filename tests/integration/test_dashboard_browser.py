@@ -7,12 +7,15 @@ import shutil
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import oidc_provider_mock
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from pulse.config import Settings
 from pulse.store.client import database, mongo_client
@@ -43,10 +46,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def dashboard(pipeline: Settings, tmp_path: Path) -> Iterator[str]:
-    """The Streamlit app serving the isolated pipeline's database."""
-    port = _free_port()
+@contextmanager
+def _streamlit(
+    pipeline: Settings, log: Path, port: int, *options: str, **env: str
+) -> Iterator[str]:
+    """The Streamlit app on `port` serving the isolated pipeline's database; yields its URL."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -55,10 +59,11 @@ def dashboard(pipeline: Settings, tmp_path: Path) -> Iterator[str]:
             "run",
             str(REPO / "streamlit_app" / "app.py"),
             f"--server.port={port}",  # the rest from .streamlit/config.toml, as `make run` does
+            *options,
         ],
         cwd=REPO,
-        env=subprocess_env(pipeline),
-        stdout=(tmp_path / "streamlit.log").open("wb"),
+        env=subprocess_env(pipeline, **env),
+        stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -66,6 +71,12 @@ def dashboard(pipeline: Settings, tmp_path: Path) -> Iterator[str]:
     yield url
     process.terminate()
     process.wait(timeout=30)
+
+
+@pytest.fixture
+def dashboard(pipeline: Settings, tmp_path: Path) -> Iterator[str]:
+    with _streamlit(pipeline, tmp_path / "streamlit.log", _free_port()) as url:
+        yield url
 
 
 def _answers(url: str) -> bool:
@@ -168,4 +179,77 @@ def test_sidebar_choices_survive_page_changes_and_ride_in_the_url(
         url = page.url
         assert "/items" in url and "range=6h" in url and "paused=1" in url, url
         page.get_by_text("Paused at").wait_for(timeout=10_000)  # the page obeys the choice
+        browser.close()
+
+
+@pytest.fixture
+def identity_provider() -> Iterator[str]:
+    """A local OpenID Connect provider (oidc-provider-mock): who signs in is typed into its
+    form; an account's claims are set with PUT /users/<sub>."""
+    with oidc_provider_mock.run_server_in_thread() as server:
+        yield f"http://localhost:{server.server_port}"
+
+
+OVERVIEW = "Pulse: live user interactions"
+"""The overview page's heading: what an admitted account sees first (an empty database here)."""
+
+
+def _sign_in(browser: Browser, dashboard: str, account: str) -> Page:
+    """A fresh browser session that opens the dashboard and signs in as `account`."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(dashboard)
+    page.get_by_role("button", name="Log in").click(timeout=60_000)
+    page.locator("input[name='sub']").fill(account)  # the provider's own sign-in form
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(f"{dashboard}/**", timeout=30_000)
+    return page
+
+
+def test_login_admits_the_allowlist_and_refuses_everyone_else(
+    request: pytest.FixtureRequest, pipeline: Settings, identity_provider: str, tmp_path: Path
+) -> None:
+    if not shutil.which(CHROMIUM):
+        if request.config.getoption("--require-tools"):
+            pytest.fail("chromium is required (apt-get install -y chromium)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it")
+    accounts = {
+        "alice@example.com": {"email": "alice@example.com", "email_verified": True},
+        "mallory@elsewhere.example": {"email": "mallory@elsewhere.example"},
+        "eve@example.com": {"email": "eve@example.com", "email_verified": False},
+    }
+    for sub, claims in accounts.items():
+        httpx.put(f"{identity_provider}/users/{sub}", json=claims).raise_for_status()
+    port = _free_port()
+    secrets = tmp_path / "secrets.toml"  # Streamlit's st.login settings, as docs/security.md
+    secrets.write_text(
+        "[auth]\n"
+        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+        f'cookie_secret = "{uuid.uuid4().hex}"\n'
+        'client_id = "pulse-dashboard"\n'
+        'client_secret = "any"\n'
+        f'server_metadata_url = "{identity_provider}/.well-known/openid-configuration"\n'
+    )
+    login = {
+        "PULSE_DASHBOARD_REQUIRE_LOGIN": "true",
+        "PULSE_DASHBOARD_ALLOWED_USERS": '["@example.com"]',
+    }
+    with (
+        _streamlit(
+            pipeline, tmp_path / "streamlit.log", port, f"--secrets.files={secrets}", **login
+        ) as dashboard,
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+        alice = _sign_in(browser, dashboard, "alice@example.com")
+        alice.get_by_role("heading", name=OVERVIEW).wait_for(timeout=60_000)
+        assert alice.get_by_role("link", name="Items").count() == 1
+        alice.screenshot(path=str(tmp_path / "admitted.png"))
+
+        for refused in ("mallory@elsewhere.example", "eve@example.com"):
+            page = _sign_in(browser, dashboard, refused)
+            page.get_by_text(f"{refused} may not open this dashboard").wait_for(timeout=60_000)
+            assert page.get_by_role("heading", name=OVERVIEW).count() == 0
+            assert page.get_by_role("link", name="Items").count() == 0
+            page.get_by_role("button", name="Log out").wait_for()
         browser.close()

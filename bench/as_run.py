@@ -27,8 +27,8 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 
 from deployments.definitions import DRAIN
-from deployments.prefect_api import prefect_api
 from pulse.config import Settings, env_name
+from pulse.prefect_api import prefect_api
 
 REPO = Path(__file__).resolve().parents[1]
 PULSE = Path(sys.executable).parent / "pulse"

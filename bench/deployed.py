@@ -35,9 +35,9 @@ from prefect.client.schemas.filters import (
 )
 
 from bench.common import console, percentile, report, stop_cleanly_on_sigterm
-from deployments.prefect_api import prefect_api
 from pulse.config import Settings, env_name, load_settings
 from pulse.kafka.clients import delete_topic, ensure_topic
+from pulse.prefect_api import prefect_api
 from pulse.stack import services
 from pulse.store import reads
 from pulse.store.client import database, mongo_client

@@ -41,11 +41,11 @@ from pymongo.database import Database
 
 from bench.common import RESULTS, console, machine, percentile, stop_cleanly_on_sigterm
 from bench.deployed import ENDED
-from deployments.prefect_api import prefect_api
 from pulse.config import Settings, StackSettings, env_name, load_settings
 from pulse.ingest.batch import entity_flush_id
 from pulse.kafka.clients import delete_topic, ensure_topic
 from pulse.metrics.server import metrics_url
+from pulse.prefect_api import prefect_api
 from pulse.stack import services
 from pulse.stack.mongo_server import MongoServer
 from pulse.stack.prefect_server import PrefectServer

@@ -37,9 +37,9 @@ from prefect.states import Crashed, Scheduled
 
 from deployments.automations import HEARTBEAT_SECONDS, ensure_automations
 from deployments.definitions import Definition, definitions
-from deployments.prefect_api import prefect_api
 from pulse.config import Settings, load_settings
 from pulse.metrics.server import MetricsPortError, serve_metrics
+from pulse.prefect_api import prefect_api
 
 FIRST_SLOT_IN = timedelta(seconds=45)
 """How far ahead of registration each schedule's first slot lies; the first windows

@@ -80,7 +80,7 @@ def test(
     }
     # The pulse route sends the test itself; Prefect need not run for that.
     # Prefect takes seconds to import: only the route that talks to it pays for that.
-    from deployments.prefect_api import prefect_api  # noqa: PLC0415
+    from pulse.prefect_api import prefect_api  # noqa: PLC0415
 
     route = prefect_api(settings) if settings.alerts.route == "prefect" else nullcontext()
     with route:

@@ -27,7 +27,7 @@ def _trigger(deployment: str, parameters: dict[str, Any], wait: bool) -> None:
     from prefect.client.schemas.objects import FlowRun  # noqa: PLC0415
     from prefect.deployments import run_deployment  # noqa: PLC0415
 
-    from deployments.prefect_api import prefect_api  # noqa: PLC0415
+    from pulse.prefect_api import prefect_api  # noqa: PLC0415
 
     settings = load_settings()
     with prefect_api(settings):

@@ -79,9 +79,9 @@ def test_flow_drains_and_every_figure_equals_ground_truth(
         artifacts = prefect.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["consumer-run"])),
             sort=ArtifactSort.CREATED_DESC,
-            limit=1,
+            limit=50,  # other test files' runs write theirs to the same server meanwhile
         )
-    assert pipeline.kafka.topic in str(artifacts[0].data)
+    assert any(pipeline.kafka.topic in str(artifact.data) for artifact in artifacts)
 
 
 def test_replaying_applied_offset_ranges_changes_nothing(

@@ -40,6 +40,14 @@ CHROMIUM_ARGS = [
 ]
 
 
+def _require_chromium(request: pytest.FixtureRequest) -> None:
+    """Skip without Debian's chromium; fail instead where CI asks for every tool."""
+    if not shutil.which(CHROMIUM):
+        if request.config.getoption("--require-tools"):
+            pytest.fail("chromium is required (apt-get install -y chromium)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -109,10 +117,7 @@ def _wait_for_metric(page: Page, label: str, expected: str, timeout: float) -> N
 def test_browser_sees_live_kpis_charts_and_refreshes(
     request: pytest.FixtureRequest, pipeline: Settings, dashboard: str, tmp_path: Path
 ) -> None:
-    if not shutil.which(CHROMIUM):
-        if request.config.getoption("--require-tools"):
-            pytest.fail("chromium is required (apt-get install -y chromium)")
-        pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it")
+    _require_chromium(request)
     produce(pipeline, tmp_path / "first.json", events=6_000, users=200, items=40, seed=1)
     drain_until_caught_up(pipeline)
 
@@ -150,10 +155,7 @@ def test_browser_sees_live_kpis_charts_and_refreshes(
 def test_sidebar_choices_survive_page_changes_and_ride_in_the_url(
     request: pytest.FixtureRequest, dashboard: str
 ) -> None:
-    if not shutil.which(CHROMIUM):
-        if request.config.getoption("--require-tools"):
-            pytest.fail("chromium is required (apt-get install -y chromium)")
-        pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it")
+    _require_chromium(request)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -208,10 +210,7 @@ def _sign_in(browser: Browser, dashboard: str, account: str) -> Page:
 def test_login_admits_the_allowlist_and_refuses_everyone_else(
     request: pytest.FixtureRequest, pipeline: Settings, identity_provider: str, tmp_path: Path
 ) -> None:
-    if not shutil.which(CHROMIUM):
-        if request.config.getoption("--require-tools"):
-            pytest.fail("chromium is required (apt-get install -y chromium)")
-        pytest.skip("chromium is not installed (apt-get install -y chromium); CI installs it")
+    _require_chromium(request)
     accounts = {
         "alice@example.com": {"email": "alice@example.com", "email_verified": True},
         "mallory@elsewhere.example": {"email": "mallory@elsewhere.example"},

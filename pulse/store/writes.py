@@ -7,9 +7,10 @@ upsert, `$inc/$min/$max/$setOnInsert`, finds on `_id`, single-field indexes.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import bson
@@ -151,8 +152,38 @@ def ensure_indexes(db: Database[Document]) -> None:
         db[COUNTERS].update_one({"_id": OPEN_BATCHES}, {"$set": {"value": 1}}, upsert=True)
 
 
+MARKER_GRACE = timedelta(minutes=10)
+"""How long an open-batch marker may wait for its ledger entry. `ledger_begin` writes the two
+milliseconds apart; a marker this old without its entry was left by a crash between them."""
+
+
 def _open(db: Database[Document], batch_id: str) -> None:
-    db[OPEN_BATCHES].update_one({"_id": batch_id}, {"$set": {"open": True}}, upsert=True)
+    # A fresh token each time: a reader removes the marker it read, never one opened again
+    # since (`_settle_markers`).
+    opened = {"open": True, "token": uuid.uuid4().hex, "opened_at": datetime.now(UTC)}
+    db[OPEN_BATCHES].update_one({"_id": batch_id}, {"$set": opened}, upsert=True)
+
+
+def _settle_markers(
+    db: Database[Document], markers: list[dict[str, Any]], entries: dict[str, dict[str, Any]]
+) -> None:
+    """Remove the markers whose entry is done, or missing past MARKER_GRACE.
+
+    A missing entry may be one being begun right now, between its marker and its entry (by
+    another member): removing its marker then would hide that entry from every replay if its
+    writer died before finishing it. Each marker is removed only as it was read (its token),
+    so one opened again meanwhile (a retry beginning) stays.
+    """
+    stale_before = datetime.now(UTC) - MARKER_GRACE
+    for marker in markers:
+        entry = entries.get(marker["_id"])
+        if entry is not None and entry.get("status") in UNFINISHED:
+            continue
+        opened_at = marker.get("opened_at")
+        if entry is None and opened_at is not None and opened_at > stale_before:
+            continue
+        as_read = {"token": marker["token"]} if "token" in marker else {"token": {"$exists": False}}
+        db[OPEN_BATCHES].delete_one({"_id": marker["_id"], **as_read})
 
 
 def apply(
@@ -632,14 +663,14 @@ def unfinished_batches(
     given, then oldest first. The default replays batches before the flushes that hold them.
 
     Reads the few open-batch markers, then their ledger entries by `_id`; markers left by a
-    crash between two steps (entry missing, or already applied) are removed.
+    crash between two steps (entry already applied, or missing for long) are removed.
     """
-    ids = [marker["_id"] for marker in db[OPEN_BATCHES].find({}, {"_id": 1})]
-    if not ids:
+    markers = list(db[OPEN_BATCHES].find({}, {"token": 1, "opened_at": 1}))
+    if not markers:
         return []  # the usual case: and FerretDB would scan the ledger for an empty $in
+    ids = [marker["_id"] for marker in markers]
     entries = {entry["_id"]: entry for entry in db[LEDGER].find({"_id": {"$in": ids}})}
-    for stale in [bid for bid in ids if entries.get(bid, {}).get("status") not in UNFINISHED]:
-        db[OPEN_BATCHES].delete_one({"_id": stale})
+    _settle_markers(db, markers, entries)
     wanted = None if partitions is None else set(partitions)
     pending = [
         entry

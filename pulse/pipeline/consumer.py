@@ -34,6 +34,7 @@ from pulse.ingest.batch import MicroBatch, OffsetRange, ranges_of
 from pulse.ingest.validate import validate
 from pulse.kafka.clients import admin_client, ensure_topic, offset_bounds
 from pulse.kafka.clients import consumer as make_consumer
+from pulse.kafka.lag import records_behind
 from pulse.kafka.source import (
     Closing,
     RecordsGoneError,
@@ -51,7 +52,7 @@ from pulse.pipeline.laps import Laps
 from pulse.pipeline.session import Pipeline, open_pipeline
 from pulse.preflight import check_kafka
 from pulse.store import writes
-from pulse.store.reads import entity_progress, records_behind, stored_offsets
+from pulse.store.reads import entity_progress, stored_offsets
 
 log = logging.getLogger(__name__)
 

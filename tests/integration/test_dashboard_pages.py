@@ -14,6 +14,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from pulse.config import Settings
+from pulse.kafka.lag import LagReader
 from pulse.store import reads, writes
 from pulse.store.client import database, mongo_client
 from pulse.store.schema import ALERTS, DEAD_LETTERS, TOTALS, TOTALS_ID
@@ -207,14 +208,15 @@ def test_pipeline_lag_counts_waiting_records_and_the_age_of_the_oldest(
     summary, _ = produce(pipeline, tmp_path / "truth.json", events=2_000, malformed=0.01)
     after = datetime.now(UTC)
     later = after + timedelta(seconds=30)
-    with mongo_client(pipeline.mongo) as client:
+    topic = pipeline.kafka.topic
+    with mongo_client(pipeline.mongo) as client, LagReader(pipeline.kafka) as reader:
         db = database(client, pipeline.mongo)
-        lag = reads.pipeline_lag(db, pipeline.kafka, pipeline.kafka.topic, now=later)
+        lag = reader.lag(reads.stored_offsets(db, topic), topic, now=later)
         assert lag.records == summary.records  # every record waits, good or bad
         # The oldest waiting record reached Kafka between `before` and `after`.
         assert 30 <= lag.seconds <= 30 + (after - before).total_seconds() + 1
         drain_until_caught_up(pipeline)
-        lag = reads.pipeline_lag(db, pipeline.kafka, pipeline.kafka.topic, now=later)
+        lag = reader.lag(reads.stored_offsets(db, topic), topic, now=later)
         assert (lag.records, lag.seconds) == (0, 0.0)
 
 

@@ -11,9 +11,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from pymongo.errors import ServerSelectionTimeoutError
 
 from pulse.config import load_settings
+from pulse.kafka.lag import PipelineLag
 from pulse.metrics.collector import PulseCollector, batch_series, lag_series
 from pulse.metrics.server import serve_metrics
-from pulse.store.reads import PipelineLag
+from pulse.store.schema import OFFSETS
+from tests.fakes import MemoryDatabase
 
 
 def _samples(metrics: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -65,8 +67,10 @@ class _Unreachable:
 class _Lag:
     def __init__(self, lag: PipelineLag | None) -> None:
         self._lag = lag
+        self.asked: list[dict[int, int]] = []
 
-    def lag(self, db: object, topic: str, now: datetime | None = None) -> PipelineLag:
+    def lag(self, stored: dict[int, int], topic: str, now: datetime | None = None) -> PipelineLag:
+        self.asked.append(dict(stored))
         if self._lag is None:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT))
         return self._lag
@@ -85,11 +89,15 @@ def test_a_source_that_does_not_answer_is_reported_and_the_scrape_still_succeeds
     assert "pulse_events_total" not in text
 
 
-def test_kafka_series_survive_a_database_outage() -> None:
+def test_the_lag_is_kafkas_figures_against_the_offsets_mongodb_counted() -> None:
+    memory = MemoryDatabase()
+    memory[OFFSETS].insert_one({"_id": "t:0", "topic": "t", "partition": 0, "next_offset": 6})
     lag = PipelineLag(
-        pl.DataFrame({"partition": [0], "end_offset": [4], "lag": [4], "lag_seconds": [2.0]})
+        pl.DataFrame({"partition": [0], "end_offset": [10], "lag": [4], "lag_seconds": [2.0]})
     )
-    text = _scrape(PulseCollector(_Unreachable(), _Lag(lag), "t"))  # type: ignore[arg-type]
+    reader = _Lag(lag)
+    text = _scrape(PulseCollector(memory, reader, "t"))  # type: ignore[arg-type]
+    assert reader.asked == [{0: 6}]
     assert 'pulse_source_up{source="kafka"} 1.0' in text
     assert 'pulse_pipeline_lag_records{partition="0"} 4.0' in text
 

@@ -4,7 +4,6 @@ run from the project folder, so no generic top-level name lands in site-packages
 
 from __future__ import annotations
 
-import ast
 import os
 import shutil
 import subprocess
@@ -13,23 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.imports import imported_modules
+
 REPO = Path(__file__).resolve().parents[2]
 APP_FOLDERS = ("flows", "tasks", "deployments", "streamlit_app")
 
 
-def _imported_roots(path: Path) -> set[str]:
-    roots = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            roots |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            roots.add(node.module.split(".")[0])
-    return roots
-
-
 def test_pulse_imports_none_of_the_folders_beside_it() -> None:
     offenders = {
-        str(path.relative_to(REPO)): sorted(_imported_roots(path) & set(APP_FOLDERS))
+        str(path.relative_to(REPO)): sorted(
+            {name.split(".")[0] for name in imported_modules(path)} & set(APP_FOLDERS)
+        )
         for path in (REPO / "pulse").rglob("*.py")
     }
     assert {path: roots for path, roots in offenders.items() if roots} == {}

@@ -18,7 +18,7 @@ from flows.policies import (
     wait_for_window,
 )
 from pulse.config import load_settings
-from pulse.ingest.batch import MicroBatch
+from pulse.ingest.batch import MicroBatch, without_topic
 from pulse.pipeline.apply import BatchReport
 from pulse.pipeline.drain import drain, summary_markdown
 from tasks.consume import apply_batch
@@ -70,7 +70,7 @@ def aggregate_interactions(
         member = opened.member()
 
         def run_task(batch: MicroBatch, consume_seconds: float) -> BatchReport:
-            name = batch.batch_id.split("/", 1)[1]  # the offset ranges identify the batch
+            name = without_topic(batch.batch_id)  # the offset ranges identify the batch
             options = apply_batch.with_options(
                 task_run_name=name, retries=len(delays), retry_delay_seconds=delays
             )

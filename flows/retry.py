@@ -9,6 +9,7 @@ from prefect.artifacts import create_table_artifact
 
 from flows.policies import RECOVERY_TIMEOUT_SECONDS, run_name
 from pulse.config import load_settings
+from pulse.ingest.batch import without_topic
 from pulse.pipeline.drain import batch_row
 from tasks.consume import replay_batch, unfinished_batches
 from tasks.sessions import pipeline_session
@@ -28,7 +29,7 @@ def retry_failed_batches(topic: str | None = None) -> dict[str, Any]:
         entries = unfinished_batches(session_id)
         logger.info("%d unfinished batches of %s", len(entries), opened.pipeline.topic)
         reports = [
-            replay_batch.with_options(task_run_name=entry["_id"].split("/", 1)[1])(
+            replay_batch.with_options(task_run_name=without_topic(entry["_id"]))(
                 session_id, entry, group
             )
             for entry in entries

@@ -78,8 +78,3 @@ def encode(events: pl.DataFrame) -> pl.Series:
             parts += [pl.lit(f'{separator}"{name}":'), pl.col(name).cast(pl.String)]
     parts.append(pl.lit("}"))
     return events.select(pl.concat_str(parts).cast(pl.Binary).alias("value")).to_series()
-
-
-def empty_events() -> pl.DataFrame:
-    """A frame with the event schema and no rows."""
-    return SCHEMA.to_frame()

@@ -104,6 +104,12 @@ def entity_flush_id(topic: str, ranges: Sequence[OffsetRange]) -> str:
     return f"{topic}/entities/{_ranges_text(ranges)}"
 
 
+def without_topic(batch_or_flush_id: str) -> str:
+    """The id less its topic ('p0:100-199,p3:40-80', 'entities/p0:100-899'): how a batch is named
+    where its topic is already said (task runs, tables)."""
+    return batch_or_flush_id.split("/", 1)[1]
+
+
 def ranges_of(batch_or_flush_id: str) -> list[OffsetRange]:
     """The offset ranges an id above names (Kafka topic names hold no '/')."""
     text = batch_or_flush_id.rsplit("/", 1)[1]

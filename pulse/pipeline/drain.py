@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pulse.ingest.batch import MicroBatch
+from pulse.ingest.batch import MicroBatch, without_topic
 from pulse.pipeline.apply import BatchReport
 
 
@@ -139,7 +139,7 @@ def drain(
 def batch_row(report: BatchReport) -> dict[str, Any]:
     """A micro-batch as one row of a table: its offsets and what it counted and wrote."""
     return {
-        "batch": report.batch_id.split("/", 1)[1],  # the topic is in the artifact's description
+        "batch": without_topic(report.batch_id),  # the topic is in the artifact's description
         "records": report.records,
         "valid": report.valid,
         "dead_lettered": report.dead_lettered,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from pulse.ingest.batch import OffsetRange, batch_id, ranges_of
+from pulse.ingest.batch import OffsetRange, batch_id, entity_flush_id, ranges_of, without_topic
 from pulse.pipeline.entities import EntityBuffer, Flush, backlog, covering, within
 
 
@@ -27,6 +27,9 @@ class Clock:
 def test_batch_ids_name_their_ranges() -> None:
     ranges = [OffsetRange(3, 40, 80), OffsetRange(0, 100, 199)]
     assert ranges_of(batch_id("interactions", ranges)) == sorted(ranges, key=lambda r: r.partition)
+    assert without_topic(batch_id("interactions", ranges)) == "p0:100-199,p3:40-80"
+    assert without_topic(entity_flush_id("a.b-c", ranges)) == "entities/p0:100-199,p3:40-80"
+    assert ranges_of(entity_flush_id("a.b-c", ranges)) == ranges_of(batch_id("x", ranges))
 
 
 def test_covering_spans_each_partition_once() -> None:

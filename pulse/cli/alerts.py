@@ -13,8 +13,8 @@ from rich.table import Table
 from pulse.alerts.engine import Alerting, notify
 from pulse.alerts.rules import RuleError, load_rules_file
 from pulse.config import load_settings
+from pulse.store import reads
 from pulse.store.client import database, mongo_client
-from pulse.store.schema import ALERTS
 
 app = typer.Typer(help="Alert rules, channels and history.")
 console = Console()
@@ -105,17 +105,17 @@ def list_alerts(hours: Annotated[float, typer.Option(help="How far back.")] = 24
     settings = load_settings()
     since = datetime.now(UTC) - timedelta(hours=hours)
     with mongo_client(settings.mongo) as client:
-        alerts = database(client, settings.mongo)[ALERTS].find({"fired_at": {"$gte": since}})
-        table = Table("fired", "rule", "key", "value", "threshold", "window", "state", "delivery")
-        for alert in sorted(alerts, key=lambda a: a["fired_at"], reverse=True):
-            table.add_row(
-                f"{alert['fired_at']:%H:%M:%S}",
-                alert["rule_id"],
-                alert["key"],
-                f"{alert['value']:g}",
-                f"{alert['threshold']:g}",
-                f"{alert['window_start']:%H:%M}",
-                alert["state"],
-                alert.get("delivery", ""),
-            )
+        fired = reads.alerts(database(client, settings.mongo), since)  # newest first
+    table = Table("fired", "rule", "key", "value", "threshold", "window", "state", "delivery")
+    for alert in fired.iter_rows(named=True) if "fired_at" in fired.columns else []:
+        table.add_row(
+            f"{alert['fired_at']:%H:%M:%S}",
+            alert["rule"],
+            alert["key"],
+            f"{alert['value']:g}",
+            f"{alert['threshold']:g}",
+            f"{alert['window_start']:%H:%M}",
+            alert["state"],
+            alert["delivery"] or "",
+        )
     console.print(table)

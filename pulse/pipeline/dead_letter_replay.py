@@ -11,19 +11,13 @@ adding an interaction type), then replay it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
-
-from pymongo.database import Database
 
 from pulse.ingest.batch import MicroBatch, OffsetRange
 from pulse.pipeline.apply import BatchReport, BatchWriter, marks_by_topic
 from pulse.pipeline.entities import Flush
-from pulse.store import writes
+from pulse.store import dead_letters, writes
 from pulse.store.client import Document
-from pulse.store.schema import DEAD_LETTERS, LEDGER, record_id
 
 REPLAY_PARTITION = -1
 
@@ -38,28 +32,6 @@ class ReplayReport:
     batches: list[str] = field(default_factory=list)
 
 
-def select(
-    db: Database[Document],
-    topic: str,
-    *,
-    reason_contains: str | None = None,
-    field_name: str | None = None,
-    ids: list[str] | None = None,
-    limit: int = 1_000,
-) -> list[Document]:
-    """Dead letters of `topic` still dead and kept whole, filtered by reason text, field or
-    ids."""
-    # A truncated record is only the start of one: replaying it would judge something else.
-    query: dict[str, Any] = {"topic": topic, "status": "dead", "truncated": {"$ne": True}}
-    if ids:
-        query["_id"] = {"$in": ids}
-    if field_name:
-        query["field"] = field_name
-    if reason_contains:
-        query["reason"] = {"$regex": re.escape(reason_contains)}
-    return list(db[DEAD_LETTERS].find(query).sort("_id", 1).limit(limit))
-
-
 def replay(
     writer: BatchWriter,
     *,
@@ -70,12 +42,12 @@ def replay(
 ) -> ReplayReport:
     """Finish any interrupted replay, then replay the selected dead letters as one batch."""
     report = ReplayReport()
-    for entry in _unmarked(writer.db, writer.topic):
+    for entry in dead_letters.unmarked_replays(writer.db, writer.topic):
         first = int(entry["ranges"][0]["first"])
         ids = entry["dead_letter_ids"]
         _run(writer, entry["_id"], first, ids, report, by_topic=marks_by_topic(entry))
     # Selected only now: records of a replay finished just above are no longer 'dead'.
-    docs = select(
+    docs = dead_letters.still_dead(
         writer.db,
         writer.topic,
         reason_contains=reason_contains,
@@ -91,11 +63,6 @@ def replay(
     return report
 
 
-def _unmarked(db: Database[Document], topic: str) -> list[Document]:
-    query = {"topic": topic, "kind": writes.DLQ_REPLAY, "dead_letters_marked": {"$ne": True}}
-    return list(db[LEDGER].find(query).sort("started_at", 1))
-
-
 def _run(
     writer: BatchWriter,
     batch_id: str,
@@ -105,8 +72,7 @@ def _run(
     *,
     by_topic: bool = True,
 ) -> None:
-    db = writer.db
-    docs = {doc["_id"]: doc for doc in db[DEAD_LETTERS].find({"_id": {"$in": ids}})}
+    docs = dead_letters.by_ids(writer.db, ids)
     ordered = [docs[key] for key in ids if key in docs]
     batch = MicroBatch.from_columns(
         writer.topic,
@@ -137,7 +103,13 @@ def _run(
         ledger_extra={"kind": writes.DLQ_REPLAY_ENTITIES},
         marks_by_topic=by_topic,
     )
-    _mark(db, writer.topic, batch_id, result)
+    dead_letters.mark_replayed(
+        writer.db,
+        writer.topic,
+        batch_id,
+        verdict.events.select("partition", "offset").iter_rows(),
+        verdict.dead.iter_rows(named=True),
+    )
     report.revived += result.valid
     report.still_dead += result.dead_lettered
     report.batches.append(batch_id)
@@ -149,32 +121,3 @@ def _kafka_ts(doc: Document) -> int:
     if "kafka_ts" in doc:
         return int(doc["kafka_ts"])
     return int(doc["kafka_timestamp"].timestamp() * 1000)
-
-
-def _mark(db: Database[Document], topic: str, batch_id: str, result: BatchReport) -> None:
-    """Revived records become 'replayed'; the rest keep being dead with their new reason."""
-    verdict = result.verdict
-    if verdict is None:
-        raise RuntimeError("the writer returned no verdict")
-    now = datetime.now(UTC)
-    revived = [
-        record_id(topic, partition, offset)
-        for partition, offset in verdict.events.select("partition", "offset").iter_rows()
-    ]
-    if revived:
-        db[DEAD_LETTERS].update_many(
-            {"_id": {"$in": revived}},
-            {"$set": {"status": "replayed", "replayed_in": batch_id, "replayed_at": now}},
-        )
-    for row in verdict.dead.iter_rows(named=True):
-        db[DEAD_LETTERS].update_one(
-            {"_id": record_id(topic, row["partition"], row["offset"])},
-            {
-                "$set": {
-                    "reason": row["reason"],
-                    "field": row["field"] or None,
-                    "last_replay": batch_id,
-                }
-            },
-        )
-    db[LEDGER].update_one({"_id": batch_id}, {"$set": {"dead_letters_marked": True}})

@@ -609,6 +609,7 @@ def alerts(db: Database[Document], since: datetime) -> pl.DataFrame:
             "window_start": doc.get("window_start"),
             "fired_at": doc.get("fired_at"),
             "resolved_at": doc.get("resolved_at"),
+            "delivery": doc.get("delivery", ""),
         }
         for doc in cursor
     ]

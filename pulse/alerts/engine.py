@@ -1,4 +1,4 @@
-"""Alerting after each micro-batch: observe the windows a batch touched, decide, store, notify.
+"""Alerting in each entity flush: observe the windows a flush touched, decide, store, notify.
 
 Decisions come from the pure functions in pulse/alerts/evaluate.py; this module does the I/O around
 them. Alerts are keyed by rule, key and window, so re-processing a batch cannot duplicate one.
@@ -17,7 +17,6 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
-from pymongo import UpdateOne
 from pymongo.database import Database
 
 from pulse.alerts.channels import Delivery, send
@@ -40,19 +39,16 @@ from pulse.alerts.rules import (
 )
 from pulse.config import FOR_GOOD, AlertSettings
 from pulse.ingest.aggregate import Aggregates
+from pulse.store import alerts as alerts_store
 from pulse.store import writes
 from pulse.store.client import Document
 from pulse.store.reads import (
-    by_ids,
     item_bucket_count,
     item_minute_figures,
     user_minute_counts,
 )
 from pulse.store.schema import (
     ALERT_RULES,
-    ALERT_STATE,
-    ALERTS,
-    USER_MINUTES,
     alert_state_id,
     item_minute_id,
     minute_id,
@@ -117,7 +113,7 @@ class Alerting:
         not validate is skipped with a warning and recorded (Alerts page, /metrics); it never
         stops the others, nor the counting."""
         if time.monotonic() - self._loaded > RULES_REFRESH_SECONDS:
-            stored, rejected = parse_stored(list(self.db[ALERT_RULES].find()), ALERT_RULES)
+            stored, rejected = parse_stored(alerts_store.stored_rules(self.db), ALERT_RULES)
             self._rules, uncovered = within_retention(
                 merge(self.file_rules, stored), self.minutes_kept
             )
@@ -191,7 +187,7 @@ class Alerting:
             if rule.scope is None or user in rule.scope:
                 pairs_by_doc[user_minute_id(minute, partition)].add(user)
         observations = []
-        for doc in by_ids(self.db, USER_MINUTES, list(pairs_by_doc), {"counts": 1}):
+        for doc in alerts_store.user_minute_documents(self.db, list(pairs_by_doc)):
             minute = parse_minute_id(minute_of_id(doc["_id"]))
             counts = doc.get("counts", {})
             observations += [
@@ -266,90 +262,50 @@ class Alerting:
     def _states(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], RuleState]:
         ids = [alert_state_id(rule, key) for rule, key in keys]
         return {
-            (doc["rule_id"], doc["key"]): _state(doc)
-            for doc in by_ids(
-                self.db, ALERT_STATE, ids, {"rule_id": 1, "key": 1, "last_fired": 1, "firing": 1}
-            )
+            (doc["rule_id"], doc["key"]): _state(doc) for doc in alerts_store.states(self.db, ids)
         }
 
     def _firing(self) -> dict[tuple[str, str], RuleState]:
         return {
-            (doc["rule_id"], doc["key"]): _state(doc)
-            for doc in self.db[ALERT_STATE].find({"firing": {"$ne": None}})
+            (doc["rule_id"], doc["key"]): _state(doc) for doc in alerts_store.firing_states(self.db)
         }
 
     def _store(self, decisions: list[Decision], now: datetime) -> list[str]:
-        """Write the decisions, alerts then their states, each in one ordered bulk write (a
-        round trip per alert made a backlog's hundreds of alerts cost a second); returns the
-        ids of alerts this call created."""
-        if not decisions:
-            return []
-        fired = [decision.alert_id for decision in decisions if decision.kind == "fire"]
-        writes.file_in_timeline(self.db, ALERTS, now, fired)
-        alert_ops = [_alert_update(decision, now) for decision in decisions]
-        state_ops = [_state_update(decision) for decision in decisions]
-        upserted = self.db[ALERTS].bulk_write(alert_ops, ordered=True).upserted_ids or {}
-        self.db[ALERT_STATE].bulk_write(state_ops, ordered=True)
-        # By _id, not by index: FerretDB 1.24 numbers its `upserted` entries among the upserts
-        # only, not among the statements.
-        return [str(doc_id) for doc_id in upserted.values()]
+        """Store the decisions; returns the ids of the alerts this call created."""
+        return alerts_store.store(self.db, [_change(decision) for decision in decisions], now)
 
     def close(self) -> None:
         self.notifier.close()
 
 
-def _alert_update(decision: Decision, now: datetime) -> UpdateOne:
-    if decision.kind == "fire":
-        return UpdateOne(
-            {"_id": decision.alert_id},
-            {
-                "$setOnInsert": {
-                    "rule_id": decision.rule.id,
-                    "metric": decision.rule.metric,
-                    "interaction_type": decision.rule.interaction_type,
-                    "key": decision.key,
-                    "severity": decision.rule.severity,
-                    "threshold": decision.rule.threshold,
-                    "window_start": decision.window_start,
-                    "window_end": decision.window_end,
-                    "fired_at": now,
-                    "state": "firing",
-                    "channels": list(decision.rule.channels),
-                    "delivery": "pending",
-                },
-                "$max": {"value": decision.value},
-            },
-            upsert=True,
-        )
-    return UpdateOne(
-        {"_id": decision.alert_id, "state": "firing"},
-        {
-            "$set": {
-                "state": "resolved",
-                "resolved_at": now,
-                "resolved_value": decision.value,
-                "resolved_because": decision.reason,
-            }
-        },
-    )
-
-
-def _state_update(decision: Decision) -> UpdateOne:
+def _change(decision: Decision) -> alerts_store.Fired | alerts_store.Resolved:
+    """A decision as the store writes it."""
     state_id = alert_state_id(decision.rule.id, decision.key)
     if decision.kind == "fire":
-        return UpdateOne(
-            {"_id": state_id},
-            {
-                "$set": {
-                    "rule_id": decision.rule.id,
-                    "key": decision.key,
-                    "firing": decision.window_start,
-                },
-                "$max": {"last_fired": decision.window_start},
+        rule = decision.rule
+        return alerts_store.Fired(
+            alert_id=decision.alert_id,
+            state_id=state_id,
+            rule_id=rule.id,
+            key=decision.key,
+            window_start=decision.window_start,
+            value=decision.value,
+            fields={
+                "metric": rule.metric,
+                "interaction_type": rule.interaction_type,
+                "severity": rule.severity,
+                "threshold": rule.threshold,
+                "window_end": decision.window_end,
+                "channels": list(rule.channels),
             },
-            upsert=True,
         )
-    return UpdateOne({"_id": state_id, "firing": decision.window_start}, {"$set": {"firing": None}})
+    return alerts_store.Resolved(
+        alert_id=decision.alert_id,
+        state_id=state_id,
+        window_start=decision.window_start,
+        value=decision.value,
+        reason=decision.reason,
+    )
 
 
 def _state(doc: Document) -> RuleState:
@@ -378,8 +334,7 @@ class Notifier:
 
     def resend_pending(self) -> None:
         """Deliver the alerts a previous process stored but did not get to send."""
-        pending = self.db[ALERTS].find({"delivery": "pending"}, {"_id": 1})
-        self.deliver([doc["_id"] for doc in pending])
+        self.deliver(alerts_store.pending_ids(self.db))
 
     def deliver(self, alert_ids: list[str]) -> None:
         with self._lock:
@@ -399,24 +354,14 @@ class Notifier:
 
     def _send(self, alert_id: str) -> None:
         try:
-            alert = self.db[ALERTS].find_one({"_id": alert_id})
+            alert = alerts_store.alert(self.db, alert_id)
             if alert is None or alert.get("delivery") != "pending":
                 return
             results = self.send(alert)
             sent = "sent" if self.settings.route == "pulse" else "sent to Prefect"
             state = sent if all(r.ok for r in results) else "failed"
-            self.db[ALERTS].update_one(
-                {"_id": alert_id},
-                {
-                    "$set": {
-                        "delivery": state,
-                        "deliveries": [
-                            {"channel": r.channel, "ok": r.ok, "error": r.error} for r in results
-                        ],
-                        "notified_at": datetime.now(UTC),
-                    }
-                },
-            )
+            outcomes = [{"channel": r.channel, "ok": r.ok, "error": r.error} for r in results]
+            alerts_store.record_delivery(self.db, alert_id, state, outcomes, datetime.now(UTC))
         except Exception:  # the notifier thread must outlive any failure; it is logged
             log.exception("could not deliver alert %s", alert_id)
 

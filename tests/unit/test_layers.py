@@ -3,6 +3,7 @@ imports of the source."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 from tests.imports import imported_modules
@@ -74,3 +75,48 @@ def test_every_package_imports_only_its_own_and_earlier_layers() -> None:
         if later:
             breaking[str(path.relative_to(PULSE.parent))] = later
     assert breaking == {}
+
+
+MONGODB_CALLS = frozenset(
+    {
+        "find",
+        "find_one",
+        "find_one_and_update",
+        "update_one",
+        "update_many",
+        "replace_one",
+        "insert_one",
+        "insert_many",
+        "delete_one",
+        "delete_many",
+        "aggregate",
+        "bulk_write",
+        "count_documents",
+        "drop_collection",
+        "create_index",
+    }
+)
+"""Collection methods that read or write documents (pymongo's names)."""
+OUTSIDE_STORE = ("pulse", "flows", "tasks", "deployments", "streamlit_app")
+
+
+def _mongodb_calls(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    return sorted(
+        f"{node.lineno}: .{node.func.attr}()"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in MONGODB_CALLS
+    )
+
+
+def test_only_the_store_queries_or_writes_mongodb() -> None:
+    root = PULSE.parent
+    found = {
+        str(path.relative_to(root)): calls
+        for folder in OUTSIDE_STORE
+        for path in sorted((root / folder).rglob("*.py"))
+        if PULSE / "store" not in path.parents and (calls := _mongodb_calls(path))
+    }
+    assert found == {}

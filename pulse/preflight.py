@@ -4,18 +4,13 @@ batch (MongoDB)."""
 
 from __future__ import annotations
 
-import logging
-
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 from pymongo import uri_parser
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 
 from pulse.config import KafkaSettings, MongoSettings
+from pulse.kafka.clients import broker_count
 from pulse.store.client import mongo_client
-
-_quiet = logging.getLogger("pulse.preflight")
-_quiet.setLevel(logging.CRITICAL)  # the failure is reported once, below, not per retry
 
 
 class ServiceUnavailableError(RuntimeError):
@@ -24,9 +19,8 @@ class ServiceUnavailableError(RuntimeError):
 
 def check_kafka(kafka: KafkaSettings, timeout: float = 10.0) -> None:
     """The brokers in PULSE_KAFKA_BOOTSTRAP_SERVERS answer a metadata request."""
-    admin = AdminClient(dict(kafka.client_config()), logger=_quiet)
     try:
-        brokers = admin.list_topics(timeout=timeout).brokers
+        brokers = broker_count(kafka, timeout)
     except KafkaException as exc:
         raise ServiceUnavailableError(
             f"PULSE_KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap_servers} does not answer "

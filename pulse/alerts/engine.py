@@ -45,6 +45,7 @@ from pulse.store.client import Document
 from pulse.store.reads import (
     item_bucket_count,
     item_minute_figures,
+    minute_ids,
     user_minute_counts,
 )
 from pulse.store.schema import (
@@ -65,10 +66,6 @@ MAX_QUEUED_NOTIFICATIONS = 100
 the next consumer to start (at-least-once), so a flood of alerts never fills memory."""
 CLOSE_WAIT_SECONDS = 10.0
 """How long a consumer that stops waits for notifications being sent."""
-
-
-def _minutes(start: datetime, count: int) -> list[str]:
-    return [minute_id(start + timedelta(minutes=n)) for n in range(count)]
 
 
 class Alerting:
@@ -212,7 +209,8 @@ class Alerting:
         buckets = item_bucket_count(self.db)
         for rule_id, windows in values.items():
             for item, start in windows:
-                for minute in _minutes(start, rules[rule_id].window_minutes):
+                last = start + timedelta(minutes=rules[rule_id].window_minutes - 1)
+                for minute in minute_ids(start, last):
                     wanted[item_minute_id(item, minute, buckets)][rule_id].add((item, start))
         found = item_minute_figures(
             self.db,

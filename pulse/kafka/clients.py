@@ -14,6 +14,17 @@ from pulse.config import KafkaSettings
 log = logging.getLogger(__name__)
 
 
+_quiet = logging.getLogger("pulse.kafka.probe")
+_quiet.setLevel(logging.CRITICAL)  # a probe's caller reports its failure once, not each retry
+
+
+def broker_count(kafka: KafkaSettings, timeout: float) -> int:
+    """Brokers in the cluster's metadata, asked by a client that logs nothing; raises
+    KafkaException when no broker answers within `timeout`."""
+    admin = AdminClient(dict(kafka.client_config()), logger=_quiet)
+    return len(admin.list_topics(timeout=timeout).brokers)
+
+
 def admin_client(kafka: KafkaSettings) -> AdminClient:
     """An admin client for topic management and metadata.
 

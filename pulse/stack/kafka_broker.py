@@ -4,14 +4,12 @@ no Maven: pulse/stack/kafka_jars.py)."""
 from __future__ import annotations
 
 import base64
-import logging
 import subprocess
 import uuid
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
-
 from pulse.config import KafkaSettings, StackSettings
+from pulse.kafka.clients import broker_count
 from pulse.stack import kafka_jars
 from pulse.stack.prerequisites import require_java
 from pulse.stack.process import port_open
@@ -28,9 +26,6 @@ JVM_FLAGS = [
     "-XX:+ExplicitGCInvokesConcurrent",
     "-Djava.awt.headless=true",
 ]
-
-_quiet = logging.getLogger("pulse.stack.kafka-probe")
-_quiet.setLevel(logging.CRITICAL)  # a probe of a broker that is still starting is expected to fail
 
 
 class KafkaBroker(LocalService):
@@ -56,12 +51,10 @@ class KafkaBroker(LocalService):
     def answers(self) -> bool:
         if not port_open(self.endpoint.host, self.endpoint.port):
             return False
-        admin = AdminClient(dict(self.kafka.client_config()), logger=_quiet)
         try:
-            metadata = admin.list_topics(timeout=2)
-        except Exception:
+            return broker_count(self.kafka, timeout=2) > 0
+        except Exception:  # a broker still starting is expected not to answer yet
             return False
-        return bool(metadata.brokers)
 
     @property
     def libs(self) -> Path:

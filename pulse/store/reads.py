@@ -24,6 +24,7 @@ from pulse.store.schema import (
     ALERTS,
     BUCKET_ITEMS,
     BUCKET_USERS,
+    COUNT_MARKS,
     COUNTERS,
     DAY,
     DEAD_FIELDS,
@@ -109,7 +110,7 @@ class Totals:
 
 def totals(db: Database[Document]) -> Totals | None:
     """The global document, or None before the first batch."""
-    doc = db[TOTALS].find_one({"_id": TOTALS_ID}, {"wm": 0})
+    doc = db[TOTALS].find_one({"_id": TOTALS_ID}, {COUNT_MARKS: 0})
     if doc is None:
         return None
     return Totals(
@@ -137,7 +138,7 @@ def minutes(
     db: Database[Document], since: datetime, until: datetime, sketches: bool = True
 ) -> pl.DataFrame:
     """Per-minute counts (wide: types.<type>) and estimated active users and items."""
-    projection: dict[str, int] = {"wm": 0}
+    projection: dict[str, int] = {COUNT_MARKS: 0}
     rows = []
     for doc in by_ids(db, MINUTES, minute_ids(since, until), projection):
         row: dict[str, Any] = {"minute": doc["minute"], "total": int(doc.get("total", 0))}
@@ -169,7 +170,7 @@ def periods(db: Database[Document], period: str, since: datetime, until: datetim
     """Counts per hour or day (wide: types.<type>), in a column named after the period."""
     ids = [period_id(period, start) for start in period_starts(period, since, until)]
     rows = []
-    for doc in by_ids(db, PERIODS, ids, {"wm": 0}):
+    for doc in by_ids(db, PERIODS, ids, {COUNT_MARKS: 0}):
         row: dict[str, Any] = {period: doc["start"], "total": int(doc.get("total", 0))}
         row |= {f"types.{k}": int(v) for k, v in doc.get("types", {}).items()}
         rows.append(row)

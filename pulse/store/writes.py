@@ -24,6 +24,7 @@ from pulse.ingest.batch import OffsetRange, entity_flush_id, ranges_of
 from pulse.store import leaders
 from pulse.store.client import Document
 from pulse.store.schema import (
+    COUNT_MARKS,
     COUNTERS,
     ENTITIES_NEXT,
     ENTITY_BATCHES,
@@ -338,7 +339,7 @@ def refresh_minute_estimates(db: Database[Document], minute_ids: list[str]) -> i
     """Store each touched minute's active users and items, estimated from its merged
     sketches, so readers skip the 2 x 1,024 registers (`$max`: estimates only grow)."""
     written = 0
-    for doc in db[MINUTE_SKETCHES].find({"_id": {"$in": minute_ids}}, {"wm": 0}):
+    for doc in db[MINUTE_SKETCHES].find({"_id": {"$in": minute_ids}}, {COUNT_MARKS: 0}):
         estimates = {
             "active_users": round(sketches.estimate(doc.get("users_hll", {}))),
             "active_items": round(sketches.estimate(doc.get("items_hll", {}))),

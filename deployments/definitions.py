@@ -10,11 +10,12 @@
 - resolve-lost-batch/manual      no schedule: what `pulse ledger resolve <id>` does
 - maintain-store/scheduled       every 10 minutes (PULSE_RETENTION_PASS_MINUTES): `pulse maintain`
 
-Scheduled runs size themselves from their scheduled start (pulse/pipeline/windows.py): a run
-starts early, waits for its window and ends when the next run's window begins, so no run is
-cancelled for overlapping the next. Hence a limit of 2 live runs (the working one and its
-successor); a run due while 2 are live is cancelled, not queued, so after an outage late runs
-do not pile up. Parameters left out resolve from the PULSE_* settings when a run starts.
+Scheduled runs size themselves from their scheduled start
+(pulse/pipeline/schedule_windows.py): a run starts early, waits for its window and ends when
+the next run's window begins, so no run is cancelled for overlapping the next. Hence a limit
+of 2 live runs (the working one and its successor); a run due while 2 are live is cancelled,
+not queued, so after an outage late runs do not pile up. Parameters left out resolve from the
+PULSE_* settings when a run starts.
 """
 
 from __future__ import annotations

@@ -92,10 +92,10 @@ def open_first_windows(windowed: dict[UUID, timedelta], anchor: datetime) -> int
     """A run of each windowed deployment (id: its interval), due one interval before the
     schedule's first slot at `anchor`.
 
-    Its window (pulse/pipeline/windows.py) is open already and ends where the first scheduled
-    run's begins, so the generator streams and the drain counts within seconds of `make run`
-    instead of waiting for the first slot and its handover, and the schedule takes over
-    without a gap or an overlap."""
+    Its window (pulse/pipeline/schedule_windows.py) is open already and ends where the first
+    scheduled run's begins, so the generator streams and the drain counts within seconds of
+    `make run` instead of waiting for the first slot and its handover, and the schedule takes
+    over without a gap or an overlap."""
     with get_client(sync_client=True) as client:
         for deployment_id, every in windowed.items():
             client.create_flow_run_from_deployment(
@@ -134,7 +134,7 @@ def release_stale_runs(names: list[str]) -> int:
                 client.set_flow_run_state(run.id, Crashed(message="its runner process is gone"))
                 released += 1
             # Runs due on the previous runner's schedule (and its first windows): this runner
-            # anchors a new one, and both would stream at once (pulse/pipeline/windows.py
+            # anchors a new one, and both would stream at once (pulse/pipeline/schedule_windows.py
             # relies on one schedule).
             for run in client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=scheduled)),

@@ -45,7 +45,7 @@ def aggregate_interactions(
 
     With `window_seconds` (the schedule's interval) the run joins the consumer group just before
     its window of the schedule starts and leaves when it ends, handing its partitions to its
-    successor, so some consumer is always draining (pulse/pipeline/windows.py).
+    successor, so some consumer is always draining (pulse/pipeline/schedule_windows.py).
     """
     logger = get_run_logger()
     settings = load_settings()

@@ -29,7 +29,8 @@ def generate_interactions(
 
     `params` gives one total (`events`, `bursts` or `duration_seconds`; default 10 bursts).
     With `window_seconds` (the schedule's interval) the run streams for exactly its window of
-    the schedule instead, so consecutive runs stream without a gap (pulse/pipeline/windows.py).
+    the schedule instead, so consecutive runs stream without a gap
+    (pulse/pipeline/schedule_windows.py).
     """
     logger = get_run_logger()
     params = params or GeneratorParams()

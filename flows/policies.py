@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from prefect.runtime import deployment as current_deployment
 from prefect.runtime import flow_run as current_run
 
-from pulse.pipeline.windows import Window, window_of
+from pulse.pipeline.schedule_windows import Window, window_of
 
 HANDOVER_SECONDS = 15.0
 """How late after its scheduled time a run may start without leaving a gap
-(pulse/pipeline/windows.py). Flow-run start-up here takes 3-10 s, most of it importing
+(pulse/pipeline/schedule_windows.py). Flow-run start-up here takes 3-10 s, most of it importing
 Prefect in a new process."""
 DRAIN_TIMEOUT_SECONDS = 900.0
 """A consumer run still going after this long is hung: Prefect fails it (state TimedOut) so

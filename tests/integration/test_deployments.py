@@ -217,7 +217,7 @@ def test_served_deployments_run_when_triggered_and_data_lands(
             deployment = prefect.read_deployment_by_name(name)
             assert deployment.schedules, f"{name} has a schedule"
             limit = deployment.global_concurrency_limit
-            # a run in its window and its successor waiting (pulse/pipeline/windows.py)
+            # a run in its window and its successor waiting (pulse/pipeline/schedule_windows.py)
             assert limit is not None and limit.limit == 2, f"{name}: two runs at most"
             assert deployment.concurrency_options is not None
             assert deployment.concurrency_options.collision_strategy == "CANCEL_NEW"

@@ -33,7 +33,7 @@ from deployments.serve import deployments
 from flows.policies import HANDOVER_SECONDS
 from pulse.alerts.engine import channel_resource
 from pulse.config import GeneratorSettings, RetentionSettings, Settings
-from pulse.pipeline.windows import window_of
+from pulse.pipeline.schedule_windows import window_of
 
 
 def test_prefect_yaml_is_generated_from_the_definitions() -> None:

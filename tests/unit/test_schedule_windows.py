@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
-from pulse.pipeline.windows import window_of
+from pulse.pipeline.schedule_windows import window_of
 
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 

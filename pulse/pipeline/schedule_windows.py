@@ -1,4 +1,4 @@
-"""Windows: how runs of a scheduled deployment share wall-clock time without gaps (pure).
+"""Schedule windows: how runs of a scheduled deployment share wall-clock time without gaps (pure).
 
 A deployment scheduled every `every` seconds gives run k the window
 ``[scheduled_k + handover, scheduled_k + every + handover)``. Windows of consecutive runs touch

@@ -21,6 +21,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -109,7 +110,7 @@ def measure(settings: Settings, minutes: float, every: float) -> dict[str, Any]:
     rate = settings.generator.batch_size / max(settings.generator.interval_seconds, 1e-9)
     rate *= settings.generator.speed_multiplier
     topic = settings.kafka.topic
-    with mongo_client(settings.mongo) as client, LagReader(settings.kafka) as reader:
+    with mongo_client(settings.mongo) as client, closing(LagReader(settings.kafka)) as reader:
         db = database(client, settings.mongo)
 
         def lag() -> PipelineLag:

@@ -11,8 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import polars as pl
 from confluent_kafka import Consumer, TopicPartition
@@ -68,23 +67,13 @@ class PipelineLag:
 
 class LagReader:
     """A Kafka reader for pipeline lag, opened once and kept: a dashboard refresh or a metrics
-    scrape must not open a client each time. Safe to share between threads."""
+    scrape must not open a client each time. Safe to share between threads; for one-off reads,
+    `contextlib.closing(LagReader(kafka))`."""
 
     def __init__(self, kafka: KafkaSettings) -> None:
         self._kafka = kafka
         self._opened: Consumer | None = None  # opened on first use: building one does no I/O
         self._lock = threading.Lock()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def _reader(self) -> Consumer:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -209,7 +210,7 @@ def test_pipeline_lag_counts_waiting_records_and_the_age_of_the_oldest(
     after = datetime.now(UTC)
     later = after + timedelta(seconds=30)
     topic = pipeline.kafka.topic
-    with mongo_client(pipeline.mongo) as client, LagReader(pipeline.kafka) as reader:
+    with mongo_client(pipeline.mongo) as client, closing(LagReader(pipeline.kafka)) as reader:
         db = database(client, pipeline.mongo)
         lag = reader.lag(reads.stored_offsets(db, topic), topic, now=later)
         assert lag.records == summary.records  # every record waits, good or bad

@@ -161,7 +161,7 @@ milliseconds apart; a marker this old without its entry was left by a crash betw
 def _open(db: Database[Document], batch_id: str) -> None:
     # A fresh token each time: a reader removes the marker it read, never one opened again
     # since (`_settle_markers`).
-    opened = {"open": True, "token": uuid.uuid4().hex, "opened_at": datetime.now(UTC)}
+    opened = {"token": uuid.uuid4().hex, "opened_at": datetime.now(UTC)}
     db[OPEN_BATCHES].update_one({"_id": batch_id}, {"$set": opened}, upsert=True)
 
 

@@ -30,6 +30,7 @@ from pulse.config import RetentionSettings, load_settings
 from pulse.ingest import sketches
 from pulse.ingest.batch import MicroBatch, OffsetRange, batch_id
 from pulse.pipeline.session import open_pipeline
+from pulse.pipeline.target import Target
 from pulse.store import retention, writes
 from pulse.store.client import Document, mongo_client
 from pulse.store.schema import (
@@ -299,11 +300,8 @@ def write_ms(database: str, repeat: int) -> float:
         first = int(stored.get("next_offset", 0)) + 1_000_000
         for n in range(repeat):
             batch = _batch(first + n * WRITE_EVENTS)
-            ranges = [OffsetRange(0, first + n * WRITE_EVENTS, first + (n + 1) * WRITE_EVENTS - 1)]
             started = time.perf_counter()
-            pipeline.writer.apply(
-                batch, batch_id=batch_id("bench", ranges), ranges=ranges, check_stale=False
-            )
+            pipeline.writer.apply(batch, Target.polled(batch, fresh=True))
             times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
 

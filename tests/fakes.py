@@ -17,10 +17,11 @@ from typing import Any
 import polars as pl
 from pymongo import UpdateOne
 
-from pulse.ingest.batch import MicroBatch, OffsetRange, batch_id
+from pulse.ingest.batch import MicroBatch, OffsetRange
 from pulse.ingest.validate import DEAD_SCHEMA, Verdict
 from pulse.pipeline.apply import BatchReport, BatchWriter
 from pulse.pipeline.entities import EntityBuffer
+from pulse.pipeline.target import Target
 from pulse.store.writes import DUPLICATE_KEY
 
 Doc = dict[str, Any]
@@ -303,8 +304,7 @@ class ListSource:
 
 def apply_batch(writer: BatchWriter, batch: MicroBatch) -> BatchReport:
     """Write a batch's counts, as the consumer does (its entities wait for a flush)."""
-    ranges = batch.ranges()
-    return writer.apply(batch, batch_id=batch_id(writer.topic, ranges), ranges=ranges)
+    return writer.apply(batch, Target.polled(batch, fresh=False))
 
 
 def flush(writer: BatchWriter, reports: list[BatchReport]) -> BatchReport:

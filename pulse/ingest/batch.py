@@ -104,6 +104,12 @@ def entity_flush_id(topic: str, ranges: Sequence[OffsetRange]) -> str:
     return f"{topic}/entities/{_ranges_text(ranges)}"
 
 
+def sequenced_id(topic: str, kind: str, sequence: int) -> str:
+    """Ledger id of a batch not read from Kafka but numbered in a sequence of its kind, e.g.
+    'interactions/dlq-replay:3'."""
+    return f"{topic}/{kind}:{sequence}"
+
+
 def without_topic(batch_or_flush_id: str) -> str:
     """The id less its topic ('p0:100-199,p3:40-80', 'entities/p0:100-899'): how a batch is named
     where its topic is already said (task runs, tables)."""

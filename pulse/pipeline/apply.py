@@ -36,6 +36,7 @@ from pulse.pipeline.entities import Flush
 from pulse.pipeline.failures import is_transient
 from pulse.pipeline.laps import Laps
 from pulse.pipeline.priority import CountsFirst
+from pulse.pipeline.target import Target, marks_layout
 from pulse.store import item_buckets, user_buckets, writes
 from pulse.store.client import Document
 from pulse.store.schema import (
@@ -47,7 +48,6 @@ from pulse.store.schema import (
     ITEM_HOURS,
     ITEM_MINUTES,
     ITEMS,
-    MARKS_BY_TOPIC,
     MINUTE_SKETCHES,
     MINUTES,
     PERIODS,
@@ -272,46 +272,34 @@ class BatchWriter:
         self.after_step = after_step
 
     def apply(
-        self,
-        batch: MicroBatch,
-        *,
-        batch_id: str,
-        ranges: list[OffsetRange],
-        record_offsets: bool = True,
-        store_dead_letters: bool = True,
-        replay: bool = False,
-        consume_seconds: float = 0.0,
-        ledger_extra: dict[str, Any] | None = None,
-        marks_by_topic: bool = True,
-        refused: str | None = None,
-        check_stale: bool = True,
+        self, batch: MicroBatch, target: Target, *, consume_seconds: float = 0.0
     ) -> BatchReport:
-        """Validate and aggregate the batch (pure), then write its counts in COUNT_STEPS,
-        guarded by watermarks over `ranges` (`marks_by_topic=False`: the layout of ledger
-        entries written before watermarks named their topic).
+        """Validate and aggregate the batch (pure), then write its counts in COUNT_STEPS into
+        its `target`: its ledger entry, guarded by watermarks over the target's ranges.
 
         Its valid events (`report.verdict.events`) are for an entity flush to write later;
-        with `record_offsets` the batch is listed as waiting for one. A `refused` batch
-        (one whose writing failed for what its record holds, pulse/pipeline/isolation.py)
-        makes dead letters of all its records with that reason. A new batch is refused
-        unwritten (StaleBatchError) if MongoDB counts past its start; `check_stale=False`
-        skips that read for a batch its member polled just now (pulse/pipeline/consumer.py).
+        a target that records offsets lists the batch as waiting for one. A refusing target
+        (pulse/pipeline/isolation.py) makes dead letters of all its records with its reason.
+        A target that checks staleness is refused unwritten (StaleBatchError) if MongoDB
+        counts past its start.
         """
-        if refused:
-            judged = refusal(batch.records, refused, self.rules)
+        if target.refused:
+            judged = refusal(batch.records, target.refused, self.rules)
         else:
             judged = judge(batch.records, self.rules)
         verdict, counts = judged.verdict, judged.counts
+        ranges = list(target.ranges)
+        topic = self.topic if target.marks_by_topic else None
         work = _Work(
-            ledger_id=batch_id,
-            guard=Guard(tuple(ranges), COUNT_MARKS, self.topic if marks_by_topic else None),
+            ledger_id=target.batch_id,
+            guard=Guard(target.ranges, COUNT_MARKS, topic),
             ranges=ranges,
             aggregates=counts,
             now=datetime.now(UTC),
-            record_offsets=record_offsets,
+            record_offsets=target.record_offsets,
             verdict=verdict,
-            store_dead_letters=store_dead_letters,
-            listed=refused is None,
+            store_dead_letters=target.store_dead_letters,
+            listed=target.refused is None,
         )
         steps = {
             "dead-letters": self._dead_letters,
@@ -320,12 +308,12 @@ class BatchWriter:
             "totals": self._totals,
             "offsets": self._offsets,
         }
-        extra = marks_layout(marks_by_topic) | ({"refused": refused} if refused else {})
-        extra |= ledger_extra or {}
         with self.priority.counting() if self.priority else nullcontext():
-            attempt = writes.ledger_begin(self.db, batch_id, self.topic, ranges, batch.size, extra)
-            if check_stale and record_offsets and not replay and attempt == 1:
-                self._refuse_if_stale(batch_id, ranges)
+            attempt = writes.ledger_begin(
+                self.db, target.batch_id, self.topic, ranges, batch.size, target.ledger_fields()
+            )
+            if target.check_stale and attempt == 1:
+                self._refuse_if_stale(target.batch_id, ranges)
             self._done("ledger-writing")
             step_seconds = self._run(work, steps)
             seconds = {
@@ -334,8 +322,10 @@ class BatchWriter:
                 "aggregate": judged.count_seconds,
                 "write": sum(step_seconds.values()),
             }
-            report = self._report(work, step_seconds, seconds, records=batch.size, replay=replay)
-            writes.ledger_finish(self.db, batch_id, report.ledger_stats())
+            report = self._report(
+                work, step_seconds, seconds, records=batch.size, replay=target.replay
+            )
+            writes.ledger_finish(self.db, target.batch_id, report.ledger_stats())
         self._done("ledger-applied")
         return report
 
@@ -609,16 +599,6 @@ class BatchWriter:
             | ({"leaders": work.leader_updates} if work.leader_updates else {}),
             verdict=verdict,
         )
-
-
-def marks_layout(by_topic: bool) -> dict[str, Any]:
-    """What a ledger entry records of its watermarks' layout, for its replays."""
-    return {"marks": MARKS_BY_TOPIC} if by_topic else {}
-
-
-def marks_by_topic(entry: dict[str, Any]) -> bool:
-    """Whether a ledger entry was written with watermarks that name the topic."""
-    return entry.get("marks") == MARKS_BY_TOPIC
 
 
 def _verdict(work: _Work) -> Verdict:

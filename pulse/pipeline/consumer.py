@@ -44,12 +44,13 @@ from pulse.kafka.source import (
     read_ranges,
     unreadable,
 )
-from pulse.pipeline.apply import BatchReport, StaleBatchError, StepHook, marks_by_topic
+from pulse.pipeline.apply import BatchReport, StaleBatchError, StepHook
 from pulse.pipeline.entities import EntityBuffer, Flush, Reread, backlog, covering, within
 from pulse.pipeline.flusher import EntityFlusher
 from pulse.pipeline.isolation import IsolatingFlushes, apply_isolating, flush_isolating
 from pulse.pipeline.laps import Laps
 from pulse.pipeline.session import Pipeline, open_pipeline
+from pulse.pipeline.target import Target, marks_by_topic
 from pulse.preflight import check_kafka
 from pulse.store import writes
 from pulse.store.reads import entity_progress, stored_offsets
@@ -100,7 +101,8 @@ def replay_entry(pipeline: Pipeline, entry: dict[str, Any], group: str) -> Batch
             f"the records of {entry['_id']} now read as {batch.batch_id} "
             "(retention or compaction removed some)"
         )
-    reports = apply_isolating(pipeline, batch, replay=True, marks_by_topic=marks_by_topic(entry))
+    target = Target.again(batch, marks_by_topic=marks_by_topic(entry))
+    reports = apply_isolating(pipeline, batch, target)
     return reports[0] if len(reports) == 1 else BatchReport.merged(entry["_id"], reports)
 
 
@@ -310,13 +312,8 @@ class AggregatingConsumer:
         polled_id, polled_at = self._polled
         fresh = polled_id == batch.batch_id and time.monotonic() - polled_at < FRESH_SECONDS
         try:
-            reports = apply_isolating(
-                self.pipeline,
-                batch,
-                replay=False,
-                consume_seconds=consume_seconds,
-                check_stale=not fresh,
-            )
+            target = Target.polled(batch, fresh=fresh)
+            reports = apply_isolating(self.pipeline, batch, target, consume_seconds=consume_seconds)
         except StaleBatchError as stale:
             log.warning("%s", stale)
             self._resume(stale.partitions & self.assigned)

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pulse.ingest.batch import MicroBatch, OffsetRange
-from pulse.pipeline.apply import BatchReport, BatchWriter, marks_by_topic
+from pulse.ingest.batch import MicroBatch
+from pulse.pipeline.apply import BatchReport, BatchWriter
 from pulse.pipeline.entities import Flush
+from pulse.pipeline.target import Target, marks_by_topic
 from pulse.store import dead_letters, writes
 from pulse.store.client import Document
-
-REPLAY_PARTITION = -1
 
 
 @dataclass
@@ -43,9 +42,11 @@ def replay(
     """Finish any interrupted replay, then replay the selected dead letters as one batch."""
     report = ReplayReport()
     for entry in dead_letters.unmarked_replays(writer.db, writer.topic):
-        first = int(entry["ranges"][0]["first"])
-        ids = entry["dead_letter_ids"]
-        _run(writer, entry["_id"], first, ids, report, by_topic=marks_by_topic(entry))
+        sequence = int(entry["ranges"][0]["first"])
+        target = Target.dead_letter_replay(
+            writer.topic, sequence, entry["dead_letter_ids"], marks_by_topic=marks_by_topic(entry)
+        )
+        _run(writer, target, report)
     # Selected only now: records of a replay finished just above are no longer 'dead'.
     docs = dead_letters.still_dead(
         writer.db,
@@ -58,20 +59,13 @@ def replay(
     report.selected = len(docs)
     if docs:
         sequence = writes.next_sequence(writer.db, f"{writes.DLQ_REPLAY}:{writer.topic}")
-        batch_id = f"{writer.topic}/{writes.DLQ_REPLAY}:{sequence}"
-        _run(writer, batch_id, sequence, [doc["_id"] for doc in docs], report)
+        ids = [doc["_id"] for doc in docs]
+        _run(writer, Target.dead_letter_replay(writer.topic, sequence, ids), report)
     return report
 
 
-def _run(
-    writer: BatchWriter,
-    batch_id: str,
-    sequence: int,
-    ids: list[str],
-    report: ReplayReport,
-    *,
-    by_topic: bool = True,
-) -> None:
+def _run(writer: BatchWriter, target: Target, report: ReplayReport) -> None:
+    ids = target.ledger_extra["dead_letter_ids"]
     docs = dead_letters.by_ids(writer.db, ids)
     ordered = [docs[key] for key in ids if key in docs]
     batch = MicroBatch.from_columns(
@@ -82,37 +76,27 @@ def _run(
         [doc.get("key") for doc in ordered],
         [doc.get("raw") for doc in ordered],
     )
-    ranges = [OffsetRange(REPLAY_PARTITION, sequence, sequence)]
-    result: BatchReport = writer.apply(
-        batch,
-        batch_id=batch_id,
-        ranges=ranges,
-        record_offsets=False,
-        store_dead_letters=False,
-        replay=True,
-        ledger_extra={"kind": writes.DLQ_REPLAY, "dead_letter_ids": ids},
-        marks_by_topic=by_topic,
-    )
+    result: BatchReport = writer.apply(batch, target)
     verdict = result.verdict
     if verdict is None:
         raise RuntimeError("the writer returned no verdict")
     writer.flush(  # at once: a replay is one small batch, and nothing re-reads it later
-        Flush(ranges=ranges, batches=[batch_id], events=verdict.events),
+        Flush(ranges=list(target.ranges), batches=[target.batch_id], events=verdict.events),
         record_offsets=False,
         replay=True,
         ledger_extra={"kind": writes.DLQ_REPLAY_ENTITIES},
-        marks_by_topic=by_topic,
+        marks_by_topic=target.marks_by_topic,
     )
     dead_letters.mark_replayed(
         writer.db,
         writer.topic,
-        batch_id,
+        target.batch_id,
         verdict.events.select("partition", "offset").iter_rows(),
         verdict.dead.iter_rows(named=True),
     )
     report.revived += result.valid
     report.still_dead += result.dead_lettered
-    report.batches.append(batch_id)
+    report.batches.append(target.batch_id)
 
 
 def _kafka_ts(doc: Document) -> int:

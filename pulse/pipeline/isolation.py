@@ -19,11 +19,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from pulse.ingest.batch import MicroBatch, OffsetRange, batch_id, entity_flush_id, ranges_of
-from pulse.pipeline.apply import BatchReport, BatchWriter, marks_layout
+from pulse.ingest.batch import MicroBatch, OffsetRange, entity_flush_id, ranges_of
+from pulse.pipeline.apply import BatchReport, BatchWriter
 from pulse.pipeline.entities import Flush, covering, within
 from pulse.pipeline.failures import is_record_caused
 from pulse.pipeline.session import Pipeline
+from pulse.pipeline.target import Target, marks_layout
 from pulse.store import writes
 from pulse.store.reads import in_ledger
 
@@ -41,17 +42,10 @@ class IsolationError(RuntimeError):
 
 
 def apply_isolating(
-    pipeline: Pipeline,
-    batch: MicroBatch,
-    *,
-    replay: bool,
-    consume_seconds: float = 0.0,
-    marks_by_topic: bool = True,
-    check_stale: bool = True,
+    pipeline: Pipeline, batch: MicroBatch, target: Target, *, consume_seconds: float = 0.0
 ) -> list[BatchReport]:
     """Write the batch, or its parts if record-caused failures split it; one report each."""
-    isolation = _Isolation(pipeline, marks_by_topic)
-    return isolation.write(batch, replay, consume_seconds, check_stale)
+    return _Isolation(pipeline).write(batch, target, consume_seconds)
 
 
 @dataclass
@@ -59,68 +53,50 @@ class _Isolation:
     """One batch's writing, with what its isolation has refused so far."""
 
     pipeline: Pipeline
-    marks_by_topic: bool
     refusals_left: int = MAX_REFUSED
 
     def write(
-        self, batch: MicroBatch, replay: bool, consume_seconds: float, check_stale: bool = True
+        self, batch: MicroBatch, target: Target, consume_seconds: float = 0.0
     ) -> list[BatchReport]:
-        ranges = batch.ranges()
-        own_id = batch_id(self.pipeline.topic, ranges)
         try:
-            report = self.pipeline.writer.apply(
-                batch,
-                batch_id=own_id,
-                ranges=ranges,
-                replay=replay,
-                consume_seconds=consume_seconds,
-                marks_by_topic=self.marks_by_topic,
-                check_stale=check_stale,
-            )
+            report = self.pipeline.writer.apply(batch, target, consume_seconds=consume_seconds)
         except Exception as exc:
             if not is_record_caused(exc):
                 raise
             error = _error(exc)
             if batch.size == 1:
-                return [self._refuse(batch, own_id, error)]
-            return self._split(batch, own_id, error)
+                return [self._refuse(batch, target, error)]
+            return self._split(batch, target, error)
         return [report]
 
-    def _refuse(self, batch: MicroBatch, own_id: str, error: str) -> BatchReport:
+    def _refuse(self, batch: MicroBatch, target: Target, error: str) -> BatchReport:
         self.refusals_left -= 1
         if self.refusals_left < 0:
             raise IsolationError(
                 f"more than {MAX_REFUSED} records of one batch fail to write, the last "
-                f"{own_id}: the cause is not in the records ({error})"
+                f"{target.batch_id}: the cause is not in the records ({error})"
             )
-        log.error("record %s is refused and dead-lettered: %s", own_id, error)
-        return self.pipeline.writer.apply(
-            batch,
-            batch_id=own_id,
-            ranges=batch.ranges(),
-            replay=True,
-            marks_by_topic=self.marks_by_topic,
-            refused=f"{REFUSED} ({error})",
-        )
+        log.error("record %s is refused and dead-lettered: %s", target.batch_id, error)
+        return self.pipeline.writer.apply(batch, target.refusing(f"{REFUSED} ({error})"))
 
-    def _split(self, batch: MicroBatch, own_id: str, error: str) -> list[BatchReport]:
+    def _split(self, batch: MicroBatch, target: Target, error: str) -> list[BatchReport]:
         middle = batch.size // 2
         halves = [
             MicroBatch(batch.topic, batch.records[:middle]),
             MicroBatch(batch.topic, batch.records[middle:]),
         ]
+        parts = [Target.again(half, marks_by_topic=target.marks_by_topic) for half in halves]
         db, topic = self.pipeline.db, self.pipeline.topic
-        parts = []
-        for half in halves:  # recorded before the batch is marked split: a crash loses neither
-            part_id = batch_id(topic, half.ranges())
-            extra = {"part_of": own_id} | marks_layout(self.marks_by_topic)
-            writes.ledger_begin(db, part_id, topic, half.ranges(), half.size, extra)
-            parts.append(part_id)
-        writes.ledger_split(db, topic, own_id, batch.ranges(), parts, error)
-        log.warning("batch %s failed (%s); writing it in two parts", own_id, error)
+        # The parts are recorded before the batch is marked split: a crash loses neither.
+        for half, part in zip(halves, parts, strict=True):
+            extra = {"part_of": target.batch_id} | part.ledger_fields()
+            writes.ledger_begin(db, part.batch_id, topic, list(part.ranges), half.size, extra)
+        part_ids = [part.batch_id for part in parts]
+        writes.ledger_split(db, topic, target.batch_id, list(target.ranges), part_ids, error)
+        log.warning("batch %s failed (%s); writing it in two parts", target.batch_id, error)
         reports = []
-        for half in halves:
-            reports += self.write(half, replay=True, consume_seconds=0.0)
+        for half, part in zip(halves, parts, strict=True):
+            reports += self.write(half, part)
         return reports
 
 

@@ -14,7 +14,7 @@ from pymongo.database import Database
 from pulse.config import load_settings
 from pulse.ingest.batch import MicroBatch
 from pulse.ingest.validate import ValidationRules
-from pulse.pipeline.apply import BatchWriter
+from pulse.pipeline.apply import BatchReport, BatchWriter
 from pulse.pipeline.consumer import AggregatingConsumer
 from pulse.pipeline.entities import EntityBuffer
 from pulse.pipeline.isolation import (
@@ -25,6 +25,7 @@ from pulse.pipeline.isolation import (
     flush_isolating,
 )
 from pulse.pipeline.session import Pipeline
+from pulse.pipeline.target import Target
 from pulse.store import reads, writes
 from pulse.store.client import Document
 from pulse.store.reads import entity_progress, stored_offsets
@@ -69,6 +70,11 @@ def _batch(stamps: list[int]) -> MicroBatch:
     )
 
 
+def _apply(pipeline: Pipeline, batch: MicroBatch, *, again: bool = False) -> list[BatchReport]:
+    target = Target.again(batch) if again else Target.polled(batch, fresh=False)
+    return apply_isolating(pipeline, batch, target)
+
+
 def _pipeline(memory: MemoryDatabase) -> Pipeline:
     db = cast(Database[Document], memory)
     return Pipeline(load_settings(), TOPIC, db, BatchWriter(db, TOPIC, RULES))
@@ -79,7 +85,7 @@ def test_the_record_that_fails_to_write_is_refused_and_the_rest_counts() -> None
     pipeline = _pipeline(memory)
     stamps = [KAFKA_TS - 1_000] * 20
     stamps[13] = POISON_MS
-    reports = apply_isolating(pipeline, _batch(stamps), replay=False)
+    reports = _apply(pipeline, _batch(stamps))
 
     totals = reads.totals(pipeline.db)
     assert totals is not None and totals.events == 19 and totals.dead_lettered == 1
@@ -99,8 +105,8 @@ def test_refusing_the_same_batch_again_adds_nothing() -> None:
     pipeline = _pipeline(memory)
     stamps = [KAFKA_TS - 1_000] * 8
     stamps[2] = POISON_MS
-    apply_isolating(pipeline, _batch(stamps), replay=False)
-    apply_isolating(pipeline, _batch(stamps), replay=True)  # a replay of the whole batch
+    _apply(pipeline, _batch(stamps))
+    _apply(pipeline, _batch(stamps), again=True)  # a replay of the whole batch
     totals = reads.totals(pipeline.db)
     assert totals is not None and totals.events == 7 and totals.dead_lettered == 1
 
@@ -108,7 +114,7 @@ def test_refusing_the_same_batch_again_adds_nothing() -> None:
 def test_a_failure_of_every_record_is_not_isolated_but_raised() -> None:
     pipeline = _pipeline(RefusingDatabase())
     with pytest.raises(IsolationError, match=f"more than {MAX_REFUSED} records"):
-        apply_isolating(pipeline, _batch([POISON_MS] * 40), replay=False)
+        _apply(pipeline, _batch([POISON_MS] * 40))
 
 
 class RefusingItems(MemoryDatabase):

@@ -29,7 +29,7 @@ from bench.dashboard import GOAL_MS, TYPES, pages
 from pulse.config import RetentionSettings, load_settings
 from pulse.ingest import sketches
 from pulse.ingest.batch import MicroBatch, OffsetRange, batch_id
-from pulse.pipeline.session import open_pipeline
+from pulse.pipeline.opening import open_pipeline
 from pulse.pipeline.target import Target
 from pulse.store import retention, writes
 from pulse.store.client import Document, mongo_client

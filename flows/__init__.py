@@ -1,4 +1,6 @@
-"""Prefect flows: one file per pipeline, orchestration only (logic lives in tasks/)."""
+"""Prefect flows: one file per pipeline, orchestration only. A flow composes tasks (tasks/),
+which wrap the `pulse` package, where the logic lives; flows/policies.py holds what the flows
+share (timeouts, schedule windows, the drain's budget)."""
 
 import logging
 

@@ -14,16 +14,14 @@ from flows.policies import (
     HANDOVER_SECONDS,
     JOIN_AHEAD_SECONDS,
     MAX_DRAIN_BUDGET_SECONDS,
+    drain_budget,
     run_name,
     wait_for_window,
 )
 from pulse.config import load_settings
-from pulse.ingest.batch import MicroBatch, without_topic
-from pulse.pipeline.apply import BatchReport
 from pulse.pipeline.drain import drain, summary_markdown
-from tasks.consume import apply_batch
-from tasks.retries import RETRY_DELAYS
-from tasks.sessions import consumer_session
+from pulse.pipeline.run_registry import open_member
+from tasks.consume import batch_applier
 
 
 @flow(
@@ -49,15 +47,7 @@ def aggregate_interactions(
     """
     logger = get_run_logger()
     settings = load_settings()
-    budget = time_budget_seconds or settings.consumer.time_budget_seconds
-    if budget > MAX_DRAIN_BUDGET_SECONDS:
-        logger.warning(
-            "PULSE_CONSUMER_TIME_BUDGET_SECONDS=%g is longer than a consumer run may last; "
-            "draining for %g s (`pulse consume` has no such limit)",
-            budget,
-            MAX_DRAIN_BUDGET_SECONDS,
-        )
-        budget = MAX_DRAIN_BUDGET_SECONDS
+    budget = drain_budget(time_budget_seconds, settings.consumer.time_budget_seconds)
     window = None
     if window_seconds is not None:
         # Joining a little early lets the group move partitions over while the previous run
@@ -65,20 +55,11 @@ def aggregate_interactions(
         window, budget = wait_for_window(window_seconds, handover_seconds, JOIN_AHEAD_SECONDS)
         stop_when_caught_up = False
         logger.info("draining in window %s-%s", window.start.time(), window.end.time())
-    delays = RETRY_DELAYS if retry_delays is None else retry_delays
-    with consumer_session(settings, topic) as (session_id, opened):
+    with open_member(settings, topic) as (opened_id, opened):
         member = opened.member()
-
-        def run_task(batch: MicroBatch, consume_seconds: float) -> BatchReport:
-            name = without_topic(batch.batch_id)  # the offset ranges identify the batch
-            options = apply_batch.with_options(
-                task_run_name=name, retries=len(delays), retry_delay_seconds=delays
-            )
-            return options(session_id, opened.hold(batch), consume_seconds)
-
         summary = drain(
             member,
-            run_task,
+            batch_applier(opened_id, retry_delays),
             time_budget=budget,
             max_batch_events=max_batch_events,
             max_batch_wait=max_batch_wait_seconds,
@@ -106,15 +87,4 @@ def aggregate_interactions(
         summary.seconds,
         summary.lag,
     )
-    return {
-        "batches": summary.batches,
-        "records": summary.records,
-        "valid": summary.valid,
-        "dead_lettered": summary.dead_lettered,
-        "docs_written": summary.docs_written,
-        "entity_flushes": summary.entity_flushes,
-        "replayed": summary.replayed,
-        "caught_up": summary.caught_up,
-        "lag": {str(p): n for p, n in summary.lag.items()},
-        "seconds": summary.seconds,
-    } | ({"window": window.as_dict()} if window else {})
+    return summary.to_dict() | ({"window": window.as_dict()} if window else {})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from prefect import get_run_logger
 from prefect.runtime import deployment as current_deployment
 from prefect.runtime import flow_run as current_run
 
@@ -35,6 +36,20 @@ FLUSH_QUIET_SECONDS = JOIN_AHEAD_SECONDS + 5.0
 JOIN_AHEAD_SECONDS before the end, and the partitions handed over wait for a flush being
 written then: 2.3-2.7 s in `make run`, the freshness spikes at a handover. The 5 s more leave
 a flush started just before the quiet time room to end before the successor joins (p99 2.5 s)."""
+
+
+def drain_budget(requested: float | None, configured: float) -> float:
+    """A consumer run's time budget: the requested one, else the setting, at most
+    MAX_DRAIN_BUDGET_SECONDS (said in the run's log when it cuts the setting short)."""
+    budget = requested or configured
+    if budget > MAX_DRAIN_BUDGET_SECONDS:
+        get_run_logger().warning(
+            "PULSE_CONSUMER_TIME_BUDGET_SECONDS=%g is longer than a consumer run may last; "
+            "draining for %g s (`pulse consume` has no such limit)",
+            budget,
+            MAX_DRAIN_BUDGET_SECONDS,
+        )
+    return min(budget, MAX_DRAIN_BUDGET_SECONDS)
 
 
 def wait_for_window(

@@ -34,20 +34,8 @@ def replay_dead_letters(
         report.still_dead,
     )
     create_table_artifact(
-        table=[
-            {
-                "selected": report.selected,
-                "revived": report.revived,
-                "still_dead": report.still_dead,
-                "batches": ", ".join(report.batches) or "none",
-            }
-        ],
+        table=[report.to_dict() | {"batches": ", ".join(report.batches) or "none"}],
         key="replayed-dead-letters",
         description="Dead letters validated again: revived ones were counted exactly once",
     )
-    return {
-        "selected": report.selected,
-        "revived": report.revived,
-        "still_dead": report.still_dead,
-        "batches": report.batches,
-    }
+    return report.to_dict()

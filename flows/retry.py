@@ -11,8 +11,8 @@ from flows.policies import RECOVERY_TIMEOUT_SECONDS, run_name
 from pulse.config import load_settings
 from pulse.ingest.batch import without_topic
 from pulse.pipeline.drain import batch_row
+from pulse.pipeline.run_registry import open_writer
 from tasks.consume import replay_batch, unfinished_batches
-from tasks.sessions import pipeline_session
 
 
 @flow(
@@ -25,12 +25,12 @@ def retry_failed_batches(topic: str | None = None) -> dict[str, Any]:
     logger = get_run_logger()
     settings = load_settings()
     group = settings.kafka.consumer_group
-    with pipeline_session(settings, topic) as (session_id, opened):
-        entries = unfinished_batches(session_id)
+    with open_writer(settings, topic) as (opened_id, opened):
+        entries = unfinished_batches(opened_id)
         logger.info("%d unfinished batches of %s", len(entries), opened.pipeline.topic)
         reports = [
             replay_batch.with_options(task_run_name=without_topic(entry["_id"]))(
-                session_id, entry, group
+                opened_id, entry, group
             )
             for entry in entries
         ]

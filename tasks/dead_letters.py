@@ -8,7 +8,7 @@ from prefect.cache_policies import NO_CACHE
 from pulse.config import load_settings
 from pulse.pipeline import dead_letter_replay
 from pulse.pipeline.dead_letter_replay import ReplayReport
-from pulse.pipeline.session import open_pipeline
+from pulse.pipeline.opening import open_pipeline
 
 
 # A write: NO_CACHE. Safe to run again: an interrupted replay is finished, not repeated.

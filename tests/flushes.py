@@ -13,7 +13,7 @@ from pulse.store.client import Document
 from pulse.store.contended import Writer
 from pulse.store.schema import ENTITY_MARKS
 from pulse.store.statements import Guard, Statement
-from pulse.store.writes import ApplyResult, apply
+from pulse.store.writes import UpsertResult, upsert_guarded
 from tests.fakes import MemoryDatabase
 
 
@@ -43,7 +43,7 @@ def as_database(memory: MemoryDatabase) -> Database[Document]:
 def plain_writer(db: Database[Document]) -> Writer:
     """Runs the statements as they come, as BatchWriter's short commands do."""
 
-    def writer(collection: str, statements: list[Statement]) -> ApplyResult:
-        return apply(db, collection, statements)
+    def writer(collection: str, statements: list[Statement]) -> UpsertResult:
+        return upsert_guarded(db, collection, statements)
 
     return writer

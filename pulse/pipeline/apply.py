@@ -220,7 +220,7 @@ class _Work:
     listed: bool = True
     """Listed as waiting for an entity flush: a refused batch has nothing a flush could
     write, and a re-read would judge its records anew."""
-    results: dict[str, writes.ApplyResult] = field(default_factory=dict)
+    results: dict[str, writes.UpsertResult] = field(default_factory=dict)
     leader_updates: int = 0
     user_totals_before: dict[str, int] = field(default_factory=dict)
     user_totals: dict[str, int] = field(default_factory=dict)
@@ -237,7 +237,7 @@ class BatchWriter:
     `apply` writes a micro-batch's counts (totals, minutes, dead letters); `flush` writes the
     entity documents of valid events gathered from one or more applied batches. Holds no
     connection of its own: `db` is opened and closed by its owner
-    (pulse/pipeline/session.py), so building a writer does no I/O.
+    (pulse/pipeline/opening.py), so building a writer does no I/O.
     """
 
     def __init__(
@@ -387,11 +387,11 @@ class BatchWriter:
         self._done("flush-applied")
         return report
 
-    def _write_entities(self, collection: str, statements: list[Statement]) -> writes.ApplyResult:
+    def _write_entities(self, collection: str, statements: list[Statement]) -> writes.UpsertResult:
         """An entity flush's statements, in short commands that let counts go first."""
         if self.priority is None:
-            return writes.apply(self.db, collection, statements)
-        return writes.apply(
+            return writes.upsert_guarded(self.db, collection, statements)
+        return writes.upsert_guarded(
             self.db,
             collection,
             statements,
@@ -437,7 +437,7 @@ class BatchWriter:
         )
         ids = [statement["q"]["_id"] for statement in statements]
         writes.file_in_timeline(self.db, DEAD_LETTERS, work.now, ids)
-        result = writes.apply(self.db, DEAD_LETTERS, statements)
+        result = writes.upsert_guarded(self.db, DEAD_LETTERS, statements)
         work.results[DEAD_LETTERS] = result
         if self.dead_letter_sink is not None and result.upserted_ids:
             new = set(result.upserted_ids)
@@ -452,12 +452,12 @@ class BatchWriter:
         statements = minute_updates(
             replace(work.aggregates, minutes=recent), work.guard, self.types
         )
-        work.results[MINUTES] = writes.apply(self.db, MINUTES, statements)
+        work.results[MINUTES] = writes.upsert_guarded(self.db, MINUTES, statements)
 
     def _periods(self, work: _Work) -> None:
         """The same counts per hour and per day (charts over days and weeks)."""
         statements = period_updates(work.aggregates, work.guard, self.types)
-        work.results[PERIODS] = writes.apply(self.db, PERIODS, statements)
+        work.results[PERIODS] = writes.upsert_guarded(self.db, PERIODS, statements)
 
     def _totals(self, work: _Work) -> None:
         verdict = _verdict(work)
@@ -472,7 +472,7 @@ class BatchWriter:
             applied_at=work.now,
             isolated=verdict.isolated,
         )
-        work.results[TOTALS] = writes.apply(self.db, TOTALS, [statement])
+        work.results[TOTALS] = writes.upsert_guarded(self.db, TOTALS, [statement])
 
     def _offsets(self, work: _Work) -> None:
         if work.record_offsets:
@@ -536,7 +536,7 @@ class BatchWriter:
             new_items=work.new_items,
             user_bins=user_bin_changes(work.user_totals_before, _entities(work).users),
         )
-        work.results[TOTALS] = writes.apply(self.db, TOTALS, [statement])
+        work.results[TOTALS] = writes.upsert_guarded(self.db, TOTALS, [statement])
 
     def _leaders(self, work: _Work) -> None:
         """Offer the touched users and items to the leader boards."""

@@ -49,7 +49,7 @@ from pulse.pipeline.entities import EntityBuffer, Flush, Reread, backlog, coveri
 from pulse.pipeline.flusher import EntityFlusher
 from pulse.pipeline.isolation import IsolatingFlushes, apply_isolating, flush_isolating
 from pulse.pipeline.laps import Laps
-from pulse.pipeline.session import Pipeline, open_pipeline
+from pulse.pipeline.opening import Pipeline, open_pipeline
 from pulse.pipeline.target import Target, marks_by_topic
 from pulse.preflight import check_kafka
 from pulse.store import writes

@@ -11,7 +11,8 @@ adding an interaction type), then replay it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from pulse.ingest.batch import MicroBatch
 from pulse.pipeline.apply import BatchReport, BatchWriter
@@ -29,6 +30,9 @@ class ReplayReport:
     revived: int = 0
     still_dead: int = 0
     batches: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def replay(

@@ -80,6 +80,21 @@ class DrainSummary:
     def events_per_second(self) -> float:
         return self.records / self.seconds if self.seconds else 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        """The drain as plain values (a flow run's result), partitions named as text."""
+        return {
+            "batches": self.batches,
+            "records": self.records,
+            "valid": self.valid,
+            "dead_lettered": self.dead_lettered,
+            "docs_written": self.docs_written,
+            "entity_flushes": self.entity_flushes,
+            "replayed": self.replayed,
+            "caught_up": self.caught_up,
+            "lag": {str(p): n for p, n in self.lag.items()},
+            "seconds": self.seconds,
+        }
+
 
 def drain(
     consumer: Source,

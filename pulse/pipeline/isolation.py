@@ -23,7 +23,7 @@ from pulse.ingest.batch import MicroBatch, OffsetRange, entity_flush_id, ranges_
 from pulse.pipeline.apply import BatchReport, BatchWriter
 from pulse.pipeline.entities import Flush, covering, within
 from pulse.pipeline.failures import is_record_caused
-from pulse.pipeline.session import Pipeline
+from pulse.pipeline.opening import Pipeline
 from pulse.pipeline.target import Target, marks_layout
 from pulse.store import writes
 from pulse.store.reads import in_ledger

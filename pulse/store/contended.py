@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pymongo.errors import OperationFailure
 
 from pulse.store.statements import Statement
-from pulse.store.writes import ApplyResult
+from pulse.store.writes import UpsertResult
 
 WRITE_ROUNDS = 12
 """Reads and writes of one contended bucket before giving up (the flush is then retried)."""
@@ -24,7 +24,7 @@ BACKOFF_SECONDS = 0.002
 WRITE_CONFLICT = 112
 """MongoDB's code of a write conflict (transient: the flush is retried)."""
 
-Writer = Callable[[str, list[Statement]], ApplyResult]
+Writer = Callable[[str, list[Statement]], UpsertResult]
 """Runs one collection's statements (BatchWriter's short commands)."""
 WriteRound = Callable[[list[str]], set[str]]
 """Reads these buckets and writes those not holding the flush yet; returns the refused ones."""

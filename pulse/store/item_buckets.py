@@ -42,7 +42,7 @@ from pulse.store.statements import Guard, Statement, entity_counts
 from pulse.store.writes import (
     DLQ_REPLAY_ENTITIES,
     ENTITY_FLUSH,
-    ApplyResult,
+    UpsertResult,
     move_into_buckets,
     unfinished_batches,
     watermark,
@@ -58,7 +58,7 @@ class ItemsWritten:
     new_items: int = 0
     totals: dict[str, int] = field(default_factory=dict)
     """Each item's total right after the flush's write (as stored, for a replayed bucket)."""
-    result: ApplyResult = field(default_factory=ApplyResult)
+    result: UpsertResult = field(default_factory=UpsertResult)
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def write_items(
     """Write a flush's items (one row each) into their buckets, reading each bucket first
     (pulse/store/contended.py)."""
     rows = by_bucket(items, buckets)
-    done = ItemsWritten(result=ApplyResult())
+    done = ItemsWritten(result=UpsertResult())
     write_in_rounds(
         ITEM_BUCKETS,
         list(rows),

@@ -32,7 +32,7 @@ from pulse.store.reads import by_ids
 from pulse.store.schema import BUCKET_USERS, USER_BUCKETS, user_bucket, user_path
 from pulse.store.statements import Guard, Statement
 from pulse.store.user_figures import UserFigures, pack, stored_total, unpack
-from pulse.store.writes import ApplyResult, watermark
+from pulse.store.writes import UpsertResult, watermark
 
 
 @dataclass
@@ -41,7 +41,7 @@ class UsersWritten:
 
     totals_before: dict[str, int] = field(default_factory=dict)
     """Each user's total before the flush (0: a new user)."""
-    result: ApplyResult = field(default_factory=ApplyResult)
+    result: UpsertResult = field(default_factory=UpsertResult)
 
     @property
     def new_users(self) -> int:

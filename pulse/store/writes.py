@@ -116,7 +116,7 @@ def chunks(
 
 
 @dataclass
-class ApplyResult:
+class UpsertResult:
     """What one collection's statements did."""
 
     statements: int = 0
@@ -128,7 +128,7 @@ class ApplyResult:
     refused_ids: list[Any] = field(default_factory=list)
     """The `_id`s of the statements that matched nothing and collided (`already_applied`)."""
 
-    def add_writes(self, other: ApplyResult) -> None:
+    def add_writes(self, other: UpsertResult) -> None:
         """Add what `other`'s statements wrote; what they refused is the caller's to retry."""
         self.statements += other.statements
         self.upserted += other.upserted
@@ -187,14 +187,14 @@ def _settle_markers(
         db[OPEN_BATCHES].delete_one({"_id": marker["_id"], **as_read})
 
 
-def apply(
+def upsert_guarded(
     db: Database[Document],
     collection: str,
     statements: Sequence[Statement],
     *,
     max_count: int = _CHUNK,
     before_each: Callable[[], None] | None = None,
-) -> ApplyResult:
+) -> UpsertResult:
     """Run guarded upserts, in commands of at most `max_count` statements (`before_each` is
     called before each command); a duplicate-key error means 'this document already has the
     batch'.
@@ -203,7 +203,7 @@ def apply(
     command at the first one. Both are handled the same way: the chunk is re-run statement by
     statement, which is safe because every statement is guarded.
     """
-    result = ApplyResult(statements=len(statements))
+    result = UpsertResult(statements=len(statements))
     for chunk in chunks(statements, max_count):
         if before_each is not None:
             before_each()
@@ -214,12 +214,12 @@ def apply(
             continue
         _raise_unless_duplicates(collection, errors)
         for statement in chunk:
-            _apply_one(db, collection, statement, result)
+            _upsert_one(db, collection, statement, result)
     return result
 
 
-def _apply_one(
-    db: Database[Document], collection: str, statement: Statement, result: ApplyResult
+def _upsert_one(
+    db: Database[Document], collection: str, statement: Statement, result: UpsertResult
 ) -> None:
     reply = db.command("update", collection, updates=[statement], ordered=True)
     errors = reply.get("writeErrors", [])
@@ -231,7 +231,7 @@ def _apply_one(
         _count(result, reply)
 
 
-def _count(result: ApplyResult, reply: dict[str, Any]) -> None:
+def _count(result: UpsertResult, reply: dict[str, Any]) -> None:
     upserted = reply.get("upserted", [])
     result.upserted += len(upserted)
     result.upserted_ids += [entry["_id"] for entry in upserted]
@@ -326,7 +326,7 @@ def move_into_buckets(
         }
         for doc in db[legacy].find({}, fields)
     ]
-    result = apply(db, collection, statements)
+    result = upsert_guarded(db, collection, statements)
     db.drop_collection(legacy)
     moved = result.upserted + result.modified
     log.warning(
@@ -351,20 +351,20 @@ def refresh_minute_estimates(db: Database[Document], minute_ids: list[str]) -> i
 
 def update_leaders(
     db: Database[Document],
-    collection: str,
+    entity: str,
     totals: dict[Any, int],
     added: dict[Any, int] | None = None,
 ) -> int:
     """Offer a batch's touched documents (`totals`: id → total now) to the leader boards;
     with `added` (the batch's counts) also keep the low-total lists. Returns docs changed."""
-    board = db[LEADERS].find_one({"_id": collection}, {"top": 1}) or {}
+    board = db[LEADERS].find_one({"_id": entity}, {"top": 1}) or {}
     top: dict[str, int] = board.get("top", {})
     statements = [
-        leaders.leader_update(collection, totals, top),
-        leaders.top_prune(collection, top, added=min(len(totals), leaders.TOP_K)),
+        leaders.leader_update(entity, totals, top),
+        leaders.top_prune(entity, top, added=min(len(totals), leaders.TOP_K)),
     ]
     if added is not None:
-        statements += leaders.low_updates(collection, totals, added)
+        statements += leaders.low_updates(entity, totals, added)
     requests = [UpdateOne(s["q"], s["u"], upsert=bool(s.get("upsert"))) for s in statements if s]
     if not requests:
         return 0

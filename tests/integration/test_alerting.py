@@ -20,7 +20,7 @@ from pulse.generate.pacing import RatePlan
 from pulse.generate.run import GeneratorRun
 from pulse.generate.simulate import GeneratorConfig
 from pulse.pipeline.consumer import replay_entry
-from pulse.pipeline.session import open_pipeline
+from pulse.pipeline.opening import open_pipeline
 from pulse.store.client import Document, database, mongo_client
 from pulse.store.schema import ALERTS, LEDGER
 from tests.integration.reconcile import drain_until_caught_up, run_pulse, subprocess_env

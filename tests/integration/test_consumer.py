@@ -25,7 +25,7 @@ from pulse.pipeline.consumer import AggregatingConsumer, consuming, replay_entry
 from pulse.pipeline.drain import DrainSummary, drain
 from pulse.pipeline.entities import backlog
 from pulse.pipeline.isolation import IsolatingFlushes
-from pulse.pipeline.session import open_pipeline
+from pulse.pipeline.opening import open_pipeline
 from pulse.store import writes
 from pulse.store.client import database, mongo_client
 from pulse.store.reads import entity_progress, stored_offsets

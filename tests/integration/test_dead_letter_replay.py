@@ -9,7 +9,7 @@ import pytest
 from flows.replay import replay_dead_letters
 from pulse.config import Settings, load_settings
 from pulse.pipeline import dead_letter_replay
-from pulse.pipeline.session import open_pipeline
+from pulse.pipeline.opening import open_pipeline
 from pulse.store import writes
 from pulse.store.client import database, mongo_client
 from pulse.store.schema import DEAD_LETTERS, TOTALS, TOTALS_ID
@@ -50,20 +50,20 @@ def test_fixed_dead_letters_are_revived_exactly_once(
     assert "teleport" in fixed.generator.interaction_types
 
     # An interrupted replay: the process dies after the users were written.
-    real_apply = writes.apply
+    real_upsert = writes.upsert_guarded
     calls = {"n": 0}
 
     def dies_after_users(*args: object, **kwargs: object) -> object:
-        result = real_apply(*args, **kwargs)  # type: ignore[arg-type]
+        result = real_upsert(*args, **kwargs)  # type: ignore[arg-type]
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("killed")
         return result
 
-    monkeypatch.setattr(writes, "apply", dies_after_users)
+    monkeypatch.setattr(writes, "upsert_guarded", dies_after_users)
     with pytest.raises(RuntimeError), open_pipeline(fixed) as opened:
         dead_letter_replay.replay(opened.writer, field_name="interaction_type")
-    monkeypatch.setattr(writes, "apply", real_apply)
+    monkeypatch.setattr(writes, "upsert_guarded", real_upsert)
 
     result = replay_dead_letters(field="interaction_type")
     assert result["revived"] == teleports  # the interrupted replay was finished, not repeated

@@ -28,7 +28,7 @@ from pulse.store.item_buckets import ItemsWritten, write_items
 from pulse.store.leaders import LOW_CAP
 from pulse.store.schema import ENTITY_MARKS, ITEMS, LEADERS
 from pulse.store.statements import Guard, Statement
-from pulse.store.writes import ApplyResult, apply, settle_item_buckets, update_leaders
+from pulse.store.writes import UpsertResult, settle_item_buckets, update_leaders, upsert_guarded
 
 pytestmark = pytest.mark.integration
 
@@ -63,8 +63,10 @@ def test_concurrent_flushes_of_four_partitions_count_new_items_exactly(
     written: dict[int, list[ItemsWritten]] = {partition: [] for partition in plans}
     start = threading.Barrier(len(plans))
 
-    def writer(collection: str, statements: list[Statement]) -> ApplyResult:
-        return apply(mongo_db, collection, statements, max_count=2)  # more room to interleave
+    def writer(collection: str, statements: list[Statement]) -> UpsertResult:
+        return upsert_guarded(
+            mongo_db, collection, statements, max_count=2
+        )  # more room to interleave
 
     failures: list[BaseException] = []
 
@@ -106,8 +108,8 @@ def test_concurrent_flushes_of_four_partitions_count_new_items_exactly(
 def test_a_replayed_flush_counts_its_new_items_and_adds_nothing(
     mongo_db: Database[Document],
 ) -> None:
-    def writer(collection: str, statements: list[Statement]) -> ApplyResult:
-        return apply(mongo_db, collection, statements)
+    def writer(collection: str, statements: list[Statement]) -> UpsertResult:
+        return upsert_guarded(mongo_db, collection, statements)
 
     settle_item_buckets(mongo_db, BUCKETS)  # where readers look for an item
     guard = Guard((OffsetRange(0, 0, 9),), ENTITY_MARKS, "t")
@@ -148,8 +150,8 @@ class _Finds(CommandListener):
 def test_the_least_active_items_come_from_the_low_lists_and_else_from_every_item(
     mongo_db: Database[Document], live_stack: Settings
 ) -> None:
-    def writer(collection: str, statements: list[Statement]) -> ApplyResult:
-        return apply(mongo_db, collection, statements)
+    def writer(collection: str, statements: list[Statement]) -> UpsertResult:
+        return upsert_guarded(mongo_db, collection, statements)
 
     settle_item_buckets(mongo_db, BUCKETS)
     counts = Counter(i1=1, i2=2, i3=2, i4=LOW_CAP + 2, i5=LOW_CAP + 6)

@@ -24,7 +24,7 @@ from pulse.pipeline.isolation import (
     apply_isolating,
     flush_isolating,
 )
-from pulse.pipeline.session import Pipeline
+from pulse.pipeline.opening import Pipeline
 from pulse.pipeline.target import Target
 from pulse.store import reads, writes
 from pulse.store.client import Document

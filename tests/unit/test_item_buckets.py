@@ -29,7 +29,7 @@ from pulse.store.schema import (
     item_entity_bucket,
 )
 from pulse.store.statements import Statement
-from pulse.store.writes import ENTITY_FLUSH, ApplyResult, apply, ledger_begin
+from pulse.store.writes import ENTITY_FLUSH, UpsertResult, ledger_begin, upsert_guarded
 from tests.fakes import MemoryDatabase
 from tests.flushes import as_database, entity_frame, flush_guard, plain_writer
 
@@ -75,13 +75,13 @@ def test_flushes_of_two_partitions_interleaving_on_one_bucket_count_each_item_on
     shared = [f"i{n}" for n in range(40) if item_entity_bucket(f"i{n}", BUCKETS) == "b0"][:3]
     interleaved: list[ItemsWritten] = []
 
-    def writer(collection: str, statements: list[Statement]) -> ApplyResult:
+    def writer(collection: str, statements: list[Statement]) -> UpsertResult:
         if not interleaved:  # the other flush writes between this one's read and its write
             other = _items(dict.fromkeys(shared[:2], 1))
             interleaved.append(
                 write_items(db, other, BUCKETS, flush_guard(1, 0, 4), TYPES, "B", plain_writer(db))
             )
-        return apply(db, collection, statements)
+        return upsert_guarded(db, collection, statements)
 
     mine = write_items(
         db, _items(dict.fromkeys(shared, 2)), BUCKETS, flush_guard(0, 0, 9), TYPES, "A", writer
@@ -113,12 +113,12 @@ def test_a_bucket_changed_at_every_write_gives_up_with_a_transient_conflict(
     db = as_database(MemoryDatabase())
     calls: list[int] = []
 
-    def contended(collection: str, statements: list[Statement]) -> ApplyResult:
+    def contended(collection: str, statements: list[Statement]) -> UpsertResult:
         # Another flush writes the bucket each time, right before this one.
         calls.append(len(calls))
         other = flush_guard(1, len(calls) * 10, len(calls) * 10 + 5)
         write_items(db, _items({"i1": 1}), BUCKETS, other, TYPES, "B", plain_writer(db))
-        return apply(db, collection, statements)
+        return upsert_guarded(db, collection, statements)
 
     with pytest.raises(OperationFailure) as raised:
         write_items(db, _items({"i1": 1}), BUCKETS, flush_guard(0, 0, 9), TYPES, "A", contended)

@@ -47,7 +47,7 @@ def test_entity_statements_go_in_commands_of_the_given_size_each_after_its_turn(
         {"q": {"_id": f"i{n}"}, "u": {"$inc": {"total": 1}}, "upsert": True} for n in range(7)
     ]
     turns: list[int] = []
-    result = writes.apply(
+    result = writes.upsert_guarded(
         cast("Database[Document]", memory),
         ITEMS,
         statements,

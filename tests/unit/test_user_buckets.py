@@ -13,7 +13,7 @@ from pulse.store.schema import USER_BUCKETS, user_bucket
 from pulse.store.statements import Statement
 from pulse.store.user_buckets import UsersWritten, plan, write_users
 from pulse.store.user_figures import UserFigures, pack
-from pulse.store.writes import ApplyResult, apply
+from pulse.store.writes import UpsertResult, upsert_guarded
 from tests.fakes import MemoryDatabase
 from tests.flushes import as_database, entity_frame, flush_guard, plain_writer
 
@@ -59,13 +59,13 @@ def test_flushes_of_two_partitions_writing_the_same_users_count_each_event_once(
     shared = _shared(3)
     interleaved: list[UsersWritten] = []
 
-    def writer(collection: str, statements: list[Statement]) -> ApplyResult:
+    def writer(collection: str, statements: list[Statement]) -> UpsertResult:
         if not interleaved:  # the other flush writes between this one's read and its write
             other = _users(dict.fromkeys(shared[:2], 1))
             interleaved.append(
                 write_users(db, other, BUCKETS, flush_guard(1, 0, 4), TYPES, plain_writer(db))
             )
-        return apply(db, collection, statements)
+        return upsert_guarded(db, collection, statements)
 
     mine = write_users(
         db, _users(dict.fromkeys(shared, 2)), BUCKETS, flush_guard(0, 0, 9), TYPES, writer

@@ -36,7 +36,6 @@ from pulse.store.schema import (
     ITEM_BUCKETS,
     ITEM_HOURS,
     ITEM_MINUTES,
-    ITEMS,
     LEADERS,
     LEDGER,
     LEGACY_ITEMS,
@@ -47,7 +46,7 @@ from pulse.store.schema import (
     TOTALS,
     TOTALS_ID,
     USER_BUCKETS,
-    USERS,
+    Entity,
     item_bucket,
     item_entity_bucket,
     item_hour_id,
@@ -73,7 +72,7 @@ def _totals(count: int, rng: np.random.Generator, mean: float) -> np.ndarray:
 def _seeded_totals(users: int, items: int) -> dict[str, np.ndarray]:
     """Every seeded user's and item's total (the same draws on every run)."""
     rng = np.random.default_rng(5)
-    return {USERS: _totals(users, rng, 20.0), ITEMS: _totals(items, rng, 20.0)}
+    return {Entity.USERS: _totals(users, rng, 20.0), Entity.ITEMS: _totals(items, rng, 20.0)}
 
 
 def seed(db: Database[Document], users: int, items: int, now: datetime) -> None:
@@ -96,7 +95,7 @@ def _seed_entities(db: Database[Document], totals: dict[str, np.ndarray], now: d
     seen_ms, now_ms = int(seen.timestamp() * 1000), int(now.timestamp() * 1000)
     figures = [
         pack(UserFigures(int(total), seen_ms, now_ms, {"view": int(total)}))
-        for total in totals[USERS].tolist()
+        for total in totals[Entity.USERS].tolist()
     ]
     # As many buckets as docs/consumer.md advises for this many users: ~400 users each.
     buckets = writes.settle_user_buckets(db, max(1, len(figures) // 400))
@@ -108,7 +107,7 @@ def _seed_entities(db: Database[Document], totals: dict[str, np.ndarray], now: d
     for start in range(0, len(docs), 5_000):
         db[USER_BUCKETS].insert_many(docs[start : start + 5_000])
         console.print(f"  seeded {min(start + 5_000, len(docs)):,}/{len(docs):,} user buckets")
-    counts = totals[ITEMS]
+    counts = totals[Entity.ITEMS]
     # The same number of buckets as the item x minute buckets (_seed_small): ~25 items each.
     item_buckets = writes.settle_item_buckets(db, max(1, len(counts) // 25))
     by_item_bucket: dict[str, dict[str, Any]] = {}
@@ -210,9 +209,9 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
         for n in range(1_000)
     )
     # The boards the consumer would keep had every seeded document come in one batch.
-    for collection, prefix in ((USERS, "u"), (ITEMS, "i")):
-        by_id = {f"{prefix}{n + 1}": int(t) for n, t in enumerate(totals[collection].tolist())}
-        writes.update_leaders(db, collection, by_id, by_id if collection == ITEMS else None)
+    for entity, prefix in ((Entity.USERS, "u"), (Entity.ITEMS, "i")):
+        by_id = {f"{prefix}{n + 1}": int(t) for n, t in enumerate(totals[entity].tolist())}
+        writes.update_leaders(db, entity, by_id, by_id if entity == Entity.ITEMS else None)
 
 
 def pages(db: Database[Document], now: datetime) -> dict[str, list[Callable[[], Any]]]:
@@ -225,21 +224,21 @@ def pages(db: Database[Document], now: datetime) -> dict[str, list[Callable[[], 
             lambda: reads.minutes(db, since, now),
         ],
         "items": [
-            lambda: reads.ranked(db, ITEMS, "item_id", 10),
-            lambda: reads.ranked(db, ITEMS, "item_id", 10, True),
-            lambda: reads.entity(db, ITEMS, "item_id", "i1"),
+            lambda: reads.ranked(db, Entity.ITEMS, "item_id", 10),
+            lambda: reads.ranked(db, Entity.ITEMS, "item_id", 10, True),
+            lambda: reads.entity(db, Entity.ITEMS, "item_id", "i1"),
             lambda: reads.item_trend(db, "i1", MINUTE, since, now),
         ],
         "items, 14 days": [
-            lambda: reads.ranked(db, ITEMS, "item_id", 10),
-            lambda: reads.ranked(db, ITEMS, "item_id", 10, True),
-            lambda: reads.entity(db, ITEMS, "item_id", "i1"),
+            lambda: reads.ranked(db, Entity.ITEMS, "item_id", 10),
+            lambda: reads.ranked(db, Entity.ITEMS, "item_id", 10, True),
+            lambda: reads.entity(db, Entity.ITEMS, "item_id", "i1"),
             lambda: reads.item_trend(db, "i1", HOUR, now - reads.ITEM_TREND_WINDOW, now),
         ],
         "users": [
             lambda: reads.user_histogram(reads.totals(db) or reads.Totals()),
-            lambda: reads.ranked(db, USERS, "user_id", 10),
-            lambda: reads.entity(db, USERS, "user_id", "u1"),
+            lambda: reads.ranked(db, Entity.USERS, "user_id", 10),
+            lambda: reads.entity(db, Entity.USERS, "user_id", "u1"),
         ],
         "alerts": [lambda: reads.alerts(db, since)],
         "health": [

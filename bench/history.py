@@ -44,7 +44,6 @@ from pulse.store.schema import (
     ITEM_BUCKETS,
     ITEM_HOURS,
     ITEM_MINUTES,
-    ITEMS,
     LEDGER,
     MAINTENANCE,
     MINUTE_SKETCHES,
@@ -53,6 +52,7 @@ from pulse.store.schema import (
     TOTALS,
     TOTALS_ID,
     USER_MINUTES,
+    Entity,
     item_entity_bucket,
     item_hour_id,
     item_minute_id,
@@ -122,7 +122,7 @@ def _seed_items(db: Database[Document], item_buckets: int) -> None:
         ITEM_BUCKETS,
         [{"_id": b, BUCKET_VERSION: 1, BUCKET_ITEMS: items} for b, items in held.items()],
     )
-    writes.update_leaders(db, ITEMS, totals, totals)
+    writes.update_leaders(db, Entity.ITEMS, totals, totals)
 
 
 def seed(

@@ -47,14 +47,13 @@ from pulse.store.schema import (
     ITEM_BUCKETS_BEFORE,
     ITEM_HOURS,
     ITEM_MINUTES,
-    ITEMS,
     MINUTE_SKETCHES,
     MINUTES,
     PERIODS,
     TOTALS,
     USER_BUCKETS,
     USER_MINUTES,
-    USERS,
+    Entity,
     record_id,
 )
 from pulse.store.statements import (
@@ -542,9 +541,9 @@ class BatchWriter:
         """Offer the touched users and items to the leader boards."""
         aggregates = _entities(work)
         item_added = dict(aggregates.items.select("item_id", "total").iter_rows())
-        updates = writes.update_leaders(self.db, USERS, work.user_totals)
+        updates = writes.update_leaders(self.db, Entity.USERS, work.user_totals)
         work.leader_updates += updates + writes.update_leaders(
-            self.db, ITEMS, work.item_totals, item_added
+            self.db, Entity.ITEMS, work.item_totals, item_added
         )
 
     def _alerts(self, work: _Work) -> None:

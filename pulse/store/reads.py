@@ -51,8 +51,8 @@ from pulse.store.schema import (
     USER_BUCKETS,
     USER_BUCKETS_COUNTER,
     USER_MINUTES,
-    USERS,
     WHOLE_RECORD,
+    Entity,
     item_entity_bucket,
     item_hour_id,
     item_minute_id,
@@ -205,7 +205,7 @@ def _frame(rows: list[dict[str, Any]], key: str) -> pl.DataFrame:
 
 
 def ranked(
-    db: Database[Document], collection: str, key: str, n: int, lowest: bool = False
+    db: Database[Document], entity: str, key: str, n: int, lowest: bool = False
 ) -> pl.DataFrame:
     """The `n` users or items with the most (or fewest) interactions.
 
@@ -214,25 +214,25 @@ def ranked(
     asked for), items fall back to an indexed sort (FerretDB runs it as a scan) and users to
     reading every bucket.
     """
-    docs = _fewest(db, collection, n) if lowest else _most(db, collection, n)
+    docs = _fewest(db, entity, n) if lowest else _most(db, entity, n)
     if docs is None:
-        every = _every_user(db) if collection == USERS else _every_item(db)
+        every = _every_user(db) if entity == Entity.USERS else _every_item(db)
         docs = sorted(every, key=lambda doc: doc["total"], reverse=not lowest)[:n]
     return _frame([_flatten(doc, key) for doc in docs], key)
 
 
-def _most(db: Database[Document], collection: str, n: int) -> list[Document] | None:
-    board = db[LEADERS].find_one({"_id": collection}, {"top": 1}) or {}
+def _most(db: Database[Document], entity: str, n: int) -> list[Document] | None:
+    board = db[LEADERS].find_one({"_id": entity}, {"top": 1}) or {}
     top: dict[str, int] = board.get("top", {})
-    docs = _by_ids(db, collection, candidates(top, n, lowest=False))
+    docs = _by_ids(db, entity, candidates(top, n, lowest=False))
     if len(docs) < n:
         return None
     return sorted(docs, key=lambda doc: (-doc.get("total", 0), doc["_id"]))[:n]
 
 
-def _by_ids(db: Database[Document], collection: str, ids: list[str]) -> list[Document]:
+def _by_ids(db: Database[Document], entity: str, ids: list[str]) -> list[Document]:
     """Users or items by id (from their buckets), each as a document of its own."""
-    return users_by_ids(db, ids) if collection == USERS else items_by_ids(db, ids)
+    return users_by_ids(db, ids) if entity == Entity.USERS else items_by_ids(db, ids)
 
 
 def counter(db: Database[Document], name: str) -> int:
@@ -332,7 +332,7 @@ def user_totals(db: Database[Document]) -> dict[str, int]:
     return {doc["_id"]: int(doc.get("total", 0)) for doc in _every_user(db)}
 
 
-def _fewest(db: Database[Document], collection: str, n: int) -> list[Document] | None:
+def _fewest(db: Database[Document], entity: str, n: int) -> list[Document] | None:
     """Walk the low-total lists upwards, one query for the lists of each total, and the
     items they hold in id order, a few at a time, until `n` are found still at that total.
 
@@ -340,11 +340,11 @@ def _fewest(db: Database[Document], collection: str, n: int) -> list[Document] |
     items: reading each list on its own, or every listed item, took most of the items page."""
     found: list[Document] = []
     for total in range(1, LOW_CAP + 1):
-        lists = by_ids(db, LEADERS, low_doc_ids(collection, total), {"ids": 1})
+        lists = by_ids(db, LEADERS, low_doc_ids(entity, total), {"ids": 1})
         listed = sorted(key for doc in lists for key in doc.get("ids", {}))
         slice_size = max(2 * n, 10)
         for start in range(0, len(listed), slice_size):
-            docs = _by_ids(db, collection, listed[start : start + slice_size])
+            docs = _by_ids(db, entity, listed[start : start + slice_size])
             kept = [doc for doc in docs if doc.get("total") == total]  # skip moved-on ones
             found += sorted(kept, key=lambda doc: str(doc["_id"]))
             if len(found) >= n:
@@ -352,14 +352,12 @@ def _fewest(db: Database[Document], collection: str, n: int) -> list[Document] |
     return None
 
 
-def entity(
-    db: Database[Document], collection: str, key: str, entity_id: str
-) -> dict[str, Any] | None:
+def entity(db: Database[Document], kind: str, key: str, entity_id: str) -> dict[str, Any] | None:
     """One user or item, flattened, or None (also for text that cannot be an id: it would
     make a field path of the query)."""
     if not is_id(entity_id):
         return None
-    docs = _by_ids(db, collection, [entity_id])
+    docs = _by_ids(db, kind, [entity_id])
     return _flatten(docs[0], key) if docs else None
 
 

@@ -8,22 +8,30 @@ from __future__ import annotations
 
 import zlib
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from pymongo import ASCENDING, DESCENDING
 
 from pulse.ingest.aggregate import MINUTE_FORMAT
 
 # --- aggregates (written by the consumer, read by the dashboard) ---------------------------
-USERS = "users"
-"""The users' leader board (`leaders` _id) and the name of their figures in ledger entries."""
+
+
+class Entity:
+    """The kinds of entity with figures of their own. A kind's name is its leader board's
+    `_id` (`leaders`) and the name of its figures in ledger entries; it names no collection
+    (the figures live in USER_BUCKETS and ITEM_BUCKETS)."""
+
+    USERS: Final = "users"
+    ITEMS: Final = "items"
+
+
 LEGACY_USERS = "users"
 """One document per user, as databases written before user buckets hold them; the consumer
 moves them into buckets when it starts (pulse/store/writes.py:move_legacy_users)."""
 USER_BUCKETS = "user_buckets"
 """Per-user figures, many users per document: `_id` = 'b<bucket>', `u.<user id>` = the
 user's `total`, `types.<type>`, `first_seen`, `last_seen` (ids hold no '.' or '$')."""
-ITEMS = "items"
-"""The items' leader board (`leaders` _id) and the name of their figures in ledger entries."""
 LEGACY_ITEMS = "items"
 """One document per item, as databases written before item buckets hold them; the consumer
 moves them into buckets when it starts (pulse/store/item_buckets.py:move_legacy_items)."""

@@ -8,7 +8,7 @@ import streamlit as st
 
 from pulse.events import ID_PATTERN, is_id
 from pulse.store import reads
-from pulse.store.schema import ITEMS
+from pulse.store.schema import Entity
 from streamlit_app import charts
 from streamlit_app.connection import fetch
 from streamlit_app.controls import current_view, live
@@ -20,7 +20,7 @@ lookup = st.text_input("Look up an item", placeholder="e.g. i42", key="item_look
 
 
 def render(now: datetime) -> None:
-    top = fetch(reads.ranked, ITEMS, "item_id", n)
+    top = fetch(reads.ranked, Entity.ITEMS, "item_id", n)
     if top.height == 0:
         st.info("No items yet: nothing has been aggregated.", icon=":material/hourglass_empty:")
         return
@@ -31,7 +31,7 @@ def render(now: datetime) -> None:
             key="top_items",
         )
     with right:
-        bottom = fetch(reads.ranked, ITEMS, "item_id", n, True)
+        bottom = fetch(reads.ranked, Entity.ITEMS, "item_id", n, True)
         st.plotly_chart(
             charts.ranked_bars(
                 bottom, "item_id", view.types, f"Bottom {n} items (min interactions)"
@@ -40,7 +40,7 @@ def render(now: datetime) -> None:
         )
     st.dataframe(top, hide_index=True, key="top_items_table")
     if lookup:
-        item = fetch(reads.entity, ITEMS, "item_id", lookup)
+        item = fetch(reads.entity, Entity.ITEMS, "item_id", lookup)
         if item is None:
             st.warning(
                 f"No item {lookup!r}."

@@ -8,7 +8,7 @@ import streamlit as st
 
 from pulse.events import ID_PATTERN, is_id
 from pulse.store import reads
-from pulse.store.schema import USERS
+from pulse.store.schema import Entity
 from streamlit_app import charts
 from streamlit_app.connection import fetch
 from streamlit_app.controls import current_view, live
@@ -28,12 +28,12 @@ def render(now: datetime) -> None:
     columns[0].metric("Distinct users", f"{figures.users:,}")
     columns[1].metric("Avg interactions / user", f"{figures.average_per_user:,.2f}")
     st.plotly_chart(charts.activity_histogram(reads.user_histogram(figures)), key="histogram")
-    top = fetch(reads.ranked, USERS, "user_id", n)
+    top = fetch(reads.ranked, Entity.USERS, "user_id", n)
     st.plotly_chart(
         charts.ranked_bars(top, "user_id", view.types, f"Top {n} users"), key="top_users"
     )
     if lookup:
-        user = fetch(reads.entity, USERS, "user_id", lookup)
+        user = fetch(reads.entity, Entity.USERS, "user_id", lookup)
         if user is None:
             st.warning(
                 f"No user {lookup!r}."

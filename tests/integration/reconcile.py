@@ -30,7 +30,6 @@ from pulse.store.schema import (
     ITEM_BUCKETS,
     ITEM_HOURS,
     ITEM_MINUTES,
-    ITEMS,
     LEADERS,
     LEDGER,
     MINUTE_SKETCHES,
@@ -40,7 +39,7 @@ from pulse.store.schema import (
     TOTALS,
     TOTALS_ID,
     USER_BUCKETS,
-    USERS,
+    Entity,
     item_hour_id,
     item_minute_id,
     minute_of_id,
@@ -168,16 +167,19 @@ def assert_leaders_match(db: Database[Document], truth: dict[str, Any]) -> None:
     """The dashboard's most and least active lists, read through the leader boards, hold the
     true extremes; every low item is on the board."""
     by_item, by_user = truth["by_item"], truth["by_user"]
-    for collection, key, counts in ((ITEMS, "item_id", by_item), (USERS, "user_id", by_user)):
+    for entity, key, counts in (
+        (Entity.ITEMS, "item_id", by_item),
+        (Entity.USERS, "user_id", by_user),
+    ):
         n = min(10, len(counts))
-        top = reads.ranked(db, collection, key, n)
+        top = reads.ranked(db, entity, key, n)
         assert top["total"].to_list() == sorted(counts.values(), reverse=True)[:n]
         assert all(counts[name] == total for name, total in top.select(key, "total").iter_rows())
-    bottom = reads.ranked(db, ITEMS, "item_id", min(10, len(by_item)), lowest=True)
+    bottom = reads.ranked(db, Entity.ITEMS, "item_id", min(10, len(by_item)), lowest=True)
     assert bottom["total"].to_list() == sorted(by_item.values())[: bottom.height]
     for item, total in by_item.items():
         if total <= LOW_CAP:
-            listed = db[LEADERS].find_one({"_id": low_doc_id(ITEMS, total, item)}) or {}
+            listed = db[LEADERS].find_one({"_id": low_doc_id(Entity.ITEMS, total, item)}) or {}
             assert listed.get("ids", {}).get(item) == total, item
 
 

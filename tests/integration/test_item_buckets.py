@@ -26,7 +26,7 @@ from pulse.store import reads
 from pulse.store.client import Document
 from pulse.store.item_buckets import ItemsWritten, write_items
 from pulse.store.leaders import LOW_CAP
-from pulse.store.schema import ENTITY_MARKS, ITEMS, LEADERS
+from pulse.store.schema import ENTITY_MARKS, LEADERS, Entity
 from pulse.store.statements import Guard, Statement
 from pulse.store.writes import UpsertResult, settle_item_buckets, update_leaders, upsert_guarded
 
@@ -157,18 +157,18 @@ def test_the_least_active_items_come_from_the_low_lists_and_else_from_every_item
     counts = Counter(i1=1, i2=2, i3=2, i4=LOW_CAP + 2, i5=LOW_CAP + 6)
     guard = Guard((OffsetRange(0, 0, 9),), ENTITY_MARKS, "t")
     written = write_items(mongo_db, _items(counts), BUCKETS, guard, TYPES, "t/e/p0:0-9", writer)
-    update_leaders(mongo_db, ITEMS, written.totals, dict(counts))
+    update_leaders(mongo_db, Entity.ITEMS, written.totals, dict(counts))
     listener = _Finds()
     uri = live_stack.mongo.uri.get_secret_value()
     client: MongoClient[Document] = MongoClient(uri, tz_aware=True, event_listeners=[listener])
     with client:
         db = client[mongo_db.name]
-        fewest = reads.ranked(db, ITEMS, "item_id", 3, lowest=True)
+        fewest = reads.ranked(db, Entity.ITEMS, "item_id", 3, lowest=True)
         assert fewest.select("item_id", "total").rows() == [("i1", 1), ("i2", 2), ("i3", 2)]
         # The lists of each total in one read, not one list at a time (LOW_CAP x 32 of them),
         # and only the totals needed: 1, then 2.
         assert listener.finds[LEADERS] == 2
         # More than the lists hold: every item, ranked.
-        every = reads.ranked(db, ITEMS, "item_id", 5, lowest=True)
+        every = reads.ranked(db, Entity.ITEMS, "item_id", 5, lowest=True)
         assert every["total"].to_list() == sorted(counts.values())
         assert set(every["item_id"]) == set(counts)

@@ -35,7 +35,7 @@ from pulse.store.schema import (
     TOTALS_ID,
     USER_BUCKETS,
     USER_MINUTES,
-    USERS,
+    Entity,
 )
 from tests.fakes import MemoryDatabase, apply_batch, apply_now, flush
 
@@ -234,7 +234,7 @@ def test_user_buckets_are_fixed_once_users_are_stored() -> None:
     busiest = max(truth, key=lambda user: truth[user])
     (user,) = reads.users_by_ids(_db(memory), [busiest])
     assert (user["_id"], user["total"]) == (busiest, truth[busiest])
-    assert reads.entity(_db(memory), USERS, "user_id", "nobody") is None
+    assert reads.entity(_db(memory), Entity.USERS, "user_id", "nobody") is None
 
 
 def test_item_buckets_are_fixed_once_written_and_every_reader_finds_them() -> None:

@@ -33,10 +33,10 @@ from pulse.store.schema import (
     COUNTERS,
     DEAD_LETTERS,
     ITEM_BUCKETS,
-    ITEMS,
     LEDGER,
     MINUTES,
     REFUSED_FLUSHES,
+    Entity,
     item_path,
     minute_id,
     record_id,
@@ -153,8 +153,8 @@ def test_an_entity_flush_failing_for_one_batch_leaves_that_batch_out_and_goes_on
     written = flush_isolating(writer, pending)
 
     assert [report.records for report in written] == [5, 0]
-    assert reads.entity(db, ITEMS, "item_id", "i1") is not None
-    assert reads.entity(db, ITEMS, "item_id", "poison") is None
+    assert reads.entity(db, Entity.ITEMS, "item_id", "i1") is not None
+    assert reads.entity(db, Entity.ITEMS, "item_id", "poison") is None
     (refused,) = memory[LEDGER].find({"status": "refused"})
     assert refused["_id"] == f"{TOPIC}/entities/p0:5-5" and "BadValue" in refused["error"]
     assert entity_progress(db, TOPIC, [0]) == {0: (6, [])}

@@ -23,9 +23,9 @@ from pulse.store.item_buckets import (
 )
 from pulse.store.leaders import LOW_CAP, low_doc_id
 from pulse.store.schema import (
-    ITEMS,
     LEADERS,
     LEGACY_ITEMS,
+    Entity,
     item_entity_bucket,
 )
 from pulse.store.statements import Statement
@@ -159,13 +159,13 @@ def test_the_fewest_items_are_the_lowest_totals_in_id_order_once_many_outgrew_th
         written = write_items(
             db, _items(counts), BUCKETS, guard, TYPES, f"f{flush}", plain_writer(db)
         )
-        writes.update_leaders(db, ITEMS, written.totals, counts)
+        writes.update_leaders(db, Entity.ITEMS, written.totals, counts)
     totals = reads.item_totals(db)
     # Lists another flush has not yet unlisted its items from (a race): skipped.
     for item in [item for item, total in sorted(totals.items()) if total > LOW_CAP][:30]:
-        doc_id = low_doc_id(ITEMS, 1, item)
+        doc_id = low_doc_id(Entity.ITEMS, 1, item)
         db[LEADERS].update_one({"_id": doc_id}, {"$set": {f"ids.{item}": 1}}, upsert=True)
     for n in (1, 10, 45):
-        fewest = reads.ranked(db, ITEMS, "item_id", n, lowest=True)
+        fewest = reads.ranked(db, Entity.ITEMS, "item_id", n, lowest=True)
         expected = sorted(totals, key=lambda item: (totals[item], item))[:n]
         assert fewest["item_id"].to_list() == expected

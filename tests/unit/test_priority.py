@@ -11,7 +11,7 @@ from pymongo.database import Database
 from pulse.pipeline.priority import CountsFirst
 from pulse.store import writes
 from pulse.store.client import Document
-from pulse.store.schema import ITEMS
+from pulse.store.schema import MINUTES
 from tests.fakes import MemoryDatabase
 from tests.waiting import wait_until
 
@@ -49,11 +49,11 @@ def test_entity_statements_go_in_commands_of_the_given_size_each_after_its_turn(
     turns: list[int] = []
     result = writes.upsert_guarded(
         cast("Database[Document]", memory),
-        ITEMS,
+        MINUTES,
         statements,
         max_count=3,
-        before_each=lambda: turns.append(memory[ITEMS].count_documents({})),
+        before_each=lambda: turns.append(memory[MINUTES].count_documents({})),
     )
     # Three commands (3, 3, 1): each turn came before its command's documents were written.
     assert turns == [0, 3, 6]
-    assert result.statements == 7 and memory[ITEMS].count_documents({}) == 7
+    assert result.statements == 7 and memory[MINUTES].count_documents({}) == 7

@@ -16,7 +16,7 @@ from pulse.cli.run import run
 from pulse.config import SettingsError
 from pulse.preflight import ServiceUnavailableError
 from pulse.stack.prerequisites import MissingPrerequisiteError
-from pulse.store.item_buckets import UnfinishedFlushError
+from pulse.store.migrations import UnfinishedFlushError
 from pulse.store.writes import ResolveError
 
 app = typer.Typer(

@@ -23,9 +23,8 @@ from pulse.kafka.clients import producer as make_producer
 from pulse.pipeline.apply import BatchWriter, StepHook
 from pulse.pipeline.priority import CountsFirst
 from pulse.preflight import check_mongo
-from pulse.store import reads, retention, writes
+from pulse.store import migrations, reads, retention, writes
 from pulse.store.client import Document, database, mongo_client
-from pulse.store.item_buckets import move_legacy_items
 from pulse.store.schema import record_id
 
 DLQ_VALUE_BYTES = 512 * 1_024
@@ -130,9 +129,8 @@ def open_pipeline(
             stack.callback(dlq.close)
             sink = dlq.send
         buckets = writes.settle_user_buckets(db, settings.mongo.user_buckets)
-        writes.move_legacy_users(db, buckets)
         item_buckets = writes.settle_item_buckets(db, settings.mongo.item_buckets)
-        move_legacy_items(db, item_buckets)
+        migrations.upgrade(db, buckets, item_buckets)
         writer = BatchWriter(
             db,
             topic,

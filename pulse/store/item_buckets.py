@@ -34,17 +34,12 @@ from pulse.store.schema import (
     BUCKET_ITEMS,
     BUCKET_VERSION,
     ITEM_BUCKETS,
-    LEGACY_ITEMS,
     item_entity_bucket,
     item_path,
 )
 from pulse.store.statements import Guard, Statement, entity_counts
 from pulse.store.writes import (
-    DLQ_REPLAY_ENTITIES,
-    ENTITY_FLUSH,
     UpsertResult,
-    move_into_buckets,
-    unfinished_batches,
     watermark,
 )
 
@@ -184,38 +179,3 @@ def _write_round(
             done.new_items += written.new
             done.totals |= written.totals
     return refused
-
-
-class UnfinishedFlushError(RuntimeError):
-    """Items cannot move into buckets while an entity flush written before them is unfinished."""
-
-
-_ENTITY_KINDS: tuple[str | None, ...] = (ENTITY_FLUSH, DLQ_REPLAY_ENTITIES)
-"""Ledger kinds that write item figures."""
-
-
-def move_legacy_items(db: Database[Document], buckets: int) -> int:
-    """Move per-item documents of an older database into buckets, then drop them; returns
-    how many moved. An item already in its bucket is left alone, so a second consumer
-    starting at the same time, or a restart halfway, adds nothing twice; each move raises the
-    bucket's version, so a flush that read the bucket before it writes again."""
-    if db[LEGACY_ITEMS].find_one({}, {"_id": 1}) is None:
-        db.drop_collection(LEGACY_ITEMS)
-        return 0
-    # A flush cut short wrote some item documents and not others: its replay must find them
-    # where it wrote them, which buckets (one watermark for many items) cannot tell apart.
-    unfinished = [entry["_id"] for entry in unfinished_batches(db, None, kinds=_ENTITY_KINDS)]
-    if unfinished:
-        raise UnfinishedFlushError(
-            f"database {db.name} holds {len(unfinished)} unfinished entity flush(es) written "
-            f"before item buckets ({unfinished[0]}): finish them with the Pulse that wrote "
-            "them (a clean `pulse consume` stop), then start this one"
-        )
-    return move_into_buckets(
-        db,
-        LEGACY_ITEMS,
-        ITEM_BUCKETS,
-        lambda item: item_entity_bucket(item, buckets),
-        item_path,
-        {BUCKET_VERSION: 1},
-    )

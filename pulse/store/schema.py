@@ -28,13 +28,13 @@ class Entity:
 
 LEGACY_USERS = "users"
 """One document per user, as databases written before user buckets hold them; the consumer
-moves them into buckets when it starts (pulse/store/writes.py:move_legacy_users)."""
+moves them into buckets when it starts (pulse/store/migrations.py:move_legacy_users)."""
 USER_BUCKETS = "user_buckets"
 """Per-user figures, many users per document: `_id` = 'b<bucket>', `u.<user id>` = the
 user's `total`, `types.<type>`, `first_seen`, `last_seen` (ids hold no '.' or '$')."""
 LEGACY_ITEMS = "items"
 """One document per item, as databases written before item buckets hold them; the consumer
-moves them into buckets when it starts (pulse/store/item_buckets.py:move_legacy_items)."""
+moves them into buckets when it starts (pulse/store/migrations.py:move_legacy_items)."""
 ITEM_BUCKETS = "item_buckets"
 """Per-item figures, many items per document: `_id` = 'b<bucket>' (item_entity_bucket), `v`
 = the bucket's version, `i.<item id>` = the item's `total`, `types.<type>`, `first_seen`,

@@ -36,7 +36,6 @@ from pulse.store.schema import (
     ITEM_MINUTES,
     LEADERS,
     LEDGER,
-    LEGACY_USERS,
     LOST_RECORDS,
     MINUTE_SKETCHES,
     MINUTES,
@@ -50,8 +49,6 @@ from pulse.store.schema import (
     USER_BUCKETS_COUNTER,
     offsets_id,
     timeline_id,
-    user_bucket,
-    user_path,
 )
 from pulse.store.statements import Statement
 
@@ -137,20 +134,10 @@ class UpsertResult:
 
 
 def ensure_indexes(db: Database[Document]) -> None:
-    """Create the indexes the readers rely on (idempotent); bring bookkeeping written by
-    earlier versions up to date (open-batch markers, where entity flushes stand)."""
+    """Create the indexes the readers rely on (idempotent)."""
     for collection, indexes in INDEXES.items():
         for keys in indexes:
             db[collection].create_index(keys)
-    for doc in db[OFFSETS].find({}, {"next_offset": 1, ENTITIES_NEXT: 1}):
-        if ENTITIES_NEXT not in doc:  # stored before entity flushes: every batch had its own
-            db[OFFSETS].update_one(
-                {"_id": doc["_id"]}, {"$max": {ENTITIES_NEXT: doc["next_offset"]}}
-            )
-    if db[COUNTERS].find_one({"_id": OPEN_BATCHES}) is None:
-        for entry in db[LEDGER].find({"status": {"$in": list(UNFINISHED)}}, {"_id": 1}):
-            _open(db, entry["_id"])
-        db[COUNTERS].update_one({"_id": OPEN_BATCHES}, {"$set": {"value": 1}}, upsert=True)
 
 
 MARKER_GRACE = timedelta(minutes=10)
@@ -158,7 +145,8 @@ MARKER_GRACE = timedelta(minutes=10)
 milliseconds apart; a marker this old without its entry was left by a crash between them."""
 
 
-def _open(db: Database[Document], batch_id: str) -> None:
+def mark_open(db: Database[Document], batch_id: str) -> None:
+    """Mark a ledger entry as begun and not yet finished (`open_batches`)."""
     # A fresh token each time: a reader removes the marker it read, never one opened again
     # since (`_settle_markers`).
     opened = {"token": uuid.uuid4().hex, "opened_at": datetime.now(UTC)}
@@ -294,47 +282,6 @@ def _settle_buckets(
     return wanted
 
 
-def move_legacy_users(db: Database[Document], buckets: int) -> int:
-    """Move per-user documents of an older database into buckets, then drop them; returns
-    how many moved. A user already in its bucket is left alone (11000), so a second consumer
-    starting at the same time, or a restart halfway, adds nothing twice."""
-    if LEGACY_USERS not in db.list_collection_names():
-        return 0
-    return move_into_buckets(
-        db, LEGACY_USERS, USER_BUCKETS, lambda user: user_bucket(user, buckets), user_path
-    )
-
-
-def move_into_buckets(
-    db: Database[Document],
-    legacy: str,
-    collection: str,
-    bucket_of: Callable[[str], str],
-    path_of: Callable[[str], str],
-    increments: dict[str, int] | None = None,
-) -> int:
-    """Move the documents of `legacy` (one per user or item) to their place in the buckets
-    of `collection`, each where no figures of its id are yet, then drop `legacy`; returns how
-    many moved. `increments`: what every move adds to its bucket besides (a version)."""
-    fields = {"total": 1, "types": 1, "first_seen": 1, "last_seen": 1}
-    extra = {"$inc": increments} if increments else {}
-    statements: list[Statement] = [
-        {
-            "q": {"_id": bucket_of(doc["_id"]), path_of(doc["_id"]): {"$exists": False}},
-            "u": {"$set": {path_of(doc["_id"]): {k: doc[k] for k in fields if k in doc}}} | extra,
-            "upsert": True,
-        }
-        for doc in db[legacy].find({}, fields)
-    ]
-    result = upsert_guarded(db, collection, statements)
-    db.drop_collection(legacy)
-    moved = result.upserted + result.modified
-    log.warning(
-        "moved %d of %s into %s (%d were there)", moved, legacy, collection, len(statements) - moved
-    )
-    return moved
-
-
 def refresh_minute_estimates(db: Database[Document], minute_ids: list[str]) -> int:
     """Store each touched minute's active users and items, estimated from its merged
     sketches, so readers skip the 2 x 1,024 registers (`$max`: estimates only grow)."""
@@ -463,7 +410,7 @@ def ledger_begin(
 ) -> int:
     """Record the batch (status 'writing') before any aggregate is touched; returns the attempt."""
     now = datetime.now(UTC)
-    _open(db, batch_id)  # first: a marker without its entry is ignored, never the reverse
+    mark_open(db, batch_id)  # first: a marker without its entry is ignored, never the reverse
     file_in_timeline(db, LEDGER, now, [batch_id])
     doc = db[LEDGER].find_one_and_update(
         {"_id": batch_id},

@@ -62,7 +62,7 @@ def test_a_marker_opened_again_after_it_was_read_as_done_is_kept(
     writes.ledger_finish(mongo_db, "t/p0:0-9", {})
     # A marker left behind as done (its writer died after finishing the entry, before removing
     # the marker), read by one member while another begins the same entry again.
-    writes._open(mongo_db, "t/p0:0-9")
+    writes.mark_open(mongo_db, "t/p0:0-9")
     markers = list(mongo_db[OPEN_BATCHES].find())
     entries = {entry["_id"]: entry for entry in mongo_db[LEDGER].find()}  # read as applied
     writes.ledger_begin(mongo_db, "t/p0:0-9", "t", RANGES, 10)  # begun again meanwhile

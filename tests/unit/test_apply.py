@@ -17,7 +17,7 @@ from pulse.ingest.batch import MicroBatch, OffsetRange
 from pulse.ingest.validate import ValidationRules
 from pulse.pipeline.apply import COUNT_STEPS, ENTITY_STEPS, STEPS, BatchWriter, StaleBatchError
 from pulse.pipeline.entities import backlog
-from pulse.store import reads, writes
+from pulse.store import migrations, reads, writes
 from pulse.store.client import Document
 from pulse.store.reads import entity_progress, stored_offsets
 from pulse.store.schema import (
@@ -272,8 +272,8 @@ def test_per_user_documents_of_an_older_database_move_into_buckets_once() -> Non
     for user, total in (("u1", 3), ("u2", 5)):
         memory[LEGACY_USERS].insert_one({"_id": user, "total": total, "types": {"view": total}})
     db = _db(memory)
-    writes.move_legacy_users(db, 4)
-    writes.move_legacy_users(db, 4)  # a second consumer, or a restart: nothing added twice
+    migrations.move_legacy_users(db, 4)
+    migrations.move_legacy_users(db, 4)  # a second consumer, or a restart: nothing added twice
     assert reads.user_totals(db) == {"u1": 3, "u2": 5}
     assert LEGACY_USERS not in memory.list_collection_names()
     writer = BatchWriter(db, TOPIC, RULES, user_buckets=4)

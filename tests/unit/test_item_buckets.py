@@ -16,12 +16,11 @@ from pulse.store import reads, writes
 from pulse.store.contended import WRITE_CONFLICT, WRITE_ROUNDS
 from pulse.store.item_buckets import (
     ItemsWritten,
-    UnfinishedFlushError,
-    move_legacy_items,
     plan,
     write_items,
 )
 from pulse.store.leaders import LOW_CAP, low_doc_id
+from pulse.store.migrations import UnfinishedFlushError, move_legacy_items
 from pulse.store.schema import (
     LEADERS,
     LEGACY_ITEMS,

@@ -278,32 +278,26 @@ class Alerting:
 
 def _change(decision: Decision) -> alerts_store.Fired | alerts_store.Resolved:
     """A decision as the store writes it."""
-    state_id = alert_state_id(decision.rule.id, decision.key)
-    if decision.kind == "fire":
-        rule = decision.rule
-        return alerts_store.Fired(
-            alert_id=decision.alert_id,
-            state_id=state_id,
-            rule_id=rule.id,
-            key=decision.key,
-            window_start=decision.window_start,
-            value=decision.value,
-            fields={
-                "metric": rule.metric,
-                "interaction_type": rule.interaction_type,
-                "severity": rule.severity,
-                "threshold": rule.threshold,
-                "window_end": decision.window_end,
-                "channels": list(rule.channels),
-            },
-        )
-    return alerts_store.Resolved(
-        alert_id=decision.alert_id,
-        state_id=state_id,
-        window_start=decision.window_start,
-        value=decision.value,
-        reason=decision.reason,
+    rule = decision.rule
+    alert = (
+        decision.alert_id,
+        alert_state_id(rule.id, decision.key),
+        rule.id,
+        decision.key,
+        decision.window_start,
+        decision.value,
     )
+    if decision.kind == "resolve":
+        return alerts_store.Resolved(*alert, reason=decision.reason)
+    fields = {
+        "metric": rule.metric,
+        "interaction_type": rule.interaction_type,
+        "severity": rule.severity,
+        "threshold": rule.threshold,
+        "window_end": decision.window_end,
+        "channels": list(rule.channels),
+    }
+    return alerts_store.Fired(*alert, fields=fields)
 
 
 def _state(doc: Document) -> RuleState:

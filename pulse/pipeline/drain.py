@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from pulse.ingest.batch import MicroBatch, without_topic
@@ -82,18 +82,9 @@ class DrainSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """The drain as plain values (a flow run's result), partitions named as text."""
-        return {
-            "batches": self.batches,
-            "records": self.records,
-            "valid": self.valid,
-            "dead_lettered": self.dead_lettered,
-            "docs_written": self.docs_written,
-            "entity_flushes": self.entity_flushes,
-            "replayed": self.replayed,
-            "caught_up": self.caught_up,
-            "lag": {str(p): n for p, n in self.lag.items()},
-            "seconds": self.seconds,
-        }
+        figures = asdict(self)
+        del figures["write_seconds"], figures["batch_rows"]  # in the run's artifacts instead
+        return figures | {"lag": {str(p): n for p, n in self.lag.items()}}
 
 
 def drain(

@@ -18,8 +18,8 @@ from pulse.store.writes import file_in_timeline
 
 
 @dataclass(frozen=True)
-class Fired:
-    """A new alert: its document's fields, and its rule and key's state from now on."""
+class Change:
+    """An alert of one rule, key and window, and its rule and key's state."""
 
     alert_id: str
     state_id: str
@@ -27,18 +27,24 @@ class Fired:
     key: str
     window_start: datetime
     value: float
+
+    def names(self) -> dict[str, str]:
+        """Whose alert or state a document is."""
+        return {"rule_id": self.rule_id, "key": self.key}
+
+
+@dataclass(frozen=True)
+class Fired(Change):
+    """A new alert: its document's fields, and its rule and key's state from now on."""
+
     fields: dict[str, Any]
     """What the alert says besides (metric, severity, threshold, window end, channels)."""
 
 
 @dataclass(frozen=True)
-class Resolved:
+class Resolved(Change):
     """A firing alert that resolves, and why."""
 
-    alert_id: str
-    state_id: str
-    window_start: datetime
-    value: float
     reason: str
 
 
@@ -101,20 +107,16 @@ def record_delivery(
 
 def _alert(change: Fired | Resolved, now: datetime) -> UpdateOne:
     if isinstance(change, Fired):
+        inserted = change.names() | {
+            "window_start": change.window_start,
+            **change.fields,
+            "fired_at": now,
+            "state": "firing",
+            "delivery": "pending",
+        }
         return UpdateOne(
             {"_id": change.alert_id},
-            {
-                "$setOnInsert": {
-                    "rule_id": change.rule_id,
-                    "key": change.key,
-                    "window_start": change.window_start,
-                    **change.fields,
-                    "fired_at": now,
-                    "state": "firing",
-                    "delivery": "pending",
-                },
-                "$max": {"value": change.value},
-            },
+            {"$setOnInsert": inserted, "$max": {"value": change.value}},
             upsert=True,
         )
     return UpdateOne(
@@ -135,11 +137,7 @@ def _state(change: Fired | Resolved) -> UpdateOne:
         return UpdateOne(
             {"_id": change.state_id},
             {
-                "$set": {
-                    "rule_id": change.rule_id,
-                    "key": change.key,
-                    "firing": change.window_start,
-                },
+                "$set": change.names() | {"firing": change.window_start},
                 "$max": {"last_fired": change.window_start},
             },
             upsert=True,

@@ -6,12 +6,12 @@ from datetime import datetime
 
 import streamlit as st
 
-from pulse.events import ID_PATTERN, is_id
 from pulse.store import reads
 from pulse.store.schema import Entity
 from streamlit_app import charts
 from streamlit_app.connection import fetch
 from streamlit_app.controls import current_view, live
+from streamlit_app.lookup import entity_card
 
 st.title("Items")
 view = current_view()
@@ -39,20 +39,7 @@ def render(now: datetime) -> None:
             key="bottom_items",
         )
     st.dataframe(top, hide_index=True, key="top_items_table")
-    if lookup:
-        item = fetch(reads.entity, Entity.ITEMS, "item_id", lookup)
-        if item is None:
-            st.warning(
-                f"No item {lookup!r}."
-                if is_id(lookup)
-                else f"{lookup!r} is not an id: ids are {ID_PATTERN.strip('^$')}."
-            )
-            return
-        st.subheader(f"Item {lookup}")
-        columns = st.columns(3)
-        columns[0].metric("Interactions", f"{item['total']:,}")
-        columns[1].metric("First seen", f"{item['first_seen']:%Y-%m-%d %H:%M:%S}")
-        columns[2].metric("Last seen", f"{item['last_seen']:%Y-%m-%d %H:%M:%S}")
+    if lookup and entity_card(Entity.ITEMS, "item_id", "item", lookup) is not None:
         since = max(view.since(now), now - reads.ITEM_TREND_WINDOW)
         period = reads.item_period_for(now - since)
         trend = fetch(reads.item_trend, lookup, period, since, now)

@@ -6,12 +6,12 @@ from datetime import datetime
 
 import streamlit as st
 
-from pulse.events import ID_PATTERN, is_id
 from pulse.store import reads
 from pulse.store.schema import Entity
 from streamlit_app import charts
 from streamlit_app.connection import fetch
 from streamlit_app.controls import current_view, live
+from streamlit_app.lookup import entity_card
 
 st.title("Users")
 view = current_view()
@@ -33,20 +33,9 @@ def render(now: datetime) -> None:
         charts.ranked_bars(top, "user_id", view.types, f"Top {n} users"), key="top_users"
     )
     if lookup:
-        user = fetch(reads.entity, Entity.USERS, "user_id", lookup)
-        if user is None:
-            st.warning(
-                f"No user {lookup!r}."
-                if is_id(lookup)
-                else f"{lookup!r} is not an id: ids are {ID_PATTERN.strip('^$')}."
-            )
-            return
-        st.subheader(f"User {lookup}")
-        cards = st.columns(3)
-        cards[0].metric("Interactions", f"{user['total']:,}")
-        cards[1].metric("First seen", f"{user['first_seen']:%Y-%m-%d %H:%M:%S}")
-        cards[2].metric("Last seen", f"{user['last_seen']:%Y-%m-%d %H:%M:%S}")
-        st.json({key: value for key, value in user.items() if key.startswith("types.")})
+        user = entity_card(Entity.USERS, "user_id", "user", lookup)
+        if user is not None:
+            st.json({key: value for key, value in user.items() if key.startswith("types.")})
 
 
 live(view, render)

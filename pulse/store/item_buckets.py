@@ -34,6 +34,7 @@ from pulse.store.schema import (
     BUCKET_ITEMS,
     BUCKET_VERSION,
     ITEM_BUCKETS,
+    ids_by_bucket,
     item_entity_bucket,
     item_path,
 )
@@ -109,10 +110,9 @@ def plan(
 
 def by_bucket(items: pl.DataFrame, buckets: int) -> dict[str, list[dict[str, Any]]]:
     """The items' rows by the bucket each lives in."""
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for row in items.iter_rows(named=True):
-        rows.setdefault(item_entity_bucket(row["item_id"], buckets), []).append(row)
-    return rows
+    rows = {row["item_id"]: row for row in items.iter_rows(named=True)}
+    grouped = ids_by_bucket(rows, lambda item: item_entity_bucket(item, buckets))
+    return {bucket: [rows[item] for item in ids] for bucket, ids in grouped.items()}
 
 
 def held_by(stored: Document, items: Iterable[str], flush_id: str) -> tuple[int, dict[str, int]]:

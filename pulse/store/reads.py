@@ -53,6 +53,7 @@ from pulse.store.schema import (
     USER_MINUTES,
     WHOLE_RECORD,
     Entity,
+    ids_by_bucket,
     item_entity_bucket,
     item_hour_id,
     item_minute_id,
@@ -269,9 +270,7 @@ def _from_buckets(
 ) -> list[Document]:
     """Users or items by id, from the buckets `bucket_of` names, with only their own fields
     (`<field>.<id>`)."""
-    wanted: dict[str, list[str]] = {}
-    for entity in ids:
-        wanted.setdefault(bucket_of(entity), []).append(entity)
+    wanted = ids_by_bucket(ids, bucket_of)
     buckets = list(wanted)
     found: list[Document] = []
     for start in range(0, len(buckets), _IN_CHUNK):

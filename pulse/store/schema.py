@@ -7,6 +7,7 @@ benchmarks and the tests all take names and ids from here.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -290,6 +291,15 @@ def user_bucket(user_id: str, buckets: int) -> str:
 
 BUCKET_USERS = "u"
 """The field of a user bucket holding its users' figures, by user id."""
+
+
+def ids_by_bucket(ids: Iterable[str], bucket_of: Callable[[str], str]) -> dict[str, list[str]]:
+    """User or item ids by the bucket document each lives in (`user_bucket`,
+    `item_entity_bucket`), each bucket's in the order given."""
+    grouped: dict[str, list[str]] = {}
+    for entity_id in ids:
+        grouped.setdefault(bucket_of(entity_id), []).append(entity_id)
+    return grouped
 
 
 def user_path(user_id: str) -> str:

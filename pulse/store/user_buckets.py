@@ -29,7 +29,7 @@ from pulse.ingest.aggregate import type_column
 from pulse.store.client import Document
 from pulse.store.contended import Writer, write_in_rounds
 from pulse.store.reads import by_ids
-from pulse.store.schema import BUCKET_USERS, USER_BUCKETS, user_bucket, user_path
+from pulse.store.schema import BUCKET_USERS, USER_BUCKETS, ids_by_bucket, user_bucket, user_path
 from pulse.store.statements import Guard, Statement
 from pulse.store.user_figures import UserFigures, pack, stored_total, unpack
 from pulse.store.writes import UpsertResult, watermark
@@ -69,10 +69,9 @@ def by_bucket(
     users: pl.DataFrame, buckets: int, types: tuple[str, ...]
 ) -> dict[str, dict[str, UserFigures]]:
     """A flush's figures per user, by the bucket each user lives in."""
-    rows: dict[str, dict[str, UserFigures]] = {}
-    for user, figures in flush_figures(users, types).items():
-        rows.setdefault(user_bucket(user, buckets), {})[user] = figures
-    return rows
+    figures = flush_figures(users, types)
+    grouped = ids_by_bucket(figures, lambda user: user_bucket(user, buckets))
+    return {bucket: {user: figures[user] for user in ids} for bucket, ids in grouped.items()}
 
 
 def plan(

@@ -9,7 +9,7 @@ Polars reads JSON more loosely than pulse/ingest/wire.py: it turns `true` or `17
 string "true" or "17.5" in a string column, keeps the first of two equal keys where orjson keeps
 the last, and reads some escapes differently. So a record takes this path only when a strict
 pattern proves it is in the usual shape, where both readers agree field for field; every other
-record goes to the per-record reader, which names what is wrong. tests/unit/test_validation.py
+record goes to the per-record reader, which names what is wrong. tests/unit/ingest/test_validate.py
 checks that both paths give the same verdict on every kind of record.
 """
 

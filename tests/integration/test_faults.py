@@ -35,7 +35,7 @@ from tests.integration.reconcile import (
     subprocess_env,
     wait_for_events,
 )
-from tests.unit.test_validation import BAD_RECORDS
+from tests.unit.ingest.test_validate import BAD_RECORDS
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.soak import summarise
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _minute(n: int, ledger: int, runner: float, p99: float, flushes: list[float]) -> dict[str, Any]:

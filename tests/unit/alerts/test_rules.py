@@ -8,7 +8,7 @@ import pytest
 
 from pulse.alerts.rules import RuleError, load_rules_file, merge, parse_rules
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_the_shipped_rules_file_is_valid() -> None:

@@ -42,7 +42,7 @@ from prefect.events.schemas.events import ResourceSpecification
 from pydantic import SecretStr
 
 from deployments.definitions import DRAIN, RETRY, definitions
-from pulse.alerts.engine import channel_resource
+from pulse.alerts.prefect_events import channel_resource
 from pulse.config import Settings
 
 log = logging.getLogger(__name__)

@@ -1,25 +1,22 @@
-"""Alerting in each entity flush: observe the windows a flush touched, decide, store, notify.
+"""Alerting in each entity flush: refresh the rules, observe the windows a flush touched,
+decide, store, and hand new alerts to the notifier (pulse/alerts/notifier.py).
 
-Decisions come from the pure functions in pulse/alerts/evaluate.py; this module does the I/O around
-them. Alerts are keyed by rule, key and window, so re-processing a batch cannot duplicate one.
-Notifications go out on a background thread: a slow or failing channel never holds up or
-fails the pipeline, and its outcome is stored on the alert.
+Decisions come from the pure functions in pulse/alerts/evaluate.py and are stored through
+pulse/store/alerts.py; this module reads what they need. Alerts are keyed by rule, key and
+window, so re-processing a batch cannot duplicate one.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import polars as pl
 from pymongo.database import Database
 
-from pulse.alerts.channels import Delivery, send
 from pulse.alerts.evaluate import (
     Decision,
     Observation,
@@ -29,6 +26,7 @@ from pulse.alerts.evaluate import (
     resolutions,
     window_start,
 )
+from pulse.alerts.notifier import Notifier
 from pulse.alerts.rules import (
     AlertRule,
     Rejection,
@@ -61,11 +59,6 @@ from pulse.store.schema import (
 log = logging.getLogger(__name__)
 
 RULES_REFRESH_SECONDS = 30.0
-MAX_QUEUED_NOTIFICATIONS = 100
-"""Notifications waiting to be sent, at most; more stay `pending` in MongoDB and are sent by
-the next consumer to start (at-least-once), so a flood of alerts never fills memory."""
-CLOSE_WAIT_SECONDS = 10.0
-"""How long a consumer that stops waits for notifications being sent."""
 
 
 class Alerting:
@@ -302,142 +295,3 @@ def _change(decision: Decision) -> alerts_store.Fired | alerts_store.Resolved:
 
 def _state(doc: Document) -> RuleState:
     return RuleState(last_fired=doc.get("last_fired"), firing=doc.get("firing"))
-
-
-class Notifier:
-    """Sends new alerts to their channels on a background thread and records the outcome;
-    at most MAX_QUEUED_NOTIFICATIONS wait at a time."""
-
-    def __init__(self, db: Database[Document], settings: AlertSettings) -> None:
-        self.db = db
-        self.settings = settings
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-notifier")
-        self._queued: set[Future[None]] = set()
-        # Reentrant: a delivery done already runs its callback (`_sent`) in `deliver` itself.
-        self._lock = threading.RLock()
-        self.left_pending = 0
-        """Alerts not queued because the queue was full (sent by the next consumer)."""
-
-    def prepare(self) -> None:
-        """Load what sending needs, now, on the notifier's thread. Importing Prefect (for its
-        events) takes seconds of CPU and holds the GIL: at the first alert, in the middle of a
-        drain, it stalls the consumer; here it overlaps the consumer's wait to join its group."""
-        self._pool.submit(_load_prefect_events)
-
-    def resend_pending(self) -> None:
-        """Deliver the alerts a previous process stored but did not get to send."""
-        self.deliver(alerts_store.pending_ids(self.db))
-
-    def deliver(self, alert_ids: list[str]) -> None:
-        with self._lock:
-            room = MAX_QUEUED_NOTIFICATIONS - len(self._queued)
-            for alert_id in alert_ids[: max(room, 0)]:
-                future = self._pool.submit(self._send, alert_id)
-                self._queued.add(future)
-                future.add_done_callback(self._sent)
-            skipped = len(alert_ids) - max(room, 0)
-        if skipped > 0:
-            self.left_pending += skipped
-            log.warning("%d alerts left pending: %d notifications wait already", skipped, room)
-
-    def _sent(self, future: Future[None]) -> None:
-        with self._lock:
-            self._queued.discard(future)
-
-    def _send(self, alert_id: str) -> None:
-        try:
-            alert = alerts_store.alert(self.db, alert_id)
-            if alert is None or alert.get("delivery") != "pending":
-                return
-            results = self.send(alert)
-            sent = "sent" if self.settings.route == "pulse" else "sent to Prefect"
-            state = sent if all(r.ok for r in results) else "failed"
-            outcomes = [{"channel": r.channel, "ok": r.ok, "error": r.error} for r in results]
-            alerts_store.record_delivery(self.db, alert_id, state, outcomes, datetime.now(UTC))
-        except Exception:  # the notifier thread must outlive any failure; it is logged
-            log.exception("could not deliver alert %s", alert_id)
-
-    def send(self, alert: Document) -> list[Delivery]:
-        """Log the alert and send it by the configured route (`notify`)."""
-        title, body = message(alert)
-        log.warning("ALERT %s: %s", title, body)
-        return notify(alert, title, body, self.settings)
-
-    def close(self) -> None:
-        """Wait for the deliveries in flight, for CLOSE_WAIT_SECONDS at most; what is not
-        sent by then stays `pending` for the next consumer."""
-        with self._lock:
-            queued = list(self._queued)
-        wait(queued, timeout=CLOSE_WAIT_SECONDS)
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def notify(alert: Document, title: str, body: str, settings: AlertSettings) -> list[Delivery]:
-    """Emit the alert as a Prefect event, and send it to its channels, or leave that to
-    Prefect's automations (PULSE_ALERTS_ROUTE=prefect)."""
-    names = alert.get("channels", ["all"])
-    channels = {
-        name: url for name, url in settings.channels.items() if "all" in names or name in names
-    }
-    if settings.route == "prefect":
-        emitted = _emit_prefect_event(alert, title, body, channels=list(channels))
-        error = None if emitted else "no Prefect API to send the alert's event to"
-        return [Delivery(f"{name} (by Prefect)", emitted, error) for name in channels]
-    _emit_prefect_event(alert, title, body, channels=[])
-    level = alert.get("severity", "info")
-    return send(channels, title, body, level=level, timeout=settings.channel_timeout_seconds)
-
-
-def message(alert: Document) -> tuple[str, str]:
-    """An alert's notification: its title and body."""
-    title = f"[{alert['severity']}] {alert['rule_id']}: {alert['key']} at {alert['value']:g}"
-    metric = alert["metric"]
-    if alert.get("interaction_type"):
-        metric += f" ({alert['interaction_type']})"
-    body = (
-        f"{metric} of {alert['key']} reached {alert['value']:g} (threshold "
-        f"{alert['threshold']:g}) in the window {alert['window_start']:%Y-%m-%d %H:%M}-"
-        f"{alert['window_end']:%H:%M} UTC."
-    )
-    return title, body
-
-
-def _load_prefect_events() -> None:
-    import prefect.events  # noqa: F401, PLC0415 - what _emit_prefect_event imports
-
-
-def _emit_prefect_event(alert: Document, title: str, body: str, *, channels: list[str]) -> bool:
-    """So that Prefect automations can route alerts: the ones `make run` creates for the
-    `channels` named here (PULSE_ALERTS_ROUTE=prefect), or the user's own. False when no
-    Prefect API is set or the event could not be emitted."""
-    try:
-        from prefect.events import emit_event  # noqa: PLC0415 - Prefect only where it runs
-        from prefect.settings import get_current_settings  # noqa: PLC0415
-
-        if not get_current_settings().api.url:
-            return False
-        event = emit_event(
-            event=f"pulse.alert.{alert['state']}",
-            resource={
-                "prefect.resource.id": f"pulse.alert.{alert['rule_id']}.{alert['key']}",
-                "prefect.resource.name": alert["rule_id"],
-            },
-            related=[
-                {"prefect.resource.id": channel_resource(name), "prefect.resource.role": "channel"}
-                for name in channels
-            ],
-            payload={
-                key: str(alert.get(key))
-                for key in ("rule_id", "key", "value", "threshold", "severity", "window_start")
-            }
-            | {"title": title, "body": body},
-        )
-    except Exception:  # an event bus problem must not stop alert delivery
-        log.exception("could not emit the Prefect event of alert %s", alert.get("_id"))
-        return False
-    return event is not None
-
-
-def channel_resource(channel: str) -> str:
-    """The Prefect resource id of an alert channel, named on the events meant for it."""
-    return f"pulse.channel.{channel}"

@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pulse.alerts.engine import Alerting, notify
+from pulse.alerts.engine import Alerting
+from pulse.alerts.notifier import notify
 from pulse.alerts.rules import RuleError, load_rules_file
 from pulse.config import load_settings
 from pulse.store import reads

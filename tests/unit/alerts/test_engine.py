@@ -3,7 +3,6 @@ nothing new on a replayed batch, resolve once the window has closed below the th
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from typing import Any, cast
 
@@ -12,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 from pymongo.database import Database
 
-from pulse.alerts import engine
+from pulse.alerts import notifier
 from pulse.alerts.channels import Delivery
 from pulse.alerts.engine import Alerting
 from pulse.alerts.rules import AlertRule
@@ -100,8 +99,8 @@ def test_an_alert_is_sent_by_one_route_only(route: str, monkeypatch: pytest.Monk
         sent.append(list(channels))
         return [Delivery(f"{name} (json://)", ok=True) for name in channels]
 
-    monkeypatch.setattr(engine, "_emit_prefect_event", emit)
-    monkeypatch.setattr(engine, "send", send)
+    monkeypatch.setattr(notifier, "emit_alert_event", emit)
+    monkeypatch.setattr(notifier, "send", send)
     memory = MemoryDatabase()
     db = cast("Database[Document]", memory)
     settings = AlertSettings.model_validate(
@@ -146,24 +145,6 @@ def test_a_stored_rule_that_does_not_validate_is_skipped_and_recorded() -> None:
     assert set(fixed.rules()) == {"day", "ok"}
     assert reads.rule_rejections(db).height == 0
     fixed.close()
-
-
-def test_notifications_wait_in_a_bounded_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    release = threading.Event()
-    sent: list[str] = []
-
-    def send(self: engine.Notifier, alert_id: str) -> None:
-        release.wait(timeout=30)
-        sent.append(alert_id)
-
-    monkeypatch.setattr(engine.Notifier, "_send", send)
-    notifier = engine.Notifier(cast("Database[Document]", MemoryDatabase()), AlertSettings())
-    ids = [f"a{n}" for n in range(engine.MAX_QUEUED_NOTIFICATIONS + 50)]
-    notifier.deliver(ids)
-    assert notifier.left_pending == 50  # stay 'pending' in MongoDB for the next consumer
-    release.set()
-    notifier.close()
-    assert sorted(sent) == sorted(ids[: engine.MAX_QUEUED_NOTIFICATIONS])
 
 
 def test_a_rule_whose_window_needs_minutes_past_their_retention_is_skipped() -> None:

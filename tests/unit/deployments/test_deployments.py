@@ -31,7 +31,7 @@ from deployments.definitions import CONSUMER_EVERY, DRAIN, GENERATOR_EVERY, RETR
 from deployments.prefect_yaml import PREFECT_YAML, render
 from deployments.serve import deployments
 from flows.policies import HANDOVER_SECONDS
-from pulse.alerts.engine import channel_resource
+from pulse.alerts.prefect_events import channel_resource
 from pulse.config import GeneratorSettings, RetentionSettings, Settings
 from pulse.pipeline.schedule_windows import window_of
 
@@ -114,7 +114,7 @@ def test_an_alert_event_naming_a_channel_is_sent_to_that_channels_block() -> Non
     assert trigger.match_related.root["prefect.resource.id"] == channel_resource("ops")
     (action,) = automation.actions
     assert isinstance(action, SendNotification) and action.block_document_id == block
-    # The engine puts the title and body in the event (pulse/alerts/engine.py:message).
+    # The engine puts the title and body in the event (pulse/alerts/notifier.py:message).
     assert "event.payload.title" in action.subject and "event.payload.body" in action.body
 
 

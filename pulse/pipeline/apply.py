@@ -36,7 +36,7 @@ from pulse.pipeline.entities import Flush
 from pulse.pipeline.failures import is_transient
 from pulse.pipeline.laps import Laps
 from pulse.pipeline.priority import CountsFirst
-from pulse.pipeline.target import Target, marks_layout
+from pulse.pipeline.target import Target, flush_fields
 from pulse.store import item_buckets, user_buckets, writes
 from pulse.store.client import Document
 from pulse.store.schema import (
@@ -328,15 +328,7 @@ class BatchWriter:
         self._done("ledger-applied")
         return report
 
-    def flush(
-        self,
-        pending: Flush,
-        *,
-        record_offsets: bool = True,
-        replay: bool = False,
-        ledger_extra: dict[str, Any] | None = None,
-        marks_by_topic: bool = True,
-    ) -> BatchReport:
+    def flush(self, pending: Flush) -> BatchReport:
         """Write the entity documents of a flush (the valid events of its batches, within its
         ranges) in ENTITY_STEPS, guarded by the flush's own watermarks (`ws`)."""
         now = datetime.now(UTC)
@@ -349,12 +341,12 @@ class BatchWriter:
         work = _Work(
             ledger_id=flush_id,
             guard=Guard(
-                tuple(pending.ranges), ENTITY_MARKS, self.topic if marks_by_topic else None
+                tuple(pending.ranges), ENTITY_MARKS, self.topic if pending.marks_by_topic else None
             ),
             ranges=pending.ranges,
             aggregates=aggregates,
             now=now,
-            record_offsets=record_offsets,
+            record_offsets=not pending.sequenced,
         )
         steps = {
             "users": self._users,
@@ -367,13 +359,9 @@ class BatchWriter:
             "alerts": self._alerts,
             "entity-offsets": self._entity_offsets,
         }
-        extra = (
-            {"kind": writes.ENTITY_FLUSH, "batches": pending.batches}
-            | marks_layout(marks_by_topic)
-            | (ledger_extra or {})
-        )
         records = pending.events.height
-        writes.ledger_begin(self.db, flush_id, self.topic, pending.ranges, records, extra)
+        fields = flush_fields(pending)
+        writes.ledger_begin(self.db, flush_id, self.topic, pending.ranges, records, fields)
         self._done("flush-writing")
         step_seconds = self._run(work, steps)
         seconds = {
@@ -381,7 +369,7 @@ class BatchWriter:
             "write": sum(value for name, value in step_seconds.items() if name != "alerts"),
             "alerts": step_seconds["alerts"],
         }
-        report = self._report(work, step_seconds, seconds, records=records, replay=replay)
+        report = self._report(work, step_seconds, seconds, records=records, replay=pending.replay)
         writes.ledger_finish(self.db, flush_id, report.ledger_stats())
         self._done("flush-applied")
         return report

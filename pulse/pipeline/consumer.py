@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self
 
@@ -92,8 +93,8 @@ def replay_entry(pipeline: Pipeline, entry: dict[str, Any], group: str) -> Batch
     log.warning("replaying unfinished %s", entry["_id"])
     if entry.get("kind") == writes.ENTITY_FLUSH:
         flush = reread(pipeline, ranges, list(entry["batches"]), group)
-        by_topic = marks_by_topic(entry)
-        reports = flush_isolating(pipeline.writer, flush, replay=True, marks_by_topic=by_topic)
+        flush = replace(flush, marks_by_topic=marks_by_topic(entry))
+        reports = flush_isolating(pipeline.writer, flush)
         return reports[0] if len(reports) == 1 else BatchReport.merged(entry["_id"], reports)
     batch = read_ranges(pipeline.settings.kafka, pipeline.topic, f"{group}-replay", ranges)
     if batch.batch_id != entry["_id"]:

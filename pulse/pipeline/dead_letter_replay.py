@@ -16,7 +16,6 @@ from typing import Any
 
 from pulse.ingest.batch import MicroBatch
 from pulse.pipeline.apply import BatchReport, BatchWriter
-from pulse.pipeline.entities import Flush
 from pulse.pipeline.target import Target, marks_by_topic
 from pulse.store import dead_letters, writes
 from pulse.store.client import Document
@@ -84,13 +83,7 @@ def _run(writer: BatchWriter, target: Target, report: ReplayReport) -> None:
     verdict = result.verdict
     if verdict is None:
         raise RuntimeError("the writer returned no verdict")
-    writer.flush(  # at once: a replay is one small batch, and nothing re-reads it later
-        Flush(ranges=list(target.ranges), batches=[target.batch_id], events=verdict.events),
-        record_offsets=False,
-        replay=True,
-        ledger_extra={"kind": writes.DLQ_REPLAY_ENTITIES},
-        marks_by_topic=target.marks_by_topic,
-    )
+    writer.flush(target.entities(verdict.events))
     dead_letters.mark_replayed(
         writer.db,
         writer.topic,

@@ -26,7 +26,13 @@ class Flush:
     batches: list[str]
     events: pl.DataFrame
     replay: bool = False
-    """Re-read from Kafka for partitions this member was just given (not held in memory)."""
+    """Its ledger entry may exist already: re-read from Kafka (for partitions this member was
+    just given, or an unfinished entry), a part of a split flush, or a dead-letter replay's."""
+    marks_by_topic: bool = True
+    """False for a replay of a ledger entry written before watermarks named their topic."""
+    sequenced: bool = False
+    """Its ranges are a dead-letter replay's sequence number, not Kafka offsets: no offsets
+    are written for it (pulse/pipeline/target.py:Target.entities)."""
 
     def without(self, partitions: set[int]) -> Flush | None:
         """This flush with `partitions` left out (handed to another member, whose own re-read

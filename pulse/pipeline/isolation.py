@@ -17,14 +17,14 @@ dead letter; docs/reliability.md says so.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pulse.ingest.batch import MicroBatch, OffsetRange, entity_flush_id, ranges_of
 from pulse.pipeline.apply import BatchReport, BatchWriter
 from pulse.pipeline.entities import Flush, covering, within
 from pulse.pipeline.failures import is_record_caused
 from pulse.pipeline.opening import Pipeline
-from pulse.pipeline.target import Target, marks_layout
+from pulse.pipeline.target import Target, flush_fields
 from pulse.store import writes
 from pulse.store.reads import in_ledger
 
@@ -105,15 +105,13 @@ def _error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
 
 
-def flush_isolating(
-    writer: BatchWriter, pending: Flush, *, replay: bool = False, marks_by_topic: bool = True
-) -> list[BatchReport]:
+def flush_isolating(writer: BatchWriter, pending: Flush) -> list[BatchReport]:
     """Write an entity flush, or its parts if a record-caused failure splits it by batches.
     A flush of one batch that still fails is refused: its users' and items' figures are left
     out (its counts are written already), recorded in the ledger and counted, and the flushes
     after it go on."""
     try:
-        return [writer.flush(pending, replay=replay, marks_by_topic=marks_by_topic)]
+        return [writer.flush(pending)]
     except Exception as exc:
         if not is_record_caused(exc):
             raise
@@ -126,19 +124,17 @@ def flush_isolating(
     middle = len(pending.batches) // 2
     parts = [_part(pending, pending.batches[:middle]), _part(pending, pending.batches[middle:])]
     for part in parts:  # recorded before the flush is marked split: a crash loses neither
-        extra = {"kind": writes.ENTITY_FLUSH, "batches": part.batches} | marks_layout(
-            marks_by_topic
-        )
         part_id = entity_flush_id(writer.topic, part.ranges)
+        records = part.events.height
         writes.ledger_begin(
-            writer.db, part_id, writer.topic, part.ranges, part.events.height, extra
+            writer.db, part_id, writer.topic, part.ranges, records, flush_fields(part)
         )
     part_ids = [entity_flush_id(writer.topic, part.ranges) for part in parts]
     writes.ledger_split(writer.db, writer.topic, flush_id, pending.ranges, part_ids, error)
     log.warning("entity flush %s failed (%s); writing it in two parts", flush_id, error)
     reports = []
     for part in parts:
-        reports += flush_isolating(writer, part, replay=True, marks_by_topic=marks_by_topic)
+        reports += flush_isolating(writer, part)
     return reports
 
 
@@ -149,7 +145,7 @@ class IsolatingFlushes:
         self.writer = writer
 
     def flush(self, pending: Flush) -> BatchReport:
-        reports = flush_isolating(self.writer, pending, replay=pending.replay)
+        reports = flush_isolating(self.writer, pending)
         if len(reports) == 1:
             return reports[0]
         return BatchReport.merged(entity_flush_id(self.writer.topic, pending.ranges), reports)
@@ -160,4 +156,5 @@ class IsolatingFlushes:
 
 def _part(pending: Flush, batches: list[str]) -> Flush:
     ranges = covering(r for listed in batches for r in ranges_of(listed))
-    return Flush(ranges=ranges, batches=batches, events=within(pending.events, ranges))
+    events = within(pending.events, ranges)
+    return replace(pending, ranges=ranges, batches=batches, events=events, replay=True)

@@ -8,9 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import polars as pl
+
 from pulse.ingest.batch import MicroBatch, OffsetRange, batch_id, sequenced_id
+from pulse.pipeline.entities import Flush
 from pulse.store.schema import MARKS_BY_TOPIC
-from pulse.store.writes import DLQ_REPLAY
+from pulse.store.writes import DLQ_REPLAY, DLQ_REPLAY_ENTITIES, ENTITY_FLUSH
 
 REPLAY_PARTITION = -1
 """The partition a dead-letter replay's range names: its 'offset' is the replay's sequence
@@ -74,6 +77,18 @@ class Target:
             ledger_extra={"kind": DLQ_REPLAY, "dead_letter_ids": ids},
         )
 
+    def entities(self, events: pl.DataFrame) -> Flush:
+        """The entity flush of this batch alone, its valid `events` written at once (a
+        dead-letter replay is one small batch, and nothing re-reads it later)."""
+        return Flush(
+            ranges=list(self.ranges),
+            batches=[self.batch_id],
+            events=events,
+            replay=self.replay,
+            marks_by_topic=self.marks_by_topic,
+            sequenced=not self.record_offsets,
+        )
+
     def refusing(self, reason: str) -> Target:
         """The same batch (one record), written as a dead letter with `reason`."""
         return replace(self, replay=True, check_stale=False, refused=reason)
@@ -82,6 +97,13 @@ class Target:
         """What the ledger entry records beside the ranges, for replays and inspection."""
         refused = {"refused": self.refused} if self.refused else {}
         return marks_layout(self.marks_by_topic) | refused | dict(self.ledger_extra)
+
+
+def flush_fields(flush: Flush) -> dict[str, Any]:
+    """What an entity flush's ledger entry records beside its ranges: its kind, its batches
+    and its watermarks' layout, for its replays."""
+    kind = DLQ_REPLAY_ENTITIES if flush.sequenced else ENTITY_FLUSH
+    return {"kind": kind, "batches": flush.batches} | marks_layout(flush.marks_by_topic)
 
 
 def marks_layout(by_topic: bool) -> dict[str, Any]:

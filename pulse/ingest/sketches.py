@@ -5,6 +5,11 @@ would count twice), and keeping every id per minute does not scale. A HyperLogLo
 2^10 registers estimates a distinct count within about 3% (1.04 / sqrt(1024)); merging two
 sketches is a register-wise maximum, which MongoDB's `$max` does in place and which is
 idempotent, so a replayed batch cannot inflate it.
+
+The estimate is Ertl's improved estimator (O. Ertl, "New cardinality estimation algorithms
+for HyperLogLog sketches", 2017, algorithm 6): it reads the same registers as the classic
+one, without its bias between linear counting and the raw estimate (+4% at 2,500 distinct
+values, +1.6% at 5,000 with 1,024 registers, the range a day of the default run lives in).
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import numpy as np
 
 PRECISION = 10
 REGISTERS = 1 << PRECISION
-_ALPHA = 0.7213 / (1 + 1.079 / REGISTERS)
+RANK_BITS = 64 - PRECISION
+"""Hash bits a rank is read from: ranks run from 1 to RANK_BITS + 1 (all of them zero)."""
+_ALPHA_INFINITY = 1 / (2 * math.log(2))
 
 
 def _hash64(value: str) -> int:
@@ -41,11 +48,40 @@ def registers(values: Iterable[str]) -> dict[int, int]:
 
 def estimate(sketch: Mapping[int, int] | Mapping[str, int]) -> float:
     """Estimated distinct count of a sketch (register index, or 'r<index>', -> rank)."""
-    values = np.zeros(REGISTERS, dtype=np.float64)
-    for key, rank in sketch.items():
-        values[int(str(key).lstrip("r"))] = rank
-    raw = _ALPHA * REGISTERS**2 / np.sum(2.0**-values)
-    zeros = int(np.count_nonzero(values == 0))
-    if raw <= 2.5 * REGISTERS and zeros:
-        return REGISTERS * math.log(REGISTERS / zeros)  # linear counting for small sets
-    return float(raw)
+    counts = np.zeros(RANK_BITS + 2, dtype=np.int64)  # registers holding each rank
+    for rank in sketch.values():
+        counts[rank] += 1
+    counts[0] = REGISTERS - int(counts[1:].sum())
+    if counts[0] == REGISTERS:
+        return 0.0
+    z = REGISTERS * _tau(1 - counts[RANK_BITS + 1] / REGISTERS)
+    for rank in range(RANK_BITS, 0, -1):
+        z = 0.5 * (z + counts[rank])
+    z += REGISTERS * _sigma(counts[0] / REGISTERS)
+    return float(_ALPHA_INFINITY * REGISTERS * REGISTERS / z)
+
+
+def _sigma(x: float) -> float:
+    """Ertl's sigma: the share of empty registers' part of the estimate (x < 1)."""
+    y, z = 1.0, x
+    while True:
+        x *= x
+        before = z
+        z += x * y
+        y += y
+        if z == before:
+            return z
+
+
+def _tau(x: float) -> float:
+    """Ertl's tau: the share of saturated registers' part of the estimate."""
+    if x in (0.0, 1.0):
+        return 0.0
+    y, z = 1.0, 1 - x
+    while True:
+        x = math.sqrt(x)
+        before = z
+        y *= 0.5
+        z -= (1 - x) ** 2 * y
+        if z == before:
+            return z / 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
 from pulse.ingest import sketches
@@ -11,6 +13,17 @@ from pulse.ingest import sketches
 def test_estimate_is_within_four_standard_errors(count: int) -> None:
     estimate = sketches.estimate(sketches.registers(f"user-{n}" for n in range(count)))
     assert estimate == pytest.approx(count, rel=4 * 1.04 / sketches.REGISTERS**0.5, abs=1)
+
+
+@pytest.mark.parametrize("count", [1_000, 2_500, 5_000, 10_000])
+def test_the_estimate_is_unbiased_where_the_default_run_lives(count: int) -> None:
+    # The classic estimator switches from linear counting to the raw estimate at 2.5 x 1,024
+    # and is biased around the switch: +1.6% at 2,500 over these 100 sets; Ertl's is not.
+    errors = [
+        sketches.estimate(sketches.registers(f"user-{seed}-{n}" for n in range(count))) / count - 1
+        for seed in range(100)
+    ]
+    assert abs(statistics.mean(errors)) < 0.0075, f"mean error {statistics.mean(errors):+.2%}"
 
 
 def test_merging_sketches_estimates_the_union() -> None:

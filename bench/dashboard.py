@@ -24,12 +24,14 @@ from bench.common import console, report
 from pulse.config import load_settings
 from pulse.generate.simulate import zipf_cdf
 from pulse.ingest import sketches
+from pulse.ingest.active_users import MONTH_DAYS, day_keys
 from pulse.store import reads, writes
 from pulse.store.client import Document, mongo_client
 from pulse.store.schema import (
     BUCKET_ITEMS,
     BUCKET_VERSION,
     COUNTERS,
+    DAY_SKETCHES,
     DEAD_FIELDS,
     DEAD_LETTERS,
     HOUR,
@@ -137,9 +139,15 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
         DEAD_LETTERS,
         LEADERS,
         TIMELINE,
+        DAY_SKETCHES,
     ):
         db.drop_collection(name)
     ensure_indexes(db)
+    # A month of full daily sketches (every register set): what a month of 1M users leaves.
+    db[DAY_SKETCHES].insert_many(
+        {"_id": day, "users_hll": {f"r{n}": 12 for n in range(sketches.REGISTERS)}}
+        for day in day_keys(now.date(), MONTH_DAYS)
+    )
     users, items = len(totals["users"]), len(totals["items"])
     bins = Counter(activity_bin(total) for total in totals["users"].tolist())
     sketch = {f"r{n}": 5 for n in range(sketches.REGISTERS)}
@@ -239,6 +247,7 @@ def pages(db: Database[Document], now: datetime) -> dict[str, list[Callable[[], 
             lambda: reads.user_histogram(reads.totals(db) or reads.Totals()),
             lambda: reads.ranked(db, Entity.USERS, "user_id", 10),
             lambda: reads.entity(db, Entity.USERS, "user_id", "u1"),
+            lambda: reads.active_users(db, now.date()),
         ],
         "alerts": [lambda: reads.alerts(db, since)],
         "health": [

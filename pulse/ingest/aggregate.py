@@ -9,7 +9,7 @@ MongoDB with `$inc`, `$min` and `$max` and equal the aggregates of all events at
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import polars as pl
@@ -47,6 +47,9 @@ class Aggregates(Counts):
     """minute_id -> HyperLogLog registers of its (users, items)."""
     user_minutes: pl.DataFrame
     """partition, minute_id, user_id, count: a user's interactions per minute (for alerts)."""
+    day_sketches: dict[str, dict[int, int]] = field(default_factory=dict)
+    """day ('2026-12-02', UTC) -> HyperLogLog registers of its users: the union of its
+    minutes' (for daily, weekly and monthly active users)."""
 
 
 def type_column(kind: str) -> str:
@@ -105,6 +108,7 @@ def count(events: pl.DataFrame, types: tuple[str, ...]) -> Counts:
 def aggregate(events: pl.DataFrame, types: tuple[str, ...]) -> Aggregates:
     """Aggregate valid events (event schema) by user, item, minute, item x minute and overall."""
     timed = _timed(events)
+    minute_sketches = _sketches(events)
     minutes, totals, users, items, item_minutes, item_hours, user_minutes = pl.collect_all(
         [
             *_count_queries(timed, types),
@@ -128,9 +132,16 @@ def aggregate(events: pl.DataFrame, types: tuple[str, ...]) -> Aggregates:
         items=items,
         item_minutes=item_minutes,
         item_hours=item_hours,
-        minute_sketches=_sketches(events),
+        minute_sketches=minute_sketches,
         user_minutes=user_minutes,
+        day_sketches=sketches.union_by(
+            {minute: users for minute, (users, _) in minute_sketches.items()}, _day_of_minute
+        ),
     )
+
+
+def _day_of_minute(minute_id: str) -> str:
+    return minute_id[: len("2026-12-02")]
 
 
 def _sketches(events: pl.DataFrame) -> dict[str, tuple[dict[int, int], dict[int, int]]]:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
 
 import numpy as np
 
@@ -25,6 +26,8 @@ REGISTERS = 1 << PRECISION
 RANK_BITS = 64 - PRECISION
 """Hash bits a rank is read from: ranks run from 1 to RANK_BITS + 1 (all of them zero)."""
 _ALPHA_INFINITY = 1 / (2 * math.log(2))
+Register = TypeVar("Register", int, str)
+"""A register's name: its index, or 'r<index>' as stored."""
 
 
 def _hash64(value: str) -> int:
@@ -44,6 +47,27 @@ def registers(values: Iterable[str]) -> dict[int, int]:
         if rank > best.get(index, 0):
             best[index] = rank
     return best
+
+
+def union(sketches: Iterable[Mapping[Register, int]]) -> dict[Register, int]:
+    """The sketch of the union of the sets (a register-wise maximum), registers named by
+    index or as stored ('r<index>')."""
+    merged: dict[Register, int] = {}
+    for sketch in sketches:
+        for index, rank in sketch.items():
+            if rank > merged.get(index, 0):
+                merged[index] = rank
+    return merged
+
+
+def union_by(
+    sketches: Mapping[str, Mapping[int, int]], key: Callable[[str], str]
+) -> dict[str, dict[int, int]]:
+    """The sketches merged by `key` of their names (e.g. minutes by their day)."""
+    grouped: dict[str, list[Mapping[int, int]]] = {}
+    for name, sketch in sketches.items():
+        grouped.setdefault(key(name), []).append(sketch)
+    return {name: union(group) for name, group in grouped.items()}
 
 
 def estimate(sketch: Mapping[int, int] | Mapping[str, int]) -> float:

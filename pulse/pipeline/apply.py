@@ -22,6 +22,7 @@ from pymongo.database import Database
 
 from pulse.alerts.engine import Alerting
 from pulse.config import FOR_GOOD
+from pulse.ingest.active_users import DAYS_KEPT, day_keys
 from pulse.ingest.aggregate import (
     Aggregates,
     Counts,
@@ -41,6 +42,7 @@ from pulse.store import item_buckets, user_buckets, writes
 from pulse.store.client import Document
 from pulse.store.schema import (
     COUNT_MARKS,
+    DAY_SKETCHES,
     DEAD_LETTERS,
     ENTITY_MARKS,
     ITEM_BUCKETS,
@@ -59,6 +61,7 @@ from pulse.store.schema import (
 from pulse.store.statements import (
     Guard,
     Statement,
+    day_sketch_updates,
     dead_field_counts,
     dead_letter_statements,
     entity_totals_update,
@@ -513,6 +516,8 @@ class BatchWriter:
         aggregates = _entities(work)
         statements = minute_sketch_updates(aggregates, work.guard)
         work.results[MINUTE_SKETCHES] = self._write_entities(MINUTE_SKETCHES, statements)
+        days = day_sketch_updates(aggregates, work.guard, day_keys(work.now.date(), DAYS_KEPT)[0])
+        work.results[DAY_SKETCHES] = self._write_entities(DAY_SKETCHES, days)
         minute_ids = list(aggregates.minute_sketches)
         work.leader_updates += writes.refresh_minute_estimates(self.db, minute_ids)
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from pymongo.database import Database
 
+from pulse.store import retention
 from pulse.store.client import Document
 from pulse.store.schema import (
     BUCKET_VERSION,
     COUNTERS,
+    DAY_SKETCHES,
     ENTITIES_NEXT,
     ITEM_BUCKETS,
     LEDGER,
@@ -45,6 +48,7 @@ def upgrade(db: Database[Document], user_buckets: int, item_buckets: int) -> Non
     """Every step below, in order (bookkeeping first: moving items reads the ledger)."""
     entity_offsets(db)
     open_batch_markers(db)
+    day_sketches_mark(db, datetime.now(UTC))
     move_legacy_users(db, user_buckets)
     move_legacy_items(db, item_buckets)
 
@@ -57,6 +61,12 @@ def entity_offsets(db: Database[Document]) -> None:
             db[OFFSETS].update_one(
                 {"_id": doc["_id"]}, {"$max": {ENTITIES_NEXT: doc["next_offset"]}}
             )
+
+
+def day_sketches_mark(db: Database[Document], now: datetime) -> None:
+    """Databases from before daily sketches: none can be older than the late events of now
+    (LATE_HOURS), so their pruning starts there, not at the oldest minute kept."""
+    retention.start_mark(db, DAY_SKETCHES, now - retention.LATE_HOURS)
 
 
 def open_batch_markers(db: Database[Document]) -> None:

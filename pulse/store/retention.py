@@ -16,10 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pymongo.database import Database
 
 from pulse.config import RetentionSettings
+from pulse.ingest.active_users import DAYS_KEPT
 from pulse.store.client import Document
 from pulse.store.reads import by_ids, item_bucket_count, minute_ids
 from pulse.store.schema import (
     ALERTS,
+    DAY,
+    DAY_SKETCHES,
     DEAD_LETTERS,
     ENTITY_BATCHES,
     HOUR,
@@ -43,11 +46,14 @@ from pulse.store.schema import (
     parse_minute_id,
     parse_period_key,
     period_id,
+    period_key,
     period_start,
     timeline_id,
     user_minute_id,
 )
 
+DAYS_KEPT_SPAN = timedelta(days=DAYS_KEPT - 1)
+"""Daily sketches of days starting before today's start less this are pruned."""
 MINUTES_PER_STEP = 60
 """Minutes pruned per step: each step's ids fit a few short `$in` lists."""
 MAX_MINUTES_PER_PASS = 7 * 24 * 60
@@ -95,14 +101,18 @@ def start_marks(db: Database[Document], since: datetime, retention: RetentionSet
     from LATE_HOURS before it (late events are written that far back). Its first pass reads
     no minute before."""
     reach = {target: timedelta(days=retention.minute_days) for target in DETAIL}
-    reach |= dict.fromkeys(HOURLY, LATE_HOURS)
+    reach |= dict.fromkeys((*HOURLY, *DAILY), LATE_HOURS)
     for target in TARGETS:
-        start = since - reach.get(target, timedelta(0))
-        db[MAINTENANCE].update_one(
-            {"_id": target},
-            {"$setOnInsert": {"through": minute_id(start - timedelta(minutes=1))}},
-            upsert=True,
-        )
+        start_mark(db, target, since - reach.get(target, timedelta(0)))
+
+
+def start_mark(db: Database[Document], target: str, start: datetime) -> None:
+    """Where a target without a mark is pruned from: `start`, its oldest possible document."""
+    db[MAINTENANCE].update_one(
+        {"_id": target},
+        {"$setOnInsert": {"through": minute_id(start - timedelta(minutes=1))}},
+        upsert=True,
+    )
 
 
 def _first_minute(db: Database[Document], target: str) -> datetime | None:
@@ -233,7 +243,9 @@ HOURS = "hours"
 """The target of the hourly sums in `periods` (daily ones are kept for good)."""
 HOURLY = (HOURS, ITEM_HOURS)
 """Per-hour documents, kept PULSE_RETENTION_HOUR_DAYS after their hour."""
-TARGETS = (*LISTED, *DETAIL, *HOURLY)
+DAILY = (DAY_SKETCHES,)
+"""Per-day documents, kept DAYS_KEPT days (pulse/ingest/active_users.py)."""
+TARGETS = (*LISTED, *DETAIL, *HOURLY, *DAILY)
 """Every collection `pulse maintain` prunes, in the order it prunes them."""
 
 
@@ -258,6 +270,9 @@ def maintain(db: Database[Document], retention: RetentionSettings, now: datetime
 
     hours_cutoff = now - timedelta(days=retention.hour_days)
 
+    def day_keys_ending(step: list[str]) -> list[str]:
+        return [period_key(DAY, end) for end in _period_ends(DAY, step)]
+
     return [
         prune_listed(db, LEDGER, now - timedelta(hours=retention.ledger_hours)),
         prune_listed(db, DEAD_LETTERS, now - timedelta(days=retention.dead_letter_days)),
@@ -268,6 +283,7 @@ def maintain(db: Database[Document], retention: RetentionSettings, now: datetime
         prune_minutes(db, MINUTES, list, minutes_cutoff),
         prune_minutes(db, HOURS, hour_ids, hours_cutoff, PERIODS),
         prune_minutes(db, ITEM_HOURS, item_hour_ids, hours_cutoff),
+        prune_minutes(db, DAY_SKETCHES, day_keys_ending, period_start(DAY, now) - DAYS_KEPT_SPAN),
         *drop_legacy_item_minutes(db, now, minutes_cutoff),
     ]
 

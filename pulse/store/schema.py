@@ -68,6 +68,10 @@ them: `pulse maintain` drops the collection once minute retention has passed sin
 saw it (pulse/store/retention.py:drop_legacy_item_minutes)."""
 USER_MINUTES = "user_minutes"
 MINUTE_SKETCHES = "minute_sketches"
+DAY_SKETCHES = "day_sketches"
+"""Per UTC day, the HyperLogLog registers of its active users (DAU, WAU, MAU): `_id` = the
+day ('2026-12-02'), `users_hll.r<index>` = rank, `ws`. Written by the entity flush beside the
+minute sketches; kept MONTH_DAYS + 1 days (pulse/ingest/active_users.py)."""
 TOTALS = "totals"
 LEADERS = "leaders"
 

@@ -143,6 +143,20 @@ def minute_sketch_updates(aggregates: Aggregates, guard: Guard) -> list[Statemen
     return statements
 
 
+def day_sketch_updates(aggregates: Aggregates, guard: Guard, since: str) -> list[Statement]:
+    """Per UTC day from `since` ('2026-12-02') on, the registers of its active users, merged
+    with `$max` (older days are past their retention: none is written again)."""
+    return [
+        _statement(
+            day,
+            guard,
+            {"$max": {f"users_hll.r{i}": rank for i, rank in users.items()} | guard.marks_set},
+        )
+        for day, users in sorted(aggregates.day_sketches.items())
+        if day >= since
+    ]
+
+
 def item_minute_updates(
     aggregates: Aggregates, guard: Guard, types: tuple[str, ...], buckets: int
 ) -> list[Statement]:

@@ -25,6 +25,7 @@ from pulse.store.client import Document
 from pulse.store.leaders import LOW_CAP, low_doc_id
 from pulse.store.schema import (
     DAY,
+    DAY_SKETCHES,
     DEAD_LETTERS,
     HOUR,
     ITEM_BUCKETS,
@@ -144,6 +145,12 @@ def assert_matches_truth(db: Database[Document], truth: dict[str, Any]) -> None:
         # What the dashboard reads: the estimates of the fully merged sketches.
         assert doc["active_users"] == round(sketches.estimate(sketch["users_hll"]))
         assert doc["active_items"] == round(sketches.estimate(sketch["items_hll"]))
+    # Each day's sketch is exactly the union of its minutes' (DAU, WAU and MAU read these).
+    by_day: dict[str, list[dict[str, int]]] = {}
+    for minute, doc in merged.items():
+        by_day.setdefault(minute[:10], []).append(doc["users_hll"])
+    days = {doc["_id"]: doc["users_hll"] for doc in db[DAY_SKETCHES].find()}
+    assert {day: sketches.union(group) for day, group in by_day.items()} == days
 
     assert_leaders_match(db, truth)
 

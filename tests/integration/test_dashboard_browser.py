@@ -148,6 +148,16 @@ def test_browser_sees_live_kpis_charts_and_refreshes(
             newer = db[TOTALS].find_one({"_id": TOTALS_ID})
             assert newer is not None and newer["events"] > totals["events"]
             _wait_for_metric(page, "Total interactions", f"{newer['events']:,}", 30)
+
+            # The Users page: monthly active users, estimated, near the exact distinct count.
+            sidebar = page.locator("[data-testid='stSidebar']")
+            sidebar.get_by_role("link", name="Users").click()
+            page.get_by_role("heading", name="Users").wait_for(timeout=30_000)
+            mau = wait_until(
+                lambda: _metrics(page).get("MAU", ""), timeout=30, what="the Users page's MAU card"
+            )
+            assert abs(int(mau.replace(",", "")) - newer["users"]) <= max(3, newer["users"] // 20)
+            page.get_by_text("estimated from daily HyperLogLog sketches").first.wait_for()
         browser.close()
     assert (tmp_path / "overview.png").stat().st_size > 10_000
 

@@ -22,6 +22,7 @@ from pulse.store.client import Document
 from pulse.store.reads import entity_progress, stored_offsets
 from pulse.store.schema import (
     DAY,
+    DAY_SKETCHES,
     DEAD_LETTERS,
     HOUR,
     ITEM_MINUTES,
@@ -305,3 +306,34 @@ def test_two_topics_in_one_database_count_apart() -> None:
     apply_now(two, MicroBatch("a", second.records))
     totals = reads.totals(_db(memory))
     assert totals is not None and totals.events == 1_100
+
+
+def test_an_entity_flush_keeps_each_days_active_users_for_dau_wau_and_mau() -> None:
+    now = datetime.now(UTC)
+    rules = ValidationRules(interaction_types=TYPES, max_age_ms=8 * 86_400_000)
+    days = {now: range(100), now - timedelta(days=1): range(50, 150)}
+    values = [
+        orjson.dumps(
+            {"user_id": f"u{n}", "item_id": "i1", "interaction_type": "view", "timestamp": stamp}
+        )
+        for moment, users in days.items()
+        for n in users
+        for stamp in [int(moment.timestamp() * 1000)]
+    ]
+    count = len(values)
+    now_ms = int(now.timestamp() * 1000)
+    batch = MicroBatch.from_columns(
+        TOPIC, [0] * count, list(range(count)), [now_ms] * count, [None] * count, values
+    )
+    memory = MemoryDatabase()
+    writer = BatchWriter(_db(memory), TOPIC, rules)
+    apply_now(writer, batch)
+    stored = {doc["_id"]: doc["users_hll"] for doc in memory[DAY_SKETCHES].find()}
+    apply_now(writer, batch)  # a replay: the registers are as they were
+    assert {doc["_id"]: doc["users_hll"] for doc in memory[DAY_SKETCHES].find()} == stored
+    assert set(stored) == {f"{moment:%Y-%m-%d}" for moment in days}
+
+    figures = reads.active_users(_db(memory), now.date())
+    assert figures.day == pytest.approx(100, rel=0.05)
+    assert figures.week == figures.month == pytest.approx(150, rel=0.05)
+    assert figures.stickiness == pytest.approx(100 / 150, rel=0.1)

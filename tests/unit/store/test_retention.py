@@ -11,10 +11,13 @@ import pytest
 from pymongo.database import Database
 
 from pulse.config import RetentionSettings
+from pulse.ingest.active_users import DAYS_KEPT, day_keys
 from pulse.store import reads, retention, writes
 from pulse.store.client import Document
 from pulse.store.schema import (
     ALERTS,
+    DAY,
+    DAY_SKETCHES,
     DEAD_LETTERS,
     ENTITY_BATCHES,
     HOUR,
@@ -34,6 +37,7 @@ from pulse.store.schema import (
     minute_of_id,
     offsets_id,
     period_id,
+    period_key,
     user_minute_id,
 )
 from tests.fakes import MemoryDatabase
@@ -245,3 +249,17 @@ def test_hourly_figures_go_an_hour_retention_after_their_hour() -> None:
     assert _ids(memory, ITEM_HOURS) == {
         item_hour_id(item, hour, ITEM_BUCKETS) for hour in kept for item in ("i1", "i17")
     }
+
+
+def test_daily_sketches_are_kept_a_month_back_from_today() -> None:
+    memory = MemoryDatabase()
+    db = cast(Database[Document], memory)
+    retention.start_marks(db, NOW - timedelta(days=40), KEEP)
+    days = [period_key(DAY, NOW - timedelta(days=n)) for n in range(40)]
+    for day in days:
+        memory[DAY_SKETCHES].insert_one({"_id": day, "users_hll": {"r1": 1}})
+    # A pass reaches a week past its mark (LATE_HOURS before the database began): seven passes.
+    for _ in range(7):
+        retention.maintain(db, KEEP, NOW)
+    assert _ids(memory, DAY_SKETCHES) == set(day_keys(NOW.date(), DAYS_KEPT))
+    assert len(_ids(memory, DAY_SKETCHES)) == DAYS_KEPT

@@ -1,0 +1,60 @@
+"""Active users over days, from daily HyperLogLog sketches (pure).
+
+DAU, WAU and MAU are the distinct users of the last 1, 7 and 30 UTC days, today included
+(today counts so far). Unions of the days' sketches, so a user active on many days counts
+once; each an estimate within about 3% (pulse/ingest/sketches.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from pulse.ingest import sketches
+
+DAY_FORMAT = "%Y-%m-%d"
+WEEK_DAYS = 7
+MONTH_DAYS = 30
+"""The days MAU covers."""
+DAYS_KEPT = MONTH_DAYS + 1
+"""Daily sketches are kept this many days, today included (pulse/store/retention.py): a
+month back from yesterday, for the stickiness of complete days too."""
+
+
+@dataclass(frozen=True)
+class ActiveUsers:
+    """Estimated distinct users of the last day, week and month, up to `today`."""
+
+    today: date
+    day: float
+    week: float
+    month: float
+    average_day: float
+    """The mean of each day's distinct users over the month's days that have any."""
+
+    @property
+    def stickiness(self) -> float:
+        """Average DAU over MAU: the share of a month's users active on a given day."""
+        return self.average_day / self.month if self.month else 0.0
+
+
+def day_keys(today: date, days: int) -> list[str]:
+    """The keys of the `days` UTC days up to `today`, oldest first: '2026-12-02'."""
+    return [(today - timedelta(days=n)).strftime(DAY_FORMAT) for n in reversed(range(days))]
+
+
+def active_users(days: Mapping[str, Mapping[int, int]], today: date) -> ActiveUsers:
+    """The figures from the daily sketches (`day key` -> registers; missing days had none)."""
+
+    def over(count: int) -> float:
+        return sketches.estimate(sketches.union(days.get(k, {}) for k in day_keys(today, count)))
+
+    daily = [sketches.estimate(days[k]) for k in day_keys(today, MONTH_DAYS) if days.get(k)]
+    return ActiveUsers(
+        today=today,
+        day=over(1),
+        week=over(WEEK_DAYS),
+        month=over(MONTH_DAYS),
+        average_day=sum(daily) / len(daily) if daily else 0.0,
+    )

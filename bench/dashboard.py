@@ -25,7 +25,7 @@ from pulse.config import load_settings
 from pulse.generate.simulate import zipf_cdf
 from pulse.ingest import sketches
 from pulse.ingest.active_users import MONTH_DAYS, day_keys
-from pulse.store import reads, writes
+from pulse.store import active_users, reads, writes
 from pulse.store.client import Document, mongo_client
 from pulse.store.schema import (
     BUCKET_ITEMS,
@@ -148,6 +148,7 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
         {"_id": day, "users_hll": {f"r{n}": 12 for n in range(sketches.REGISTERS)}}
         for day in day_keys(now.date(), MONTH_DAYS)
     )
+    active_users.roll_up(db, now.date(), now)  # as the maintain deployment does every pass
     users, items = len(totals["users"]), len(totals["items"])
     bins = Counter(activity_bin(total) for total in totals["users"].tolist())
     sketch = {f"r{n}": 5 for n in range(sketches.REGISTERS)}
@@ -247,7 +248,7 @@ def pages(db: Database[Document], now: datetime) -> dict[str, list[Callable[[], 
             lambda: reads.user_histogram(reads.totals(db) or reads.Totals()),
             lambda: reads.ranked(db, Entity.USERS, "user_id", 10),
             lambda: reads.entity(db, Entity.USERS, "user_id", "u1"),
-            lambda: reads.active_users(db, now.date()),
+            lambda: active_users.active_users(db, now.date()),
         ],
         "alerts": [lambda: reads.alerts(db, since)],
         "health": [

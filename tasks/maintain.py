@@ -8,7 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from pulse.config import load_settings
-from pulse.store import retention
+from pulse.store import active_users, retention
 from pulse.store.client import database, mongo_client
 from tasks.retries import RETRY_DELAYS, transient_failure
 
@@ -23,8 +23,9 @@ from tasks.retries import RETRY_DELAYS, transient_failure
 def retention_pass() -> list[dict[str, str | int]]:
     """One `pulse maintain` pass; a row per collection."""
     settings = load_settings()
+    now = datetime.now(UTC)
     with mongo_client(settings.mongo) as client:
-        passes = retention.maintain(
-            database(client, settings.mongo), settings.retention, datetime.now(UTC)
-        )
+        db = database(client, settings.mongo)
+        passes = retention.maintain(db, settings.retention, now)
+        active_users.roll_up(db, now.date(), now)
     return [pruned.row() for pruned in passes]

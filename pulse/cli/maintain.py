@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pulse.config import load_settings
-from pulse.store import retention
+from pulse.store import active_users, retention
 from pulse.store.client import database, mongo_client
 
 console = Console()
@@ -16,12 +16,14 @@ console = Console()
 
 def maintain() -> None:
     """Remove what is past its retention (PULSE_RETENTION_*): finished ledger entries, dead
-    letters, alerts, per-minute detail. Safe to stop and run again at any point."""
+    letters, alerts, per-minute detail; roll up the days before today for the Users page.
+    Safe to stop and run again at any point."""
     settings = load_settings()
+    now = datetime.now(UTC)
     with mongo_client(settings.mongo) as client:
-        passes = retention.maintain(
-            database(client, settings.mongo), settings.retention, datetime.now(UTC)
-        )
+        db = database(client, settings.mongo)
+        passes = retention.maintain(db, settings.retention, now)
+        active_users.roll_up(db, now.date(), now)
     rows = [pruned.row() for pruned in passes]
     table = Table(*rows[0])
     for row in rows:

@@ -44,17 +44,44 @@ def day_keys(today: date, days: int) -> list[str]:
     return [(today - timedelta(days=n)).strftime(DAY_FORMAT) for n in reversed(range(days))]
 
 
-def active_users(days: Mapping[str, Mapping[int, int]], today: date) -> ActiveUsers:
-    """The figures from the daily sketches (`day key` -> registers; missing days had none)."""
+@dataclass(frozen=True)
+class DaysBefore:
+    """The days before `today` of the month, rolled up: what MAU, WAU and stickiness need
+    of them, so a reader of today reads one sketch more, not thirty."""
 
-    def over(count: int) -> float:
-        return sketches.estimate(sketches.union(days.get(k, {}) for k in day_keys(today, count)))
+    today: date
+    week: dict[int, int]
+    """The union of the 6 days before today (WAU with today's)."""
+    month: dict[int, int]
+    """The union of the 29 days before today (MAU with today's)."""
+    daily: list[float]
+    """Each of those days' distinct users, for the days that have any."""
 
-    daily = [sketches.estimate(days[k]) for k in day_keys(today, MONTH_DAYS) if days.get(k)]
-    return ActiveUsers(
+
+def days_before(days: Mapping[str, Mapping[int, int]], today: date) -> DaysBefore:
+    """Roll up the daily sketches (`day key` -> registers) of the month before `today`."""
+    yesterday = today - timedelta(days=1)
+    month = [days.get(k, {}) for k in day_keys(yesterday, MONTH_DAYS - 1)]
+    return DaysBefore(
         today=today,
-        day=over(1),
-        week=over(WEEK_DAYS),
-        month=over(MONTH_DAYS),
+        week=sketches.union(days.get(k, {}) for k in day_keys(yesterday, WEEK_DAYS - 1)),
+        month=sketches.union(month),
+        daily=[sketches.estimate(sketch) for sketch in month if sketch],
+    )
+
+
+def with_today(before: DaysBefore, today: Mapping[int, int]) -> ActiveUsers:
+    """The figures from the rolled-up days before and today's sketch."""
+    daily = before.daily + ([sketches.estimate(today)] if today else [])
+    return ActiveUsers(
+        today=before.today,
+        day=sketches.estimate(today),
+        week=sketches.estimate(sketches.union([before.week, today])),
+        month=sketches.estimate(sketches.union([before.month, today])),
         average_day=sum(daily) / len(daily) if daily else 0.0,
     )
+
+
+def active_users(days: Mapping[str, Mapping[int, int]], today: date) -> ActiveUsers:
+    """The figures from the daily sketches (`day key` -> registers; missing days had none)."""
+    return with_today(days_before(days, today), days.get(today.strftime(DAY_FORMAT), {}))

@@ -70,6 +70,18 @@ def union_by(
     return {name: union(group) for name, group in grouped.items()}
 
 
+def pack(sketch: Mapping[int, int]) -> bytes:
+    """The registers as REGISTERS bytes, one rank each: one field to store and read, where
+    REGISTERS fields take FerretDB milliseconds per document (fields merge with `$max`,
+    bytes do not: for sketches written once, not merged in place)."""
+    return bytes(sketch.get(index, 0) for index in range(REGISTERS))
+
+
+def unpack(packed: bytes) -> dict[int, int]:
+    """`pack`'s inverse: the non-zero registers."""
+    return {index: rank for index, rank in enumerate(packed) if rank}
+
+
 def estimate(sketch: Mapping[int, int] | Mapping[str, int]) -> float:
     """Estimated distinct count of a sketch (register index, or 'r<index>', -> rank)."""
     counts = np.zeros(RANK_BITS + 2, dtype=np.int64)  # registers holding each rank

@@ -10,15 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
 from pymongo.database import Database
 
 from pulse.events import is_id
-from pulse.ingest.active_users import MONTH_DAYS, ActiveUsers, day_keys
-from pulse.ingest.active_users import active_users as estimate_active_users
 from pulse.store.client import Document
 from pulse.store.leaders import LOW_CAP, candidates, low_doc_ids
 from pulse.store.schema import (
@@ -29,7 +27,6 @@ from pulse.store.schema import (
     COUNT_MARKS,
     COUNTERS,
     DAY,
-    DAY_SKETCHES,
     DEAD_FIELDS,
     DEAD_LETTERS,
     ENTITIES_NEXT,
@@ -581,17 +578,6 @@ def entity_progress(
         )
         for doc in db[OFFSETS].find({"_id": {"$in": ids}}, fields)
     }
-
-
-def active_users(db: Database[Document], today: date) -> ActiveUsers:
-    """DAU, WAU, MAU and stickiness up to `today`, from the daily sketches (estimates)."""
-    docs = by_ids(db, DAY_SKETCHES, day_keys(today, MONTH_DAYS), {"users_hll": 1})
-    days = {
-        str(doc["_id"]): {int(key[1:]): int(rank) for key, rank in doc["users_hll"].items()}
-        for doc in docs
-        if doc.get("users_hll")
-    }
-    return estimate_active_users(days, today)
 
 
 def by_ids(

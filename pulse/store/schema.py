@@ -72,6 +72,10 @@ DAY_SKETCHES = "day_sketches"
 """Per UTC day, the HyperLogLog registers of its active users (DAU, WAU, MAU): `_id` = the
 day ('2026-12-02'), `users_hll.r<index>` = rank, `ws`. Written by the entity flush beside the
 minute sketches; kept MONTH_DAYS + 1 days (pulse/ingest/active_users.py)."""
+DAYS_BEFORE = "days_before"
+"""One document, `_id` = 'users': the day sketches of the month before `today` rolled up by
+the last `pulse maintain` pass (`week`, `month` = packed registers, `daily` = each day's
+estimate, `rolled_at`), so the Users page reads two documents, not thirty."""
 TOTALS = "totals"
 LEADERS = "leaders"
 

@@ -7,7 +7,7 @@ from datetime import datetime
 import streamlit as st
 
 from pulse.ingest.active_users import ActiveUsers
-from pulse.store import reads
+from pulse.store import active_users, reads
 from pulse.store.schema import Entity
 from streamlit_app import charts
 from streamlit_app.connection import fetch
@@ -30,7 +30,7 @@ def render(now: datetime) -> None:
     columns[1].metric(
         "Avg interactions / user", f"{figures.average_per_user:,.2f}", help="Since the start."
     )
-    active_users_cards(fetch(reads.active_users, now.date()))
+    active_users_cards(fetch(active_users.active_users, now.date()))
     st.plotly_chart(charts.activity_histogram(reads.user_histogram(figures)), key="histogram")
     top = fetch(reads.ranked, Entity.USERS, "user_id", n)
     st.plotly_chart(

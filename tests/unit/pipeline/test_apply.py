@@ -17,7 +17,7 @@ from pulse.ingest.batch import MicroBatch, OffsetRange
 from pulse.ingest.validate import ValidationRules
 from pulse.pipeline.apply import COUNT_STEPS, ENTITY_STEPS, STEPS, BatchWriter, StaleBatchError
 from pulse.pipeline.entities import backlog
-from pulse.store import migrations, reads, writes
+from pulse.store import active_users, migrations, reads, writes
 from pulse.store.client import Document
 from pulse.store.reads import entity_progress, stored_offsets
 from pulse.store.schema import (
@@ -333,7 +333,7 @@ def test_an_entity_flush_keeps_each_days_active_users_for_dau_wau_and_mau() -> N
     assert {doc["_id"]: doc["users_hll"] for doc in memory[DAY_SKETCHES].find()} == stored
     assert set(stored) == {f"{moment:%Y-%m-%d}" for moment in days}
 
-    figures = reads.active_users(_db(memory), now.date())
+    figures = active_users.active_users(_db(memory), now.date())
     assert figures.day == pytest.approx(100, rel=0.05)
     assert figures.week == figures.month == pytest.approx(150, rel=0.05)
     assert figures.stickiness == pytest.approx(100 / 150, rel=0.1)

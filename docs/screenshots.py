@@ -10,7 +10,13 @@ from pathlib import Path
 import typer
 from playwright.sync_api import sync_playwright
 
-PAGES = {"overview": "", "items": "items", "users": "users", "health": "health"}
+PAGES = {
+    "overview": "",
+    "items": "items",
+    "users": "users",
+    "funnel": "funnel",
+    "health": "health",
+}
 ARGS = [
     "--headless",
     "--no-sandbox",

@@ -360,6 +360,29 @@ class DashboardSettings(_Section):
         return self
 
 
+class FunnelSettings(_Section):
+    """The funnel: interaction types as ordered steps (the dashboard's Funnel page)."""
+
+    steps: tuple[str, ...] | None = None
+    """The steps in order (JSON list), each an interaction type, e.g. ["view", "purchase"];
+    conversion is each step's events over the step before's. Unset: every interaction type,
+    in the order PULSE_GENERATOR_INTERACTION_TYPES gives them."""
+    min_events: int = Field(20, ge=1)
+    """Events of the first step an item needs before it is ranked by conversion (fewer make
+    a ratio noise)."""
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_valid(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return value
+        if len(value) < 2:
+            raise ValueError("a funnel needs at least two steps")
+        if len(set(value)) != len(value):
+            raise ValueError("funnel steps must be unique")
+        return value
+
+
 class MetricsSettings(_Section):
     """The Prometheus endpoint the pipeline serves (docs/operations.md)."""
 
@@ -418,8 +441,25 @@ class Settings(BaseSettings):
     retention: RetentionSettings = RetentionSettings()
     alerts: AlertSettings = AlertSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    funnel: FunnelSettings = FunnelSettings()
     metrics: MetricsSettings = MetricsSettings()
     stack: StackSettings = StackSettings()
+
+    @property
+    def funnel_steps(self) -> tuple[str, ...]:
+        """The funnel's steps: PULSE_FUNNEL_STEPS, else every interaction type in order."""
+        return self.funnel.steps or self.generator.interaction_types
+
+    @model_validator(mode="after")
+    def _funnel_of_known_types(self) -> Self:
+        known = self.generator.interaction_types
+        unknown = [step for step in self.funnel_steps if step not in known]
+        if unknown:
+            raise ValueError(
+                f"{ENV_PREFIX}FUNNEL_STEPS: {', '.join(map(repr, unknown))} not among "
+                f"{ENV_PREFIX}GENERATOR_INTERACTION_TYPES ({', '.join(known)})"
+            )
+        return self
 
 
 class SettingsError(ValueError):
@@ -440,8 +480,10 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for error in exc.errors():
             location = error["loc"]
-            name = env_name(location) if location else "PULSE_* settings"
-            lines.append(f"{name}: {error['msg']}")
+            if location:
+                lines.append(f"{env_name(location)}: {error['msg']}")
+            else:  # a rule across sections: its message names the variables
+                lines.append(error["msg"].removeprefix("Value error, "))
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 

@@ -111,6 +111,35 @@ def timeline(frame: pl.DataFrame, title: str, period: str = MINUTE) -> go.Figure
     return figure
 
 
+def funnel(frame: pl.DataFrame, title: str) -> go.Figure:
+    """The funnel's steps (pulse/ingest/funnel.py:steps_frame), each with its share of the
+    first step."""
+    figure = go.Figure(
+        go.Funnel(
+            y=frame["step"].to_list(),
+            x=frame["count"].to_list(),
+            textinfo="value+percent initial",
+            marker={"color": [TYPE_COLOURS.get(step, "#72B7B2") for step in frame["step"]]},
+        )
+    )
+    figure.update_layout(title=title, **_LAYOUT)
+    return figure
+
+
+def conversion(frame: pl.DataFrame, title: str, period: str = MINUTE) -> go.Figure:
+    """Conversion (the frame's `conversion` column) per period; a period whose first step
+    counted nothing is a gap."""
+    frame = every_period(frame, period)
+    figure = go.Figure()
+    figure.add_scatter(
+        x=frame[period].to_list(), y=frame["conversion"].to_list(), mode="lines+markers"
+    )
+    figure.update_layout(
+        title=title, xaxis_title=period, yaxis_title="conversion", yaxis_tickformat=".1%", **_LAYOUT
+    )
+    return figure
+
+
 def activity_histogram(frame: pl.DataFrame) -> go.Figure:
     """Users by number of interactions, in power-of-two bins."""
     labels = [

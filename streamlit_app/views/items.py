@@ -6,10 +6,13 @@ from datetime import datetime
 
 import streamlit as st
 
+from pulse.ingest.aggregate import type_column
+from pulse.ingest.funnel import ranked_by_conversion
 from pulse.store import reads
+from pulse.store.leaders import TOP_K
 from pulse.store.schema import Entity
 from streamlit_app import charts
-from streamlit_app.connection import fetch
+from streamlit_app.connection import fetch, settings
 from streamlit_app.controls import current_view, live
 from streamlit_app.lookup import entity_card
 
@@ -39,6 +42,7 @@ def render(now: datetime) -> None:
             key="bottom_items",
         )
     st.dataframe(top, hide_index=True, key="top_items_table")
+    _by_conversion(n)
     if lookup and entity_card(Entity.ITEMS, "item_id", "item", lookup) is not None:
         since = max(view.since(now), now - reads.ITEM_TREND_WINDOW)
         period = reads.item_period_for(now - since)
@@ -51,6 +55,26 @@ def render(now: datetime) -> None:
             st.caption(
                 f"An item's trend covers at most the last {reads.ITEM_TREND_WINDOW.days} days."
             )
+
+
+def _by_conversion(n: int) -> None:
+    """The busiest items ranked by conversion: the leader board's candidates, so the page
+    reads TOP_K items, not every item."""
+    steps, least = settings().funnel_steps, settings().funnel.min_events
+    busiest = fetch(reads.ranked, Entity.ITEMS, "item_id", TOP_K)
+    ranked = ranked_by_conversion(busiest, steps, n, least)
+    st.subheader(f"Highest conversion ({steps[-1]} per {steps[0]})")
+    st.caption(
+        f"Among the {TOP_K} items with the most interactions, those with at "
+        f"least {least} {steps[0]} events (PULSE_FUNNEL_MIN_EVENTS); since the start, exact."
+    )
+    columns = ["item_id", "conversion", type_column(steps[0]), type_column(steps[-1]), "total"]
+    st.dataframe(
+        ranked.select(c for c in columns if c in ranked.columns),
+        hide_index=True,
+        key="conversion_table",
+        column_config={"conversion": st.column_config.NumberColumn(format="percent")},
+    )
 
 
 live(view, render)

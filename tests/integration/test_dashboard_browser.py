@@ -17,7 +17,7 @@ import oidc_provider_mock
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from pulse.config import Settings
+from pulse.config import DEFAULT_INTERACTION_TYPES, Settings
 from pulse.store.client import database, mongo_client
 from pulse.store.schema import TOTALS, TOTALS_ID
 from tests.integration.reconcile import drain_until_caught_up, produce, subprocess_env
@@ -158,6 +158,27 @@ def test_browser_sees_live_kpis_charts_and_refreshes(
             )
             assert abs(int(mau.replace(",", "")) - newer["users"]) <= max(3, newer["users"] // 20)
             page.get_by_text("estimated from daily HyperLogLog sketches").first.wait_for()
+
+            # The Funnel page: each step's exact count since the start, in order.
+            sidebar.get_by_role("link", name="Funnel").click()
+            page.get_by_role("heading", name="Funnel", exact=True).wait_for(timeout=30_000)
+            page.get_by_text("Exact counts of each step's events").wait_for(timeout=30_000)
+            since_start = page.locator(".js-plotly-plot", has_text="Funnel since the start")
+            labels = wait_until(
+                lambda: since_start.locator("text").all_text_contents(),
+                timeout=30,
+                what="the funnel since the start",
+                done=lambda texts: "view" in texts,
+            )
+            # Each step's text is its count, then its share of the first step ('6263100%').
+            shown = [text for text in labels if text.endswith("%")]
+            counts = [newer["types"][step] for step in DEFAULT_INTERACTION_TYPES]
+            assert len(shown) == len(counts), labels
+            assert all(text.startswith(str(n)) for text, n in zip(shown, counts, strict=True)), (
+                shown,
+                counts,
+            )
+            page.screenshot(path=str(tmp_path / "funnel.png"), full_page=True)
         browser.close()
     assert (tmp_path / "overview.png").stat().st_size > 10_000
 

@@ -78,6 +78,8 @@ def test_explicit_arguments_beat_the_environment(monkeypatch: pytest.MonkeyPatch
         ("PULSE_CONSUMER_MAX_BATCH_EVENTS", "many", "valid integer"),
         ("PULSE_KAFKA_SECURITY_PROTOCOL", "TLS", "PLAINTEXT"),
         ("PULSE_KAFKA_TOPICS", "typo", "Extra inputs"),
+        ("PULSE_FUNNEL_STEPS", '["view"]', "at least two steps"),
+        ("PULSE_FUNNEL_STEPS", '["view", "buy"]', "'buy' not among"),
     ],
 )
 def test_invalid_values_fail_with_the_variable_named(

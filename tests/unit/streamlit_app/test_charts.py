@@ -28,6 +28,7 @@ def test_a_missing_minute_is_drawn_as_a_gap_not_a_line_across_it() -> None:
         charts.timeline(frame, "item"),
         charts.active_per_minute(frame),
         charts.per_period_by_type(frame, ["view"]),
+        charts.conversion(frame.with_columns(conversion=pl.col("total")), "conversion"),
     ):
         trace = figure.data[0]
         assert list(trace.y) == [5, 6, None, 8], figure.layout.title.text
@@ -54,3 +55,9 @@ def test_hours_and_days_are_drawn_per_hour_and_per_day() -> None:
     figure = charts.per_period_by_type(hours, ["view"], "hour")
     assert list(figure.data[0].y) == [4, None, 6]
     assert figure.layout.title.text.startswith("Interactions per hour")
+
+
+def test_the_funnel_shows_each_steps_count_in_order() -> None:
+    steps = pl.DataFrame({"step": ["view", "purchase"], "count": [100, 7]})
+    trace = charts.funnel(steps, "funnel").data[0]
+    assert (list(trace.y), list(trace.x)) == (["view", "purchase"], [100, 7])

@@ -24,7 +24,7 @@ def entity_card(entity: str, key: str, noun: str, lookup: str) -> dict[str, Any]
         return None
     st.subheader(f"{noun.capitalize()} {lookup}")
     cards = st.columns(3)
-    cards[0].metric("Interactions", f"{found['total']:,}")
+    cards[0].metric("Interactions", f"{found['total']:,}", help="Since the start; exact.")
     cards[1].metric("First seen", f"{found['first_seen']:%Y-%m-%d %H:%M:%S}")
     cards[2].metric("Last seen", f"{found['last_seen']:%Y-%m-%d %H:%M:%S}")
     return found

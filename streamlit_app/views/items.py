@@ -30,15 +30,13 @@ def render(now: datetime) -> None:
     left, right = st.columns(2)
     with left:
         st.plotly_chart(
-            charts.ranked_bars(top, "item_id", view.types, f"Top {n} items (max interactions)"),
+            charts.ranked_bars(top, "item_id", view.types, f"Top {n} items since the start"),
             key="top_items",
         )
     with right:
         bottom = fetch(reads.ranked, Entity.ITEMS, "item_id", n, True)
         st.plotly_chart(
-            charts.ranked_bars(
-                bottom, "item_id", view.types, f"Bottom {n} items (min interactions)"
-            ),
+            charts.ranked_bars(bottom, "item_id", view.types, f"Bottom {n} items since the start"),
             key="bottom_items",
         )
     st.dataframe(top, hide_index=True, key="top_items_table")

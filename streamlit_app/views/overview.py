@@ -28,10 +28,15 @@ def render(now: datetime) -> None:
         return
     since = figures.since_last_event(now)
     columns = st.columns(7)
-    columns[0].metric("Total interactions", f"{figures.events:,}")
-    columns[1].metric("Distinct users", f"{figures.users:,}")
-    columns[2].metric("Avg interactions / user", f"{figures.average_per_user:,.2f}")
-    columns[3].metric("Events last minute", f"{fetch(reads.last_full_minute, now):,}")
+    exact = "Since the start; exact."
+    columns[0].metric("Total interactions", f"{figures.events:,}", help=exact)
+    columns[1].metric("Distinct users", f"{figures.users:,}", help=exact)
+    columns[2].metric("Avg interactions / user", f"{figures.average_per_user:,.2f}", help=exact)
+    columns[3].metric(
+        "Events last minute",
+        f"{fetch(reads.last_full_minute, now):,}",
+        help="The last complete minute of event time; exact.",
+    )
     lag_metric(columns[4])
     columns[5].metric(
         "Last event",
@@ -39,7 +44,11 @@ def render(now: datetime) -> None:
         help="Event time of the newest counted event. It grows while nobody produces, even "
         "when the pipeline is fully caught up: see Pipeline lag for that.",
     )
-    columns[6].metric("Dead-lettered", f"{figures.dead_lettered:,}")
+    columns[6].metric(
+        "Dead-lettered",
+        f"{figures.dead_lettered:,}",
+        help="Records refused with a reason, since the start; exact (Pipeline health lists them).",
+    )
 
     period = reads.period_for(view.window)
     if period == MINUTE:

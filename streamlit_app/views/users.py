@@ -34,7 +34,8 @@ def render(now: datetime) -> None:
     st.plotly_chart(charts.activity_histogram(reads.user_histogram(figures)), key="histogram")
     top = fetch(reads.ranked, Entity.USERS, "user_id", n)
     st.plotly_chart(
-        charts.ranked_bars(top, "user_id", view.types, f"Top {n} users"), key="top_users"
+        charts.ranked_bars(top, "user_id", view.types, f"Top {n} users since the start"),
+        key="top_users",
     )
     if lookup:
         user = entity_card(Entity.USERS, "user_id", "user", lookup)

@@ -39,6 +39,12 @@ class ActiveUsers:
         return self.average_day / self.month if self.month else 0.0
 
 
+def oldest_day_kept(today: date) -> date:
+    """The first of the DAYS_KEPT days up to `today`: no daily sketch is kept, or written,
+    for a day before it."""
+    return today - timedelta(days=DAYS_KEPT - 1)
+
+
 def day_keys(today: date, days: int) -> list[str]:
     """The keys of the `days` UTC days up to `today`, oldest first: '2026-12-02'."""
     return [(today - timedelta(days=n)).strftime(DAY_FORMAT) for n in reversed(range(days))]

@@ -22,7 +22,7 @@ from pymongo.database import Database
 
 from pulse.alerts.engine import Alerting
 from pulse.config import FOR_GOOD
-from pulse.ingest.active_users import DAYS_KEPT, day_keys
+from pulse.ingest.active_users import DAY_FORMAT, oldest_day_kept
 from pulse.ingest.aggregate import (
     Aggregates,
     Counts,
@@ -516,7 +516,8 @@ class BatchWriter:
         aggregates = _entities(work)
         statements = minute_sketch_updates(aggregates, work.guard)
         work.results[MINUTE_SKETCHES] = self._write_entities(MINUTE_SKETCHES, statements)
-        days = day_sketch_updates(aggregates, work.guard, day_keys(work.now.date(), DAYS_KEPT)[0])
+        oldest = oldest_day_kept(work.now.date()).strftime(DAY_FORMAT)
+        days = day_sketch_updates(aggregates, work.guard, oldest)
         work.results[DAY_SKETCHES] = self._write_entities(DAY_SKETCHES, days)
         minute_ids = list(aggregates.minute_sketches)
         work.leader_updates += writes.refresh_minute_estimates(self.db, minute_ids)

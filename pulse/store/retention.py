@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from pymongo.database import Database
 
 from pulse.config import RetentionSettings
-from pulse.ingest.active_users import DAYS_KEPT
+from pulse.ingest.active_users import oldest_day_kept
 from pulse.store.client import Document
 from pulse.store.reads import by_ids, item_bucket_count, minute_ids
 from pulse.store.schema import (
@@ -52,8 +52,6 @@ from pulse.store.schema import (
     user_minute_id,
 )
 
-DAYS_KEPT_SPAN = timedelta(days=DAYS_KEPT - 1)
-"""Daily sketches of days starting before today's start less this are pruned."""
 MINUTES_PER_STEP = 60
 """Minutes pruned per step: each step's ids fit a few short `$in` lists."""
 MAX_MINUTES_PER_PASS = 7 * 24 * 60
@@ -244,7 +242,7 @@ HOURS = "hours"
 HOURLY = (HOURS, ITEM_HOURS)
 """Per-hour documents, kept PULSE_RETENTION_HOUR_DAYS after their hour."""
 DAILY = (DAY_SKETCHES,)
-"""Per-day documents, kept DAYS_KEPT days (pulse/ingest/active_users.py)."""
+"""Per-day documents, kept from `oldest_day_kept` on (pulse/ingest/active_users.py)."""
 TARGETS = (*LISTED, *DETAIL, *HOURLY, *DAILY)
 """Every collection `pulse maintain` prunes, in the order it prunes them."""
 
@@ -270,6 +268,8 @@ def maintain(db: Database[Document], retention: RetentionSettings, now: datetime
 
     hours_cutoff = now - timedelta(days=retention.hour_days)
 
+    days_cutoff = datetime.combine(oldest_day_kept(now.date()), time(), UTC)
+
     def day_keys_ending(step: list[str]) -> list[str]:
         return [period_key(DAY, end) for end in _period_ends(DAY, step)]
 
@@ -283,7 +283,7 @@ def maintain(db: Database[Document], retention: RetentionSettings, now: datetime
         prune_minutes(db, MINUTES, list, minutes_cutoff),
         prune_minutes(db, HOURS, hour_ids, hours_cutoff, PERIODS),
         prune_minutes(db, ITEM_HOURS, item_hour_ids, hours_cutoff),
-        prune_minutes(db, DAY_SKETCHES, day_keys_ending, period_start(DAY, now) - DAYS_KEPT_SPAN),
+        prune_minutes(db, DAY_SKETCHES, day_keys_ending, days_cutoff),
         *drop_legacy_item_minutes(db, now, minutes_cutoff),
     ]
 

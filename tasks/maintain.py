@@ -8,7 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from pulse.config import load_settings
-from pulse.store import active_users, retention
+from pulse.store import retention
 from pulse.store.client import database, mongo_client
 from tasks.retries import RETRY_DELAYS, transient_failure
 
@@ -27,5 +27,4 @@ def retention_pass() -> list[dict[str, str | int]]:
     with mongo_client(settings.mongo) as client:
         db = database(client, settings.mongo)
         passes = retention.maintain(db, settings.retention, now)
-        active_users.roll_up(db, now.date(), now)
     return [pruned.row() for pruned in passes]

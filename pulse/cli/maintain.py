@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pulse.config import load_settings
-from pulse.store import active_users, retention
+from pulse.store import retention
 from pulse.store.client import database, mongo_client
 
 console = Console()
@@ -23,7 +23,6 @@ def maintain() -> None:
     with mongo_client(settings.mongo) as client:
         db = database(client, settings.mongo)
         passes = retention.maintain(db, settings.retention, now)
-        active_users.roll_up(db, now.date(), now)
     rows = [pruned.row() for pruned in passes]
     table = Table(*rows[0])
     for row in rows:

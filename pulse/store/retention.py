@@ -17,6 +17,7 @@ from pymongo.database import Database
 
 from pulse.config import RetentionSettings
 from pulse.ingest.active_users import oldest_day_kept
+from pulse.store import active_users
 from pulse.store.client import Document
 from pulse.store.reads import by_ids, item_bucket_count, minute_ids
 from pulse.store.schema import (
@@ -248,7 +249,14 @@ TARGETS = (*LISTED, *DETAIL, *HOURLY, *DAILY)
 
 
 def maintain(db: Database[Document], retention: RetentionSettings, now: datetime) -> list[Pruned]:
-    """One pass over every target: what each removed and kept."""
+    """One pass over every target: what each removed and kept. The pass then rolls the
+    days before today up for the Users page (pulse/store/active_users.py)."""
+    pruned = _prune(db, retention, now)
+    active_users.roll_up(db, now.date(), now)
+    return pruned
+
+
+def _prune(db: Database[Document], retention: RetentionSettings, now: datetime) -> list[Pruned]:
     minutes_cutoff = now - timedelta(days=retention.minute_days)
     partitions = _partitions(db)
     item_buckets = item_bucket_count(db)

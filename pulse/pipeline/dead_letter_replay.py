@@ -45,11 +45,10 @@ def replay(
     """Finish any interrupted replay, then replay the selected dead letters as one batch."""
     report = ReplayReport()
     for entry in dead_letters.unmarked_replays(writer.db, writer.topic):
-        sequence = int(entry["ranges"][0]["first"])
-        target = Target.dead_letter_replay(
-            writer.topic, sequence, entry["dead_letter_ids"], marks_by_topic=marks_by_topic(entry)
-        )
-        _run(writer, target, report)
+        sequence, ids = int(entry["ranges"][0]["first"]), entry["dead_letter_ids"]
+        by_topic = marks_by_topic(entry)
+        target = Target.dead_letter_replay(writer.topic, sequence, ids, marks_by_topic=by_topic)
+        _run(writer, target, ids, report)
     # Selected only now: records of a replay finished just above are no longer 'dead'.
     docs = dead_letters.still_dead(
         writer.db,
@@ -63,12 +62,11 @@ def replay(
     if docs:
         sequence = writes.next_sequence(writer.db, f"{writes.DLQ_REPLAY}:{writer.topic}")
         ids = [doc["_id"] for doc in docs]
-        _run(writer, Target.dead_letter_replay(writer.topic, sequence, ids), report)
+        _run(writer, Target.dead_letter_replay(writer.topic, sequence, ids), ids, report)
     return report
 
 
-def _run(writer: BatchWriter, target: Target, report: ReplayReport) -> None:
-    ids = target.ledger_extra["dead_letter_ids"]
+def _run(writer: BatchWriter, target: Target, ids: list[str], report: ReplayReport) -> None:
     docs = dead_letters.by_ids(writer.db, ids)
     ordered = [docs[key] for key in ids if key in docs]
     batch = MicroBatch.from_columns(

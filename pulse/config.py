@@ -383,6 +383,23 @@ class FunnelSettings(_Section):
         return value
 
 
+SESSION_IDLE = timedelta(minutes=30)
+"""The idle time that ends a session unless PULSE_SESSIONS_IDLE_MINUTES says otherwise."""
+
+
+class SessionsSettings(_Section):
+    """Users' sessions (the dashboard's Sessions page; pulse/ingest/sessions.py)."""
+
+    idle_minutes: int = Field(SESSION_IDLE // timedelta(minutes=1), ge=1, le=24 * 60)
+    """A user's session ends when this many minutes pass with no event of the user; the
+    next event starts a new session. Changing it changes how sessions are counted from the
+    next entity flush on, not those already counted."""
+
+    @property
+    def idle(self) -> timedelta:
+        return timedelta(minutes=self.idle_minutes)
+
+
 class MetricsSettings(_Section):
     """The Prometheus endpoint the pipeline serves (docs/operations.md)."""
 
@@ -442,6 +459,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     dashboard: DashboardSettings = DashboardSettings()
     funnel: FunnelSettings = FunnelSettings()
+    sessions: SessionsSettings = SessionsSettings()
     metrics: MetricsSettings = MetricsSettings()
     stack: StackSettings = StackSettings()
 

@@ -18,8 +18,9 @@ from tests.fakes import MemoryDatabase
 
 
 def entity_frame(key: str, totals: dict[str, int], seen: datetime) -> pl.DataFrame:
-    """A flush's users or items (`key`: user_id or item_id), every event a view, all at `seen`."""
-    return pl.DataFrame(
+    """A flush's users or items (`key`: user_id or item_id), every event a view, all at `seen`
+    (users also have their event times, as pulse/ingest/aggregate.py gives them)."""
+    frame = pl.DataFrame(
         {
             key: list(totals),
             "total": list(totals.values()),
@@ -28,6 +29,12 @@ def entity_frame(key: str, totals: dict[str, int], seen: datetime) -> pl.DataFra
             "first_seen": [seen] * len(totals),
             "last_seen": [seen] * len(totals),
         }
+    )
+    if key != "user_id":
+        return frame
+    seen_ms = int(seen.timestamp() * 1000)
+    return frame.with_columns(
+        pl.Series("times", [[seen_ms] * n for n in totals.values()], pl.List(pl.Int64))
     )
 
 

@@ -83,7 +83,7 @@ def _check_statements(batch: MicroBatch, verdict: Verdict, rules: ValidationRule
         *minute_updates(counts, guard, types),
         totals_update(counts, guard, types, dead_lettered=verdict.dead.height, applied_at=_NOW),
         *(
-            user_plan(bucket, rows, None, entity_guard)
+            user_plan(bucket, rows, None, entity_guard, lambda user, before: before)
             for bucket, rows in users_by_bucket(entities.users, 16, types).items()
         ),
         *(

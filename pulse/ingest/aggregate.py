@@ -36,7 +36,9 @@ class Aggregates(Counts):
     """One batch's (or entity flush's) contribution to every aggregate document."""
 
     users: pl.DataFrame
-    """user_id, total, first_seen, last_seen, one count column per type ("types.<type>")."""
+    """user_id, total, one count column per type ("types.<type>"), first_seen, last_seen,
+    times (the user's event times in ms, in the order their partitions hold them: what its
+    sessions are built from, pulse/ingest/sessions.py)."""
     items: pl.DataFrame
     """item_id, total, first_seen, last_seen, type counts."""
     item_minutes: pl.DataFrame
@@ -112,7 +114,9 @@ def aggregate(events: pl.DataFrame, types: tuple[str, ...]) -> Aggregates:
     minutes, totals, users, items, item_minutes, item_hours, user_minutes = pl.collect_all(
         [
             *_count_queries(timed, types),
-            timed.group_by("user_id").agg(*_counts(types), *_seen()).sort("user_id"),
+            timed.group_by("user_id")
+            .agg(*_counts(types), *_seen(), _times(events))
+            .sort("user_id"),
             timed.group_by("item_id").agg(*_counts(types), *_seen()).sort("item_id"),
             timed.group_by("item_id", "minute", "minute_id")
             .agg(*_counts(types))
@@ -138,6 +142,16 @@ def aggregate(events: pl.DataFrame, types: tuple[str, ...]) -> Aggregates:
             {minute: users for minute, (users, _) in minute_sketches.items()}, _day_of_minute
         ),
     )
+
+
+def _times(events: pl.DataFrame) -> pl.Expr:
+    """A user's event times in the order their partitions hold them: a flush re-read from
+    Kafka after a crash may list its batches in another order, and must give the same
+    sessions."""
+    times = pl.col("timestamp").cast(pl.Int64)
+    if "offset" in events.columns:
+        times = times.sort_by("partition", "offset")
+    return times.alias("times")
 
 
 def _day_of_minute(minute_id: str) -> str:

@@ -21,7 +21,7 @@ import polars as pl
 from pymongo.database import Database
 
 from pulse.alerts.engine import Alerting
-from pulse.config import FOR_GOOD
+from pulse.config import FOR_GOOD, SESSION_IDLE
 from pulse.ingest.active_users import DAY_FORMAT, oldest_day_kept
 from pulse.ingest.aggregate import (
     Aggregates,
@@ -52,6 +52,7 @@ from pulse.store.schema import (
     MINUTE_SKETCHES,
     MINUTES,
     PERIODS,
+    SESSIONS,
     TOTALS,
     USER_BUCKETS,
     USER_MINUTES,
@@ -70,6 +71,7 @@ from pulse.store.statements import (
     minute_sketch_updates,
     minute_updates,
     period_updates,
+    session_updates,
     totals_update,
     user_bin_changes,
     user_minute_updates,
@@ -180,6 +182,7 @@ COUNT_STEPS = (
 
 ENTITY_STEPS = (
     "flush-writing",
+    "sessions",
     "users",
     "items",
     "item-minutes",
@@ -231,6 +234,8 @@ class _Work:
     """Each touched item's total with this flush, as its bucket's write left it."""
     new_users: int = 0
     new_items: int = 0
+    sessions: user_buckets.SessionsPlanned | None = None
+    """The flush's users' sessions, planned from the buckets as the `sessions` step read them."""
 
 
 class BatchWriter:
@@ -255,6 +260,7 @@ class BatchWriter:
         dead_letter_bytes: int = 1_024,
         minute_detail: timedelta = FOR_GOOD,
         priority: CountsFirst | None = None,
+        session_idle: timedelta = SESSION_IDLE,
     ) -> None:
         self.priority = priority
         """Given when entity flushes run beside the counts (in the background): their commands
@@ -262,6 +268,8 @@ class BatchWriter:
         self.minute_detail = minute_detail
         """How long per-minute detail is kept (PULSE_RETENTION_MINUTE_DAYS): none is written
         for older minutes."""
+        self.session_idle_ms = session_idle // timedelta(milliseconds=1)
+        """PULSE_SESSIONS_IDLE_MINUTES: the gap that ends a user's session."""
         self.alerting = alerting
         self.dead_letter_bytes = dead_letter_bytes
         self.user_buckets = user_buckets  # fixed per database: writes.settle_user_buckets
@@ -352,6 +360,7 @@ class BatchWriter:
             record_offsets=not pending.sequenced,
         )
         steps = {
+            "sessions": self._sessions,
             "users": self._users,
             "items": self._items,
             "item-minutes": self._item_minutes,
@@ -471,12 +480,24 @@ class BatchWriter:
 
     # --- the steps of an entity flush ----------------------------------------------------
 
+    def _sessions(self, work: _Work) -> None:
+        """The session figures of each minute, hour and day, from the users' sessions as their
+        buckets hold them before the flush: written before the users are
+        (pulse/store/user_buckets.py)."""
+        rows = user_buckets.by_bucket(_entities(work).users, self.user_buckets, self.types)
+        planned = user_buckets.plan_sessions(self.db, rows, work.guard, self.session_idle_ms)
+        statements = session_updates(planned.changes, work.guard, work.now - self.minute_detail)
+        work.results[SESSIONS] = self._write_entities(SESSIONS, statements)
+        work.sessions = planned
+
     def _users(self, work: _Work) -> None:
         """Per-user figures in their buckets. Totals before the flush tell new users apart
         and feed the activity histogram and the leader board (pulse/store/user_buckets.py)."""
         users = _entities(work).users
+        if work.sessions is None:
+            raise RuntimeError(f"{work.ledger_id}: users written before their sessions")
         written = user_buckets.write_users(
-            self.db, users, self.user_buckets, work.guard, self.types, self._write_entities
+            self.db, work.sessions, work.guard, self.session_idle_ms, self._write_entities
         )
         work.user_totals_before = written.totals_before
         added = dict(users.select("user_id", "total").iter_rows())

@@ -144,5 +144,6 @@ def open_pipeline(
             minute_detail=settings.retention.minutes_kept,
             # Flushes then run in the background, beside the counts (pulse/pipeline/consumer.py).
             priority=CountsFirst() if settings.consumer.entity_flush_seconds > 0 else None,
+            session_idle=settings.sessions.idle,
         )
         yield Pipeline(settings=settings, topic=topic, db=db, writer=writer)

@@ -37,6 +37,7 @@ from pulse.store.schema import (
     MINUTES,
     OFFSETS,
     PERIODS,
+    SESSIONS,
     TIMELINE,
     TIMELINE_PERIODS,
     UNFINISHED,
@@ -232,7 +233,11 @@ def prune_minutes(
 
 LISTED = (LEDGER, DEAD_LETTERS, ALERTS)
 """Targets found through the timeline."""
-DETAIL = (ITEM_MINUTES, USER_MINUTES, MINUTE_SKETCHES, MINUTES)
+SESSION_MINUTES = "session_minutes"
+"""The target of the per-minute documents of `sessions` (per-day ones are kept for good)."""
+SESSION_HOURS = "session_hours"
+"""The target of the per-hour documents of `sessions`."""
+DETAIL = (ITEM_MINUTES, USER_MINUTES, MINUTE_SKETCHES, SESSION_MINUTES, MINUTES)
 """Per-minute documents, found by the ids of their minutes (the global minutes last: a
 target without a mark starts from the oldest of them)."""
 LATE_HOURS = timedelta(days=8)
@@ -240,7 +245,7 @@ LATE_HOURS = timedelta(days=8)
 to a week old (PULSE_CONSUMER_MAX_EVENT_AGE_SECONDS)."""
 HOURS = "hours"
 """The target of the hourly sums in `periods` (daily ones are kept for good)."""
-HOURLY = (HOURS, ITEM_HOURS)
+HOURLY = (HOURS, ITEM_HOURS, SESSION_HOURS)
 """Per-hour documents, kept PULSE_RETENTION_HOUR_DAYS after their hour."""
 DAILY = (DAY_SKETCHES,)
 """Per-day documents, kept from `oldest_day_kept` on (pulse/ingest/active_users.py)."""
@@ -270,6 +275,9 @@ def _prune(db: Database[Document], retention: RetentionSettings, now: datetime) 
     def hour_ids(step: list[str]) -> list[str]:
         return [period_id(HOUR, end) for end in _period_ends(HOUR, step)]
 
+    def session_minute_ids(step: list[str]) -> list[str]:
+        return [period_id(MINUTE, parse_minute_id(minute)) for minute in step]
+
     def item_hour_ids(step: list[str]) -> list[str]:
         ends = _period_ends(HOUR, step)
         return [doc_id for end in ends for doc_id in item_hour_ids_of(end, item_buckets)]
@@ -288,9 +296,11 @@ def _prune(db: Database[Document], retention: RetentionSettings, now: datetime) 
         prune_minutes(db, ITEM_MINUTES, item_minute_ids, minutes_cutoff),
         prune_minutes(db, USER_MINUTES, user_minute_ids, minutes_cutoff),
         prune_minutes(db, MINUTE_SKETCHES, list, minutes_cutoff),
+        prune_minutes(db, SESSION_MINUTES, session_minute_ids, minutes_cutoff, SESSIONS),
         prune_minutes(db, MINUTES, list, minutes_cutoff),
         prune_minutes(db, HOURS, hour_ids, hours_cutoff, PERIODS),
         prune_minutes(db, ITEM_HOURS, item_hour_ids, hours_cutoff),
+        prune_minutes(db, SESSION_HOURS, hour_ids, hours_cutoff, SESSIONS),
         prune_minutes(db, DAY_SKETCHES, day_keys_ending, days_cutoff),
         *drop_legacy_item_minutes(db, now, minutes_cutoff),
     ]

@@ -68,6 +68,16 @@ them: `pulse maintain` drops the collection once minute retention has passed sin
 saw it (pulse/store/retention.py:drop_legacy_item_minutes)."""
 USER_MINUTES = "user_minutes"
 MINUTE_SKETCHES = "minute_sketches"
+SESSIONS = "sessions"
+"""Users' sessions (pulse/ingest/sessions.py) per minute, hour and day, and since the start:
+`_id` = period_id ('minute|2026-12-02T01:05Z', 'hour|2026-12-02T01Z', 'day|2026-12-02') or
+SESSIONS_ALL; `started` (sessions whose first event is in the period), and of the sessions
+ending in it (their latest event plus the idle time): `ended`, their `events`, `length_ms`
+(the sum of their lengths) and `bounces` (those of one event); `ws`. Written by the entity
+flush, before its users. A period to come holds the sessions still open that end in it unless
+an event of their user follows."""
+SESSIONS_ALL = "all"
+"""The `sessions` document of every session since the start."""
 DAY_SKETCHES = "day_sketches"
 """Per UTC day, the HyperLogLog registers of its active users (DAU, WAU, MAU): `_id` = the
 day ('2026-12-02'), `users_hll.r<index>` = rank, `ws`. Written by the entity flush beside the

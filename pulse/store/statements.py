@@ -23,14 +23,18 @@ from typing import Any
 import polars as pl
 
 from pulse.events import EARLIEST_MS, LATEST_MS
-from pulse.ingest.aggregate import Aggregates, Counts, type_column
+from pulse.ingest.aggregate import MINUTE_MS, Aggregates, Counts, type_column
 from pulse.ingest.batch import OffsetRange
+from pulse.ingest.sessions import FIELDS as SESSION_FIELDS
+from pulse.ingest.sessions import MinuteChanges
 from pulse.ingest.validate import KEY_KEPT_BYTES, kept
 from pulse.store.schema import (
     COUNT_MARKS,
     DAY,
     DEAD_FIELDS,
     HOUR,
+    MINUTE,
+    SESSIONS_ALL,
     TOTALS_ID,
     WHOLE_RECORD,
     item_hour_id,
@@ -140,6 +144,29 @@ def minute_sketch_updates(aggregates: Aggregates, guard: Guard) -> list[Statemen
         sketch = {f"users_hll.r{index}": rank for index, rank in users.items()}
         sketch |= {f"items_hll.r{index}": rank for index, rank in items.items()}
         statements.append(_statement(minute_id, guard, {"$max": {**sketch, **guard.marks_set}}))
+    return statements
+
+
+def session_updates(changes: MinuteChanges, guard: Guard, since: datetime) -> list[Statement]:
+    """What a flush changes of the session figures of each minute (from `since`'s on: older
+    ones are past their retention), hour and day it touches, and since the start, with
+    `$inc`."""
+    first = since.replace(second=0, microsecond=0)
+    summed: dict[str, list[int]] = {}
+    for minute, figures in changes.items():
+        start = datetime.fromtimestamp(minute * MINUTE_MS / 1000, UTC)
+        periods = [period_id(HOUR, start), period_id(DAY, start), SESSIONS_ALL]
+        if start >= first:
+            periods.append(period_id(MINUTE, start))
+        for doc_id in periods:
+            total = summed.setdefault(doc_id, [0] * len(SESSION_FIELDS))
+            for index, n in enumerate(figures):
+                total[index] += n
+    statements = []
+    for doc_id, figures in sorted(summed.items()):
+        counts = {name: n for name, n in zip(SESSION_FIELDS, figures, strict=True) if n}
+        if counts:
+            statements.append(_statement(doc_id, guard, {"$inc": counts, "$max": guard.marks_set}))
     return statements
 
 

@@ -15,10 +15,19 @@ bucket is read again and either counted as already holding the flush (its waterm
 written again from the new read (pulse/store/contended.py). So each user's figures stay
 exact however flushes interleave, and each user's total before the flush (new users, the
 activity histogram, the leader board) comes from the read the write needs anyway.
+
+A user's sessions (pulse/ingest/sessions.py) are not additive: they go on from the sessions
+the bucket holds. So the `sessions` step reads the buckets first (`plan_sessions`), the
+minutes' session figures are written from that read, and the `users` step writes its first
+round from the same read: a replay finds a bucket that holds the flush and leaves it out of
+both. With producers keying events by user, that read is the one every user is written
+from. When another consumer wrote one of the users in between, the user's sessions go on
+from the new read; the minutes' figures keep the first (docs/consumer.md, "Sessions").
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +35,7 @@ import polars as pl
 from pymongo.database import Database
 
 from pulse.ingest.aggregate import type_column
+from pulse.ingest.sessions import MinuteChanges, UserSessions, advance, nonzero
 from pulse.store.client import Document
 from pulse.store.contended import Writer, write_in_rounds
 from pulse.store.reads import by_ids
@@ -48,7 +58,34 @@ class UsersWritten:
         return sum(1 for total in self.totals_before.values() if total == 0)
 
 
-def flush_figures(users: pl.DataFrame, types: tuple[str, ...]) -> dict[str, UserFigures]:
+@dataclass(frozen=True)
+class Flushed:
+    """A flush's events of one user: their figures, and their times for its sessions."""
+
+    figures: UserFigures
+    times: list[int]
+
+
+Rows = dict[str, dict[str, Flushed]]
+"""A flush's users by the bucket each lives in."""
+
+
+@dataclass
+class SessionsPlanned:
+    """The sessions of a flush's users, from the buckets as read before any user is written
+    (the `sessions` step); the `users` step writes the first round from this same read."""
+
+    rows: Rows
+    """The flush's users, by bucket."""
+    stored: dict[str, Document]
+    """The buckets as read, by `_id` (none for a bucket not written yet)."""
+    sessions: dict[str, UserSessions]
+    """Each user's sessions after the flush (users of buckets that hold it already: none)."""
+    changes: MinuteChanges
+    """What the flush changes of each minute's session figures."""
+
+
+def flush_figures(users: pl.DataFrame, types: tuple[str, ...]) -> dict[str, Flushed]:
     """A flush's figures per user, from its users frame (pulse/ingest/aggregate.py)."""
     columns = [type_column(kind) for kind in types if type_column(kind) in users.columns]
     frame = users.select(
@@ -56,28 +93,56 @@ def flush_figures(users: pl.DataFrame, types: tuple[str, ...]) -> dict[str, User
         "total",
         pl.col("first_seen").dt.epoch("ms"),
         pl.col("last_seen").dt.epoch("ms"),
+        "times",
         *columns,
     )
     names = [column.removeprefix("types.") for column in columns]
     return {
-        user: UserFigures(total, first, last, dict(zip(names, counts, strict=True)))
-        for user, total, first, last, *counts in frame.iter_rows()
+        user: Flushed(UserFigures(total, first, last, dict(zip(names, counts, strict=True))), times)
+        for user, total, first, last, times, *counts in frame.iter_rows()
     }
 
 
-def by_bucket(
-    users: pl.DataFrame, buckets: int, types: tuple[str, ...]
-) -> dict[str, dict[str, UserFigures]]:
+def by_bucket(users: pl.DataFrame, buckets: int, types: tuple[str, ...]) -> Rows:
     """A flush's figures per user, by the bucket each user lives in."""
     figures = flush_figures(users, types)
     grouped = ids_by_bucket(figures, lambda user: user_bucket(user, buckets))
     return {bucket: {user: figures[user] for user in ids} for bucket, ids in grouped.items()}
 
 
+def plan_sessions(
+    db: Database[Document], rows: Rows, guard: Guard, idle_ms: int
+) -> SessionsPlanned:
+    """Read the flush's buckets and build its users' sessions from what they hold.
+
+    The minutes' session figures are written from this plan before any user is (they are
+    not additive: a replay could not tell them from the users once written). A bucket that
+    holds the flush already is left out: the minutes took the flush before it did.
+    """
+    key, last = guard.key
+    stored = _read(db, rows, guard)
+    planned = SessionsPlanned(rows, stored, {}, {})
+    for bucket, added in sorted(rows.items()):
+        doc = stored.get(bucket)
+        if doc is not None and watermark(doc, key) >= last:
+            continue
+        held: dict[str, Any] = (doc or {}).get(BUCKET_USERS, {})
+        for user, flushed in added.items():
+            before = unpack(held[user]).sessions if user in held else UserSessions()
+            planned.sessions[user] = advance(before, flushed.times, idle_ms, planned.changes)
+    planned.changes = nonzero(planned.changes)
+    return planned
+
+
 def plan(
-    bucket: str, added: dict[str, UserFigures], stored: Document | None, guard: Guard
+    bucket: str,
+    added: dict[str, Flushed],
+    stored: Document | None,
+    guard: Guard,
+    sessions: Callable[[str, UserSessions], UserSessions],
 ) -> Statement:
-    """The write of `added` (a flush's figures, by user) into `bucket` as `stored` holds it."""
+    """The write of `added` (a flush's figures, by user) into `bucket` as `stored` holds it;
+    `sessions` gives a user's sessions after the flush from those before."""
     held: dict[str, Any] = (stored or {}).get(BUCKET_USERS, {})
     expected: dict[str, Any] = {}
     figures: dict[str, str] = {}
@@ -86,13 +151,15 @@ def plan(
         before = held.get(user)
         if before is None:
             expected[path] = {"$exists": False}
-            figures[path] = pack(flushed)
+            figures[path] = pack(flushed.figures.with_sessions(sessions(user, UserSessions())))
         else:
             # Older buckets hold a document per user: its total changes with every event.
             expected[path if isinstance(before, str) else f"{path}.total"] = (
                 before if isinstance(before, str) else stored_total(before)
             )
-            figures[path] = pack(unpack(before).plus(flushed))
+            held_figures = unpack(before)
+            after = held_figures.plus(flushed.figures, sessions(user, held_figures.sessions))
+            figures[path] = pack(after)
     return {
         "q": {"_id": bucket, **expected, **guard.filter},
         "u": {"$set": figures, "$max": guard.marks_set},
@@ -101,39 +168,55 @@ def plan(
 
 
 def write_users(
-    db: Database[Document],
-    users: pl.DataFrame,
-    buckets: int,
-    guard: Guard,
-    types: tuple[str, ...],
-    writer: Writer,
+    db: Database[Document], planned: SessionsPlanned, guard: Guard, idle_ms: int, writer: Writer
 ) -> UsersWritten:
-    """Write a flush's users (one row each) into their buckets, reading each bucket first."""
-    rows = by_bucket(users, buckets, types)
+    """Write a flush's users into their buckets: first as `planned` read them, then each
+    bucket another flush changed meanwhile from a read of its own."""
+    rows = planned.rows
     done = UsersWritten()
-    write_in_rounds(
-        USER_BUCKETS,
-        list(rows),
-        lambda chosen: _write_round(
-            db, {bucket: rows[bucket] for bucket in chosen}, guard, writer, done
-        ),
-    )
+    rounds = 0
+
+    def write_round(chosen: list[str]) -> set[str]:
+        nonlocal rounds
+        rounds += 1
+        if rounds == 1:
+            stored, sessions = planned.stored, planned.sessions
+        else:
+            stored, sessions = _read(db, chosen, guard), {}
+        chosen_rows = {bucket: rows[bucket] for bucket in chosen}
+        return _write_round(chosen_rows, stored, sessions, idle_ms, guard, writer, done)
+
+    write_in_rounds(USER_BUCKETS, list(rows), write_round)
     return done
 
 
+def _read(db: Database[Document], buckets: Iterable[str], guard: Guard) -> dict[str, Document]:
+    """The buckets as stored, by `_id`: their users and the flush's watermark."""
+    projection = {BUCKET_USERS: 1, guard.key[0]: 1}
+    return {doc["_id"]: doc for doc in by_ids(db, USER_BUCKETS, sorted(buckets), projection)}
+
+
 def _write_round(
-    db: Database[Document],
-    rows: dict[str, dict[str, UserFigures]],
+    rows: Rows,
+    stored: dict[str, Document],
+    planned: dict[str, UserSessions],
+    idle_ms: int,
     guard: Guard,
     writer: Writer,
     done: UsersWritten,
 ) -> set[str]:
-    """Read the buckets, write those not holding the flush yet; adds what happened to `done`
-    and returns the buckets whose write found another value."""
+    """Write the buckets not holding the flush yet, as `stored` holds them; adds what
+    happened to `done` and returns the buckets whose write found another value."""
     key, last = guard.key
-    stored = {
-        doc["_id"]: doc for doc in by_ids(db, USER_BUCKETS, sorted(rows), {BUCKET_USERS: 1, key: 1})
-    }
+    times = {user: flushed.times for added in rows.values() for user, flushed in added.items()}
+
+    def sessions_after(user: str, before: UserSessions) -> UserSessions:
+        # Planned from the same read, unless another flush changed the bucket since: then the
+        # sessions go on from what it holds now (the minutes' figures were written already).
+        if user in planned:
+            return planned[user]
+        return advance(before, times[user], idle_ms, {})
+
     statements: dict[str, Statement] = {}
     for bucket, added in sorted(rows.items()):
         doc = stored.get(bucket)
@@ -141,11 +224,11 @@ def _write_round(
         if doc is not None and watermark(doc, key) >= last:
             # A replay: the bucket holds the flush's own figures already.
             for user, flushed in added.items():
-                after = stored_total(held[user]) if user in held else flushed.total
-                done.totals_before[user] = after - flushed.total
+                after = stored_total(held[user]) if user in held else flushed.figures.total
+                done.totals_before[user] = after - flushed.figures.total
             done.result.already_applied += 1
         else:
-            statements[bucket] = plan(bucket, added, doc, guard)
+            statements[bucket] = plan(bucket, added, doc, guard, sessions_after)
     result = writer(USER_BUCKETS, list(statements.values()))
     refused = set(result.refused_ids)
     done.result.add_writes(result)

@@ -50,8 +50,9 @@ def test_single_event() -> None:
             "types.click": [1],
             "first_seen": [_at(T0 + 1_500)],
             "last_seen": [_at(T0 + 1_500)],
+            "times": [[T0 + 1_500]],
         },
-        schema_overrides={"first_seen": TIME, "last_seen": TIME},
+        schema_overrides={"first_seen": TIME, "last_seen": TIME, "times": pl.List(pl.Int64)},
     )
     assert_frame_equal(result.users, expected_user)
     assert result.minutes.select("minute_id", "total").rows() == [("2026-11-27T00:00Z", 1)]

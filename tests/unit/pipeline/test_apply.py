@@ -14,10 +14,11 @@ from pymongo.database import Database
 
 from pulse.config import SettingsError
 from pulse.ingest.batch import MicroBatch, OffsetRange
+from pulse.ingest.sessions import SessionFigures
 from pulse.ingest.validate import ValidationRules
 from pulse.pipeline.apply import COUNT_STEPS, ENTITY_STEPS, STEPS, BatchWriter, StaleBatchError
 from pulse.pipeline.entities import backlog
-from pulse.store import active_users, migrations, reads, writes
+from pulse.store import active_users, migrations, reads, session_figures, writes
 from pulse.store.client import Document
 from pulse.store.reads import entity_progress, stored_offsets
 from pulse.store.schema import (
@@ -38,6 +39,7 @@ from pulse.store.schema import (
     USER_MINUTES,
     Entity,
 )
+from tests import session_truth
 from tests.fakes import MemoryDatabase, apply_batch, apply_now, flush
 
 TOPIC = "t"
@@ -52,7 +54,9 @@ class CrashError(RuntimeError):
     pass
 
 
-def _batch(partition: int, first: int, n: int, seed: int, bad_every: int = 0) -> MicroBatch:
+def _batch(
+    partition: int, first: int, n: int, seed: int, bad_every: int = 0, shift_ms: int = 0
+) -> MicroBatch:
     rng = random.Random(seed)
     values = []
     for offset in range(first, first + n):
@@ -63,11 +67,12 @@ def _batch(partition: int, first: int, n: int, seed: int, bad_every: int = 0) ->
             "user_id": f"u{rng.randrange(20)}",
             "item_id": f"i{rng.randrange(5)}",
             "interaction_type": rng.choice(TYPES),
-            "timestamp": KAFKA_TS - rng.randrange(180_000),
+            "timestamp": KAFKA_TS + shift_ms - rng.randrange(180_000),
         }
         values.append(orjson.dumps(event))
+    stamps = [KAFKA_TS + shift_ms] * n
     return MicroBatch.from_columns(
-        TOPIC, [partition] * n, list(range(first, first + n)), [KAFKA_TS] * n, [b"k"] * n, values
+        TOPIC, [partition] * n, list(range(first, first + n)), stamps, [b"k"] * n, values
     )
 
 
@@ -192,6 +197,59 @@ def test_a_write_stopped_after_any_step_is_completed_exactly_by_the_next_attempt
     assert totals["users"] == len(truth["by_user"])
     dead = memory[TOTALS].find_one({"_id": TOTALS_ID}) or {}
     assert dead["dead_lettered"] == memory[DEAD_LETTERS].count_documents({}) == 18
+
+
+def _sent(batches: list[MicroBatch]) -> pl.DataFrame:
+    """The valid events of one-partition batches, in the order their partition holds them."""
+    rows = [
+        (event["user_id"], event["timestamp"], offset)
+        for batch in batches
+        for offset, value in zip(batch.records["offset"], batch.records["value"], strict=True)
+        if value[:1] == b"{" and isinstance(event := orjson.loads(value), dict)
+    ]
+    return pl.DataFrame(rows, schema=["user_id", "timestamp", "order"], orient="row")
+
+
+def _session_minutes(
+    db: Database[Document], truth: dict[datetime, dict[str, int]]
+) -> dict[datetime, dict[str, int]]:
+    frame = session_figures.sessions_by_period(db, MINUTE, min(truth), max(truth))
+    return {
+        row.pop(MINUTE): {name: n for name, n in row.items() if n}
+        for row in frame.iter_rows(named=True)
+        if any(row[name] for name in session_truth.FIGURES)
+    }
+
+
+@pytest.mark.parametrize("step", ENTITY_STEPS)
+def test_sessions_count_once_when_a_flush_stops_after_any_step(step: str) -> None:
+    """Late events included: the batches' times are out of order within three minutes, and
+    the second batch comes an idle time later, so every user's first sessions end."""
+    db = _db(MemoryDatabase())
+    writes.settle_user_buckets(db, 1_024)  # as opening a pipeline does: readers find users
+    first = _batch(0, 0, 80, 11)
+    later = _batch(0, 80, 80, 12, shift_ms=31 * 60_000)
+
+    def crash(done: str) -> None:
+        if done == step:
+            raise CrashError(step)
+
+    with pytest.raises(CrashError):
+        apply_now(BatchWriter(db, TOPIC, RULES, after_step=crash), first)
+    writer = BatchWriter(db, TOPIC, RULES)
+    for batch in (first, later):
+        apply_now(writer, batch)
+
+    sent = _sent([first, later])
+    idle = 30 * 60_000
+    truth = session_truth.by_minute(sent, idle)
+    assert _session_minutes(db, truth) == truth
+    assert session_figures.all_sessions(db) == SessionFigures(**session_truth.overall(sent, idle))
+    counts = {
+        user["_id"]: user["sessions"]
+        for user in reads.users_by_ids(db, sorted(set(sent["user_id"])))
+    }
+    assert counts == dict(session_truth.sessions(sent, idle).group_by("user_id").len().iter_rows())
 
 
 def test_dead_letters_reach_the_dead_letter_topic_once_even_when_a_batch_is_replayed() -> None:

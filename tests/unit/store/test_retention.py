@@ -25,10 +25,13 @@ from pulse.store.schema import (
     ITEM_MINUTES,
     LEDGER,
     LEGACY_ITEM_MINUTES,
+    MINUTE,
     MINUTE_SKETCHES,
     MINUTES,
     OFFSETS,
     PERIODS,
+    SESSIONS,
+    SESSIONS_ALL,
     TIMELINE,
     USER_MINUTES,
     item_hour_id,
@@ -65,6 +68,7 @@ def _seed(memory: MemoryDatabase) -> None:
             memory[USER_MINUTES].insert_one({"_id": user_minute_id(minute, partition)})
         memory[MINUTE_SKETCHES].insert_one({"_id": minute})
         memory[MINUTES].insert_one({"_id": minute})
+        memory[SESSIONS].insert_one({"_id": period_id(MINUTE, moment)})
         if n % 10:
             continue
         for collection, status in ((LEDGER, "applied"), (DEAD_LETTERS, "dead"), (ALERTS, None)):
@@ -104,6 +108,7 @@ def test_a_pass_removes_what_is_past_each_retention_and_nothing_younger() -> Non
     assert min(_ids(memory, MINUTE_SKETCHES)) == cutoff
     assert min(_ids(memory, MINUTES)) == cutoff
     assert len(_ids(memory, MINUTES)) == 24 * 60 + 1
+    assert _ids(memory, SESSIONS) == {f"{MINUTE}|{minute}" for minute in _ids(memory, MINUTES)}
     # The timeline of what was removed went with it.
     assert not any(
         str(doc_id).startswith(f"{LEDGER}|")
@@ -237,8 +242,12 @@ def test_hourly_figures_go_an_hour_retention_after_their_hour() -> None:
     writes.settle_item_buckets(db, ITEM_BUCKETS)
     retention.start_marks(db, NOW - timedelta(days=10), keep)
     hours = [NOW - timedelta(hours=n) for n in range(10 * 24)]
+    days = {period_id(DAY, hour) for hour in hours}  # kept for good
+    for doc_id in [SESSIONS_ALL, *days]:
+        memory[SESSIONS].insert_one({"_id": doc_id})
     for hour in hours:
         memory[PERIODS].insert_one({"_id": period_id(HOUR, hour)})
+        memory[SESSIONS].insert_one({"_id": period_id(HOUR, hour)})
         for item in ("i1", "i17"):
             memory[ITEM_HOURS].insert_one({"_id": item_hour_id(item, hour, ITEM_BUCKETS)})
     # A pass reaches a week past its mark (LATE_HOURS before the database began): two passes.
@@ -246,6 +255,9 @@ def test_hourly_figures_go_an_hour_retention_after_their_hour() -> None:
         retention.maintain(db, keep, NOW)
     kept = [hour for hour in hours if hour >= NOW - timedelta(days=8)]
     assert _ids(memory, PERIODS) == {period_id(HOUR, hour) for hour in kept}
+    assert _ids(memory, SESSIONS) == {period_id(HOUR, hour) for hour in kept} | days | {
+        SESSIONS_ALL
+    }
     assert _ids(memory, ITEM_HOURS) == {
         item_hour_id(item, hour, ITEM_BUCKETS) for hour in kept for item in ("i1", "i17")
     }

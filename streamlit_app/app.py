@@ -26,6 +26,7 @@ page = st.navigation(
         st.Page(VIEWS / "items.py", title="Items", icon=":material/inventory_2:"),
         st.Page(VIEWS / "users.py", title="Users", icon=":material/group:"),
         st.Page(VIEWS / "funnel.py", title="Funnel", icon=":material/filter_alt:"),
+        st.Page(VIEWS / "sessions.py", title="Sessions", icon=":material/timelapse:"),
         st.Page(VIEWS / "alerts.py", title="Alerts", icon=":material/notifications:"),
         st.Page(VIEWS / "health.py", title="Pipeline health", icon=":material/health_and_safety:"),
     ]

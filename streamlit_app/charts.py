@@ -140,6 +140,28 @@ def conversion(frame: pl.DataFrame, title: str, period: str = MINUTE) -> go.Figu
     return figure
 
 
+def lines(
+    frame: pl.DataFrame,
+    series: dict[str, str],
+    title: str,
+    period: str = MINUTE,
+    *,
+    unit: str = "",
+    tickformat: str | None = None,
+) -> go.Figure:
+    """One line per column of `series` (column -> label) over minutes, hours or days."""
+    frame = every_period(frame, period)
+    figure = go.Figure()
+    for column, label in series.items():
+        figure.add_scatter(
+            x=frame[period].to_list(), y=frame[column].to_list(), name=label, mode="lines+markers"
+        )
+    figure.update_layout(
+        title=title, xaxis_title=period, yaxis_title=unit, yaxis_tickformat=tickformat, **_LAYOUT
+    )
+    return figure
+
+
 def activity_histogram(frame: pl.DataFrame) -> go.Figure:
     """Users by number of interactions, in power-of-two bins."""
     labels = [

@@ -40,6 +40,11 @@ class View:
     def since(self, now: datetime) -> datetime:
         return now - self.window
 
+    @property
+    def label(self) -> str:
+        """The time range as the sidebar names it ('last hour')."""
+        return next((label for label, span in RANGES.values() if span == self.window), "range")
+
 
 def sidebar() -> View:
     """Refresh interval and pause, time range, interaction types: built once, by the

@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import polars as pl
+
 from pulse.ingest.aggregate import MINUTE_MS
 
 FIELDS = ("started", "ended", "events", "length_ms", "bounces")
@@ -131,3 +133,15 @@ class SessionFigures:
     def bounce_rate(self) -> float | None:
         """Share of the sessions that ended with one event only."""
         return self.bounces / self.ended if self.ended else None
+
+
+def with_rates(frame: pl.DataFrame) -> pl.DataFrame:
+    """A frame of session figures per period (FIELDS as columns) with, of the sessions that
+    ended in each period, their average length in seconds, events per session and bounce
+    rate (null where none ended)."""
+    ended = pl.when(pl.col("ended") > 0).then(pl.col("ended"))
+    return frame.with_columns(
+        (pl.col("length_ms") / ended / 1000).alias("average_length_s"),
+        (pl.col("events") / ended).alias("events_per_session"),
+        (pl.col("bounces") / ended).alias("bounce_rate"),
+    )

@@ -13,7 +13,7 @@ from pulse.store import reads
 from pulse.store.schema import MINUTE
 from streamlit_app import charts
 from streamlit_app.connection import fetch, settings
-from streamlit_app.controls import RANGES, current_view, live
+from streamlit_app.controls import current_view, live
 
 st.title("Funnel")
 view = current_view()
@@ -30,7 +30,7 @@ def render(now: datetime) -> None:
         counts = fetch(reads.minutes, view.since(now), now, False)
     else:
         counts = fetch(reads.periods, period, view.since(now), now)
-    window = _window_label()
+    window = view.label
     left, right = st.columns(2)
     with left:
         in_window = steps_frame(step_counts(counts, steps), steps)
@@ -54,10 +54,6 @@ def render(now: datetime) -> None:
             ),
             key="conversion",
         )
-
-
-def _window_label() -> str:
-    return next((label for label, span in RANGES.values() if span == view.window), "chosen range")
 
 
 def _table(frame: pl.DataFrame) -> None:

@@ -18,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from pulse.config import DEFAULT_INTERACTION_TYPES, Settings
+from pulse.store import session_figures
 from pulse.store.client import database, mongo_client
 from pulse.store.schema import TOTALS, TOTALS_ID
 from tests.integration.reconcile import drain_until_caught_up, produce, subprocess_env
@@ -179,6 +180,15 @@ def test_browser_sees_live_kpis_charts_and_refreshes(
                 counts,
             )
             page.screenshot(path=str(tmp_path / "funnel.png"), full_page=True)
+
+            # The Sessions page: every session the database holds began in the last hour.
+            sidebar.get_by_role("link", name="Sessions").click()
+            page.get_by_role("heading", name="Sessions", exact=True).wait_for(timeout=30_000)
+            started = session_figures.all_sessions(db).started
+            assert started >= newer["users"]  # each user's first session, at least
+            _wait_for_metric(page, "Started", f"{started:,}", 30)
+            page.locator(".js-plotly-plot", has_text="Sessions started and ended").wait_for()
+            page.screenshot(path=str(tmp_path / "sessions.png"), full_page=True)
         browser.close()
     assert (tmp_path / "overview.png").stat().st_size > 10_000
 

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from pulse.config import Settings
 from pulse.kafka.lag import LagReader
-from pulse.store import reads, writes
+from pulse.store import reads, session_figures, writes
 from pulse.store.client import database, mongo_client
 from pulse.store.schema import ALERTS, DEAD_LETTERS, TOTALS, TOTALS_ID
 from tests.integration.reconcile import (
@@ -32,6 +32,8 @@ PAGES = [
     "views/overview.py",
     "views/items.py",
     "views/users.py",
+    "views/funnel.py",
+    "views/sessions.py",
     "views/alerts.py",
     "views/health.py",
 ]
@@ -121,6 +123,25 @@ def test_users_page_histogram_counts_every_user(seeded: Settings) -> None:
     assert sum(bars) == users
     at.text_input(key="user_lookup").input(busiest).run()
     assert _metrics(at)["Interactions"] == f"{totals[busiest]:,}"
+
+
+def test_sessions_page_shows_the_sessions_mongodb_holds(seeded: Settings) -> None:
+    at = _page("views/sessions.py")
+    with mongo_client(seeded.mongo) as client:
+        db = database(client, seeded.mongo)
+        overall = session_figures.all_sessions(db)
+        users = len(reads.user_totals(db))
+    # The generator sent every user's events within seconds: one session each, all still open.
+    assert overall.started == users
+    metrics = _metrics(at)
+    assert metrics["Started"] == metrics["Open now"] == f"{users:,}"
+    assert metrics["Ended"] == "0" and metrics["Bounce rate"] == "n/a"
+    titles = [
+        json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")
+    ]
+    assert titles[0] == "Sessions started and ended per minute (last hour)"
+    started = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["y"]
+    assert sum(y for y in started if y) == users
 
 
 def test_a_lookup_of_text_that_is_no_id_says_so(seeded: Settings) -> None:

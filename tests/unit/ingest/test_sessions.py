@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from itertools import pairwise
 
+import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,6 +23,7 @@ from pulse.ingest.sessions import (
     UserSessions,
     advance,
     nonzero,
+    with_rates,
 )
 
 MINUTE = 60_000
@@ -98,6 +100,34 @@ def test_session_figures_are_averages_of_the_sessions_that_ended() -> None:
     assert figures.events_per_session == 3.0
     assert figures.bounce_rate == 0.5
     assert SessionFigures().bounce_rate is None
+
+
+def test_rates_per_period_are_of_the_sessions_that_ended_in_it() -> None:
+    frame = pl.DataFrame(
+        {
+            "started": [3, 1],
+            "ended": [2, 0],
+            "events": [5, 0],
+            "length_ms": [60_000, 0],
+            "bounces": [1, 0],
+        }
+    )
+    rates = with_rates(frame)
+    assert rates.row(0, named=True) | {} == {
+        "started": 3,
+        "ended": 2,
+        "events": 5,
+        "length_ms": 60_000,
+        "bounces": 1,
+        "average_length_s": 30.0,
+        "events_per_session": 2.5,
+        "bounce_rate": 0.5,
+    }
+    assert rates.select("average_length_s", "events_per_session", "bounce_rate").row(1) == (
+        None,
+        None,
+        None,
+    )
 
 
 # --- against a reference: the rule applied to a user's whole stream at once -------------------

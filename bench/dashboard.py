@@ -25,12 +25,14 @@ from pulse.config import load_settings
 from pulse.generate.simulate import zipf_cdf
 from pulse.ingest import sketches
 from pulse.ingest.active_users import MONTH_DAYS, day_keys
-from pulse.store import active_users, reads, writes
+from pulse.ingest.sessions import Session, UserSessions
+from pulse.store import active_users, reads, session_figures, writes
 from pulse.store.client import Document, mongo_client
 from pulse.store.schema import (
     BUCKET_ITEMS,
     BUCKET_VERSION,
     COUNTERS,
+    DAY,
     DAY_SKETCHES,
     DEAD_FIELDS,
     DEAD_LETTERS,
@@ -44,6 +46,8 @@ from pulse.store.schema import (
     LEGACY_USERS,
     MINUTE,
     MINUTES,
+    SESSIONS,
+    SESSIONS_ALL,
     TIMELINE,
     TOTALS,
     TOTALS_ID,
@@ -54,6 +58,7 @@ from pulse.store.schema import (
     item_hour_id,
     item_minute_id,
     minute_id,
+    period_id,
     period_starts,
     record_id,
     user_bucket,
@@ -82,11 +87,17 @@ def seed(db: Database[Document], users: int, items: int, now: datetime) -> None:
     them takes minutes on FerretDB); the small collections are rewritten every run."""
     totals = _seeded_totals(users, items)
     marker = db.bench_seed.find_one({"_id": "seed"})
-    wanted = {"users": users, "items": items, "layout": f"{USER_BUCKETS}:strings+{ITEM_BUCKETS}"}
+    layout = f"{USER_BUCKETS}:strings+sessions+{ITEM_BUCKETS}"
+    wanted = {"users": users, "items": items, "layout": layout}
     if not (marker and all(marker.get(key) == value for key, value in wanted.items())):
         _seed_entities(db, totals, now)
         db.bench_seed.replace_one({"_id": "seed"}, wanted, upsert=True)
     _seed_small(db, totals, now)
+
+
+def _sessions(now_ms: int) -> UserSessions:
+    """A user's sessions as a month of them leaves them: dozens, the latest still open."""
+    return UserSessions(40, Session(now_ms - 1_200_000, now_ms, 25))
 
 
 def _seed_entities(db: Database[Document], totals: dict[str, np.ndarray], now: datetime) -> None:
@@ -96,7 +107,7 @@ def _seed_entities(db: Database[Document], totals: dict[str, np.ndarray], now: d
     seen = now - timedelta(hours=2)
     seen_ms, now_ms = int(seen.timestamp() * 1000), int(now.timestamp() * 1000)
     figures = [
-        pack(UserFigures(int(total), seen_ms, now_ms, {"view": int(total)}))
+        pack(UserFigures(int(total), seen_ms, now_ms, {"view": int(total)}, _sessions(now_ms)))
         for total in totals[Entity.USERS].tolist()
     ]
     # As many buckets as docs/consumer.md advises for this many users: ~400 users each.
@@ -140,6 +151,7 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
         LEADERS,
         TIMELINE,
         DAY_SKETCHES,
+        SESSIONS,
     ):
         db.drop_collection(name)
     ensure_indexes(db)
@@ -163,6 +175,17 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
             "active_items": round(sketches.estimate(sketch)),
         }
         for minute in minutes
+    )
+    # Session figures of every minute of the hour and the half hour to come (sessions still
+    # open), every hour of two weeks and every day of a year: what the Sessions page reads.
+    session_figures = {"started": 900, "ended": 880, "events": 5_000, "length_ms": 9**9}
+    periods = [(MINUTE, minute) for minute in minutes]
+    periods += [(MINUTE, minutes[0] + timedelta(minutes=m)) for m in range(1, 32)]
+    periods += [(HOUR, hour) for hour in period_starts(HOUR, now - timedelta(days=14), now)]
+    periods += [(DAY, day) for day in period_starts(DAY, now - timedelta(days=365), now)]
+    db[SESSIONS].insert_many(
+        [{"_id": period_id(period, start)} | session_figures for period, start in periods]
+        + [{"_id": SESSIONS_ALL} | session_figures]
     )
     # The item chart reads i1's bucket of each minute. As if every item were active every
     # minute (the worst case: 100k items a minute), that bucket holds every seeded item that
@@ -249,6 +272,20 @@ def pages(db: Database[Document], now: datetime) -> dict[str, list[Callable[[], 
             lambda: reads.ranked(db, Entity.USERS, "user_id", 10),
             lambda: reads.entity(db, Entity.USERS, "user_id", "u1"),
             lambda: active_users.active_users(db, now.date()),
+        ],
+        "funnel": [
+            lambda: reads.totals(db),
+            lambda: reads.minutes(db, since, now, False),
+        ],
+        "sessions": [
+            lambda: session_figures.all_sessions(db),
+            lambda: session_figures.sessions_by_period(db, MINUTE, since, now),
+            lambda: session_figures.open_sessions(db, now, timedelta(minutes=90)),
+        ],
+        "sessions, 7 days": [
+            lambda: session_figures.all_sessions(db),
+            lambda: session_figures.sessions_by_period(db, HOUR, now - timedelta(days=7), now),
+            lambda: session_figures.open_sessions(db, now, timedelta(minutes=90)),
         ],
         "alerts": [lambda: reads.alerts(db, since)],
         "health": [

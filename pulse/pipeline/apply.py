@@ -38,7 +38,7 @@ from pulse.pipeline.failures import is_transient
 from pulse.pipeline.laps import Laps
 from pulse.pipeline.priority import CountsFirst
 from pulse.pipeline.target import Target, flush_fields
-from pulse.store import item_buckets, user_buckets, writes
+from pulse.store import item_buckets, trending, user_buckets, writes
 from pulse.store.client import Document
 from pulse.store.schema import (
     COUNT_MARKS,
@@ -186,6 +186,7 @@ ENTITY_STEPS = (
     "users",
     "items",
     "item-minutes",
+    "trending",
     "item-hours",
     "active",
     "entity-totals",
@@ -364,6 +365,7 @@ class BatchWriter:
             "users": self._users,
             "items": self._items,
             "item-minutes": self._item_minutes,
+            "trending": self._trending,
             "item-hours": self._item_hours,
             "active": self._active,
             "entity-totals": self._entity_totals,
@@ -525,6 +527,12 @@ class BatchWriter:
         """Item x minute counts (alerts and item charts read these)."""
         statements = item_minute_updates(_entities(work), work.guard, self.types, self.item_buckets)
         work.results[ITEM_MINUTES] = self._write_entities(ITEM_MINUTES, statements)
+
+    def _trending(self, work: _Work) -> None:
+        """Each touched minute's board of its busiest items, from the item x minute counts
+        just written (pulse/store/trending.py)."""
+        touched = _entities(work).item_minutes.select("item_id", "minute_id").iter_rows()
+        work.leader_updates += trending.offer(self.db, touched, self.item_buckets)
 
     def _item_hours(self, work: _Work) -> None:
         """Item x hour totals (item trends over days read these)."""

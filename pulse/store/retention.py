@@ -33,6 +33,7 @@ from pulse.store.schema import (
     LEGACY_ITEM_MINUTES,
     MAINTENANCE,
     MINUTE,
+    MINUTE_LEADERS,
     MINUTE_SKETCHES,
     MINUTES,
     OFFSETS,
@@ -237,7 +238,7 @@ SESSION_MINUTES = "session_minutes"
 """The target of the per-minute documents of `sessions` (per-day ones are kept for good)."""
 SESSION_HOURS = "session_hours"
 """The target of the per-hour documents of `sessions`."""
-DETAIL = (ITEM_MINUTES, USER_MINUTES, MINUTE_SKETCHES, SESSION_MINUTES, MINUTES)
+DETAIL = (ITEM_MINUTES, USER_MINUTES, MINUTE_SKETCHES, MINUTE_LEADERS, SESSION_MINUTES, MINUTES)
 """Per-minute documents, found by the ids of their minutes (the global minutes last: a
 target without a mark starts from the oldest of them)."""
 LATE_HOURS = timedelta(days=8)
@@ -296,6 +297,7 @@ def _prune(db: Database[Document], retention: RetentionSettings, now: datetime) 
         prune_minutes(db, ITEM_MINUTES, item_minute_ids, minutes_cutoff),
         prune_minutes(db, USER_MINUTES, user_minute_ids, minutes_cutoff),
         prune_minutes(db, MINUTE_SKETCHES, list, minutes_cutoff),
+        prune_minutes(db, MINUTE_LEADERS, list, minutes_cutoff),
         prune_minutes(db, SESSION_MINUTES, session_minute_ids, minutes_cutoff, SESSIONS),
         prune_minutes(db, MINUTES, list, minutes_cutoff),
         prune_minutes(db, HOURS, hour_ids, hours_cutoff, PERIODS),

@@ -88,6 +88,10 @@ the last `pulse maintain` pass (`week`, `month` = packed registers, `daily` = ea
 estimate, `rolled_at`), so the Users page reads two documents, not thirty."""
 TOTALS = "totals"
 LEADERS = "leaders"
+MINUTE_LEADERS = "minute_leaders"
+"""Per minute, candidates for its busiest items: `_id` = the minute id, `top.<item id>` = the
+item's count in the minute (pulse/store/trending.py), for trending items over the last 5, 15
+and 60 minutes."""
 
 # --- bookkeeping (exactly-once, retries, inspection) ---------------------------------------
 LEDGER = "ledger"

@@ -26,6 +26,7 @@ from pulse.store.schema import (
     LEDGER,
     LEGACY_ITEM_MINUTES,
     MINUTE,
+    MINUTE_LEADERS,
     MINUTE_SKETCHES,
     MINUTES,
     OFFSETS,
@@ -67,6 +68,7 @@ def _seed(memory: MemoryDatabase) -> None:
         for partition in (0, 1):
             memory[USER_MINUTES].insert_one({"_id": user_minute_id(minute, partition)})
         memory[MINUTE_SKETCHES].insert_one({"_id": minute})
+        memory[MINUTE_LEADERS].insert_one({"_id": minute})
         memory[MINUTES].insert_one({"_id": minute})
         memory[SESSIONS].insert_one({"_id": period_id(MINUTE, moment)})
         if n % 10:
@@ -105,7 +107,7 @@ def test_a_pass_removes_what_is_past_each_retention_and_nothing_younger() -> Non
     assert all(minute_of_id(doc_id) >= cutoff for doc_id in _ids(memory, ITEM_MINUTES))
     assert len(_ids(memory, ITEM_MINUTES)) == 2 * (24 * 60 + 1)
     assert len(_ids(memory, USER_MINUTES)) == 2 * (24 * 60 + 1)
-    assert min(_ids(memory, MINUTE_SKETCHES)) == cutoff
+    assert min(_ids(memory, MINUTE_SKETCHES)) == min(_ids(memory, MINUTE_LEADERS)) == cutoff
     assert min(_ids(memory, MINUTES)) == cutoff
     assert len(_ids(memory, MINUTES)) == 24 * 60 + 1
     assert _ids(memory, SESSIONS) == {f"{MINUTE}|{minute}" for minute in _ids(memory, MINUTES)}

@@ -140,6 +140,27 @@ def conversion(frame: pl.DataFrame, title: str, period: str = MINUTE) -> go.Figu
     return figure
 
 
+def trending(frame: pl.DataFrame, title: str) -> go.Figure:
+    """Horizontal bars of items' interactions over a window (`item_id`, `events`), most on
+    top."""
+    figure = go.Figure(
+        go.Bar(
+            y=frame["item_id"].to_list(),
+            x=frame["events"].to_list(),
+            orientation="h",
+            marker_color="#4C78A8",
+        )
+    )
+    figure.update_layout(
+        title=title,
+        xaxis_title="interactions",
+        yaxis={"autorange": "reversed", "title": "item id"},
+        height=max(300, 26 * frame.height + 120),
+        **_LAYOUT,
+    )
+    return figure
+
+
 def lines(
     frame: pl.DataFrame,
     series: dict[str, str],

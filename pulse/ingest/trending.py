@@ -21,6 +21,13 @@ from dataclasses import dataclass
 
 WINDOWS = (5, 15, 60)
 """Trending windows offered, in minutes (the last 5, 15 and 60 minutes)."""
+RISING_MINUTES = 5
+"""Rising items compare their last 5 minutes..."""
+RISING_BASELINE_MINUTES = 60
+"""...with their own rate over the 60 minutes before."""
+RISING_MIN_EVENTS = 20
+"""Interactions an item needs in the last RISING_MINUTES to be called rising (fewer are
+noise: 3 against a baseline of 0.1 is no trend)."""
 
 
 @dataclass(frozen=True)

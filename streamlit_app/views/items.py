@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+import polars as pl
 import streamlit as st
 
 from pulse.ingest.aggregate import type_column
 from pulse.ingest.funnel import ranked_by_conversion
-from pulse.store import reads
+from pulse.ingest.trending import (
+    RISING_BASELINE_MINUTES,
+    RISING_MIN_EVENTS,
+    RISING_MINUTES,
+    WINDOWS,
+    rank,
+    rising,
+)
+from pulse.store import reads, trending
 from pulse.store.leaders import TOP_K
 from pulse.store.schema import Entity
 from streamlit_app import charts
@@ -19,6 +28,13 @@ from streamlit_app.lookup import entity_card
 st.title("Items")
 view = current_view()
 n = st.slider("How many", 5, 50, 10, key="items_n")
+window = st.segmented_control(
+    "Trending over the last",
+    WINDOWS,
+    default=15,
+    format_func=lambda minutes: f"{minutes} min",
+    key="trending_window",
+)
 lookup = st.text_input("Look up an item", placeholder="e.g. i42", key="item_lookup").strip()
 
 
@@ -40,6 +56,7 @@ def render(now: datetime) -> None:
             key="bottom_items",
         )
     st.dataframe(top, hide_index=True, key="top_items_table")
+    _trending(now, n, window or WINDOWS[1])
     _by_conversion(n)
     if lookup and entity_card(Entity.ITEMS, "item_id", "item", lookup) is not None:
         since = max(view.since(now), now - reads.ITEM_TREND_WINDOW)
@@ -53,6 +70,50 @@ def render(now: datetime) -> None:
             st.caption(
                 f"An item's trend covers at most the last {reads.ITEM_TREND_WINDOW.days} days."
             )
+
+
+def _trending(now: datetime, n: int, minutes: int) -> None:
+    """The busiest items of the last minutes, and those rising against their own recent rate,
+    from the per-minute boards (one small document a minute)."""
+    reach = max(minutes, RISING_MINUTES + RISING_BASELINE_MINUTES)
+    boards = fetch(trending.boards, now - timedelta(minutes=reach - 1), now)
+    ranking = rank(boards[-minutes:], n, TOP_K)
+    left, right = st.columns(2)
+    with left:
+        frame = pl.DataFrame(
+            [(t.item_id, t.events) for t in ranking.items],
+            schema={"item_id": pl.String, "events": pl.Int64},
+            orient="row",
+        )
+        st.plotly_chart(
+            charts.trending(frame, f"Trending: top {n} items, last {minutes} minutes"),
+            key="trending",
+        )
+        if ranking.exact:
+            st.caption("Exact: these are the busiest items of the window, with their counts.")
+        else:
+            st.caption(
+                "Not provably exact (traffic this flat spreads over more items than a minute's "
+                f"board of {TOP_K} holds): counts are at least these."
+            )
+    with right:
+        risers = rising(boards[-RISING_MINUTES:], boards[:-RISING_MINUTES], n, RISING_MIN_EVENTS)
+        st.subheader("Rising")
+        st.dataframe(
+            pl.DataFrame(
+                risers,
+                schema={"item_id": pl.String, "events": pl.Int64, "vs usual": pl.Float64},
+                orient="row",
+            ),
+            hide_index=True,
+            key="rising_table",
+            column_config={"vs usual": st.column_config.NumberColumn(format="%.1f x")},
+        )
+        st.caption(
+            f"Items with at least {RISING_MIN_EVENTS} interactions in the last "
+            f"{RISING_MINUTES} minutes, by how many times their own average over the "
+            f"{RISING_BASELINE_MINUTES} minutes before (from the per-minute boards)."
+        )
 
 
 def _by_conversion(n: int) -> None:

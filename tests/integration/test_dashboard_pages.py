@@ -94,7 +94,15 @@ def test_items_page_ranks_items_by_interactions(seeded: Settings) -> None:
         top = sorted(totals, key=lambda item: (-totals[item], item))[:10]
     table = at.dataframe[0].value
     assert list(table["item_id"]) == top
-    assert len(at.get("plotly_chart")) == 2
+    charts = {
+        json.loads(chart.proto.spec)["layout"]["title"]["text"]: json.loads(chart.proto.spec)
+        for chart in at.get("plotly_chart")
+    }
+    assert len(charts) == 3
+    # Every event is minutes old: the last 15 minutes' busiest items are the busiest of all.
+    trending = charts["Trending: top 10 items, last 15 minutes"]["data"][0]
+    assert list(zip(trending["y"], trending["x"], strict=True)) == [(i, totals[i]) for i in top]
+    assert at.caption[0].value.startswith("Exact")
 
     at.text_input(key="item_lookup").input(top[0]).run()
     assert not at.exception

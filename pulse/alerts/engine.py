@@ -12,6 +12,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -21,6 +22,7 @@ from pulse.alerts.evaluate import (
     Decision,
     Observation,
     RuleState,
+    baseline,
     fires,
     latest_closed_window,
     resolutions,
@@ -131,6 +133,7 @@ class Alerting:
         observations = self._observe_items(
             [rule for rule in rules.values() if rule.entity == "item"], aggregates
         )
+        observations = self._with_baselines(rules, observations)
         for rule in (rule for rule in rules.values() if rule.entity == "user"):
             observations += self._observe_users(rule, aggregates)
         firing = {key: state for key, state in self._firing().items() if key[0] in rules}
@@ -143,7 +146,8 @@ class Alerting:
         # counts have not reached yet holds nothing, and must not resolve an alert.
         counted = aggregates.totals["last_seen"].item()
         clock = min(now, counted) if isinstance(counted, datetime) else now
-        decisions += resolutions(rules, firing, self._closed_values(rules, firing, clock), clock)
+        closed, baselines = self._closed_values(rules, firing, clock)
+        decisions += resolutions(rules, firing, closed, clock, baselines)
         new = self._store(decisions, now)
         self.notifier.deliver(new)
         return decisions
@@ -222,14 +226,56 @@ class Alerting:
                     values[rule_id][(item, start)] += float(figures.get(kind or "total", 0))
         return values
 
+    def _with_baselines(
+        self, rules: Mapping[str, AlertRule], observations: list[Observation]
+    ) -> list[Observation]:
+        """The observations, those of anomaly rules at their threshold with their baseline
+        (the rest cannot fire, so their baselines are not read)."""
+        pairs: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
+        for seen in observations:
+            rule = rules[seen.rule_id]
+            if rule.baseline_windows is not None and seen.value >= rule.threshold:
+                pairs[rule.id].append((seen.key, seen.window_start))
+        if not pairs:
+            return observations
+        baselines = {
+            (rule_id, key, start): value
+            for rule_id, keyed in pairs.items()
+            for (key, start), value in self._baselines(rules[rule_id], keyed).items()
+        }
+        return [
+            replace(seen, baseline=baselines.get((seen.rule_id, seen.key, seen.window_start)))
+            for seen in observations
+        ]
+
+    def _baselines(
+        self, rule: AlertRule, windows: Iterable[tuple[str, datetime]]
+    ) -> dict[tuple[str, datetime], float | None]:
+        """Per (key, window start), the key's baseline from the rule's `baseline_windows`
+        windows before (evaluate.baseline; one read for all of them)."""
+        step = timedelta(minutes=rule.window_minutes)
+        count = rule.baseline_windows or 0
+        wanted = list(dict.fromkeys(windows))
+        before = {
+            (key, start): [start - step * back for back in range(count, 0, -1)]
+            for key, start in wanted
+        }
+        pairs = [(key, earlier) for (key, _), starts in before.items() for earlier in starts]
+        values = self._item_windows({rule.id: rule}, {rule.id: pairs})[rule.id]
+        return {
+            (key, start): baseline([values[(key, earlier)] for earlier in starts])
+            for (key, start), starts in before.items()
+        }
+
     def _closed_values(
         self,
         rules: dict[str, AlertRule],
         firing: dict[tuple[str, str], RuleState],
         now: datetime,
-    ) -> dict[tuple[str, str], float]:
+    ) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float | None]]:
         """Per firing (rule, key) whose rule has closed a window since it fired, the value of
-        that window: one read per rule, not per key (a backlog can have thousands firing)."""
+        that window, and for anomaly rules its baseline: one read per rule, not per key (a
+        backlog can have thousands firing)."""
         keys_by_rule: dict[str, list[str]] = defaultdict(list)
         for (rule_id, key), state in firing.items():
             if (
@@ -238,9 +284,13 @@ class Alerting:
             ):
                 keys_by_rule[rule_id].append(key)
         values: dict[tuple[str, str], float] = {}
+        baselines: dict[tuple[str, str], float | None] = {}
         for rule_id, keys in keys_by_rule.items():
             rule = rules[rule_id]
             start = latest_closed_window(rule, now)
+            if rule.baseline_windows is not None:
+                found_baselines = self._baselines(rule, [(key, start) for key in keys])
+                baselines |= {(rule_id, key): found_baselines[(key, start)] for key in keys}
             if rule.entity == "item":
                 windows = self._item_windows({rule_id: rule}, {rule_id: [(k, start) for k in keys]})
                 found = {key: windows[rule_id].get((key, start), 0.0) for key in keys}
@@ -248,7 +298,7 @@ class Alerting:
                 counts = user_minute_counts(self.db, minute_id(start), keys)
                 found = {key: float(counts.get(key, 0)) for key in keys}
             values |= {(rule_id, key): value for key, value in found.items()}
-        return values
+        return values, baselines
 
     def _states(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], RuleState]:
         ids = [alert_state_id(rule, key) for rule, key in keys]

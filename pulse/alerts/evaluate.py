@@ -1,17 +1,19 @@
 """Alert evaluation (pure): rules + observed window values + state + now -> decisions.
 
-- A rule fires for a key and window when the window's value reaches the threshold, at most
-  once per (rule, key, window): the alert's id is built from the three, so a replayed batch
+- A rule fires for a key and window when the window's value reaches the threshold (and, for
+  an anomaly rule, `ratio` times the key's baseline: `crosses`), at most once per
+  (rule, key, window): the alert's id is built from the three, so a replayed batch
   cannot fire it twice.
 - After firing, the same rule and key stay quiet for `cooldown_minutes` of event time.
 - A firing alert resolves when a later window has closed (its end plus a grace period for
-  late events has passed) with a value under `threshold * resolve_below`, or when a later
-  window of the same rule and key fires (superseded).
+  late events has passed) with a value under `resolve_below` times what firing takes
+  (`threshold`, or for an anomaly rule the larger of it and `ratio` times that window's
+  baseline), or when a later window of the same rule and key fires (superseded).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -46,6 +48,41 @@ class Observation:
     key: str
     window_start: datetime
     value: float
+    baseline: float | None = None
+    """The key's usual value before the window (anomaly rules; None: not read)."""
+
+
+def baseline(windows: Sequence[float]) -> float | None:
+    """A key's usual value from its windows before the current one (oldest first): their
+    exponentially weighted average (weight 2 / (n + 1), the latest most), from the first
+    window with any value. None while that history covers less than half of them: a key
+    just seen, or a pipeline just started, has no usual yet, and everything would surge."""
+    start = next((n for n, value in enumerate(windows) if value), len(windows))
+    history = windows[start:]
+    if len(history) < max(2, (len(windows) + 1) // 2):
+        return None
+    alpha = 2 / (len(windows) + 1)
+    average = history[0]
+    for value in history[1:]:
+        average += alpha * (value - average)
+    return average
+
+
+def needed(rule: AlertRule, baseline: float | None) -> float:
+    """The value at which `rule` fires, given the key's baseline (anomaly rules)."""
+    if rule.baseline_windows is None:
+        return rule.threshold
+    return max(rule.threshold, rule.ratio * (baseline or 0.0))
+
+
+def crosses(rule: AlertRule, seen: Observation) -> bool:
+    """Whether the observation fires `rule` (cooldowns aside). An anomaly rule needs the
+    baseline: read only for values at the threshold, None means not read yet."""
+    if seen.value < rule.threshold:
+        return False
+    return rule.baseline_windows is None or (
+        seen.baseline is not None and seen.value >= needed(rule, seen.baseline)
+    )
 
 
 @dataclass(frozen=True)
@@ -91,7 +128,7 @@ def fires(
     fired: dict[str, int] = {}
     for seen in sorted(observations, key=lambda o: (o.window_start, o.rule_id, o.key)):
         rule = rules.get(seen.rule_id)
-        if rule is None or seen.value < rule.threshold:
+        if rule is None or not crosses(rule, seen):
             continue
         if fired.get(rule.id, 0) >= MAX_FIRES_PER_CHECK:
             continue
@@ -120,11 +157,12 @@ def resolutions(
     firing: Mapping[tuple[str, str], RuleState],
     latest_closed: Mapping[tuple[str, str], float],
     now: datetime,
+    baselines: Mapping[tuple[str, str], float | None] | None = None,
 ) -> list[Decision]:
     """Firing alerts whose metric fell back in the last closed window after the firing one.
 
     `latest_closed` holds, per (rule id, key), the value of the most recent closed window
-    (0 when it had no events).
+    (0 when it had no events); `baselines` that window's baseline, for anomaly rules.
     """
     decisions = []
     for (rule_id, key), state in firing.items():
@@ -134,7 +172,8 @@ def resolutions(
         if latest_closed_window(rule, now) <= state.firing:
             continue  # no later window has closed yet
         value = latest_closed.get((rule_id, key), 0.0)
-        if value < rule.threshold * rule.resolve_below:
+        baseline = (baselines or {}).get((rule_id, key))
+        if value < needed(rule, baseline) * rule.resolve_below:
             decisions.append(Decision("resolve", rule, key, state.firing, value, "fell back"))
     return decisions
 

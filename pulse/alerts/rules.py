@@ -14,6 +14,18 @@ A rule watches one metric per key (an item, or a user) over tumbling windows of 
         channels: [all]                  # names from PULSE_ALERTS_CHANNELS, or all
         scope: [i1, i2]                  # optional: only these keys
         enabled: true
+
+A rule with `baseline_windows` watches for anomalies: it fires only when the window's count,
+besides reaching `threshold` (then its minimum volume), is `ratio` times the item's own
+baseline, the exponentially weighted average of its `baseline_windows` windows before:
+
+      - id: item-surge
+        metric: item_interactions
+        window_minutes: 1
+        threshold: 500                   # minimum volume
+        baseline_windows: 15             # 2-60; window x (baseline_windows + 1) <= 120 min
+        ratio: 3                         # fires at 3 x the item's usual count
+        resolve_below: 0.8               # resolves under 80% of max(threshold, ratio x usual)
 """
 
 from __future__ import annotations
@@ -32,6 +44,8 @@ Metric = Literal["item_interactions", "user_interactions"]
 MAX_WINDOW_MINUTES = 60
 """Rule cost is bounded: a flush reads at most this many item x minute documents per touched
 item and rule."""
+BASELINE_REACH_MINUTES = 120
+"""An anomaly rule reads at most this many minutes back: its window and its baseline's."""
 MIN_COOLDOWN_MINUTES = 1
 """At most one alert per rule, key and minute."""
 
@@ -52,6 +66,11 @@ class AlertRule(BaseModel):
     channels: tuple[str, ...] = ("all",)
     scope: tuple[str, ...] | None = None
     enabled: bool = True
+    baseline_windows: int | None = Field(None, ge=2, le=60)
+    """Windows before the current one the item's usual count is averaged over (exponentially
+    weighted, the latest most); unset: a fixed threshold."""
+    ratio: float = Field(3.0, gt=1)
+    """With `baseline_windows`: how many times its usual count the window must reach."""
 
     @model_validator(mode="after")
     def _windows_divide_a_day(self) -> Self:
@@ -59,7 +78,20 @@ class AlertRule(BaseModel):
             raise ValueError("window_minutes must divide a day (1, 2, 5, 10, 15, 30, 60, ...)")
         if self.metric == "user_interactions" and self.window_minutes != 1:
             raise ValueError("user_interactions is counted per minute: use window_minutes: 1")
+        if self.baseline_windows is not None:
+            if self.metric != "item_interactions":
+                raise ValueError("baseline_windows applies to item_interactions only")
+            if self.reach_minutes > BASELINE_REACH_MINUTES:
+                raise ValueError(
+                    f"window_minutes x (baseline_windows + 1) is {self.reach_minutes} min; "
+                    f"at most {BASELINE_REACH_MINUTES}"
+                )
         return self
+
+    @property
+    def reach_minutes(self) -> int:
+        """How far back a window's value and its baseline read, in minutes."""
+        return self.window_minutes * ((self.baseline_windows or 0) + 1)
 
     @property
     def entity(self) -> Literal["item", "user"]:
@@ -143,17 +175,23 @@ def within_retention(
     covered: list[AlertRule] = []
     rejected: list[Rejection] = []
     for rule in rules:
-        needed = 2 * rule.window_minutes
+        needed = rule.window_minutes + rule.reach_minutes
         if timedelta(minutes=needed) <= kept:
             covered.append(rule)
             continue
         reason = (
-            f"rule {rule.id!r}: window_minutes {rule.window_minutes} needs minutes kept "
+            f"rule {rule.id!r}: window_minutes {rule.window_minutes}{_with_baseline(rule)} needs "
+            "minutes kept "
             f"{needed} min; PULSE_RETENTION_MINUTE_DAYS keeps them "
             f"{kept.total_seconds() / 60:g} min"
         )
         rejected.append(Rejection(rule.id, reason))
     return covered, rejected
+
+
+def _with_baseline(rule: AlertRule) -> str:
+    windows = rule.baseline_windows
+    return "" if windows is None else f" with baseline_windows {windows}"
 
 
 def merge(file_rules: list[AlertRule], stored_rules: list[AlertRule]) -> list[AlertRule]:

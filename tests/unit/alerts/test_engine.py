@@ -196,3 +196,64 @@ def test_many_alerts_firing_at_once_all_resolve_once_their_window_closed() -> No
     states = {(a["rule_id"], a["key"]): a["state"] for a in memory[ALERTS].find()}
     assert set(states) == firing
     assert set(states.values()) == {"resolved"}, states
+
+
+SURGE = AlertRule(
+    id="surge",
+    metric="item_interactions",
+    threshold=20,
+    baseline_windows=5,
+    ratio=3,
+    cooldown_minutes=5,
+)
+
+
+def _minute_of_item(first: int, minute: int, events: int) -> MicroBatch:
+    """`events` views of i1 in minute `minute` after KAFKA_TS, offsets from `first`."""
+    stamp = KAFKA_TS + minute * 60_000
+    values = [
+        orjson.dumps(
+            {
+                "user_id": f"u{n}",
+                "item_id": "i1",
+                "interaction_type": "view",
+                "timestamp": stamp + n,
+            }
+        )
+        for n in range(events)
+    ]
+    offsets = list(range(first, first + events))
+    return MicroBatch.from_columns(
+        "t", [0] * events, offsets, [stamp] * events, [b"k"] * events, values
+    )
+
+
+def test_an_anomaly_rule_fires_at_ratio_times_the_items_usual_count_and_resolves_after() -> None:
+    memory = MemoryDatabase()
+    db = cast("Database[Document]", memory)
+    alerting = Alerting(db, AlertSettings(), [SURGE])
+    writer = BatchWriter(db, "t", RULES, alerting=alerting)
+    offset = 0
+    # Six steady minutes of 25: above the minimum volume, but no surge.
+    for minute in range(6):
+        apply_now(writer, _minute_of_item(offset, minute, 25))
+        offset += 25
+    assert memory[ALERTS].count_documents({}) == 0
+    # 100 in minute 6: four times its usual, and the flush that counts it fires.
+    apply_now(writer, _minute_of_item(offset, 6, 100))
+    offset += 100
+    (alert,) = memory[ALERTS].find()
+    assert (alert["rule_id"], alert["key"], alert["value"], alert["state"]) == (
+        "surge",
+        "i1",
+        100.0,
+        "firing",
+    )
+    # Back to 25 in minute 7; once minute 7 has closed (an event at minute 9), it resolves.
+    apply_now(writer, _minute_of_item(offset, 7, 25))
+    offset += 25
+    apply_now(writer, _minute_of_item(offset, 9, 1))
+    alerting.close()
+    (alert,) = memory[ALERTS].find()
+    assert alert["state"] == "resolved"
+    assert alert["resolved_because"] == "fell back"

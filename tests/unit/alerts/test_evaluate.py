@@ -11,6 +11,7 @@ from pulse.alerts.evaluate import (
     Observation,
     RuleState,
     alert_id,
+    baseline,
     fires,
     latest_closed_window,
     resolutions,
@@ -117,3 +118,36 @@ def test_a_rule_fires_at_most_its_cap_of_alerts_in_one_check() -> None:
     observations = [Observation(rule.id, f"u{n}", start, 5.0) for n in range(500)]
     decisions = fires({rule.id: rule}, observations, {})
     assert len(decisions) == MAX_FIRES_PER_CHECK
+
+
+def test_a_baseline_weighs_recent_windows_most_and_needs_half_its_history() -> None:
+    assert baseline([10, 10, 10, 10]) == 10
+    assert baseline([0, 0, 10, 40]) == pytest.approx(10 + 0.4 * 30)
+    assert baseline([0, 0, 0, 10]) is None  # seen in one window of four: no usual yet
+    assert baseline([0, 0, 0, 0]) is None
+    assert baseline([10, 0, 0, 0]) == pytest.approx(10 * 0.6**3)  # quiet since: it fell
+
+
+def test_an_anomaly_rule_fires_at_ratio_times_the_baseline_and_never_without_one() -> None:
+    rule = _rule(threshold=20, baseline_windows=4, ratio=3)
+
+    def fired(value: float, usual: float | None) -> bool:
+        return bool(fires({rule.id: rule}, [Observation("hot", "i1", T0, value, usual)], {}))
+
+    assert not fired(29, 10)  # above the minimum volume, under three times its usual
+    assert fired(30, 10)
+    assert fired(20, 1)  # the minimum volume rules when the usual is small
+    assert not fired(19, 1)
+    assert not fired(1_000, None)  # a key with no usual yet
+
+
+def test_an_anomaly_alert_resolves_under_what_firing_takes_in_the_closed_window() -> None:
+    rule = _rule(threshold=20, baseline_windows=4, ratio=3, resolve_below=0.8)
+    firing = {("hot", "i1"): RuleState(last_fired=T0, firing=T0)}
+    later = _at(3)
+    # The closed window's usual is 25: firing took 75, so 61 stays, 59 resolves.
+    for value, resolved in ((61, False), (59, True)):
+        decisions = resolutions(
+            {rule.id: rule}, firing, {("hot", "i1"): value}, later, {("hot", "i1"): 25}
+        )
+        assert bool(decisions) is resolved

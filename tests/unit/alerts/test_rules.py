@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 def test_the_shipped_rules_file_is_valid() -> None:
     rules = load_rules_file(REPO / "alerts.yaml")
-    assert {rule.id for rule in rules} == {"hot-item", "purchase-spike", "busy-user"}
+    assert {rule.id for rule in rules} == {"hot-item", "item-surge", "purchase-spike", "busy-user"}
 
 
 def test_a_missing_file_means_no_rules(tmp_path: Path) -> None:
@@ -39,6 +39,24 @@ def test_a_missing_file_means_no_rules(tmp_path: Path) -> None:
         (
             {"id": "g", "metric": "item_interactions", "threshold": 5, "interaction_type": "Buy"},
             "rule 'g' in test: interaction_type",
+        ),
+        (
+            {"id": "h", "metric": "user_interactions", "threshold": 5, "baseline_windows": 5},
+            "rule 'h' in test: rule: Value error, baseline_windows applies to item_interactions",
+        ),
+        (
+            {
+                "id": "k",
+                "metric": "item_interactions",
+                "threshold": 5,
+                "window_minutes": 15,
+                "baseline_windows": 8,
+            },
+            "window_minutes x (baseline_windows + 1) is 135 min; at most 120",
+        ),
+        (
+            {"id": "m", "metric": "item_interactions", "threshold": 5, "ratio": 1},
+            "rule 'm' in test: ratio: Input should be greater than 1",
         ),
     ],
 )

@@ -15,6 +15,7 @@ PAGES = {
     "items": "items",
     "users": "users",
     "funnel": "funnel",
+    "sessions": "sessions",
     "health": "health",
 }
 ARGS = [

@@ -1,7 +1,7 @@
 """Per-minute boards of the busiest items, and the trending items read from them.
 
-A `minute_leaders` document per minute holds candidates for its top K items (leaders.TOP_K)
-with their counts in the minute. The entity flush, after writing item x minute figures, reads
+A `minute_leaders` document per minute holds candidates for its top BOARD_K items with their
+counts in the minute. The entity flush, after writing item x minute figures, reads
 back the touched items' counts in their buckets and offers them to their minutes' boards
 (`$max`, as the all-time boards: idempotent, so a replay changes nothing it should not). A
 trending window then reads one small document per minute (pulse/ingest/trending.py).
@@ -21,6 +21,10 @@ from pulse.store.client import Document
 from pulse.store.reads import by_ids, item_minute_figures, minute_ids
 from pulse.store.schema import MINUTE_LEADERS, item_minute_id
 
+BOARD_K = 100
+"""Items a minute's board holds for certain: twice the page's longest list, so an item ranked
+near the 50th in most minutes is still counted exactly over a window."""
+
 
 def offer(db: Database[Document], touched: Iterable[tuple[str, str]], buckets: int) -> int:
     """Offer the minute counts of the touched (item, minute id) pairs to their minutes'
@@ -39,8 +43,8 @@ def offer(db: Database[Document], touched: Iterable[tuple[str, str]], buckets: i
     for minute, minute_counts in sorted(counts.items()):
         board = boards.get(minute, {})
         statements += [
-            leaders.leader_update(minute, minute_counts, board),
-            leaders.top_prune(minute, board, added=min(len(minute_counts), leaders.TOP_K)),
+            leaders.leader_update(minute, minute_counts, board, BOARD_K),
+            leaders.top_prune(minute, board, min(len(minute_counts), BOARD_K), BOARD_K),
         ]
     requests = [UpdateOne(s["q"], s["u"], upsert=bool(s.get("upsert"))) for s in statements if s]
     if not requests:
@@ -59,4 +63,4 @@ def boards(db: Database[Document], since: datetime, until: datetime) -> list[dic
 def trending(db: Database[Document], now: datetime, minutes: int, n: int) -> Ranking:
     """The `n` items with the most interactions in the last `minutes` minutes (now's
     included)."""
-    return rank(boards(db, now - timedelta(minutes=minutes - 1), now), n, leaders.TOP_K)
+    return rank(boards(db, now - timedelta(minutes=minutes - 1), now), n, BOARD_K)

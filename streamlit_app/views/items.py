@@ -77,7 +77,7 @@ def _trending(now: datetime, n: int, minutes: int) -> None:
     from the per-minute boards (one small document a minute)."""
     reach = max(minutes, RISING_MINUTES + RISING_BASELINE_MINUTES)
     boards = fetch(trending.boards, now - timedelta(minutes=reach - 1), now)
-    ranking = rank(boards[-minutes:], n, TOP_K)
+    ranking = rank(boards[-minutes:], n, trending.BOARD_K)
     left, right = st.columns(2)
     with left:
         frame = pl.DataFrame(
@@ -94,7 +94,7 @@ def _trending(now: datetime, n: int, minutes: int) -> None:
         else:
             st.caption(
                 "Not provably exact (traffic this flat spreads over more items than a minute's "
-                f"board of {TOP_K} holds): counts are at least these."
+                f"board of {trending.BOARD_K} holds): counts are at least these."
             )
     with right:
         risers = rising(boards[-RISING_MINUTES:], boards[:-RISING_MINUTES], n, RISING_MIN_EVENTS)

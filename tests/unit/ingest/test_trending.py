@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 from pulse.ingest.trending import rank, rising
 from pulse.store import leaders
-
-K = leaders.TOP_K
+from pulse.store.trending import BOARD_K as K
 
 
 def _offered(board: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
@@ -20,8 +19,8 @@ def _offered(board: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
     pulse/store/trending.py:offer updates it."""
     board = dict(board)
     for statement in (
-        leaders.leader_update("m", counts, board),
-        leaders.top_prune("m", board, added=min(len(counts), K)),
+        leaders.leader_update("m", counts, board, K),
+        leaders.top_prune("m", board, min(len(counts), K), K),
     ):
         if statement is None:
             continue

@@ -23,6 +23,7 @@ from pulse.alerts.evaluate import (
     Observation,
     RuleState,
     baseline,
+    crosses,
     fires,
     latest_closed_window,
     resolutions,
@@ -131,7 +132,7 @@ class Alerting:
         if not rules:
             return []
         observations = self._observe_items(
-            [rule for rule in rules.values() if rule.entity == "item"], aggregates
+            [rule for rule in rules.values() if rule.metric == "item_interactions"], aggregates
         )
         observations = self._with_baselines(rules, observations)
         for rule in (rule for rule in rules.values() if rule.entity == "user"):
@@ -146,10 +147,17 @@ class Alerting:
         # counts have not reached yet holds nothing, and must not resolve an alert.
         counted = aggregates.totals["last_seen"].item()
         clock = min(now, counted) if isinstance(counted, datetime) else now
-        closed, baselines = self._closed_values(rules, firing, clock)
-        decisions += resolutions(rules, firing, closed, clock, baselines)
+        open_rules = {rule_id: rule for rule_id, rule in rules.items() if not rule.floor}
+        open_firing = {key: state for key, state in firing.items() if key[0] in open_rules}
+        closed, baselines = self._closed_values(open_rules, open_firing, clock)
+        decisions += resolutions(open_rules, open_firing, closed, clock, baselines)
+        judging = (self._judge_closed(rule, firing, clock) for rule in rules.values() if rule.floor)
+        judged = [verdict for verdict in judging if verdict is not None]
+        decisions += [decision for _, _, found in judged for decision in found]
         new = self._store(decisions, now)
         self.notifier.deliver(new)
+        for rule_id, start, _ in judged:  # after the decisions: a replay judges it again
+            alerts_store.mark_judged(self.db, rule_id, start)
         return decisions
 
     def _observe_items(self, rules: list[AlertRule], aggregates: Aggregates) -> list[Observation]:
@@ -225,6 +233,40 @@ class Alerting:
                         figures = figures.get("types", {})
                     values[rule_id][(item, start)] += float(figures.get(kind or "total", 0))
         return values
+
+    def _judge_closed(
+        self, rule: AlertRule, firing: dict[tuple[str, str], RuleState], now: datetime
+    ) -> tuple[str, datetime, list[Decision]] | None:
+        """Judge the rule's latest closed window once, over every item active in it: fire
+        for those below the floor, resolve those firing since an earlier window that are
+        not. An open window is never judged (early in a window purchases lag views).
+        Returns the rule, the window and the decisions; None if it was judged already."""
+        start = latest_closed_window(rule, now)
+        judged = alerts_store.judged_through(self.db, rule.id)
+        if judged is not None and start <= judged.replace(tzinfo=start.tzinfo):
+            return None
+        kinds = rule.conversion or ()
+        last = start + timedelta(minutes=rule.window_minutes - 1)
+        counts = alerts_store.window_type_counts(self.db, minute_ids(start, last), kinds)
+        observations = [
+            Observation(rule.id, item, start, converted / first)
+            for item, (first, converted) in counts.items()
+            if first >= rule.min_events
+        ]
+        below = {seen.key for seen in observations if crosses(rule, seen)}
+        mine = {key: state for key, state in firing.items() if key[0] == rule.id}
+        decisions = fires(
+            {rule.id: rule},
+            observations,
+            self._states({(rule.id, key) for key in below} - mine.keys()) | mine,
+        )
+        value_of = {seen.key: seen.value for seen in observations}
+        decisions += [
+            Decision("resolve", rule, key, state.firing, value_of.get(key, 0.0), "recovered")
+            for (_, key), state in mine.items()
+            if state.firing is not None and state.firing < start and key not in below
+        ]
+        return rule.id, start, decisions
 
     def _with_baselines(
         self, rules: Mapping[str, AlertRule], observations: list[Observation]

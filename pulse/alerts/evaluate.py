@@ -78,6 +78,8 @@ def needed(rule: AlertRule, baseline: float | None) -> float:
 def crosses(rule: AlertRule, seen: Observation) -> bool:
     """Whether the observation fires `rule` (cooldowns aside). An anomaly rule needs the
     baseline: read only for values at the threshold, None means not read yet."""
+    if rule.floor:
+        return seen.value < rule.threshold
     if seen.value < rule.threshold:
         return False
     return rule.baseline_windows is None or (

@@ -26,10 +26,22 @@ baseline, the exponentially weighted average of its `baseline_windows` windows b
         baseline_windows: 15             # 2-60; window x (baseline_windows + 1) <= 120 min
         ratio: 3                         # fires at 3 x the item's usual count
         resolve_below: 0.8               # resolves under 80% of max(threshold, ratio x usual)
+
+An `item_conversion` rule watches a floor instead: each closed window, every item with at
+least `min_events` events of the first type converting (second type per first) below
+`threshold` fires; it resolves once a later closed window no longer does:
+
+      - id: low-conversion
+        metric: item_conversion
+        conversion: [view, purchase]
+        window_minutes: 15
+        threshold: 0.02                  # fires under 2 purchases per 100 views
+        min_events: 200                  # views an item needs in the window to be judged
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -40,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pulse.config import TYPE_PATTERN
 
-Metric = Literal["item_interactions", "user_interactions"]
+Metric = Literal["item_interactions", "user_interactions", "item_conversion"]
 MAX_WINDOW_MINUTES = 60
 """Rule cost is bounded: a flush reads at most this many item x minute documents per touched
 item and rule."""
@@ -71,6 +83,10 @@ class AlertRule(BaseModel):
     weighted, the latest most); unset: a fixed threshold."""
     ratio: float = Field(3.0, gt=1)
     """With `baseline_windows`: how many times its usual count the window must reach."""
+    conversion: tuple[str, str] | None = None
+    """item_conversion: the types converted from and to, e.g. [view, purchase]."""
+    min_events: int = Field(20, ge=1)
+    """item_conversion: events of the first type an item needs in a window to be judged."""
 
     @model_validator(mode="after")
     def _windows_divide_a_day(self) -> Self:
@@ -78,6 +94,16 @@ class AlertRule(BaseModel):
             raise ValueError("window_minutes must divide a day (1, 2, 5, 10, 15, 30, 60, ...)")
         if self.metric == "user_interactions" and self.window_minutes != 1:
             raise ValueError("user_interactions is counted per minute: use window_minutes: 1")
+        if (self.metric == "item_conversion") != (self.conversion is not None):
+            raise ValueError("conversion: [from, to] is what item_conversion needs, and only it")
+        if self.conversion is not None:
+            for kind in self.conversion:
+                if not re.fullmatch(TYPE_PATTERN, kind):
+                    raise ValueError(f"conversion: {kind!r} is no interaction type")
+            if self.threshold > 1 or self.interaction_type is not None:
+                raise ValueError(
+                    "item_conversion takes a threshold of at most 1, no interaction_type"
+                )
         if self.baseline_windows is not None:
             if self.metric != "item_interactions":
                 raise ValueError("baseline_windows applies to item_interactions only")
@@ -95,7 +121,12 @@ class AlertRule(BaseModel):
 
     @property
     def entity(self) -> Literal["item", "user"]:
-        return "item" if self.metric == "item_interactions" else "user"
+        return "user" if self.metric == "user_interactions" else "item"
+
+    @property
+    def floor(self) -> bool:
+        """Fires below its threshold, judging closed windows only (item_conversion)."""
+        return self.metric == "item_conversion"
 
 
 class RuleError(ValueError):

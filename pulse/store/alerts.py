@@ -12,8 +12,17 @@ from pymongo import UpdateOne
 from pymongo.database import Database
 
 from pulse.store.client import Document
-from pulse.store.reads import by_ids
-from pulse.store.schema import ALERT_RULES, ALERT_STATE, ALERTS, USER_MINUTES
+from pulse.store.reads import by_ids, item_bucket_count
+from pulse.store.schema import (
+    ALERT_RULES,
+    ALERT_STATE,
+    ALERTS,
+    BUCKET_ITEMS,
+    ITEM_MINUTES,
+    USER_MINUTES,
+    item_minute_ids_of,
+    judged_id,
+)
 from pulse.store.writes import file_in_timeline
 
 
@@ -56,6 +65,35 @@ def stored_rules(db: Database[Document]) -> list[Document]:
 def user_minute_documents(db: Database[Document], ids: list[str]) -> list[Document]:
     """Per-user minute counts (`counts.<user>`), by document id."""
     return by_ids(db, USER_MINUTES, ids, {"counts": 1})
+
+
+def window_type_counts(
+    db: Database[Document], minutes: list[str], kinds: tuple[str, ...]
+) -> dict[str, list[int]]:
+    """Every item's count of each of `kinds` over these minutes: all their item x minute
+    buckets, read once per closed window by a conversion rule (not per flush)."""
+    buckets = item_bucket_count(db)
+    ids = [doc_id for minute in minutes for doc_id in item_minute_ids_of(minute, buckets)]
+    counts: dict[str, list[int]] = {}
+    for doc in by_ids(db, ITEM_MINUTES, ids, {BUCKET_ITEMS: 1}):
+        for item, figures in doc.get(BUCKET_ITEMS, {}).items():
+            held = counts.setdefault(item, [0] * len(kinds))
+            types = figures.get("types", {})
+            for index, kind in enumerate(kinds):
+                held[index] += int(types.get(kind, 0))
+    return counts
+
+
+def judged_through(db: Database[Document], rule_id: str) -> datetime | None:
+    """The start of the latest window a closed-window rule has judged."""
+    doc = db[ALERT_STATE].find_one({"_id": judged_id(rule_id)}, {"judged_through": 1})
+    return None if doc is None else doc.get("judged_through")
+
+
+def mark_judged(db: Database[Document], rule_id: str, start: datetime) -> None:
+    db[ALERT_STATE].update_one(
+        {"_id": judged_id(rule_id)}, {"$max": {"judged_through": start}}, upsert=True
+    )
 
 
 def states(db: Database[Document], ids: list[str]) -> list[Document]:

@@ -348,3 +348,9 @@ def offsets_id(topic: str, partition: int) -> str:
 def alert_state_id(rule_id: str, key: str) -> str:
     """`alert_state` _id: '<rule>|<key>'."""
     return f"{rule_id}|{key}"
+
+
+def judged_id(rule_id: str) -> str:
+    """`alert_state` _id of where a closed-window rule (item_conversion) has judged up to:
+    '<rule>|' (no key)."""
+    return alert_state_id(rule_id, "")

@@ -257,3 +257,59 @@ def test_an_anomaly_rule_fires_at_ratio_times_the_items_usual_count_and_resolves
     (alert,) = memory[ALERTS].find()
     assert alert["state"] == "resolved"
     assert alert["resolved_because"] == "fell back"
+
+
+LOW_CONVERSION = AlertRule(
+    id="low-conversion",
+    metric="item_conversion",
+    conversion=("view", "purchase"),
+    window_minutes=5,
+    threshold=0.05,
+    min_events=50,
+)
+
+
+def _events(first: int, minute: int, counts: dict[tuple[str, str], int]) -> MicroBatch:
+    """(item, type) -> that many events in minute `minute` after KAFKA_TS, from offset `first`."""
+    stamp = KAFKA_TS + minute * 60_000
+    values = [
+        orjson.dumps(
+            {"user_id": f"u{n}", "item_id": item, "interaction_type": kind, "timestamp": stamp + n}
+        )
+        for (item, kind), many in counts.items()
+        for n in range(many)
+    ]
+    n = len(values)
+    return MicroBatch.from_columns(
+        "t", [0] * n, list(range(first, first + n)), [stamp] * n, [b"k"] * n, values
+    )
+
+
+def test_a_conversion_floor_judges_each_closed_window_once_over_every_item_in_it() -> None:
+    memory = MemoryDatabase()
+    db = cast("Database[Document]", memory)
+    alerting = Alerting(db, AlertSettings(), [LOW_CONVERSION])
+    writer = BatchWriter(db, "t", RULES, alerting=alerting)
+    # Window 0-5: i1 converts 2%, i2 10%, i3 0% on too few views to judge.
+    window = {
+        ("i1", "view"): 100,
+        ("i1", "purchase"): 2,
+        ("i2", "view"): 100,
+        ("i2", "purchase"): 10,
+        ("i3", "view"): 10,
+    }
+    first = _events(0, 1, window)
+    apply_now(writer, first)
+    assert memory[ALERTS].count_documents({}) == 0  # the window is still open
+    closing = _events(first.size, 7, {("i2", "view"): 1})
+    apply_now(writer, closing)
+    apply_now(writer, closing)  # a replay judges nothing again
+    (alert,) = memory[ALERTS].find()
+    assert (alert["rule_id"], alert["key"], alert["value"]) == ("low-conversion", "i1", 0.02)
+    # Window 5-10: i1 converts 10%; judged once window 5-10 has closed, it resolves.
+    recovered = _events(first.size + 1, 8, {("i1", "view"): 60, ("i1", "purchase"): 6})
+    apply_now(writer, recovered)
+    apply_now(writer, _events(first.size + 1 + recovered.size, 12, {("i2", "view"): 1}))
+    alerting.close()
+    (alert,) = memory[ALERTS].find()
+    assert (alert["state"], alert["resolved_because"]) == ("resolved", "recovered")

@@ -55,6 +55,18 @@ def test_a_missing_file_means_no_rules(tmp_path: Path) -> None:
             "window_minutes x (baseline_windows + 1) is 135 min; at most 120",
         ),
         (
+            {"id": "n", "metric": "item_conversion", "threshold": 0.1},
+            "rule 'n' in test: rule: Value error, conversion: [from, to] is what item_conversion",
+        ),
+        (
+            {"id": "p", "metric": "item_conversion", "threshold": 2, "conversion": ["v", "p"]},
+            "item_conversion takes a threshold of at most 1",
+        ),
+        (
+            {"id": "q", "metric": "item_conversion", "threshold": 0.1, "conversion": ["v", "P"]},
+            "conversion: 'P' is no interaction type",
+        ),
+        (
             {"id": "m", "metric": "item_interactions", "threshold": 5, "ratio": 1},
             "rule 'm' in test: ratio: Input should be greater than 1",
         ),

@@ -38,7 +38,7 @@ from pulse.store.schema import (
     item_entity_bucket,
     item_path,
 )
-from pulse.store.statements import Guard, Statement, entity_counts
+from pulse.store.statements import Guard, Statement, as_int64, entity_counts
 from pulse.store.writes import (
     UpsertResult,
     watermark,
@@ -97,7 +97,7 @@ def plan(
         if item not in held:
             created[f"{path}.first_batch"] = flush_id
         totals[item] = int(held.get(item, {}).get("total", 0)) + row["total"]
-    update: dict[str, Any] = {"$inc": increments, "$min": minima, "$max": maxima}
+    update: dict[str, Any] = {"$inc": as_int64(increments), "$min": minima, "$max": maxima}
     if created:
         update["$set"] = created
     statement = {

@@ -16,11 +16,13 @@ each other's offsets for their own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
+from bson.int64 import Int64
 
 from pulse.events import EARLIEST_MS, LATEST_MS
 from pulse.ingest.aggregate import MINUTE_MS, Aggregates, Counts, type_column
@@ -82,7 +84,19 @@ class Guard:
 
 
 def _statement(doc_id: str, guard: Guard, update: dict[str, Any]) -> Statement:
+    if "$inc" in update:
+        update = update | {"$inc": as_int64(update["$inc"])}
     return {"q": {"_id": doc_id, **guard.filter}, "u": update, "upsert": True}
+
+
+def as_int64(counts: Mapping[str, int]) -> dict[str, Int64]:
+    """`$inc` values as 64-bit integers. FerretDB 1.24 adds two 32-bit integers modulo 2^32
+    (2,147,483,638 + 20 gives -2,147,483,638; MongoDB widens the result instead), and a
+    counter stored from a small first value is 32-bit: at 500 events/s the global count
+    would wrap after 50 days, a sum of session lengths within hours. A 64-bit increment
+    widens a stored 32-bit counter on both servers, so databases written before are mended
+    by their next write."""
+    return {path: Int64(n) for path, n in counts.items()}
 
 
 def entity_counts(

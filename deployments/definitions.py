@@ -68,13 +68,16 @@ class Definition:
 
 
 def stream_params(generator: GeneratorSettings) -> dict[str, Any]:
-    """What the scheduled stream sends besides plain traffic: a few malformed records and a
-    hot item now and then, so dead letters and alerts show in the default run."""
+    """What the scheduled stream sends besides plain traffic: a few malformed records, a hot
+    item now and then, and users taking turns, so dead letters, alerts and sessions that end
+    show in the default run."""
     return {
         "malformed_fraction": generator.malformed_fraction,
         "hot_item": generator.hot_item,
         "hot_share": generator.hot_share,
         "hot_cycle_minutes": generator.hot_cycle_minutes,
+        "active_share": generator.active_share,
+        "visit_minutes": generator.visit_minutes,
     }
 
 

@@ -228,6 +228,12 @@ class GeneratorSettings(_Section):
     """Share of the events that go to the hot item while it is hot; 0 turns it off."""
     hot_cycle_minutes: int = Field(5, ge=1, le=1_440)
     """The hot item is hot during one minute in every this many."""
+    active_share: float = Field(0.2, gt=0, le=1)
+    """Share of the users the scheduled stream has active at a time: they take turns, each
+    active for PULSE_GENERATOR_VISIT_MINUTES, then away four times as long (at 0.2), so
+    sessions end and start in the default run; 1 keeps every user active."""
+    visit_minutes: float = Field(10.0, gt=0)
+    """How long each user of the scheduled stream stays active before others take over."""
 
     @field_validator("interaction_types")
     @classmethod

@@ -46,6 +46,10 @@ class GeneratorParams(BaseModel):
     hot_cycle_minutes: int = Field(
         0, ge=0, le=1_440, description="Hot during one minute in every this many (0: per burst)."
     )
+    active_share: float = Field(
+        1.0, gt=0, le=1, description="Share of users active at a time (they take turns)."
+    )
+    visit_minutes: float = Field(10.0, gt=0, description="How long each user stays active.")
     topic: str | None = Field(None, description="Topic (default PULSE_KAFKA_TOPIC).")
 
     @model_validator(mode="after")
@@ -86,6 +90,8 @@ class GeneratorParams(BaseModel):
             hot_share=self.hot_share,
             hot_every=self.hot_every,
             hot_cycle_minutes=self.hot_cycle_minutes,
+            active_share=self.active_share,
+            visit_minutes=self.visit_minutes,
         )
         return plan, config
 

@@ -65,6 +65,12 @@ class GeneratorConfig(BaseModel):
     """Relative weight per type; default: DEFAULT_MIX for the default types, else uniform."""
     user_skew: float = Field(0.8, ge=0, le=5)
     """Zipf exponent of user activity (0 = all users equally active)."""
+    active_share: float = Field(1.0, gt=0, le=1)
+    """Share of the users active at any moment. Below 1 they take turns: each user is active
+    for `visit_minutes` of event time, then away for visit_minutes x (1 / share - 1), so
+    users' sessions end and new ones start as they would on a real site."""
+    visit_minutes: float = Field(10.0, gt=0)
+    """With active_share below 1: how long each user stays among the active ones."""
     item_skew: float = Field(1.0, ge=0, le=5)
     """Zipf exponent of item popularity."""
     late_fraction: float = Field(0.0, ge=0, le=1)
@@ -148,7 +154,8 @@ class InteractionGenerator:
         self.config = config
         self.seed = seed
         self.run_id = run_id
-        self._user_cdf = zipf_cdf(config.users, config.user_skew)
+        self._active_users = max(1, round(config.users * config.active_share))
+        self._user_cdf = zipf_cdf(self._active_users, config.user_skew)
         self._item_cdf = zipf_cdf(config.items, config.item_skew)
         self._type_cdf = np.cumsum(config.type_weights())
         self._types = pl.Series("interaction_type", config.interaction_types, pl.String)
@@ -165,6 +172,19 @@ class InteractionGenerator:
         return pl.select(
             pl.when(chosen).then(pl.lit(self.config.hot_item)).otherwise(ids)
         ).to_series()
+
+    def _taking_turns(
+        self, ranks: npt.NDArray[np.int64], timestamps: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
+        """Users by their rank among the active ones at each event's time: the active ones
+        are a window over all users that moves on by one user every visit / active users."""
+        total = self.config.users
+        if self._active_users >= total:
+            return ranks
+        visit_ms = int(self.config.visit_minutes * 60_000)
+        offset = timestamps * self._active_users // visit_ms % total
+        moved: npt.NDArray[np.int64] = (ranks + offset) % total
+        return moved
 
     def burst(
         self, first_seq: int, count: int, start_ms: int, span_ms: int, hot: bool = False
@@ -183,6 +203,7 @@ class InteractionGenerator:
         late_max_ms = int(self.config.late_max_seconds * 1000)
         timestamps = timestamps.astype(np.int64) - late * rng.integers(1, late_max_ms + 1, count)
 
+        users = self._taking_turns(users, timestamps)
         events = pl.DataFrame(
             {
                 "event_id": _event_ids(self.run_id, first_seq, count),

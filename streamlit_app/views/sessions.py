@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import polars as pl
 import streamlit as st
 
 from pulse.ingest.sessions import SessionFigures, with_rates
@@ -29,7 +30,8 @@ def render(now: datetime) -> None:
     period = reads.period_for(view.window)
     frame = fetch(session_figures.sessions_by_period, period, view.since(now), now)
     window = view.label
-    _cards(fetch(session_figures.open_sessions, now, reach), session_figures.summed(frame), window)
+    in_range = session_figures.summed(frame)
+    _cards(fetch(session_figures.open_sessions, now, reach), in_range, window)
     rates = with_rates(frame)
     st.plotly_chart(
         charts.lines(
@@ -41,14 +43,32 @@ def render(now: datetime) -> None:
         ),
         key="started_ended",
     )
+    if in_range.ended:
+        _ended_charts(rates, period)
+    else:
+        st.info(
+            f"No session has ended in the {window} yet: a session ends "
+            f"{_minutes(idle)} minutes after its user's latest event "
+            "(PULSE_SESSIONS_IDLE_MINUTES), and its length, events and bounce are known then. "
+            "The charts of ended sessions appear with the first.",
+            icon=":material/timelapse:",
+        )
+    st.caption(
+        f"A session ends {_minutes(idle)} minutes after its user's latest event "
+        "(PULSE_SESSIONS_IDLE_MINUTES) and is counted as ended then; lengths, events per "
+        "session and bounces (sessions of one event) are of the sessions that ended. An event "
+        f"older than its user's latest counts in the user's current session. Since the start: "
+        f"{overall.started:,} sessions, {overall.events_per_session or 0:,.1f} events each."
+    )
+
+
+def _ended_charts(rates: pl.DataFrame, period: str) -> None:
     left, right = st.columns(2)
     with left:
         st.plotly_chart(
             charts.lines(
                 rates,
-                {
-                    "average_length_s": "average length",
-                },
+                {"average_length_s": "average length"},
                 f"Average length of the sessions ending per {period}",
                 period,
                 unit="seconds",
@@ -66,13 +86,10 @@ def render(now: datetime) -> None:
             ),
             key="bounce",
         )
-    st.caption(
-        f"A session ends {idle.total_seconds() / 60:.0f} minutes after its user's latest event "
-        "(PULSE_SESSIONS_IDLE_MINUTES) and is counted as ended then; lengths, events per "
-        "session and bounces (sessions of one event) are of the sessions that ended. An event "
-        f"older than its user's latest counts in the user's current session. Since the start: "
-        f"{overall.started:,} sessions, {overall.events_per_session or 0:,.1f} events each."
-    )
+
+
+def _minutes(span: timedelta) -> str:
+    return f"{span / timedelta(minutes=1):g}"
 
 
 def _cards(open_now: int, figures: SessionFigures, window: str) -> None:

@@ -166,3 +166,27 @@ def test_custom_interaction_types_are_drawn_uniformly_by_default() -> None:
     shares = dict(burst.events["interaction_type"].value_counts(normalize=True).iter_rows())
     assert set(shares) == {"like", "share"}
     assert shares["like"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_users_taking_turns_come_in_visits_and_stay_away_past_the_idle_time() -> None:
+    gen = _generator(users=500, active_share=0.2, visit_minutes=10)
+    minute = 60_000
+    events = pl.concat(
+        gen.burst(n * 2_000, 2_000, START_MS + n * minute, minute).events for n in range(120)
+    )
+    per_minute = events.group_by(pl.col("timestamp") // minute).agg(pl.col("user_id").n_unique())
+    # A fifth active, and the window moves on by 10 users (100 per 10 minutes) in a minute.
+    assert per_minute["user_id"].max() <= 100 + 10
+    visits = (
+        events.sort("user_id", "timestamp")
+        .with_columns(
+            (pl.col("timestamp").diff().over("user_id").fill_null(0) > 30 * minute)
+            .cum_sum()
+            .over("user_id")
+            .alias("visit")
+        )
+        .group_by("user_id", "visit")
+        .agg((pl.col("timestamp").max() - pl.col("timestamp").min()).alias("length"))
+    )
+    assert visits["length"].max() <= 10 * minute  # each stays 10 minutes at most at a time
+    assert visits.group_by("user_id").len()["len"].max() >= 2  # and comes back 40 minutes on

@@ -26,7 +26,8 @@ from pulse.generate.simulate import zipf_cdf
 from pulse.ingest import sketches
 from pulse.ingest.active_users import MONTH_DAYS, day_keys
 from pulse.ingest.sessions import Session, UserSessions
-from pulse.store import active_users, reads, session_figures, trending, writes
+from pulse.ingest.trending import RISING_BASELINE_MINUTES, RISING_MINUTES, WINDOWS
+from pulse.store import active_users, leaders, reads, session_figures, trending, writes
 from pulse.store.client import Document, mongo_client
 from pulse.store.schema import (
     BUCKET_ITEMS,
@@ -70,8 +71,8 @@ from pulse.store.writes import ensure_indexes
 
 TYPES = ("view", "click", "add_to_cart", "purchase")
 GOAL_MS = 200.0
-TRENDING_MINUTES = 65
-"""Boards the Items page reads: the rising items' 5 minutes and the 60 before them."""
+TRENDING_MINUTES = max(*WINDOWS, RISING_MINUTES + RISING_BASELINE_MINUTES)
+"""Boards the Items page reads: the longest trending window, or the rising items' minutes."""
 
 
 def _totals(count: int, rng: np.random.Generator, mean: float) -> np.ndarray:
@@ -191,11 +192,11 @@ def _seed_small(db: Database[Document], totals: dict[str, np.ndarray], now: date
         [{"_id": period_id(period, start)} | session_figures for period, start in periods]
         + [{"_id": SESSIONS_ALL} | session_figures]
     )
-    # A full board (twice BOARD_K candidates, as pruning leaves it at most) for each minute the
+    # A full board (twice BOARD_K candidates, the most it holds) for each minute the
     # Items page's trending and rising read.
-    board = {f"i{n + 1}": 1_000 - n for n in range(2 * trending.BOARD_K)}
+    board = trending.pack({f"i{n + 1}": 1_000 - n for n in range(2 * trending.BOARD_K)})
     db[MINUTE_LEADERS].insert_many(
-        {"_id": minute_id(now - timedelta(minutes=m)), "top": board}
+        {"_id": minute_id(now - timedelta(minutes=m)), trending.BOARD: board}
         for m in range(TRENDING_MINUTES)
     )
     # The item chart reads i1's bucket of each minute. As if every item were active every
@@ -268,7 +269,7 @@ def pages(db: Database[Document], now: datetime) -> dict[str, list[Callable[[], 
         ],
         "items": [
             lambda: trending.boards(db, now - timedelta(minutes=TRENDING_MINUTES - 1), now),
-            lambda: reads.ranked(db, Entity.ITEMS, "item_id", 10),
+            lambda: reads.ranked(db, Entity.ITEMS, "item_id", leaders.TOP_K),
             lambda: reads.ranked(db, Entity.ITEMS, "item_id", 10, True),
             lambda: reads.entity(db, Entity.ITEMS, "item_id", "i1"),
             lambda: reads.item_trend(db, "i1", MINUTE, since, now),

@@ -23,8 +23,9 @@ WINDOWS = (5, 15, 60)
 """Trending windows offered, in minutes (the last 5, 15 and 60 minutes)."""
 RISING_MINUTES = 5
 """Rising items compare their last 5 minutes..."""
-RISING_BASELINE_MINUTES = 60
-"""...with their own rate over the 60 minutes before."""
+RISING_BASELINE_MINUTES = 30
+"""...with their own rate over the 30 minutes before (the boards of 35 minutes are what the
+Items page can read within its budget at 100k items)."""
 RISING_MIN_EVENTS = 20
 """Interactions an item needs in the last RISING_MINUTES to be called rising (fewer are
 noise: 3 against a baseline of 0.1 is no trend)."""

@@ -36,21 +36,18 @@ LOW_BUCKETS = 32
 """Documents per listed total: each stays small enough to read in milliseconds on FerretDB."""
 
 
-def top_threshold(top: dict[str, int], k: int = TOP_K) -> int:
-    """The smallest total that can still enter the top `k` (0 while fewer are known)."""
-    if len(top) < k:
+def top_threshold(top: dict[str, int]) -> int:
+    """The smallest total that can still enter the top K (0 while fewer than K are known)."""
+    if len(top) < TOP_K:
         return 0
-    return heapq.nlargest(k, top.values())[-1]
+    return heapq.nlargest(TOP_K, top.values())[-1]
 
 
-def leader_update(
-    entity: str, totals: dict[str, int], top: dict[str, int], k: int = TOP_K
-) -> Statement | None:
-    """The update of `leaders/<entity>` (a board of the top `k`) after a batch left `totals`
-    (id → current total) on the documents it touched; `top` is the stored map, as read
-    before the batch."""
-    threshold = top_threshold(top, k)
-    best = heapq.nlargest(k, totals.items(), key=lambda pair: pair[1])
+def leader_update(entity: str, totals: dict[str, int], top: dict[str, int]) -> Statement | None:
+    """The update of `leaders/<entity>` after a batch left `totals` (id → current total)
+    on the documents it touched; `top` is the stored map, as read before the batch."""
+    threshold = top_threshold(top)
+    best = heapq.nlargest(TOP_K, totals.items(), key=lambda pair: pair[1])
     raised = {f"top.{key}": total for key, total in best if total >= threshold}
     if not raised:
         return None
@@ -92,12 +89,12 @@ def low_updates(entity: str, totals: dict[str, int], added: dict[str, int]) -> l
     ]
 
 
-def top_prune(entity: str, top: dict[str, int], added: int, k: int = TOP_K) -> Statement | None:
-    """Drop candidates that can no longer reach the top `k` once `top` (plus `added` new
-    candidates) has grown past 4 k: everything below the 2k-th value."""
-    if len(top) + added <= 4 * k:
+def top_prune(entity: str, top: dict[str, int], added: int) -> Statement | None:
+    """Drop candidates that can no longer reach the top K once `top` (plus `added` new
+    candidates) has grown past 4 K: everything below the 2K-th value."""
+    if len(top) + added <= 4 * TOP_K:
         return None
-    keep = set(heapq.nlargest(2 * k, top, key=top.__getitem__))
+    keep = set(heapq.nlargest(2 * TOP_K, top, key=top.__getitem__))
     drop = {f"top.{key}": "" for key in top if key not in keep}
     return {"q": {"_id": entity}, "u": {"$unset": drop}} if drop else None
 

@@ -1,29 +1,66 @@
 """Per-minute boards of the busiest items, and the trending items read from them.
 
 A `minute_leaders` document per minute holds candidates for its top BOARD_K items with their
-counts in the minute. The entity flush, after writing item x minute figures, reads
-back the touched items' counts in their buckets and offers them to their minutes' boards
-(`$max`, as the all-time boards: idempotent, so a replay changes nothing it should not). A
-trending window then reads one small document per minute (pulse/ingest/trending.py).
+counts in the minute, as one string ('i1=310,i7=122,...'): FerretDB decodes a document field
+by field, and the Items page reads up to an hour of boards, so 200 fields a board cost it
+four times what a string does. The entity flush, after writing item x minute figures, reads
+back the touched items' counts in their buckets, and sets each touched minute's board to
+the larger count of each item, as read and as offered, cut to the 2 x BOARD_K largest,
+guarded by the board as read (another consumer's write meanwhile refuses it; it is read and
+written again, pulse/store/contended.py). A minute's counts only grow, so its true top
+BOARD_K are always on the board with their exact counts (pulse/ingest/trending.py).
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
-from pymongo import UpdateOne
 from pymongo.database import Database
 
 from pulse.ingest.trending import Ranking, rank
-from pulse.store import leaders
 from pulse.store.client import Document
+from pulse.store.contended import write_in_rounds
 from pulse.store.reads import by_ids, item_minute_figures, minute_ids
 from pulse.store.schema import MINUTE_LEADERS, item_minute_id
+from pulse.store.statements import Statement
+from pulse.store.writes import upsert_guarded
 
 BOARD_K = 100
 """Items a minute's board holds for certain: twice the page's longest list, so an item ranked
 near the 50th in most minutes is still counted exactly over a window."""
+BOARD = "top"
+"""The field of a board: its candidates as one string."""
+_PAIRS = ","
+_COUNT = "="
+
+
+def pack(board: dict[str, int]) -> str:
+    """A board as stored: 'item=count' pairs, largest first (ids hold no ',' or '=')."""
+    ordered = sorted(board.items(), key=lambda pair: (-pair[1], pair[0]))
+    return _PAIRS.join(f"{item}{_COUNT}{count}" for item, count in ordered)
+
+
+def unpack(stored: Any) -> dict[str, int]:
+    """A board from its stored string ('' or missing: empty)."""
+    if not isinstance(stored, str) or not stored:
+        return {}
+    pairs = (pair.rsplit(_COUNT, 1) for pair in stored.split(_PAIRS))
+    return {item: int(count) for item, count in pairs}
+
+
+def merged(board: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
+    """The board after offering it `counts` (the minute counts of the items a flush touched):
+    each item's larger count, cut to the 2 x BOARD_K largest."""
+    after = dict(board)
+    for item, count in counts.items():
+        after[item] = max(after.get(item, 0), count)
+    if len(after) <= 2 * BOARD_K:
+        return after
+    kept = heapq.nlargest(2 * BOARD_K, after.items(), key=lambda pair: (pair[1], pair[0]))
+    return dict(kept)
 
 
 def offer(db: Database[Document], touched: Iterable[tuple[str, str]], buckets: int) -> int:
@@ -35,29 +72,33 @@ def offer(db: Database[Document], touched: Iterable[tuple[str, str]], buckets: i
     counts: dict[str, dict[str, int]] = {}
     for (doc_id, item), figures in item_minute_figures(db, wanted).items():
         counts.setdefault(doc_id.split("|", 1)[0], {})[item] = int(figures.get("total", 0))
-    boards = {
-        doc["_id"]: doc.get("top", {})
-        for doc in by_ids(db, MINUTE_LEADERS, sorted(counts), {"top": 1})
-    }
-    statements = []
-    for minute, minute_counts in sorted(counts.items()):
-        board = boards.get(minute, {})
-        statements += [
-            leaders.leader_update(minute, minute_counts, board, BOARD_K),
-            leaders.top_prune(minute, board, min(len(minute_counts), BOARD_K), BOARD_K),
-        ]
-    requests = [UpdateOne(s["q"], s["u"], upsert=bool(s.get("upsert"))) for s in statements if s]
-    if not requests:
-        return 0
-    result = db[MINUTE_LEADERS].bulk_write(requests, ordered=True)
-    return result.modified_count + result.upserted_count
+    changed = [0]
+
+    def write_round(minutes: list[str]) -> set[str]:
+        docs = by_ids(db, MINUTE_LEADERS, minutes, {BOARD: 1})
+        stored = {doc["_id"]: doc.get(BOARD) for doc in docs}
+        statements: list[Statement] = []
+        for minute in minutes:
+            before = stored.get(minute)
+            after = pack(merged(unpack(before), counts[minute]))
+            if after != before:
+                guard = {BOARD: before} if minute in stored else {BOARD: {"$exists": False}}
+                statements.append(
+                    {"q": {"_id": minute, **guard}, "u": {"$set": {BOARD: after}}, "upsert": True}
+                )
+        result = upsert_guarded(db, MINUTE_LEADERS, statements)
+        changed[0] += result.upserted + result.modified
+        return set(result.refused_ids)
+
+    write_in_rounds(MINUTE_LEADERS, sorted(counts), write_round)
+    return changed[0]
 
 
 def boards(db: Database[Document], since: datetime, until: datetime) -> list[dict[str, int]]:
     """The boards of the minutes from `since`'s to `until`'s (a minute without one: empty)."""
     ids = minute_ids(since, until)
-    found = {doc["_id"]: doc.get("top", {}) for doc in by_ids(db, MINUTE_LEADERS, ids, {"top": 1})}
-    return [{item: int(n) for item, n in found.get(minute, {}).items()} for minute in ids]
+    found = {doc["_id"]: doc.get(BOARD) for doc in by_ids(db, MINUTE_LEADERS, ids, {BOARD: 1})}
+    return [unpack(found.get(minute)) for minute in ids]
 
 
 def trending(db: Database[Document], now: datetime, minutes: int, n: int) -> Ranking:

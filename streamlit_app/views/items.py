@@ -39,7 +39,9 @@ lookup = st.text_input("Look up an item", placeholder="e.g. i42", key="item_look
 
 
 def render(now: datetime) -> None:
-    top = fetch(reads.ranked, Entity.ITEMS, "item_id", n)
+    # One read of the leader board serves the top chart and the conversion ranking.
+    busiest = fetch(reads.ranked, Entity.ITEMS, "item_id", max(n, TOP_K))
+    top = busiest.head(n)
     if top.height == 0:
         st.info("No items yet: nothing has been aggregated.", icon=":material/hourglass_empty:")
         return
@@ -57,7 +59,7 @@ def render(now: datetime) -> None:
         )
     st.dataframe(top, hide_index=True, key="top_items_table")
     _trending(now, n, window or WINDOWS[1])
-    _by_conversion(n)
+    _by_conversion(busiest, n)
     if lookup and entity_card(Entity.ITEMS, "item_id", "item", lookup) is not None:
         since = max(view.since(now), now - reads.ITEM_TREND_WINDOW)
         period = reads.item_period_for(now - since)
@@ -116,11 +118,10 @@ def _trending(now: datetime, n: int, minutes: int) -> None:
         )
 
 
-def _by_conversion(n: int) -> None:
-    """The busiest items ranked by conversion: the leader board's candidates, so the page
-    reads TOP_K items, not every item."""
+def _by_conversion(busiest: pl.DataFrame, n: int) -> None:
+    """The busiest items (the leader board's TOP_K candidates, not every item) ranked by
+    conversion."""
     steps, least = settings().funnel_steps, settings().funnel.min_events
-    busiest = fetch(reads.ranked, Entity.ITEMS, "item_id", TOP_K)
     ranked = ranked_by_conversion(busiest, steps, n, least)
     st.subheader(f"Highest conversion ({steps[-1]} per {steps[0]})")
     st.caption(

@@ -176,7 +176,7 @@ def test_users_taking_turns_come_in_visits_and_stay_away_past_the_idle_time() ->
     )
     per_minute = events.group_by(pl.col("timestamp") // minute).agg(pl.col("user_id").n_unique())
     # A fifth active, and the window moves on by 10 users (100 per 10 minutes) in a minute.
-    assert per_minute["user_id"].max() <= 100 + 10
+    assert per_minute.select(pl.col("user_id").max()).item() <= 100 + 10
     visits = (
         events.sort("user_id", "timestamp")
         .with_columns(
@@ -188,5 +188,6 @@ def test_users_taking_turns_come_in_visits_and_stay_away_past_the_idle_time() ->
         .group_by("user_id", "visit")
         .agg((pl.col("timestamp").max() - pl.col("timestamp").min()).alias("length"))
     )
-    assert visits["length"].max() <= 10 * minute  # each stays 10 minutes at most at a time
-    assert visits.group_by("user_id").len()["len"].max() >= 2  # and comes back 40 minutes on
+    # Each stays 10 minutes at most at a time, and comes back 40 minutes on.
+    assert visits.select(pl.col("length").max()).item() <= 10 * minute
+    assert visits.group_by("user_id").len().select(pl.col("len").max()).item() >= 2

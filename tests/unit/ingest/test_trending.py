@@ -10,26 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pulse.ingest.trending import rank, rising
-from pulse.store import leaders
 from pulse.store.trending import BOARD_K as K
+from pulse.store.trending import merged, pack, unpack
 
 
 def _offered(board: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
     """A minute's board after a flush left `counts` (the touched items' minute counts), as
-    pulse/store/trending.py:offer updates it."""
-    board = dict(board)
-    for statement in (
-        leaders.leader_update("m", counts, board, K),
-        leaders.top_prune("m", board, min(len(counts), K), K),
-    ):
-        if statement is None:
-            continue
-        for path, value in statement["u"].get("$max", {}).items():
-            item = path.removeprefix("top.")
-            board[item] = max(board.get(item, 0), value)
-        for path in statement["u"].get("$unset", {}):
-            board.pop(path.removeprefix("top."), None)
-    return board
+    pulse/store/trending.py:offer sets it, through its stored string."""
+    return unpack(pack(merged(board, counts)))
 
 
 def _minute(

@@ -22,14 +22,40 @@ has passed are final; those of minutes to come are the open sessions.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import polars as pl
 
 from pulse.ingest.aggregate import MINUTE_MS
 
-FIELDS = ("started", "ended", "events", "length_ms", "bounces")
-"""A minute's session figures, in the order `MinuteChanges` keeps them."""
+
+@dataclass(frozen=True)
+class SessionFigures:
+    """Session figures over some minutes (a sum of their documents)."""
+
+    started: int = 0
+    ended: int = 0
+    events: int = 0
+    length_ms: int = 0
+    bounces: int = 0
+
+    @property
+    def average_length_s(self) -> float | None:
+        """Average length of the sessions that ended, in seconds."""
+        return self.length_ms / self.ended / 1000 if self.ended else None
+
+    @property
+    def events_per_session(self) -> float | None:
+        return self.events / self.ended if self.ended else None
+
+    @property
+    def bounce_rate(self) -> float | None:
+        """Share of the sessions that ended with one event only."""
+        return self.bounces / self.ended if self.ended else None
+
+
+FIELDS = tuple(field.name for field in fields(SessionFigures))
+"""A period's session figures, in the order `MinuteChanges` keeps them."""
 STARTED, ENDED, EVENTS, LENGTH_MS, BOUNCES = range(len(FIELDS))
 
 MinuteChanges = dict[int, list[int]]
@@ -108,31 +134,6 @@ def nonzero(changes: MinuteChanges) -> MinuteChanges:
     """The minutes whose figures change (a session extended within its end minute changes
     only some, and one left as it was none)."""
     return {minute: figures for minute, figures in changes.items() if any(figures)}
-
-
-@dataclass(frozen=True)
-class SessionFigures:
-    """Session figures over some minutes (a sum of their documents)."""
-
-    started: int = 0
-    ended: int = 0
-    events: int = 0
-    length_ms: int = 0
-    bounces: int = 0
-
-    @property
-    def average_length_s(self) -> float | None:
-        """Average length of the sessions that ended, in seconds."""
-        return self.length_ms / self.ended / 1000 if self.ended else None
-
-    @property
-    def events_per_session(self) -> float | None:
-        return self.events / self.ended if self.ended else None
-
-    @property
-    def bounce_rate(self) -> float | None:
-        """Share of the sessions that ended with one event only."""
-        return self.bounces / self.ended if self.ended else None
 
 
 def with_rates(frame: pl.DataFrame) -> pl.DataFrame:

@@ -194,6 +194,8 @@ def _flatten(doc: Document, key: str) -> dict[str, Any]:
     row: dict[str, Any] = {key: doc["_id"], "total": int(doc.get("total", 0))}
     row |= {f"types.{k}": int(v) for k, v in doc.get("types", {}).items()}
     row |= {name: doc.get(name) for name in ("first_seen", "last_seen")}
+    if "sessions" in doc:  # users' (pulse/store/user_figures.py)
+        row["sessions"] = int(doc["sessions"])
     return row
 
 

@@ -40,6 +40,11 @@ def render(now: datetime) -> None:
     if lookup:
         user = entity_card(Entity.USERS, "user_id", "user", lookup)
         if user is not None:
+            st.metric(
+                "Sessions",
+                f"{user.get('sessions', 0):,}",
+                help="Sessions the user began (PULSE_SESSIONS_IDLE_MINUTES apart); exact.",
+            )
             st.json({key: value for key, value in user.items() if key.startswith("types.")})
 
 

@@ -131,6 +131,7 @@ def test_users_page_histogram_counts_every_user(seeded: Settings) -> None:
     assert sum(bars) == users
     at.text_input(key="user_lookup").input(busiest).run()
     assert _metrics(at)["Interactions"] == f"{totals[busiest]:,}"
+    assert _metrics(at)["Sessions"] == "1"  # its events came within seconds
 
 
 def test_sessions_page_shows_the_sessions_mongodb_holds(seeded: Settings) -> None:

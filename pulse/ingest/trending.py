@@ -99,20 +99,27 @@ def rising(
     before: Sequence[Mapping[str, int]],
     n: int,
     min_events: int,
+    k: int,
 ) -> list[tuple[str, int, float]]:
     """Items busiest in the `recent` minutes against their own rate in the minutes `before`:
-    (item, events in the recent minutes, ratio to its average over as many minutes before),
-    the highest ratios first, for items with at least `min_events` recently. Counts are the
-    boards' (lower bounds for items outside a minute's top K)."""
+    (item, events in the recent minutes, ratio to its rate before, scaled to as many
+    minutes), the highest ratios first, for items with at least `min_events` recently. The
+    rate before is the most the boards allow (an item missing from a minute's board may have
+    counted up to its K-th value there), so an item seldom on the boards does not look
+    risen from nothing."""
     now = _sums(recent)
-    earlier = _sums(before)
+    earlier, unlisted = bounds(before, k)
     scale = len(recent) / max(len(before), 1)
     ratios = [
-        (item, events, events / max(earlier.get(item, 0) * scale, 1.0))
+        (item, events, events / max(_most(earlier, unlisted, item) * scale, 1.0))
         for item, events in now.items()
         if events >= min_events
     ]
     return sorted(ratios, key=lambda row: (-row[2], -row[1], row[0]))[:n]
+
+
+def _most(found: Mapping[str, Trending], unlisted: int, item: str) -> int:
+    return found[item].most if item in found else unlisted
 
 
 def _sums(boards: Sequence[Mapping[str, int]]) -> dict[str, int]:

@@ -57,8 +57,8 @@ def render(now: datetime) -> None:
             charts.ranked_bars(bottom, "item_id", view.types, f"Bottom {n} items since the start"),
             key="bottom_items",
         )
-    st.dataframe(top, hide_index=True, key="top_items_table")
     _trending(now, n, window or WINDOWS[1])
+    st.dataframe(top, hide_index=True, key="top_items_table")
     _by_conversion(busiest, n)
     if lookup and entity_card(Entity.ITEMS, "item_id", "item", lookup) is not None:
         since = max(view.since(now), now - reads.ITEM_TREND_WINDOW)
@@ -99,7 +99,9 @@ def _trending(now: datetime, n: int, minutes: int) -> None:
                 f"board of {trending.BOARD_K} holds): counts are at least these."
             )
     with right:
-        risers = rising(boards[-RISING_MINUTES:], boards[:-RISING_MINUTES], n, RISING_MIN_EVENTS)
+        recent = boards[-RISING_MINUTES:]
+        before = boards[-(RISING_MINUTES + RISING_BASELINE_MINUTES) : -RISING_MINUTES]
+        risers = rising(recent, before, n, RISING_MIN_EVENTS, trending.BOARD_K)
         st.subheader("Rising")
         st.dataframe(
             pl.DataFrame(
@@ -113,8 +115,9 @@ def _trending(now: datetime, n: int, minutes: int) -> None:
         )
         st.caption(
             f"Items with at least {RISING_MIN_EVENTS} interactions in the last "
-            f"{RISING_MINUTES} minutes, by how many times their own average over the "
-            f"{RISING_BASELINE_MINUTES} minutes before (from the per-minute boards)."
+            f"{RISING_MINUTES} minutes, by how many times their own rate over the "
+            f"{RISING_BASELINE_MINUTES} minutes before, at its most: an item missing from a "
+            "minute's board counts as if it had as many as the board's last."
         )
 
 

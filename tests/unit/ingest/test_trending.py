@@ -81,4 +81,11 @@ def test_flat_traffic_over_more_items_than_a_board_holds_is_not_called_exact() -
 def test_rising_items_are_busy_now_against_their_own_rate_before() -> None:
     before = [{"steady": 10, "hot": 1}] * 12
     recent = [{"steady": 10, "hot": 40, "quiet": 2}]
-    assert rising(recent, before, 5, min_events=5) == [("hot", 40, 40.0), ("steady", 10, 1.0)]
+    assert rising(recent, before, 5, 5, K) == [("hot", 40, 40.0), ("steady", 10, 1.0)]
+
+
+def test_an_item_seldom_on_the_boards_before_is_judged_by_the_most_it_can_have_had() -> None:
+    # Full boards of two before: an item missing from them may have had 8 a minute there.
+    before = [{"a": 9, "b": 8}] * 10
+    recent = [{"a": 9, "b": 8, "new": 16}]
+    assert rising(recent, before, 5, 5, k=2) == [("new", 16, 2.0), ("a", 9, 1.0), ("b", 8, 1.0)]

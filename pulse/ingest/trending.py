@@ -106,7 +106,9 @@ def rising(
     minutes), the highest ratios first, for items with at least `min_events` recently. The
     rate before is the most the boards allow (an item missing from a minute's board may have
     counted up to its K-th value there), so an item seldom on the boards does not look
-    risen from nothing."""
+    risen from nothing. Minutes before with no board at all (nothing counted yet: a pipeline
+    just started) are left out of the rate."""
+    before = [board for board in before if board]
     now = _sums(recent)
     earlier, unlisted = bounds(before, k)
     scale = len(recent) / max(len(before), 1)

@@ -84,6 +84,11 @@ def test_rising_items_are_busy_now_against_their_own_rate_before() -> None:
     assert rising(recent, before, 5, 5, K) == [("hot", 40, 40.0), ("steady", 10, 1.0)]
 
 
+def test_minutes_before_anything_was_counted_do_not_lower_the_rate() -> None:
+    before: list[dict[str, int]] = [{}] * 20 + [{"steady": 10}] * 10
+    assert rising([{"steady": 10}], before, 5, 5, K) == [("steady", 10, 1.0)]
+
+
 def test_an_item_seldom_on_the_boards_before_is_judged_by_the_most_it_can_have_had() -> None:
     # Full boards of two before: an item missing from them may have had 8 a minute there.
     before = [{"a": 9, "b": 8}] * 10

@@ -46,6 +46,9 @@ def test_benchmark_suite_runs_and_writes_its_summary(
         "items",
         "items, 14 days",
         "users",
+        "funnel",
+        "sessions",
+        "sessions, 7 days",
         "alerts",
         "health",
     ]

@@ -92,7 +92,7 @@ def test_items_page_ranks_items_by_interactions(seeded: Settings) -> None:
     with mongo_client(seeded.mongo) as client:
         totals = reads.item_totals(database(client, seeded.mongo))
         top = sorted(totals, key=lambda item: (-totals[item], item))[:10]
-    table = at.dataframe[0].value
+    table = at.dataframe[1].value  # after the rising items
     assert list(table["item_id"]) == top
     charts = {
         json.loads(chart.proto.spec)["layout"]["title"]["text"]: json.loads(chart.proto.spec)
@@ -204,10 +204,13 @@ def test_alerts_page_lists_firing_and_recent_alerts(seeded: Settings) -> None:
                 },
             ]
         )
+        # The seeded stream may have fired the shipped rules too (item-surge, at 4x usual).
+        fired = {doc["_id"]: doc["state"] for doc in db[ALERTS].find({}, {"state": 1})}
     at = _page("views/alerts.py")
-    assert _metrics(at)["Firing now"] == "1"
+    assert _metrics(at)["Firing now"] == str(list(fired.values()).count("firing"))
     recent = at.dataframe[-1].value
-    assert sorted(recent["key"]) == ["i1", "i2"]
+    assert {"i1", "i2"} <= set(recent["key"])
+    assert len(recent) == len(fired)
 
 
 @pytest.mark.parametrize("page", PAGES)

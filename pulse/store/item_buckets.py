@@ -39,10 +39,7 @@ from pulse.store.schema import (
     item_path,
 )
 from pulse.store.statements import Guard, Statement, as_int64, entity_counts
-from pulse.store.writes import (
-    UpsertResult,
-    watermark,
-)
+from pulse.store.writes import UpsertResult, holds
 
 log = logging.getLogger(__name__)
 
@@ -158,13 +155,12 @@ def _write_round(
 ) -> set[str]:
     """Read the buckets, write those not holding the flush yet; adds what happened to `done`
     and returns the buckets whose write found another version."""
-    key, last = guard.key
-    projection = {BUCKET_ITEMS: 1, BUCKET_VERSION: 1, key: 1}
+    projection = {BUCKET_ITEMS: 1, BUCKET_VERSION: 1, guard.key[0]: 1}
     stored = {doc["_id"]: doc for doc in by_ids(db, ITEM_BUCKETS, sorted(rows), projection)}
     plans: dict[str, _Plan] = {}
     for bucket, held in sorted(rows.items()):
         doc = stored.get(bucket)
-        if doc is not None and watermark(doc, key) >= last:
+        if holds(doc, guard):
             new, totals = held_by(doc, (row["item_id"] for row in held), flush_id)
             done.new_items += new
             done.totals |= totals

@@ -72,7 +72,7 @@ def offer(db: Database[Document], touched: Iterable[tuple[str, str]], buckets: i
     counts: dict[str, dict[str, int]] = {}
     for (doc_id, item), figures in item_minute_figures(db, wanted).items():
         counts.setdefault(doc_id.split("|", 1)[0], {})[item] = int(figures.get("total", 0))
-    changed = [0]
+    changed = 0
 
     def write_round(minutes: list[str]) -> set[str]:
         docs = by_ids(db, MINUTE_LEADERS, minutes, {BOARD: 1})
@@ -86,12 +86,13 @@ def offer(db: Database[Document], touched: Iterable[tuple[str, str]], buckets: i
                 statements.append(
                     {"q": {"_id": minute, **guard}, "u": {"$set": {BOARD: after}}, "upsert": True}
                 )
+        nonlocal changed
         result = upsert_guarded(db, MINUTE_LEADERS, statements)
-        changed[0] += result.upserted + result.modified
+        changed += result.upserted + result.modified
         return set(result.refused_ids)
 
     write_in_rounds(MINUTE_LEADERS, sorted(counts), write_round)
-    return changed[0]
+    return changed
 
 
 def boards(db: Database[Document], since: datetime, until: datetime) -> list[dict[str, int]]:

@@ -42,7 +42,7 @@ from pulse.store.reads import by_ids
 from pulse.store.schema import BUCKET_USERS, USER_BUCKETS, ids_by_bucket, user_bucket, user_path
 from pulse.store.statements import Guard, Statement
 from pulse.store.user_figures import UserFigures, pack, stored_total, unpack
-from pulse.store.writes import UpsertResult, watermark
+from pulse.store.writes import UpsertResult, holds
 
 
 @dataclass
@@ -119,12 +119,11 @@ def plan_sessions(
     not additive: a replay could not tell them from the users once written). A bucket that
     holds the flush already is left out: the minutes took the flush before it did.
     """
-    key, last = guard.key
     stored = _read(db, rows, guard)
     planned = SessionsPlanned(rows, stored, {}, {})
     for bucket, added in sorted(rows.items()):
         doc = stored.get(bucket)
-        if doc is not None and watermark(doc, key) >= last:
+        if holds(doc, guard):
             continue
         held: dict[str, Any] = (doc or {}).get(BUCKET_USERS, {})
         for user, flushed in added.items():
@@ -207,7 +206,6 @@ def _write_round(
 ) -> set[str]:
     """Write the buckets not holding the flush yet, as `stored` holds them; adds what
     happened to `done` and returns the buckets whose write found another value."""
-    key, last = guard.key
     times = {user: flushed.times for added in rows.values() for user, flushed in added.items()}
 
     def sessions_after(user: str, before: UserSessions) -> UserSessions:
@@ -221,7 +219,7 @@ def _write_round(
     for bucket, added in sorted(rows.items()):
         doc = stored.get(bucket)
         held: dict[str, Any] = (doc or {}).get(BUCKET_USERS, {})
-        if doc is not None and watermark(doc, key) >= last:
+        if holds(doc, guard):
             # A replay: the bucket holds the flush's own figures already.
             for user, flushed in added.items():
                 after = stored_total(held[user]) if user in held else flushed.figures.total

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import bson
 from pymongo import UpdateOne
@@ -50,7 +50,7 @@ from pulse.store.schema import (
     offsets_id,
     timeline_id,
 )
-from pulse.store.statements import Statement
+from pulse.store.statements import Guard, Statement
 
 log = logging.getLogger(__name__)
 
@@ -317,6 +317,12 @@ def update_leaders(
         return 0
     result = db[LEADERS].bulk_write(requests, ordered=True)
     return result.modified_count + result.upserted_count
+
+
+def holds(doc: Document | None, guard: Guard) -> TypeGuard[Document]:
+    """Whether a bucket as read holds the flush `guard` marks already (a replay of it)."""
+    key, last = guard.key
+    return doc is not None and watermark(doc, key) >= last
 
 
 def watermark(doc: Document, dotted: str) -> int:
